@@ -1,0 +1,157 @@
+"""Payloads that cross a boundary: one definition, imported by the functions and the pipelines.
+
+Validation here is the first line of defence: every error names the field that is wrong, and
+nothing that could escape its place (a model name with ``/`` or ``..``) gets past these types.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# CloudEvent types and the source the functions use when they emit.
+EVENT_FEATURES_INGEST = "features.ingest"
+EVENT_MODEL_PUBLISHED = "model.published"
+
+MAX_FEATURE_KEYS = 512
+MAX_KEY_LENGTH = 128
+MAX_STRING_VALUE = 1024
+MAX_ENTITY_ID = 256
+MAX_BATCH = 10_000
+
+Stage = Literal["staging", "production", "archived"]
+FeatureValue = float | int | str | bool | None
+
+
+def _check_name(value: str) -> str:
+    """Model names become S3 keys and cache keys: lowercase words, digits, ``.``, ``_``, ``-``."""
+    if value in {".", ".."} or ".." in value:
+        raise ValueError("must not contain '..'")
+    return value
+
+
+ModelName = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$"),
+    AfterValidator(_check_name),
+]
+EntityId = Annotated[str, Field(min_length=1, max_length=MAX_ENTITY_ID, pattern=r"^[^\x00-\x1f]+$")]
+
+
+def _check_features(features: dict[str, Any]) -> dict[str, Any]:
+    if len(features) > MAX_FEATURE_KEYS:
+        raise ValueError(f"at most {MAX_FEATURE_KEYS} keys, got {len(features)}")
+    for key, value in features.items():
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise ValueError(f"key {key[:40]!r}: length must be 1..{MAX_KEY_LENGTH}")
+        if "\x00" in key:
+            raise ValueError(f"key {key[:40]!r}: NUL characters are not allowed")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{key}: NaN and Infinity are not allowed; send null for missing")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+            raise ValueError(f"{key}: integer out of range (|x| <= 2^53)")
+        if isinstance(value, str) and (len(value) > MAX_STRING_VALUE or "\x00" in value):
+            raise ValueError(f"{key}: strings must be at most {MAX_STRING_VALUE} chars, no NUL")
+    return features
+
+
+Features = Annotated[dict[str, FeatureValue], AfterValidator(_check_features)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureVector(_Strict):
+    """One entity's features at one event time (the row of the feature store)."""
+
+    entity_id: EntityId
+    event_time: datetime = Field(description="ISO 8601 with a time zone")
+    features: Features
+
+    @model_validator(mode="after")
+    def _aware(self) -> FeatureVector:
+        if self.event_time.tzinfo is None or self.event_time.utcoffset() is None:
+            raise ValueError("event_time: a time zone is required (e.g. 2024-01-31T12:00:00Z)")
+        return self
+
+
+class IngestBatch(_Strict):
+    """A batch of feature vectors; also the data of a `features.ingest` CloudEvent."""
+
+    vectors: list[FeatureVector] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class IngestResult(BaseModel):
+    received: int
+    written: int = Field(description="rows inserted or changed; a redelivery writes 0")
+
+
+class ModelRef(_Strict):
+    name: ModelName
+    version: int | None = Field(default=None, ge=1, description="None means production")
+
+
+class PredictInstance(_Strict):
+    """Score explicit features, or the latest features of an entity."""
+
+    features: Features | None = None
+    entity_id: EntityId | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PredictInstance:
+        if (self.features is None) == (self.entity_id is None):
+            raise ValueError("give exactly one of 'features' or 'entity_id'")
+        return self
+
+
+class PredictRequest(_Strict):
+    model: ModelName | None = None
+    instances: list[PredictInstance] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single(cls, data: Any) -> Any:
+        """Accept one instance at the top level (``{"features": {...}}``) as a batch of one."""
+        if isinstance(data, dict) and "instances" not in data:
+            single = {k: data[k] for k in ("features", "entity_id") if k in data}
+            rest = {k: v for k, v in data.items() if k not in single}
+            return {**rest, "instances": [single]}
+        return data
+
+
+class Prediction(BaseModel):
+    label: str | float | None
+    probabilities: dict[str, float] | None = None
+    cached: bool = False
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[Prediction]
+
+
+class ModelPublished(_Strict):
+    """Data of a `model.published` CloudEvent and the body of a reload request."""
+
+    name: ModelName
+    version: int = Field(ge=1)
+
+
+class ReloadResult(BaseModel):
+    name: str
+    version: int
+    sha256: str
+    stage: Stage
+    validated_rows: int
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx body: a message that names the field or the cause."""
+
+    error: str
+    detail: list[dict[str, Any]] | None = None

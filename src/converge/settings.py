@@ -1,0 +1,76 @@
+"""One settings object for every process: environment variables with the ``CONVERGE_`` prefix.
+
+Defaults match what ``converge up`` starts on this machine: ``converge up`` writes the addresses it
+chose to ``<state_dir>/stack.env``, and that file is read as a fallback after the environment, so a
+process started next to a running local stack finds it without any exports.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_state_dir() -> Path:
+    """Where the local stack keeps its data: ``$CONVERGE_STATE_DIR`` or ``~/.local/state/converge``."""
+    explicit = os.environ.get("CONVERGE_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "converge"
+
+
+class Settings(BaseSettings):
+    """Connection settings and tunables, read from ``CONVERGE_*`` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONVERGE_",
+        env_file=str(default_state_dir() / "stack.env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    # Stack backend for `converge up` and the test fixtures: local processes or Testcontainers.
+    stack_backend: str = "auto"
+
+    # Postgres through PgBouncer (transaction pool mode). asyncpg needs statement_cache_size=0 there.
+    database_url: SecretStr = SecretStr("postgresql://converge:converge@127.0.0.1:56432/converge")
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    db_command_timeout_s: float = 30.0
+
+    redis_url: str = "redis://127.0.0.1:56379/0"
+    cache_ttl_s: int = 300
+    reload_channel: str = "converge:model-published"
+
+    s3_endpoint_url: str = "http://127.0.0.1:58333"
+    s3_access_key: SecretStr = SecretStr("converge")
+    s3_secret_key: SecretStr = SecretStr("converge-secret")
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "converge-models"
+
+    h2o_url: str = "http://127.0.0.1:54321"
+    h2o_heap: str = "2g"
+
+    # Serving.
+    default_model: str = "demo"
+    scorer_backend: str = "auto"
+    admin_token: SecretStr = SecretStr("")
+    registry_poll_s: float = 10.0
+    max_body_bytes: int = 1_048_576
+    max_batch_rows: int = 10_000
+
+    # Where training sends `model.published` (a Knative Broker URL, or the local reload function).
+    broker_url: str = "http://127.0.0.1:8080/events"
+    event_source: str = "converge"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
