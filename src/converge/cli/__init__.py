@@ -1,0 +1,8 @@
+"""The ``converge`` command line. Each submodule adds the commands of one concept."""
+
+from converge.cli._app import app
+
+# Importing a module registers its commands on `app`.
+# (add one line per command module, keep them sorted)
+
+__all__ = ["app"]

@@ -1,0 +1,10 @@
+"""The root Typer app; command modules register themselves on it."""
+
+import typer
+
+app = typer.Typer(
+    name="converge",
+    no_args_is_help=True,
+    add_completion=False,
+    help="H2O-3 models as scale-to-zero functions: local stack, training, serving.",
+)
