@@ -40,6 +40,10 @@ class Settings(BaseSettings):
 
     # Postgres through PgBouncer (transaction pool mode). asyncpg needs statement_cache_size=0 there.
     database_url: SecretStr = SecretStr("postgresql://converge:converge@127.0.0.1:56432/converge")
+    # Postgres itself, bypassing PgBouncer (session features: LISTEN, advisory locks, COPY tuning).
+    database_direct_url: SecretStr = SecretStr(
+        "postgresql://converge:converge@127.0.0.1:55432/converge"
+    )
     db_pool_min: int = 1
     db_pool_max: int = 10
     db_command_timeout_s: float = 30.0
