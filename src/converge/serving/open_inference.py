@@ -1,0 +1,217 @@
+"""The Open Inference Protocol (KServe "V2") on top of converge's own predict path.
+
+Only translation lives here: V2 tensors in, records out; predictions in, V2 tensors out. Scoring,
+caching and metrics stay in the predict service, so both APIs give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROTOCOL_VERSION = "2"
+NUMERIC_TYPES = {"BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32", "FP64"}
+Datatype = Literal[
+    "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]  # fmt: skip
+
+
+class InferenceError(ValueError):
+    """A request the protocol answers with 400 and ``{"error": message}``."""
+
+
+class RequestInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    shape: list[int] = Field(min_length=1, max_length=2)
+    datatype: Datatype
+    parameters: dict[str, Any] | None = None
+    data: list[Any]
+
+
+class RequestOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, max_length=256)
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput] = Field(min_length=1, max_length=1024)
+    outputs: list[RequestOutput] | None = None
+
+
+class TensorSpec(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+def parse_request(body: Any) -> InferRequest:
+    """Validate the JSON body; the error names the first offending field."""
+    try:
+        return InferRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InferenceError(f"invalid inference request: {where}: {first['msg']}") from None
+
+
+def input_specs(feature_names: Sequence[str], categorical: set[str]) -> list[TensorSpec]:
+    """One input per feature: BYTES for categoricals, FP64 for numbers; any batch size."""
+    return [
+        TensorSpec(name=name, datatype="BYTES" if name in categorical else "FP64", shape=[-1])
+        for name in feature_names
+    ]
+
+
+def output_specs(classes: Sequence[str] | None) -> list[TensorSpec]:
+    if classes is None:
+        return [TensorSpec(name="predict", datatype="FP64", shape=[-1])]
+    return [TensorSpec(name="predict", datatype="BYTES", shape=[-1])] + [
+        TensorSpec(name=label, datatype="FP64", shape=[-1]) for label in classes
+    ]
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _check_values(tensor: RequestInput, values: list[Any]) -> list[Any]:
+    """Values must match the declared datatype; JSON nulls are missing values."""
+    kind = tensor.datatype
+    for value in values:
+        if value is None:
+            continue
+        if kind == "BYTES":
+            ok = isinstance(value, str)
+        elif kind == "BOOL":
+            ok = isinstance(value, bool)
+        elif kind.startswith(("INT", "UINT")):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if ok and isinstance(value, float) and not math.isfinite(value):
+                ok = False
+        if not ok:
+            raise InferenceError(
+                f"input '{tensor.name}': value {str(value)[:40]!r} does not match datatype {kind}"
+            )
+    if kind == "BOOL":
+        return [None if v is None else float(v) for v in values]
+    return values
+
+
+def decode_inputs(
+    request: InferRequest, feature_names: Sequence[str], categorical: set[str]
+) -> list[dict[str, Any]]:
+    """Turn V2 input tensors into records: one tensor per feature, or one [N, F] row-major tensor."""
+    features = list(feature_names)
+    known = set(features)
+    if len(request.inputs) == 1 and request.inputs[0].name not in known:
+        return _decode_matrix(request.inputs[0], features, categorical)
+
+    columns: dict[str, list[Any]] = {}
+    rows: int | None = None
+    for tensor in request.inputs:
+        if tensor.name not in known:
+            raise InferenceError(f"unknown input '{tensor.name}'; the model's inputs are {features[:20]}")
+        if tensor.name in columns:
+            raise InferenceError(f"input '{tensor.name}' given twice")
+        if len(tensor.shape) == 2 and tensor.shape[1] != 1:
+            raise InferenceError(f"input '{tensor.name}': shape {tensor.shape} must be [N] or [N, 1]")
+        expected_type = "BYTES" if tensor.name in categorical else "numeric"
+        if (tensor.datatype == "BYTES") != (expected_type == "BYTES"):
+            raise InferenceError(
+                f"input '{tensor.name}': datatype {tensor.datatype} but the feature is {expected_type}"
+            )
+        values = _check_values(tensor, _flatten(tensor.data))
+        if len(values) != tensor.shape[0] or tensor.shape[0] < 0:
+            raise InferenceError(
+                f"input '{tensor.name}': shape {tensor.shape} does not match {len(values)} values"
+            )
+        if rows is not None and tensor.shape[0] != rows:
+            raise InferenceError(
+                f"input '{tensor.name}': {tensor.shape[0]} rows, other inputs have {rows}"
+            )
+        rows = tensor.shape[0]
+        columns[tensor.name] = values
+    assert rows is not None  # min_length=1 on inputs
+    if rows == 0:
+        raise InferenceError("inputs hold no rows")
+    return [{name: column[i] for name, column in columns.items()} for i in range(rows)]
+
+
+def _decode_matrix(
+    tensor: RequestInput, features: list[str], categorical: set[str]
+) -> list[dict[str, Any]]:
+    if len(tensor.shape) != 2:
+        raise InferenceError(
+            f"unknown input '{tensor.name}'; send one tensor per feature ({features[:20]}) "
+            f"or a single [N, {len(features)}] tensor"
+        )
+    rows, width = tensor.shape
+    if width != len(features):
+        raise InferenceError(
+            f"input '{tensor.name}': shape {tensor.shape} but the model has {len(features)} features"
+        )
+    values = _check_values(tensor, _flatten(tensor.data))
+    if rows <= 0 or len(values) != rows * width:
+        raise InferenceError(
+            f"input '{tensor.name}': shape {tensor.shape} does not match {len(values)} values"
+        )
+    if tensor.datatype != "BYTES" and categorical & set(features):
+        raise InferenceError(
+            f"input '{tensor.name}': the model has categorical features, send BYTES (or one tensor per feature)"
+        )
+    return [dict(zip(features, values[r * width : (r + 1) * width], strict=True)) for r in range(rows)]
+
+
+def encode_outputs(
+    predictions: Sequence[Any],
+    classes: Sequence[str] | None,
+    wanted: list[RequestOutput] | None,
+) -> list[dict[str, Any]]:
+    """``predict`` plus one FP64 tensor per class, restricted to the requested outputs."""
+    n = len(predictions)
+    outputs = [
+        {
+            "name": "predict",
+            "datatype": "FP64" if classes is None else "BYTES",
+            "shape": [n],
+            "data": [p.label for p in predictions],
+        }
+    ]
+    for label in classes or []:
+        outputs.append(
+            {
+                "name": label,
+                "datatype": "FP64",
+                "shape": [n],
+                "data": [(p.probabilities or {}).get(label) for p in predictions],
+            }
+        )
+    if wanted:
+        names = {o["name"] for o in outputs}
+        unknown = [w.name for w in wanted if w.name not in names]
+        if unknown:
+            raise InferenceError(f"unknown output '{unknown[0]}'; outputs are {sorted(names)}")
+        keep = {w.name for w in wanted}
+        outputs = [o for o in outputs if o["name"] in keep]
+    return outputs
