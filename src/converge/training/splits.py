@@ -16,11 +16,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from converge.errors import InvalidInput
+
 Period = Literal["month", "week", "day"]
 Window = Literal["expanding", "sliding"]
 
 
-class SplitError(ValueError):
+class SplitError(InvalidInput):
     """A split plan that cannot be trained honestly."""
 
 
