@@ -8,3 +8,8 @@ app = typer.Typer(
     add_completion=False,
     help="H2O-3 models as scale-to-zero functions: local stack, training, serving.",
 )
+
+
+@app.callback()
+def _root() -> None:
+    """converge: H2O-3 models as scale-to-zero functions."""
