@@ -5,5 +5,6 @@ from converge.cli._app import app
 # Importing a module registers its commands on `app`.
 # (add one line per command module, keep them sorted)
 from converge.cli import bench  # noqa: E402,F401
+from converge.cli import db  # noqa: E402,F401
 
 __all__ = ["app"]
