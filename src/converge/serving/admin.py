@@ -1,0 +1,159 @@
+"""The admin and registry API (FastAPI, OpenAPI at ``/docs``), behind a bearer token.
+
+No token configured means the admin endpoints are refused (403), never open. A missing or
+malformed ``Authorization`` header is 401 (with ``WWW-Authenticate: Bearer``), a wrong token 403;
+tokens are compared in constant time. Promotion goes through the same verify-and-validate path as
+a reload, so the API cannot put an unchecked artifact into production.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from converge.contracts import ErrorBody, ModelName, ModelPublished, ReloadResult
+from converge.errors import ModelNotFound, NoRollbackTarget, NotFound
+from converge.serving.http import BodyLimit, JSONResponse, ServingError, error_response
+from converge.serving.runtime import Runtime
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)
+}
+
+
+class Promote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1)
+
+
+def _bearer_guard(runtime: Runtime) -> Any:
+    def require_token(request: Request) -> None:
+        expected = runtime.settings.admin_token.get_secret_value()
+        if not expected:
+            raise ServingError(403, "admin API disabled: no admin token is configured")
+        header = request.headers.get("authorization")
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if header is None:
+            raise _Auth(401, "missing Authorization: Bearer <token>", challenge)
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
+            raise _Auth(401, "malformed Authorization header: expected 'Bearer <token>'", challenge)
+        if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+            raise ServingError(403, "invalid admin token")
+
+    return require_token
+
+
+class _Auth(ServingError):
+    def __init__(self, status: int, message: str, headers: dict[str, str]) -> None:
+        super().__init__(status, message)
+        self.headers = headers
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError)
+
+
+def admin_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="converge admin",
+        version="1",
+        description="Model registry and reload control for the converge functions.",
+        responses=_ERRORS,
+    )
+    guard = Depends(_bearer_guard(runtime))
+
+    @app.exception_handler(ServingError)
+    async def _serving_error(request: Request, exc: ServingError) -> JSONResponse:
+        return error_response(exc, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(ServingError(400, "malformed JSON body"))
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        where = ".".join(str(p) for p in detail[0]["loc"]) if detail else "body"
+        return error_response(ServingError(422, f"{where}: {detail[0]['msg']}", detail))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(ServingError(exc.status_code, str(exc.detail)))
+
+    async def registry() -> Any:
+        return await runtime.registry()
+
+    async def db(fn: Any, *args: Any) -> Any:
+        try:
+            return await runtime.db_breaker.call(fn, *args)
+        except (ModelNotFound, NotFound) as exc:
+            raise ServingError(404, str(exc)) from None
+        except NoRollbackTarget as exc:
+            raise ServingError(409, str(exc)) from None
+        except Exception as exc:
+            if _unavailable(exc):
+                raise ServingError(503, "model registry unavailable; retry later") from None
+            raise
+
+    def version_view(mv: Any) -> dict[str, Any]:
+        data = mv.model_dump(mode="json", exclude={"validation_sample"})
+        data["validation_rows"] = len((mv.validation_sample or {}).get("rows", []))
+        return data
+
+    @app.get("/admin/models", dependencies=[guard], summary="List models")
+    async def list_models() -> list[dict[str, Any]]:
+        rows = await db((await registry()).list_models)
+        return orjson.loads(orjson.dumps(rows, default=str))
+
+    @app.get("/admin/models/{name}/versions", dependencies=[guard], summary="List versions")
+    async def list_versions(name: ModelName) -> list[dict[str, Any]]:
+        versions = await db((await registry()).list_versions, name)
+        if not versions:
+            raise ServingError(404, f"no model {name!r}")
+        return [version_view(v) for v in versions]
+
+    @app.get("/admin/models/{name}/production", dependencies=[guard], summary="Production version")
+    async def production(name: ModelName) -> dict[str, Any]:
+        mv = await db((await registry()).production, name)
+        if mv is None:
+            raise ServingError(404, f"model {name!r} has no production version")
+        return version_view(mv)
+
+    @app.post(
+        "/admin/models/{name}/promote",
+        dependencies=[guard],
+        response_model=ReloadResult,
+        summary="Verify, validate and promote a version",
+    )
+    async def promote(name: ModelName, body: Promote) -> ReloadResult:
+        service = await runtime.reload_service()
+        return await service.reload(ModelPublished(name=name, version=body.version))
+
+    @app.post(
+        "/admin/models/{name}/rollback",
+        dependencies=[guard],
+        summary="Make the previous production version production again",
+    )
+    async def rollback(name: ModelName) -> dict[str, Any]:
+        mv = await db((await registry()).rollback, name)
+        service = await runtime.reload_service()
+        await service._announce(mv.name, mv.version, mv.sha256)
+        return version_view(mv)
+
+    @app.post(
+        "/admin/reload-model",
+        dependencies=[guard],
+        response_model=ReloadResult,
+        summary="Fetch, verify, validate, promote and announce a registered version",
+    )
+    async def reload_model(body: ModelPublished) -> ReloadResult:
+        service = await runtime.reload_service()
+        return await service.reload(body)
+
+    return BodyLimit(app, runtime.settings.max_body_bytes)  # type: ignore[return-value]

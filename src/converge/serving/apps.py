@@ -1,0 +1,228 @@
+"""One small ASGI app per function: its routes, CloudEvents, probes and metrics.
+
+The hot path stays lean on purpose (a dict lookup for the route, no middleware stack): predict
+answers in well under a millisecond of framework time. Every response carries ``x-request-id``;
+every error is an ErrorBody; an unexpected fault is logged and answered 500 without a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from converge.contracts import (
+    EVENT_FEATURES_INGEST,
+    EVENT_MODEL_PUBLISHED,
+    ModelPublished,
+    PredictRequest,
+)
+from converge.serving.events import is_cloudevent, parse_event
+from converge.serving.http import (
+    JSONResponse,
+    ServingError,
+    error_response,
+    parse_json,
+    read_body,
+    validation_error,
+)
+from converge.serving.ingest import parse_batch
+from converge.serving.observability import (
+    ERRORS,
+    PREDICT_LATENCY,
+    configure_logging,
+    metrics_payload,
+    new_request_id,
+    request_id,
+)
+from converge.serving.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class FunctionApp:
+    """Routes by (method, path); unknown paths fall through to ``fallback`` or a 404."""
+
+    def __init__(
+        self,
+        role: str,
+        runtime: Runtime,
+        routes: dict[tuple[str, str], Handler],
+        *,
+        fallback: Any = None,
+        event_handler: Handler | None = None,
+    ) -> None:
+        self.role = role
+        self.runtime = runtime
+        self.routes = routes
+        self.fallback = fallback
+        self.event_handler = event_handler
+        self.limit = runtime.settings.max_body_bytes
+        configure_logging()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if self.role not in self.runtime._started:
+            await self.runtime.start(self.role)
+        request = Request(scope, receive)
+        path = scope["path"].rstrip("/") or "/"
+        handler = None
+        if scope["method"] == "POST" and self.event_handler is not None:
+            if is_cloudevent(request.headers):
+                handler = self.event_handler
+        if handler is None:
+            handler = self.routes.get((scope["method"], path))
+        if handler is None and self.fallback is not None:
+            await self.fallback(scope, receive, send)
+            return
+        rid = new_request_id(request.headers.get("x-request-id"))
+        token = request_id.set(rid)
+        try:
+            if handler is None:
+                known = {p for _, p in self.routes}
+                status = 405 if path in known else 404
+                response: Response = error_response(
+                    ServingError(status, f"{scope['method']} {path}: no such route")
+                )
+            else:
+                response = await handler(request)
+        except ServingError as exc:
+            response = error_response(exc)
+        except ValidationError as exc:
+            response = error_response(validation_error(exc))
+        except Exception:  # noqa: BLE001 - logged with its trace, answered without it
+            log.exception("unhandled error on %s %s", scope["method"], path)
+            response = error_response(ServingError(500, "internal error"))
+        finally:
+            request_id.reset(token)
+        if response.status_code >= 400:
+            ERRORS.labels(status=str(response.status_code)).inc()
+        response.headers["x-request-id"] = rid
+        await response(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.runtime.start(self.role)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _probes(runtime: Runtime, ready: Callable[[], bool]) -> dict[tuple[str, str], Handler]:
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        if ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready"}, 503)
+
+    async def metrics(request: Request) -> Response:
+        body, content_type = metrics_payload()
+        return Response(body, media_type=content_type)
+
+    return {("GET", "/healthz"): healthz, ("GET", "/readyz"): readyz, ("GET", "/metrics"): metrics}
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    content_type = request.headers.get("content-type", "application/json").lower()
+    if "json" not in content_type:
+        raise ServingError(415, f"Content-Type {content_type!r}: send application/json")
+    return parse_json(await read_body(request, limit))
+
+
+# -- predict ----------------------------------------------------------------------------------
+def predict_app(runtime: Runtime) -> FunctionApp:
+    """``POST /`` or ``/predict``; probes; readiness waits for the default model."""
+    settings = runtime.settings
+
+    def ready() -> bool:
+        return runtime.holder.get(settings.default_model) is not None
+
+    async def score(data: Any) -> Response:
+        started = time.perf_counter()
+        try:
+            req = PredictRequest.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+        service = await runtime.predict_service()
+        result = await service.predict(req)
+        PREDICT_LATENCY.observe(time.perf_counter() - started)
+        return JSONResponse(result)
+
+    async def predict(request: Request) -> Response:
+        return await score(await _json_body(request, settings.max_body_bytes))
+
+    async def predict_event(request: Request) -> Response:
+        event = parse_event(request.headers, await read_body(request, settings.max_body_bytes))
+        return await score(event.data)
+
+    routes = {("POST", "/"): predict, ("POST", "/predict"): predict, **_probes(runtime, ready)}
+    return FunctionApp("predict", runtime, routes, event_handler=predict_event)
+
+
+# -- reload -----------------------------------------------------------------------------------
+def _reload_ref(data: Any) -> ModelPublished:
+    try:
+        return ModelPublished.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def reload_app(runtime: Runtime) -> FunctionApp:
+    """``model.published`` CloudEvents on any path; everything else is the admin API."""
+    from converge.serving.admin import admin_app
+
+    settings = runtime.settings
+
+    async def on_event(request: Request) -> Response:
+        event = parse_event(
+            request.headers,
+            await read_body(request, settings.max_body_bytes),
+            expected={EVENT_MODEL_PUBLISHED},
+        )
+        service = await runtime.reload_service()
+        return JSONResponse(await service.reload(_reload_ref(event.data)))
+
+    routes = _probes(runtime, lambda: True)
+    return FunctionApp("reload", runtime, routes, fallback=admin_app(runtime), event_handler=on_event)
+
+
+# -- ingest -----------------------------------------------------------------------------------
+def ingest_app(runtime: Runtime) -> FunctionApp:
+    """``POST /`` or ``/ingest`` (JSON) and ``features.ingest`` CloudEvents on any path."""
+    settings = runtime.settings
+
+    async def write(data: Any) -> Response:
+        batch = parse_batch(data)
+        service = await runtime.ingest_service()
+        return JSONResponse(await service.ingest(batch))
+
+    async def ingest(request: Request) -> Response:
+        return await write(await _json_body(request, settings.max_body_bytes))
+
+    async def on_event(request: Request) -> Response:
+        event = parse_event(
+            request.headers,
+            await read_body(request, settings.max_body_bytes),
+            expected={EVENT_FEATURES_INGEST},
+        )
+        return await write(event.data)
+
+    routes = {("POST", "/"): ingest, ("POST", "/ingest"): ingest, **_probes(runtime, lambda: True)}
+    return FunctionApp("ingest", runtime, routes, event_handler=on_event)

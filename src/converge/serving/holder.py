@@ -1,0 +1,61 @@
+"""The model a replica serves: one immutable reference, replaced in a single assignment.
+
+A request reads ``holder.current`` once and scores with that object to the end, so a swap in the
+middle of a request cannot mix two versions; the old model is freed when its last request ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from converge.serving.observability import MODEL_VERSION
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: int
+    sha256: str
+    model: Any
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def classes(self) -> list[str] | None:
+        classes = getattr(self.model, "classes", None)
+        return [str(c) for c in classes] if classes else None
+
+
+class ModelHolder:
+    """Holds the live :class:`LoadedModel` of each model name this replica serves."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, LoadedModel] = {}
+        self._ready = asyncio.Event()
+
+    def get(self, name: str) -> LoadedModel | None:
+        return self._models.get(name)
+
+    def swap(self, loaded: LoadedModel) -> LoadedModel | None:
+        """Install ``loaded``; returns the model it replaced."""
+        previous = self._models.get(loaded.name)
+        self._models[loaded.name] = loaded  # one dict store: atomic for every reader
+        MODEL_VERSION.labels(model=loaded.name).set(loaded.version)
+        self._ready.set()
+        return previous
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def snapshot(self) -> dict[str, LoadedModel]:
+        return dict(self._models)

@@ -1,0 +1,285 @@
+"""Fetch, verify, load and validate a registered model version; keep a replica in step.
+
+:class:`ModelLoader` turns a registry entry into a :class:`LoadedModel`: the artifact is fetched
+with the registry's sha256 as the expected digest, parsed off the event loop, and (for a reload)
+re-scored on the validation sample the trainer stored, comparing labels exactly and probabilities
+within ``1e-9``.
+
+:class:`ReplicaSync` keeps one predict replica on the production version: it loads it at start
+(retrying until the registry and the store answer), follows the reload channel on Redis, and polls
+the registry every ``registry_poll_s`` for the messages it missed. Every path goes through one
+serialised ``sync`` that asks the registry what is production, so a late message can never move a
+replica back to an older version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from converge.errors import ModelNotFound
+from converge.resilience import CircuitBreaker
+from converge.serving.holder import LoadedModel, ModelHolder
+from converge.serving.observability import RELOADS
+from converge.serving.scoring import predict_rows
+
+log = logging.getLogger(__name__)
+
+PROB_TOLERANCE = 1e-9
+
+
+class ValidationMismatch(Exception):
+    """The artifact does not reproduce the trainer's predictions on the validation sample."""
+
+
+async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Await ``fn`` if it is a coroutine function, otherwise run it in a thread (blocking I/O)."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args, **kwargs)
+    result = await asyncio.to_thread(fn, *args, **kwargs)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _load_mojo(data: bytes, backend: str) -> Any:
+    from converge.mojo import load_mojo
+
+    return load_mojo(data, backend=backend)
+
+
+def _same_label(a: Any, b: Any) -> bool:
+    """Class labels compare as text; regression values within the tolerance."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
+        fa, fb = float(a), float(b)
+        return (math.isnan(fa) and math.isnan(fb)) or abs(fa - fb) <= PROB_TOLERANCE
+    return str(a) == str(b)
+
+
+def compare_sample(loaded: LoadedModel, sample: dict[str, Any] | None) -> int:
+    """Re-score the validation sample; raises :class:`ValidationMismatch` naming the first diff."""
+    if not sample or not sample.get("rows"):
+        raise ValidationMismatch("the registry holds no validation sample for this version")
+    rows, expected = sample["rows"], sample.get("predictions") or []
+    if len(rows) != len(expected):
+        raise ValidationMismatch(
+            f"validation sample has {len(rows)} rows but {len(expected)} predictions"
+        )
+    got = predict_rows(loaded, rows)
+    for i, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
+        if not _same_label(mine["label"], theirs.get("predict")):
+            raise ValidationMismatch(
+                f"row {i}: label {mine['label']!r} != trainer's {theirs.get('predict')!r}"
+            )
+        for cls, p in (mine["probabilities"] or {}).items():
+            if cls not in theirs:
+                raise ValidationMismatch(f"row {i}: trainer's predictions lack class {cls!r}")
+            if not abs(p - float(theirs[cls])) <= PROB_TOLERANCE:
+                raise ValidationMismatch(
+                    f"row {i}: P({cls}) = {p!r} differs from trainer's {theirs[cls]!r} by more"
+                    f" than {PROB_TOLERANCE}"
+                )
+    return len(rows)
+
+
+class ModelLoader:
+    """Registry entry -> verified, parsed model."""
+
+    def __init__(
+        self,
+        artifacts: Any,
+        s3_breaker: CircuitBreaker,
+        backend: str = "auto",
+    ) -> None:
+        self.artifacts = artifacts
+        self.s3_breaker = s3_breaker
+        self.backend = backend
+
+    async def fetch(self, mv: Any) -> bytes:
+        return await self.s3_breaker.call(
+            call, self.artifacts.get, mv.artifact_uri, expected_sha256=mv.sha256
+        )
+
+    async def load(self, mv: Any) -> LoadedModel:
+        """Raises ArtifactIntegrityError / ArtifactNotFound / StorageUnavailable / MOJO errors."""
+        data = await self.fetch(mv)
+        model = await asyncio.to_thread(_load_mojo, data, self.backend)
+        return LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
+
+    async def validate(self, loaded: LoadedModel, sample: Any) -> int:
+        if isinstance(sample, str | bytes):
+            sample = orjson.loads(sample)
+        return await asyncio.to_thread(compare_sample, loaded, sample)
+
+
+class ReplicaSync:
+    """Keeps a replica's :class:`ModelHolder` on the registry's production versions."""
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        loader: ModelLoader,
+        registry: Any,
+        db_breaker: CircuitBreaker,
+        *,
+        names: list[str],
+        poll_s: float,
+        redis_factory: Callable[[], Any] | None = None,
+        channel: str | None = None,
+        max_models: int = 16,
+    ) -> None:
+        self.holder = holder
+        self.loader = loader
+        self.registry = registry
+        self.db_breaker = db_breaker
+        self.names = list(dict.fromkeys(names))
+        self.poll_s = poll_s
+        self.redis_factory = redis_factory
+        self.channel = channel
+        self.max_models = max_models
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failed: dict[tuple[str, int, str], str] = {}
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._poll_loop(), name="registry-poll"))
+        if self.redis_factory is not None and self.channel:
+            self._tasks.append(loop.create_task(self._subscribe_loop(), name="reload-channel"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+        self._tasks.clear()
+
+    async def sync(self, only: str | None = None) -> None:
+        """Load whatever the registry says is production, where it differs from what we serve."""
+        async with self._lock:
+            for name in [only] if only else list(self.names):
+                await self._sync_one(name)
+
+    async def _sync_one(self, name: str) -> None:
+        mv = await self.db_breaker.call(self.registry.production, name)
+        if mv is None:
+            return
+        current = self.holder.get(name)
+        if current is not None and current.version == mv.version and current.sha256 == mv.sha256:
+            return
+        key = (name, int(mv.version), mv.sha256)
+        if key in self._failed:
+            return  # a broken artifact is not fetched again on every poll
+        try:
+            loaded = await self.loader.load(mv)
+        except Exception as exc:
+            if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
+                raise
+            self._failed[key] = str(exc)
+            RELOADS.labels(outcome="load_failed").inc()
+            log.error("cannot load %s v%s: %s", name, mv.version, exc)
+            return
+        previous = self.holder.swap(loaded)
+        RELOADS.labels(outcome="swapped").inc()
+        log.info(
+            "serving %s v%s",
+            name,
+            loaded.version,
+            extra={"fields": {"model": name, "version": loaded.version,
+                              "previous": previous.version if previous else None}},
+        )
+
+    async def offer(self, loaded: LoadedModel) -> None:
+        """Install a model this process has just verified and promoted, in sync order."""
+        async with self._lock:
+            if loaded.name not in self.names:
+                self.names.append(loaded.name)
+            self.holder.swap(loaded)
+
+    async def ensure(self, name: str) -> LoadedModel:
+        """The loaded model ``name``, loading its production version on first use."""
+        loaded = self.holder.get(name)
+        if loaded is not None:
+            return loaded
+        if name not in self.names:
+            if len(self.names) >= self.max_models:
+                raise ModelNotFound(f"this replica serves at most {self.max_models} models")
+            mv = await self.db_breaker.call(self.registry.production, name)
+            if mv is None:
+                raise ModelNotFound(f"model {name!r} has no production version")
+            self.names.append(name)
+        await self.sync(name)
+        loaded = self.holder.get(name)
+        if loaded is None:
+            raise ModelNotFound(f"model {name!r} has no loadable production version")
+        return loaded
+
+    async def _poll_loop(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.sync()
+                delay = self.poll_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep polling; readiness tells the rest
+                log.warning("registry sync failed: %s", exc)
+                delay = min(max(delay * 2, 0.5), self.poll_s)
+            await asyncio.sleep(delay)
+
+    async def _subscribe_loop(self) -> None:
+        backoff = 0.2
+        while True:
+            client = None
+            try:
+                client = self.redis_factory()
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(self.channel)
+                backoff = 0.2
+                # A message may have been missed while we were not subscribed.
+                await self._safe_sync()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        name = _message_name(message.get("data"))
+                        if name and name not in self.names:
+                            continue
+                        await self._safe_sync(name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis down: polling covers us, retry
+                log.debug("reload channel unavailable: %s", exc)
+            finally:
+                if client is not None:
+                    try:
+                        await client.aclose()
+                    except Exception:  # noqa: BLE001
+                        pass
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _safe_sync(self, name: str | None = None) -> None:
+        try:
+            await self.sync(name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the poll loop will try again
+            log.warning("sync after reload message failed: %s", exc)
+
+
+def _message_name(data: Any) -> str | None:
+    try:
+        payload = orjson.loads(data)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    return payload.get("name") if isinstance(payload, dict) else None

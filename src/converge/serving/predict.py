@@ -1,0 +1,125 @@
+"""The predict service: features (given, or an entity's latest) -> cache-aside -> score.
+
+A request reads the live model once, so one response never mixes two versions. Entity features
+come from the online copy in Redis, then from the feature store (and back-fill the copy). Cache
+writes happen after the response is built, in the background: a slow or dead Redis costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from converge.cache import PredictionCache, cache_key
+from converge.contracts import FeatureVector, Prediction, PredictRequest, PredictResponse
+from converge.errors import ModelNotFound
+from converge.resilience import CircuitBreaker
+from converge.serving.http import ServingError
+from converge.serving.loader import ReplicaSync
+from converge.serving.observability import CACHE_HITS, CACHE_MISSES, PREDICT_ROWS
+from converge.serving.online import OnlineFeatures
+from converge.serving.scoring import Scorer
+
+log = logging.getLogger(__name__)
+
+
+class PredictService:
+    def __init__(
+        self,
+        *,
+        sync: ReplicaSync,
+        scorer: Scorer,
+        cache: PredictionCache | None,
+        online: OnlineFeatures | None,
+        feature_store: Any,
+        db_breaker: CircuitBreaker,
+        default_model: str,
+        max_rows: int,
+    ) -> None:
+        self.sync = sync
+        self.scorer = scorer
+        self.cache = cache
+        self.online = online
+        self.feature_store = feature_store
+        self.db_breaker = db_breaker
+        self.default_model = default_model
+        self.max_rows = max_rows
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def predict(self, request: PredictRequest) -> PredictResponse:
+        if len(request.instances) > self.max_rows:
+            raise ServingError(413, f"instances: at most {self.max_rows} rows per request")
+        name = request.model or self.default_model
+        loaded = self.sync.holder.get(name)
+        if loaded is None:
+            try:
+                loaded = await self.sync.ensure(name)
+            except ModelNotFound as exc:
+                raise ServingError(404, f"model: {exc}") from None
+        features = await self._features(request)
+
+        keys = [cache_key(loaded.name, loaded.version, f) for f in features]
+        hits = await self.cache.get_many(keys) if self.cache else [None] * len(keys)
+        missing = [i for i, hit in enumerate(hits) if hit is None]
+        CACHE_HITS.inc(len(keys) - len(missing))
+        CACHE_MISSES.inc(len(missing))
+
+        results: list[Prediction | None] = [None] * len(keys)
+        for i, hit in enumerate(hits):
+            if hit is not None:
+                results[i] = Prediction(cached=True, **hit)
+        if missing:
+            try:
+                scored = await self.scorer.score(loaded, [features[i] for i in missing])
+            except Exception as exc:
+                log.warning("scoring failed: %s", exc)
+                raise ServingError(422, f"features could not be scored: {exc}") from None
+            fresh: dict[str, Any] = {}
+            for i, row in zip(missing, scored, strict=True):
+                results[i] = Prediction(cached=False, **row)
+                fresh[keys[i]] = row
+            if self.cache is not None:
+                self._spawn(self.cache.set_many(fresh))
+        PREDICT_ROWS.inc(len(keys))
+        return PredictResponse(
+            model=loaded.name, version=loaded.version, predictions=results  # type: ignore[arg-type]
+        )
+
+    async def _features(self, request: PredictRequest) -> list[dict[str, Any]]:
+        entity_ids = [i.entity_id for i in request.instances if i.entity_id is not None]
+        found = await self._entity_features(list(dict.fromkeys(entity_ids))) if entity_ids else {}
+        return [
+            i.features if i.features is not None else found[i.entity_id]  # type: ignore[index]
+            for i in request.instances
+        ]
+
+    async def _entity_features(self, entity_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found = await self.online.get_many(entity_ids) if self.online else {}
+        missing = [e for e in entity_ids if e not in found]
+        if missing:
+            try:
+                rows = await self.db_breaker.call(self.feature_store.latest_many, missing)
+            except Exception as exc:
+                if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
+                    raise ServingError(503, "feature store unavailable; retry later") from None
+                raise
+            vectors: list[FeatureVector] = [v for v in rows.values() if v is not None]
+            for v in vectors:
+                found[v.entity_id] = dict(v.features)
+            if self.online is not None and vectors:
+                self._spawn(self.online.refresh(vectors))
+            unknown = [e for e in missing if e not in found]
+            if unknown:
+                raise ServingError(
+                    404,
+                    f"entity_id: no features for {unknown[0]!r}"
+                    + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
+                    [{"loc": ["entity_id"], "msg": "unknown entity", "entity_ids": unknown[:20]}],
+                )
+        return found
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,126 @@
+"""The reload service: verify and validate a registered version, promote it, tell the replicas.
+
+Order matters: nothing changes in the registry until the artifact has passed the sha256 check and
+reproduced the trainer's predictions; the Redis message goes out only after the promotion, so a
+replica that reacts to it (by asking the registry) finds the new version. A rejected artifact
+leaves the registry and every replica as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from converge.contracts import ModelPublished, ReloadResult
+from converge.errors import (
+    ArtifactIntegrityError,
+    ArtifactNotFound,
+    ConvergeError,
+    ModelNotFound,
+    NotFound,
+)
+from converge.resilience import CircuitBreaker
+from converge.serving.holder import LoadedModel
+from converge.serving.http import ServingError
+from converge.serving.loader import ModelLoader, ValidationMismatch
+from converge.serving.observability import RELOADS
+
+log = logging.getLogger(__name__)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError)
+
+
+class ReloadService:
+    def __init__(
+        self,
+        *,
+        registry: Any,
+        loader: ModelLoader,
+        db_breaker: CircuitBreaker,
+        redis: Any,
+        redis_breaker: CircuitBreaker,
+        channel: str,
+        on_promoted: Callable[[LoadedModel], Awaitable[None]] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.loader = loader
+        self.db_breaker = db_breaker
+        self.redis = redis
+        self.redis_breaker = redis_breaker
+        self.channel = channel
+        self.on_promoted = on_promoted
+
+    async def reload(self, ref: ModelPublished) -> ReloadResult:
+        try:
+            return await self._reload(ref)
+        except ServingError as exc:
+            RELOADS.labels(outcome="rejected" if exc.status < 500 else "unavailable").inc()
+            log.warning("reload of %s v%s refused: %s", ref.name, ref.version, exc.message)
+            raise
+
+    async def _reload(self, ref: ModelPublished) -> ReloadResult:
+        try:
+            mv = await self.db_breaker.call(self.registry.get, ref.name, ref.version)
+        except (ModelNotFound, NotFound) as exc:
+            raise ServingError(404, f"version: {exc}") from None
+        except Exception as exc:
+            if _unavailable(exc):
+                raise ServingError(503, "model registry unavailable; retry later") from None
+            raise
+        if mv is None:
+            raise ServingError(404, f"version: model {ref.name!r} has no version {ref.version}")
+
+        try:
+            loaded = await self.loader.load(mv)
+        except ArtifactIntegrityError as exc:
+            raise ServingError(422, f"artifact rejected: sha256 mismatch ({exc})") from None
+        except ArtifactNotFound as exc:
+            raise ServingError(422, f"artifact missing: {exc}") from None
+        except Exception as exc:
+            if _unavailable(exc):
+                raise ServingError(503, "artifact store unavailable; retry later") from None
+            if isinstance(exc, ConvergeError | ValueError | KeyError | EOFError) or _is_mojo_error(
+                exc
+            ):
+                raise ServingError(422, f"artifact rejected: not a loadable MOJO ({exc})") from None
+            raise
+
+        try:
+            rows = await self.loader.validate(loaded, mv.validation_sample)
+        except ValidationMismatch as exc:
+            raise ServingError(422, f"artifact rejected: validation failed: {exc}") from None
+        except Exception as exc:  # the model loads but cannot score its own sample
+            raise ServingError(422, f"artifact rejected: cannot score validation sample ({exc})") from None
+
+        try:
+            await self.db_breaker.call(self.registry.promote, ref.name, ref.version)
+        except Exception as exc:
+            if _unavailable(exc):
+                raise ServingError(503, "model registry unavailable; retry later") from None
+            raise
+        if self.on_promoted is not None:
+            await self.on_promoted(loaded)
+        await self._announce(ref.name, loaded.version, loaded.sha256)
+        RELOADS.labels(outcome="promoted").inc()
+        log.info("promoted %s v%s", ref.name, ref.version,
+                 extra={"fields": {"model": ref.name, "version": ref.version, "rows": rows}})
+        return ReloadResult(
+            name=ref.name, version=loaded.version, sha256=loaded.sha256, stage="production",
+            validated_rows=rows,
+        )
+
+    async def _announce(self, name: str, version: int, sha256: str) -> None:
+        message = orjson.dumps({"name": name, "version": version, "sha256": sha256})
+        try:
+            await self.redis_breaker.call(self.redis.publish, self.channel, message)
+        except Exception as exc:  # noqa: BLE001 - replicas catch up by polling the registry
+            log.warning("reload message not published (replicas will poll): %s", exc)
+
+
+def _is_mojo_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("converge.mojo") or "zip" in type(exc).__name__.lower()

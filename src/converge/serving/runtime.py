@@ -1,0 +1,203 @@
+"""Wiring: one object per process that owns the clients, breakers and services.
+
+Everything is built lazily and nothing connects at construction, so a function starts (and
+answers its probes) while Postgres, Redis or S3 are still down; the breakers and the background
+sync take it from there. ``start`` is idempotent and safe to call from the first request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import cached_property
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from converge.cache import PredictionCache
+from converge.errors import Unavailable
+from converge.resilience import CircuitBreaker
+from converge.serving.holder import ModelHolder
+from converge.serving.ingest import IngestService
+from converge.serving.loader import ModelLoader, ReplicaSync
+from converge.serving.online import OnlineFeatures
+from converge.serving.predict import PredictService
+from converge.serving.reload import ReloadService
+from converge.serving.scoring import Scorer
+from converge.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+_OUTAGES = (Unavailable, ConnectionError, OSError, TimeoutError)
+# Online copies outlive cached predictions: they are refreshed by every ingest.
+ONLINE_TTL_FACTOR = 12
+
+
+class Runtime:
+    """Lazily built dependencies of the functions; one per process (or per test server)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        scorer: Scorer | None = None,
+        use_cache: bool = True,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._scorer = scorer
+        self.use_cache = use_cache
+        self.holder = ModelHolder()
+        self.redis_breaker = CircuitBreaker(
+            "redis", failure_threshold=2, reset_timeout_s=2.0, failures=(RedisError, *_OUTAGES)
+        )
+        self.db_breaker = CircuitBreaker(
+            "postgres", failure_threshold=3, reset_timeout_s=2.0, failures=_OUTAGES
+        )
+        self.s3_breaker = CircuitBreaker(
+            "s3", failure_threshold=3, reset_timeout_s=2.0, failures=_OUTAGES
+        )
+        self._pool: Any = None
+        self._pool_lock = asyncio.Lock()
+        self._started: set[str] = set()
+        self._sync: ReplicaSync | None = None
+
+    # -- clients ------------------------------------------------------------------------------
+    def new_redis(self) -> aioredis.Redis:
+        """Short timeouts and no retries: the breaker decides, a request never waits on Redis."""
+        return aioredis.from_url(
+            self.settings.redis_url,
+            socket_connect_timeout=0.25,
+            socket_timeout=0.5,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+
+    @cached_property
+    def redis(self) -> aioredis.Redis:
+        return self.new_redis()
+
+    async def pool(self) -> Any:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    from converge.db import create_pool
+
+                    # min_size=0: creating the pool does not need a live database.
+                    self._pool = await create_pool(self.settings, min_size=0)
+        return self._pool
+
+    @cached_property
+    def artifacts(self) -> Any:
+        from converge.artifacts import ArtifactStore
+
+        return ArtifactStore(self.settings)
+
+    @cached_property
+    def scorer(self) -> Scorer:
+        return self._scorer or Scorer()
+
+    @cached_property
+    def loader(self) -> ModelLoader:
+        return ModelLoader(self.artifacts, self.s3_breaker, backend=self.settings.scorer_backend)
+
+    @cached_property
+    def online(self) -> OnlineFeatures:
+        return OnlineFeatures(
+            self.redis, self.redis_breaker, self.settings.cache_ttl_s * ONLINE_TTL_FACTOR
+        )
+
+    async def registry(self) -> Any:
+        from converge.registry import Registry
+
+        return Registry(await self.pool())
+
+    async def feature_store(self) -> Any:
+        from converge.features import FeatureStore
+
+        return FeatureStore(await self.pool())
+
+    # -- services -----------------------------------------------------------------------------
+    async def replica_sync(self) -> ReplicaSync:
+        if self._sync is None:
+            self._sync = ReplicaSync(
+                self.holder,
+                self.loader,
+                await self.registry(),
+                self.db_breaker,
+                names=[self.settings.default_model],
+                poll_s=self.settings.registry_poll_s,
+                redis_factory=self.new_redis,
+                channel=self.settings.reload_channel,
+            )
+        return self._sync
+
+    @cached_property
+    def _services(self) -> dict[str, Any]:
+        return {}
+
+    async def predict_service(self) -> PredictService:
+        if "predict" not in self._services:
+            self._services["predict"] = PredictService(
+                sync=await self.replica_sync(),
+                scorer=self.scorer,
+                cache=(
+                    PredictionCache(self.redis, self.redis_breaker, self.settings.cache_ttl_s)
+                    if self.use_cache
+                    else None
+                ),
+                online=self.online,
+                feature_store=await self.feature_store(),
+                db_breaker=self.db_breaker,
+                default_model=self.settings.default_model,
+                max_rows=self.settings.max_batch_rows,
+            )
+        return self._services["predict"]
+
+    async def reload_service(self) -> ReloadService:
+        if "reload" not in self._services:
+            self._services["reload"] = ReloadService(
+                registry=await self.registry(),
+                loader=self.loader,
+                db_breaker=self.db_breaker,
+                redis=self.redis,
+                redis_breaker=self.redis_breaker,
+                channel=self.settings.reload_channel,
+                # In one process with predict (the local gateway) swap right away.
+                on_promoted=self._sync.offer if self._sync is not None else None,
+            )
+        return self._services["reload"]
+
+    async def ingest_service(self) -> IngestService:
+        if "ingest" not in self._services:
+            self._services["ingest"] = IngestService(
+                feature_store=await self.feature_store(),
+                db_breaker=self.db_breaker,
+                online=self.online,
+            )
+        return self._services["ingest"]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self, role: str) -> None:
+        """Idempotent; for ``predict`` this starts the background load, sync and subscriber."""
+        if role in self._started:
+            return
+        self._started.add(role)
+        if role == "predict":
+            sync = await self.replica_sync()
+            sync.start()
+
+    @property
+    def ready(self) -> bool:
+        return self.holder.ready
+
+    async def close(self) -> None:
+        if self._sync is not None:
+            await self._sync.stop()
+        if "redis" in self.__dict__:
+            await self.redis.aclose()
+        if self._pool is not None:
+            await self._pool.close()
+        self.scorer.close()

@@ -1,0 +1,161 @@
+"""Scoring off the event loop, with concurrent requests merged into one vectorised call.
+
+Three modes, chosen per process (``benchmarks/bench_predict.py`` measures them):
+
+- ``offload``: every request is scored in a thread pool sized to the cores;
+- ``inline``: requests of at most ``inline_max_rows`` rows are scored on the loop (cheaper than a
+  thread hop for a tiny tree walk), larger ones are offloaded;
+- ``batch``: requests that arrive while the pool is busy are merged into one call. An idle server
+  scores a request at once (no batching window, so no added latency); under load each pool slot
+  takes everything that queued up meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from converge.serving.holder import LoadedModel
+
+Record = Mapping[str, Any]
+MODES = ("offload", "inline", "batch")
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and NaN to JSON-able Python values."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def score_rows(model: Any, records: Sequence[Record]) -> list[dict[str, Any]]:
+    """Raw rows (``predict`` + one column per class) from whichever API the model offers."""
+    fast = getattr(model, "predict_records", None)
+    if fast is not None:
+        return list(fast(list(records)))
+    frame = model.predict(list(records))
+    if hasattr(frame, "to_dict"):
+        return frame.to_dict(orient="records")
+    return list(frame)
+
+
+def to_prediction(row: Mapping[str, Any], classes: Sequence[str] | None) -> dict[str, Any]:
+    """A row as the wire shape of :class:`~converge.contracts.Prediction` (without ``cached``)."""
+    label = _plain(row.get("predict"))
+    if classes:
+        probabilities = {c: float(_plain(row[c])) for c in classes if c in row}
+        return {"label": None if label is None else str(label), "probabilities": probabilities}
+    return {"label": label, "probabilities": None}
+
+
+def predict_rows(loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, Any]]:
+    classes = loaded.classes
+    return [to_prediction(row, classes) for row in score_rows(loaded.model, records)]
+
+
+class _Batcher:
+    """Per-model queue; at most ``slots`` vectorised calls in flight."""
+
+    def __init__(self, scorer: Scorer, loaded: LoadedModel) -> None:
+        self.scorer = scorer
+        self.loaded = loaded
+        self.pending: list[tuple[Sequence[Record], asyncio.Future[list[dict[str, Any]]]]] = []
+        self.in_flight = 0
+
+    def submit(self, records: Sequence[Record]) -> asyncio.Future[list[dict[str, Any]]]:
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self.pending.append((records, future))
+        self._kick()
+        return future
+
+    def _kick(self) -> None:
+        while self.pending and self.in_flight < self.scorer.workers:
+            batch, rows = [], 0
+            while self.pending and (not batch or rows + len(self.pending[0][0]) <= self.scorer.max_batch_rows):
+                item = self.pending.pop(0)
+                batch.append(item)
+                rows += len(item[0])
+            self.in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self.scorer._tasks.add(task)
+            task.add_done_callback(self.scorer._tasks.discard)
+
+    async def _run(self, batch: list[tuple[Sequence[Record], asyncio.Future[Any]]]) -> None:
+        try:
+            flat = [r for records, _ in batch for r in records]
+            try:
+                out = await self.scorer._in_pool(predict_rows, self.loaded, flat)
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                # One bad request must not fail its neighbours: score them one by one.
+                for records, future in batch:
+                    try:
+                        result = await self.scorer._in_pool(predict_rows, self.loaded, records)
+                    except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(result)
+                return
+            start = 0
+            for records, future in batch:
+                if not future.done():
+                    future.set_result(out[start : start + len(records)])
+                start += len(records)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            self.in_flight -= 1
+            self._kick()
+
+
+class Scorer:
+    """Scores rows with a loaded model without blocking the event loop for long."""
+
+    def __init__(
+        self,
+        mode: str = "batch",
+        *,
+        workers: int | None = None,
+        inline_max_rows: int = 1,
+        max_batch_rows: int = 4096,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        self.mode = mode
+        self.workers = workers or max(1, os.cpu_count() or 1)
+        self.inline_max_rows = inline_max_rows
+        self.max_batch_rows = max_batch_rows
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="score")
+        self._batchers: dict[int, _Batcher] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _in_pool(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def score(self, loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, Any]]:
+        if self.mode == "inline" and len(records) <= self.inline_max_rows:
+            return predict_rows(loaded, records)
+        if self.mode == "batch" and len(records) < self.max_batch_rows:
+            batcher = self._batchers.get(id(loaded))
+            if batcher is None or batcher.loaded is not loaded:
+                # A new model object gets a new queue; the old one drains and is dropped.
+                self._batchers = {
+                    k: b for k, b in self._batchers.items() if b.pending or b.in_flight
+                }
+                batcher = self._batchers[id(loaded)] = _Batcher(self, loaded)
+            return await batcher.submit(records)
+        return await self._in_pool(predict_rows, loaded, records)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
