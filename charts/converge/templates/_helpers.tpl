@@ -1,0 +1,347 @@
+{{/* Names ------------------------------------------------------------------------------------ */}}
+
+{{- define "converge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* `<release>-<chart>`, shortened so component suffixes still fit in 63 characters. */}}
+{{- define "converge.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Common labels; call with (dict "ctx" $ "component" "predict"). */}}
+{{- define "converge.labels" -}}
+helm.sh/chart: {{ include "converge.chart" .ctx }}
+{{ include "converge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: converge
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "converge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "converge.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* metadata: name, namespace, labels, annotations (common + checkov skips). */}}
+{{- define "converge.metadata" -}}
+name: {{ .name }}
+namespace: {{ .ctx.Release.Namespace }}
+labels:
+  {{- include "converge.labels" . | nindent 2 }}
+  {{- with .labels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- $ann := merge (dict) (.annotations | default dict) (.ctx.Values.commonAnnotations | default dict) }}
+{{- if $ann }}
+annotations:
+  {{- toYaml $ann | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "converge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "converge.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* `repo@digest` when a digest is pinned, else `repo:tag`. */}}
+{{- define "converge.image" -}}
+{{- if .digest -}}
+{{- printf "%s@%s" .repository .digest -}}
+{{- else -}}
+{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Container security context shared by the plain workloads. */}}
+{{- define "converge.containerSecurityContext" -}}
+runAsNonRoot: true
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Checkov skips that hold for the whole chart, each with its reason. */}}
+{{- define "converge.checkovSkips" -}}
+checkov.io/skip1: CKV_K8S_43=Tags are pinned; digests are set per image via *.image.digest once the registry is known
+checkov.io/skip2: CKV_K8S_15=Pinned immutable tags; IfNotPresent keeps scale-from-zero cold starts short
+checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values come from secretKeyRef, never literals
+{{- end -}}
+
+{{/* Memory quantity (Ki, Mi, Gi, Ti, k, M, G, T or bytes) to whole MiB, rounded down. */}}
+{{- define "converge.memoryMiB" -}}
+{{- $q := toString . -}}
+{{- $num := regexFind "^[0-9.]+" $q -}}
+{{- $unit := trimPrefix $num $q -}}
+{{- $n := float64 $num -}}
+{{- $bytes := 0.0 -}}
+{{- if eq $unit "Ki" }}{{ $bytes = mulf $n 1024.0 }}
+{{- else if eq $unit "Mi" }}{{ $bytes = mulf $n 1048576.0 }}
+{{- else if eq $unit "Gi" }}{{ $bytes = mulf $n 1073741824.0 }}
+{{- else if eq $unit "Ti" }}{{ $bytes = mulf $n 1099511627776.0 }}
+{{- else if eq $unit "k" }}{{ $bytes = mulf $n 1000.0 }}
+{{- else if eq $unit "M" }}{{ $bytes = mulf $n 1000000.0 }}
+{{- else if eq $unit "G" }}{{ $bytes = mulf $n 1000000000.0 }}
+{{- else if eq $unit "T" }}{{ $bytes = mulf $n 1000000000000.0 }}
+{{- else if eq $unit "" }}{{ $bytes = $n }}
+{{- else }}{{ fail (printf "unsupported memory unit in %q" $q) }}
+{{- end -}}
+{{- floor (divf $bytes 1048576.0) | int64 -}}
+{{- end -}}
+
+{{/* JVM heap of an H2O node in MiB: heapPercent of limits.memory, so the two cannot drift. */}}
+{{- define "converge.h2o.heapMiB" -}}
+{{- $limit := required "h2o.resources.limits.memory is required: the JVM heap is computed from it" .Values.h2o.resources.limits.memory -}}
+{{- if gt (int .Values.h2o.heapPercent) 70 -}}
+{{- fail "h2o.heapPercent must be <= 70: XGBoost allocates native memory outside the heap" -}}
+{{- end -}}
+{{- div (mul (include "converge.memoryMiB" $limit | int64) (int64 .Values.h2o.heapPercent)) 100 -}}
+{{- end -}}
+
+{{/* A stored secret value: the given one, else the one already in the cluster, else random. */}}
+{{- define "converge.secretValue" -}}
+{{- if .value -}}
+{{- .value -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .secret -}}
+{{- if and $existing (hasKey $existing.data .key) -}}
+{{- index $existing.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 32 -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Service hosts ----------------------------------------------------------------------------- */}}
+
+{{- define "converge.svcHost" -}}
+{{- printf "%s-%s.%s.svc.%s" (include "converge.fullname" .ctx) .component .ctx.Release.Namespace .ctx.Values.clusterDomain -}}
+{{- end -}}
+
+{{/* Database the functions use: PgBouncer, else in-cluster Postgres, else the external one. */}}
+{{- define "converge.database.host" -}}
+{{- if and .Values.postgresql.enabled .Values.pgbouncer.enabled -}}
+{{- include "converge.svcHost" (dict "ctx" . "component" "pgbouncer") -}}
+{{- else if .Values.postgresql.enabled -}}
+{{- include "converge.svcHost" (dict "ctx" . "component" "postgresql") -}}
+{{- else -}}
+{{- required "externalDatabase.host is required when postgresql.enabled is false" .Values.externalDatabase.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.database.port" -}}
+{{- if and .Values.postgresql.enabled .Values.pgbouncer.enabled -}}
+{{- .Values.pgbouncer.port -}}
+{{- else if .Values.postgresql.enabled -}}
+5432
+{{- else -}}
+{{- .Values.externalDatabase.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Postgres itself, for Mage's metadata (session features that a transaction pooler breaks). */}}
+{{- define "converge.database.directHost" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- include "converge.svcHost" (dict "ctx" . "component" "postgresql") -}}
+{{- else -}}
+{{- default .Values.externalDatabase.host .Values.externalDatabase.directHost -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.database.directPort" -}}
+{{- if .Values.postgresql.enabled -}}5432{{- else -}}{{- .Values.externalDatabase.directPort -}}{{- end -}}
+{{- end -}}
+
+{{- define "converge.database.user" -}}
+{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.username }}{{- else -}}{{ .Values.externalDatabase.username }}{{- end -}}
+{{- end -}}
+
+{{- define "converge.database.name" -}}
+{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.database }}{{- else -}}{{ .Values.externalDatabase.database }}{{- end -}}
+{{- end -}}
+
+{{- define "converge.database.secretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- default (printf "%s-postgresql" (include "converge.fullname" .)) .Values.postgresql.auth.existingSecret -}}
+{{- else -}}
+{{- required "externalDatabase.existingSecret is required when postgresql.enabled is false" .Values.externalDatabase.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.database.secretKey" -}}
+{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.secretKeys.userPasswordKey }}{{- else -}}{{ .Values.externalDatabase.existingSecretPasswordKey }}{{- end -}}
+{{- end -}}
+
+{{- define "converge.redis.url" -}}
+{{- if .Values.redis.enabled -}}
+{{- printf "redis://:$(CONVERGE_REDIS_PASSWORD)@%s:6379/0" (include "converge.svcHost" (dict "ctx" . "component" "redis")) -}}
+{{- else -}}
+{{- $host := required "externalRedis.host is required when redis.enabled is false" .Values.externalRedis.host -}}
+{{- printf "%s://:$(CONVERGE_REDIS_PASSWORD)@%s:%v/%v" (ternary "rediss" "redis" .Values.externalRedis.tls) $host .Values.externalRedis.port .Values.externalRedis.db -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.redis.secretName" -}}
+{{- if .Values.redis.enabled -}}
+{{- default (printf "%s-redis" (include "converge.fullname" .)) .Values.redis.auth.existingSecret -}}
+{{- else -}}
+{{- required "externalRedis.existingSecret is required when redis.enabled is false" .Values.externalRedis.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.redis.secretKey" -}}
+{{- if .Values.redis.enabled -}}{{ .Values.redis.auth.existingSecretPasswordKey }}{{- else -}}{{ .Values.externalRedis.existingSecretPasswordKey }}{{- end -}}
+{{- end -}}
+
+{{- define "converge.s3.endpoint" -}}
+{{- if .Values.minio.enabled -}}
+{{- printf "http://%s:9000" (include "converge.svcHost" (dict "ctx" . "component" "minio")) -}}
+{{- else -}}
+{{- .Values.externalS3.endpoint -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.s3.bucket" -}}
+{{- if .Values.minio.enabled -}}{{ .Values.minio.bucket }}{{- else -}}{{ .Values.externalS3.bucket }}{{- end -}}
+{{- end -}}
+
+{{- define "converge.s3.secretName" -}}
+{{- if .Values.minio.enabled -}}
+{{- default (printf "%s-minio" (include "converge.fullname" .)) .Values.minio.auth.existingSecret -}}
+{{- else -}}
+{{- required "externalS3.existingSecret is required when minio.enabled is false" .Values.externalS3.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.s3.accessKeyKey" -}}
+{{- if .Values.minio.enabled -}}{{ .Values.minio.auth.accessKeyKey }}{{- else -}}{{ .Values.externalS3.accessKeyKey }}{{- end -}}
+{{- end -}}
+
+{{- define "converge.s3.secretKeyKey" -}}
+{{- if .Values.minio.enabled -}}{{ .Values.minio.auth.secretKeyKey }}{{- else -}}{{ .Values.externalS3.secretKeyKey }}{{- end -}}
+{{- end -}}
+
+{{- define "converge.h2o.url" -}}
+{{- if .Values.h2o.enabled -}}
+{{- printf "http://%s:54321" (include "converge.svcHost" (dict "ctx" . "component" "h2o")) -}}
+{{- else -}}
+{{- .Values.externalH2o.url -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "converge.admin.secretName" -}}
+{{- default (printf "%s-admin" (include "converge.fullname" .)) .Values.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "converge.broker.name" -}}
+{{- printf "%s-broker" (include "converge.fullname" .) -}}
+{{- end -}}
+
+{{- define "converge.broker.url" -}}
+{{- printf "http://%s/%s/%s" .Values.eventing.brokerIngressHost .Release.Namespace (include "converge.broker.name" .) -}}
+{{- end -}}
+
+{{/*
+CONVERGE_* environment of every process that uses the shared library (settings.py).
+Secrets come from secretKeyRef; URLs embed them with $(VAR), which Kubernetes expands only for
+variables defined earlier in the list, so the password variables come first.
+*/}}
+{{- define "converge.env" -}}
+- name: CONVERGE_DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "converge.database.secretName" . }}
+      key: {{ include "converge.database.secretKey" . }}
+- name: CONVERGE_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "converge.redis.secretName" . }}
+      key: {{ include "converge.redis.secretKey" . }}
+- name: CONVERGE_DATABASE_URL
+  value: {{ printf "postgresql://%s:$(CONVERGE_DB_PASSWORD)@%s:%v/%s" (include "converge.database.user" .) (include "converge.database.host" .) (include "converge.database.port" .) (include "converge.database.name" .) | quote }}
+- name: CONVERGE_REDIS_URL
+  value: {{ include "converge.redis.url" . | quote }}
+- name: CONVERGE_S3_ENDPOINT_URL
+  value: {{ include "converge.s3.endpoint" . | quote }}
+- name: CONVERGE_S3_REGION
+  value: {{ .Values.externalS3.region | quote }}
+- name: CONVERGE_S3_BUCKET
+  value: {{ include "converge.s3.bucket" . | quote }}
+- name: CONVERGE_S3_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "converge.s3.secretName" . }}
+      key: {{ include "converge.s3.accessKeyKey" . }}
+- name: CONVERGE_S3_SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "converge.s3.secretName" . }}
+      key: {{ include "converge.s3.secretKeyKey" . }}
+- name: CONVERGE_H2O_URL
+  value: {{ include "converge.h2o.url" . | quote }}
+- name: CONVERGE_ADMIN_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "converge.admin.secretName" . }}
+      key: {{ .Values.auth.existingSecretKey }}
+- name: CONVERGE_BROKER_URL
+  value: {{ include "converge.broker.url" . | quote }}
+- name: CONVERGE_DEFAULT_MODEL
+  value: {{ .Values.serving.defaultModel | quote }}
+- name: CONVERGE_CACHE_TTL_S
+  value: {{ .Values.serving.cacheTtlSeconds | quote }}
+- name: CONVERGE_SCORER_BACKEND
+  value: {{ .Values.serving.scorerBackend | quote }}
+{{- end -}}
+
+{{/* Delivery of the Broker and Triggers: retries with backoff, then the dead-letter sink. */}}
+{{- define "converge.eventing.delivery" -}}
+{{- $ev := .Values.eventing -}}
+deadLetterSink:
+  {{- if $ev.deadLetter.uri }}
+  uri: {{ $ev.deadLetter.uri }}
+  {{- else }}
+  ref:
+    apiVersion: eventing.knative.dev/v1
+    kind: Broker
+    name: {{ printf "%s-dead-letter" (include "converge.fullname" .) }}
+    namespace: {{ .Release.Namespace }}
+  {{- end }}
+retry: {{ $ev.delivery.retry }}
+backoffPolicy: {{ $ev.delivery.backoffPolicy }}
+backoffDelay: {{ $ev.delivery.backoffDelay }}
+timeout: {{ $ev.delivery.timeout }}
+{{- end -}}
