@@ -1,0 +1,236 @@
+"""Turn user rows (dicts or columns) into genmodel's raw ``double[]`` rows.
+
+Semantics follow ``EasyPredictModelWrapper`` as ``PredictCsv`` configures it: columns are matched
+by name (unknown names ignored, absent ones missing), numeric strings are parsed like
+``Double.parseDouble``, categorical values are looked up exactly (then as ``"column.value"``) and
+unseen levels become missing. Python conveniences on top, identical for every backend:
+``None``/NaN are missing, ``int`` works where Java wants a ``Double`` (and, for a categorical
+column, is looked up as its decimal string), date-times become epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import numbers
+
+import numpy as np
+
+from ._javafloat import parse_java_double
+from .errors import InvalidInputError
+
+MISSING = None  # normalised "no value" marker
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def _is_na_scalar(v) -> bool:
+    t = type(v).__name__
+    return t in ("NAType", "NaTType")
+
+
+def epoch_millis(v) -> float:
+    """Date-times as H2O stores them: milliseconds since the epoch (naive values taken as UTC)."""
+    if isinstance(v, _dt.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=_dt.timezone.utc)
+        d = v - _EPOCH
+        return float((d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000)
+    if isinstance(v, _dt.date):
+        return float((v - _dt.date(1970, 1, 1)).days * 86400000)
+    if isinstance(v, np.datetime64):
+        if np.isnat(v):
+            return math.nan
+        return float(v.astype("datetime64[ms]").astype(np.int64))
+    raise TypeError(v)
+
+
+class RowSchema:
+    """The model's input side: feature names, domains, offset column, and conversion options."""
+
+    def __init__(
+        self,
+        columns: list[str],
+        domains: list[list[str] | None],
+        n_features: int,
+        offset_column: str | None,
+        source: str,
+        unknown_levels: str = "na",
+        invalid_numbers: str = "na",
+    ) -> None:
+        if unknown_levels not in ("na", "raise") or invalid_numbers not in ("na", "raise"):
+            raise ValueError("unknown_levels / invalid_numbers must be 'na' or 'raise'")
+        self.source = source
+        self.n_features = n_features
+        self.feature_names = list(columns[:n_features])
+        self.domains = list(domains[:n_features])
+        self.index = {}
+        for i, name in enumerate(columns):  # HashMap.put in order: the last duplicate wins
+            self.index[name] = i
+        self.index = {k: i for k, i in self.index.items() if i < n_features}
+        self.levels = [
+            None if d is None else {lv: j for j, lv in enumerate(d)} for d in self.domains
+        ]
+        self.offset_column = offset_column
+        self.unknown_levels = unknown_levels
+        self.invalid_numbers = invalid_numbers
+
+    # -- normalisation shared by all backends ---------------------------------------------------
+    def normalize(self, name: str, idx: int, v):
+        """Return None (missing), a float, or a str, as genmodel would receive it."""
+        if v is None or _is_na_scalar(v):
+            return None
+        is_cat = self.domains[idx] is not None
+        if isinstance(v, str):
+            return v
+        if isinstance(v, (bool, np.bool_)):
+            raise InvalidInputError(f"column {name!r}: boolean {v!r} is not a valid value", self.source)
+        if isinstance(v, numbers.Integral):
+            return str(int(v)) if is_cat else float(v)
+        if isinstance(v, numbers.Real):
+            f = float(v)
+            if math.isnan(f):
+                return None
+            if is_cat:
+                if f.is_integer():
+                    return str(int(f))
+                raise InvalidInputError(
+                    f"column {name!r} is categorical; got the number {v!r}", self.source
+                )
+            return f
+        if isinstance(v, (_dt.date, np.datetime64)):
+            if is_cat:
+                raise InvalidInputError(f"column {name!r} is categorical; got {v!r}", self.source)
+            f = epoch_millis(v)
+            return None if math.isnan(f) else f
+        raise InvalidInputError(
+            f"column {name!r}: unsupported value type {type(v).__name__}", self.source
+        )
+
+    # -- native encoding -------------------------------------------------------------------------
+    def encode_value(self, name: str, idx: int, v) -> float:
+        v = self.normalize(name, idx, v)
+        if v is None:
+            return math.nan
+        levels = self.levels[idx]
+        if levels is None:
+            if isinstance(v, str):
+                try:
+                    return parse_java_double(v)
+                except ValueError:
+                    if self.invalid_numbers == "raise":
+                        raise InvalidInputError(
+                            f"column {name!r}: cannot parse {v!r} as a number", self.source
+                        ) from None
+                    return math.nan
+            return v
+        if isinstance(v, str):
+            j = levels.get(v)
+            if j is None:
+                j = levels.get(f"{name}.{v}")
+            if j is None:
+                if self.unknown_levels == "raise":
+                    raise InvalidInputError(f"column {name!r}: unknown level {v!r}", self.source)
+                return math.nan
+            return float(j)
+        raise InvalidInputError(f"column {name!r} is categorical; got {v!r}", self.source)
+
+    def offset_value(self, v) -> float:
+        if v is None or _is_na_scalar(v):
+            return 0.0
+        if isinstance(v, str):
+            try:
+                return parse_java_double(v)
+            except ValueError:
+                raise InvalidInputError(f"offset {v!r} is not a number", self.source) from None
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise InvalidInputError(f"offset {v!r} is not a number", self.source)
+        return float(v)
+
+    def encode_records(self, records) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows as dicts -> (raw matrix, offsets or None)."""
+        n = len(records)
+        raw = np.full((n, self.n_features), np.nan)
+        index = self.index
+        off_col = self.offset_column
+        offsets = None
+        for r, rec in enumerate(records):
+            if not isinstance(rec, dict):
+                raise InvalidInputError(f"row {r} is a {type(rec).__name__}, not a mapping", self.source)
+            row = raw[r]
+            for name, v in rec.items():
+                i = index.get(name)
+                if i is not None:
+                    row[i] = self.encode_value(name, i, v)
+            if off_col is not None and off_col in rec:
+                if offsets is None:
+                    offsets = np.zeros(n)
+                offsets[r] = self.offset_value(rec[off_col])
+        return raw, offsets
+
+    def encode_columns(self, cols: dict, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Columns (name -> 1-D array/list) -> (raw matrix, offsets or None); fast for numbers."""
+        raw = np.full((n, self.n_features), np.nan)
+        for name, values in cols.items():
+            i = self.index.get(name)
+            if i is None:
+                continue
+            raw[:, i] = self._encode_column(name, i, values, n)
+        offsets = None
+        if self.offset_column is not None and self.offset_column in cols:
+            vals = cols[self.offset_column]
+            arr = np.asarray(vals)
+            if arr.dtype.kind in "fiu":
+                offsets = np.where(np.isnan(arr.astype(np.float64)), 0.0, arr.astype(np.float64))
+            else:
+                offsets = np.array([self.offset_value(v) for v in arr.tolist()], dtype=np.float64)
+        return raw, offsets
+
+    def _encode_column(self, name, i, values, n) -> np.ndarray:
+        arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+        if len(arr) != n:
+            raise InvalidInputError(f"column {name!r} has {len(arr)} values, expected {n}", self.source)
+        kind = arr.dtype.kind
+        if self.levels[i] is None:
+            if kind in "fiu":
+                return arr.astype(np.float64)
+            if kind == "M":
+                out = arr.astype("datetime64[ms]").astype(np.int64).astype(np.float64)
+                out[np.isnat(arr)] = np.nan
+                return out
+        cache: dict = {}
+        out = np.empty(n)
+        for r, v in enumerate(arr.tolist() if kind != "M" else list(arr)):
+            try:
+                key = (type(v), v)
+                hit = cache.get(key)
+            except TypeError:
+                key, hit = None, None
+            if hit is None:
+                hit = self.encode_value(name, i, v)
+                if key is not None:
+                    cache[key] = hit
+            out[r] = hit
+        return out
+
+    def check_codes(self, X: np.ndarray) -> np.ndarray:
+        """Validate a pre-encoded matrix for ``predict_numpy``: codes must be in-domain or NaN."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise InvalidInputError(
+                f"expected a 2-D array with {self.n_features} columns in feature_names order, "
+                f"got shape {X.shape}",
+                self.source,
+            )
+        for i, d in enumerate(self.domains):
+            if d is None:
+                continue
+            c = X[:, i]
+            ok = np.isnan(c) | ((c >= 0) & (c < len(d)) & (c == np.trunc(c)))
+            if not ok.all():
+                raise InvalidInputError(
+                    f"column {self.feature_names[i]!r}: categorical codes must be integers in "
+                    f"[0, {len(d)}) or NaN",
+                    self.source,
+                )
+        return X

@@ -1,0 +1,32 @@
+"""Scoring backends behind one interface, one module each (chosen by name, like Feast stores).
+
+* ``native``: NumPy, no JVM (default);
+* ``genmodel``: h2o-genmodel in-process through JPype (reference and fallback);
+* ``daimojo``: Driverless AI ``pipeline.mojo`` files through the ``daimojo`` package.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+NAMES = ("native", "genmodel", "daimojo")
+
+
+class Backend(ABC):
+    """Produces genmodel's ``preds`` rows (``[label, p...]`` or ``[value]``) for a batch."""
+
+    name: str = ""
+
+    @abstractmethod
+    def preds_records(self, records: list, offset: np.ndarray | None) -> np.ndarray: ...
+
+    @abstractmethod
+    def preds_columns(self, cols: dict, n: int, offset: np.ndarray | None) -> np.ndarray: ...
+
+    @abstractmethod
+    def preds_numpy(self, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray: ...
+
+    def close(self) -> None:
+        """Release resources (nothing by default)."""

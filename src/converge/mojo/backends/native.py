@@ -1,0 +1,36 @@
+"""The NumPy backend: our own MOJO reader and scorers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._archive import MojoArchive
+from .._ini import MojoInfo
+from .._rows import RowSchema
+from ..native import build_scorer
+from . import Backend
+
+
+class NativeBackend(Backend):
+    name = "native"
+
+    def __init__(self, archive: MojoArchive, info: MojoInfo, schema: RowSchema) -> None:
+        self.scorer = build_scorer(archive, info)  # raises UnsupportedMojoError
+        self.schema = schema
+
+    def _score(self, raw, offset):
+        if offset is None and self.scorer.requires_offset():
+            offset = np.zeros(raw.shape[0])
+        return self.scorer.score(raw, offset)
+
+    def preds_records(self, records, offset):
+        raw, off = self.schema.encode_records(records)
+        return self._score(raw, offset if offset is not None else off)
+
+    def preds_columns(self, cols, n, offset):
+        raw, off = self.schema.encode_columns(cols, n)
+        return self._score(raw, offset if offset is not None else off)
+
+    def preds_numpy(self, X, offset):
+        raw = self.schema.check_codes(X).copy()
+        return self._score(raw, offset)

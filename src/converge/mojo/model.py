@@ -1,0 +1,234 @@
+"""``Model``: a loaded MOJO with its metadata, scoring through one backend."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ._archive import MojoArchive
+from ._ini import MojoInfo, read_info
+from ._rows import RowSchema
+from .backends import NAMES, Backend
+from .errors import InvalidInputError, MojoError, UnsupportedMojoError
+
+_CLASSIFICATION = ("Binomial", "Multinomial")
+
+
+def _is_java_int(s: str) -> bool:
+    """``Integer.valueOf(s)`` succeeds: optional sign, digits, within 32 bits."""
+    if not re.fullmatch(r"[+-]?\d+", s):
+        return False
+    return -(2**31) <= int(s) < 2**31
+
+
+def _output_names(category: str, classes: list[str] | None) -> list[str]:
+    """``GenModel.getOutputNames``: integer class labels become ``p0``, ``p1``..."""
+    if category not in _CLASSIFICATION:
+        return ["predict"]
+    return ["predict"] + [("p" + c) if _is_java_int(c) else c for c in classes or []]
+
+
+class Model:
+    """A MOJO ready to score. Build it with :func:`converge.mojo.load_mojo`."""
+
+    def __init__(self, info: MojoInfo, schema: RowSchema, backend: Backend) -> None:
+        self._info = info
+        self._schema = schema
+        self.backend: Backend = backend
+        cat = str(info.get("category", ""))
+        self.category: str = cat
+        classes = info.response_domain if cat in _CLASSIFICATION else None
+        if cat == "Binomial" and classes is None:
+            classes = ["0", "1"]  # quasibinomial: genmodel's fallback domain
+        self.classes: list[str] | None = list(classes) if classes is not None else None
+        self.output_names: list[str] = _output_names(cat, self.classes)
+
+    # -- metadata -----------------------------------------------------------------------------
+    @property
+    def algorithm(self) -> str:
+        """Short algorithm name as in ``model.ini`` ``algo`` (gbm, drf, glm, xgboost, ...)."""
+        return self._info.algo
+
+    @property
+    def mojo_version(self) -> float:
+        return self._info.mojo_version
+
+    @property
+    def h2o_version(self) -> str:
+        return str(self._info.get("h2o_version", ""))
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self._schema.feature_names)
+
+    @property
+    def feature_types(self) -> dict[str, str]:
+        """``enum`` or ``numeric`` per feature."""
+        return {
+            n: ("enum" if d is not None else "numeric")
+            for n, d in zip(self._schema.feature_names, self._schema.domains)
+        }
+
+    @property
+    def domains(self) -> dict[str, list[str] | None]:
+        return {n: (list(d) if d is not None else None)
+                for n, d in zip(self._schema.feature_names, self._schema.domains)}
+
+    @property
+    def response_name(self) -> str | None:
+        return self._info.columns[-1] if self._info.supervised and self._info.columns else None
+
+    @property
+    def offset_column(self) -> str | None:
+        return self._schema.offset_column
+
+    @property
+    def n_classes(self) -> int:
+        return self._info.n_classes
+
+    @property
+    def info(self) -> dict:
+        """The raw ``[info]`` section of ``model.ini``."""
+        return dict(self._info.info)
+
+    def __repr__(self) -> str:
+        return (f"Model(algorithm={self.algorithm!r}, category={self.category!r}, "
+                f"features={len(self.feature_names)}, backend={self.backend.name!r})")
+
+    # -- scoring ------------------------------------------------------------------------------
+    def _offset(self, offset, n: int) -> np.ndarray | None:
+        if offset is None:
+            return None
+        arr = np.asarray(offset, dtype=np.float64)
+        if arr.ndim == 0:
+            return np.full(n, float(arr))
+        if arr.shape != (n,):
+            raise InvalidInputError(f"offset has shape {arr.shape}, expected ({n},)")
+        return np.where(np.isnan(arr), 0.0, arr)
+
+    def predict_raw(self, data, offset=None) -> np.ndarray:
+        """genmodel's ``preds`` per row: ``[label_index, p_0..]`` (classifiers) or ``[value]``."""
+        if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+            records = list(data)
+            return self.backend.preds_records(records, self._offset(offset, len(records)))
+        if isinstance(data, Mapping):
+            return self.backend.preds_records([data], self._offset(offset, 1))
+        if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a DataFrame (duck-typed)
+            n = len(data)
+            wanted = set(self._schema.index)
+            if self.offset_column:
+                wanted.add(self.offset_column)
+            cols = {}
+            for c in data.columns:
+                if isinstance(c, str) and c in wanted:
+                    s = data[c]
+                    if s.ndim != 1:
+                        raise InvalidInputError(f"duplicate column {c!r} in the input frame")
+                    cols[c] = _series_values(s)
+            return self.backend.preds_columns(cols, n, self._offset(offset, n))
+        raise InvalidInputError(
+            f"cannot score a {type(data).__name__}; pass a DataFrame or a list of dicts"
+        )
+
+    def predict_records(self, records, offset=None) -> list[dict]:
+        """Score dict rows without pandas; returns one dict per row keyed by output names."""
+        if isinstance(records, Mapping):
+            records = [records]
+        P = self.predict_raw(list(records), offset)
+        return self._to_records(P)
+
+    def predict_numpy(self, X, offset=None) -> np.ndarray:
+        """Fast path: ``X`` is float64 in ``feature_names`` order, categoricals as level codes.
+
+        Returns genmodel's ``preds`` matrix (see :meth:`predict_raw`).
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X.reshape(1, -1)
+        return self.backend.preds_numpy(X, self._offset(offset, X.shape[0]))
+
+    def predict(self, data, offset=None):
+        """Score a DataFrame or a list of dicts; returns a DataFrame with genmodel's output names."""
+        import pandas as pd
+
+        P = self.predict_raw(data, offset)
+        index = data.index if hasattr(data, "index") and hasattr(data, "columns") else None
+        if self.classes is None:
+            return pd.DataFrame({"predict": P[:, 0]}, index=index)
+        cols = {"predict": self._labels(P)}
+        for j, name in enumerate(self.output_names[1:]):
+            cols[name] = P[:, j + 1]
+        return pd.DataFrame(cols, index=index)
+
+    def _labels(self, P: np.ndarray) -> list[str]:
+        classes = self.classes or []
+        out = []
+        for v in P[:, 0].tolist():
+            if math.isnan(v) or not (0 <= int(v) < len(classes)):
+                raise MojoError(f"model returned an invalid class index {v!r}", self._info.source)
+            out.append(classes[int(v)])
+        return out
+
+    def _to_records(self, P: np.ndarray) -> list[dict]:
+        if self.classes is None:
+            return [{"predict": v} for v in P[:, 0].tolist()]
+        labels = self._labels(P)
+        names = self.output_names[1:]
+        rows = P[:, 1:].tolist()
+        return [dict(zip(names, r), predict=lab) for lab, r in zip(labels, rows)]
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _series_values(s):
+    """A pandas Series as a NumPy array; nullable/extension dtypes become float or object."""
+    dt = s.dtype
+    kind = getattr(dt, "kind", "O")
+    if kind in "fiu" and not hasattr(dt, "na_value"):
+        return s.to_numpy()
+    if kind == "M" and not hasattr(dt, "na_value"):
+        return s.to_numpy()
+    if hasattr(dt, "na_value") and kind in "fiu":  # Int64/Float64 with pd.NA
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    if kind == "M":
+        return s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy() if getattr(dt, "tz", None) else s.to_numpy()
+    return s.to_numpy(dtype=object)
+
+
+def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na",
+              invalid_numbers: str = "na") -> Model:
+    """Load a MOJO (zip path, unpacked folder or zip bytes) and pick a scoring backend.
+
+    ``backend="auto"`` uses ``native`` when it supports the model, else ``genmodel``.
+    ``unknown_levels`` / ``invalid_numbers``: ``"na"`` (PredictCsv's behaviour for unseen levels)
+    or ``"raise"``.
+    """
+    if backend not in NAMES + ("auto",):
+        raise ValueError(f"backend must be one of {NAMES + ('auto',)}, got {backend!r}")
+    if backend == "daimojo":
+        from .backends.daimojo import load_daimojo
+
+        return load_daimojo(path_or_bytes)
+    archive = MojoArchive.open(path_or_bytes)
+    info = read_info(archive)
+    offset_col = info.get("offset_column")
+    schema = RowSchema(
+        info.columns, info.domains, info.n_features,
+        str(offset_col) if offset_col else None, info.source,
+        unknown_levels=unknown_levels, invalid_numbers=invalid_numbers,
+    )
+    if backend in ("native", "auto"):
+        try:
+            from .backends.native import NativeBackend
+
+            return Model(info, schema, NativeBackend(archive, info, schema))
+        except UnsupportedMojoError:
+            if backend == "native":
+                raise
+    from .backends.genmodel import GenmodelBackend
+
+    return Model(info, schema, GenmodelBackend(path_or_bytes, archive, info, schema))

@@ -1,0 +1,42 @@
+"""Pure-NumPy scorers, one module per algorithm; ``build_scorer`` picks one from ``model.ini``."""
+
+from __future__ import annotations
+
+from .._archive import MojoArchive
+from .._ini import MojoInfo, read_info
+from ..errors import UnsupportedMojoError
+from ._base import NativeScorer
+
+
+def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeScorer:
+    """The native scorer for the model at ``archive``'s prefix, or UnsupportedMojoError."""
+    info = info or read_info(archive)
+    algo = info.algo
+    if algo == "gbm":
+        from .gbm import GbmScorer
+
+        return GbmScorer(info, archive)
+    if algo == "drf":
+        from .drf import DrfScorer
+
+        return DrfScorer(info, archive)
+    if algo == "glm":
+        from .glm import GlmScorer
+
+        return GlmScorer(info)
+    if algo == "deeplearning":
+        from .deeplearning import DeepLearningScorer
+
+        return DeepLearningScorer(info)
+    if algo == "xgboost":
+        from .xgboost import XGBoostScorer
+
+        return XGBoostScorer(info, archive)
+    if algo == "stackedensemble":
+        from .ensemble import StackedEnsembleScorer
+
+        return StackedEnsembleScorer(info, archive)
+    raise UnsupportedMojoError(f"algorithm {algo or info.get('algorithm')!r}", info.source)
+
+
+__all__ = ["NativeScorer", "build_scorer"]

@@ -1,0 +1,325 @@
+"""Compressed H2O trees (GBM/DRF/XRT) flattened into arrays and walked for all rows at once.
+
+Each tree's pre-order byte stream is decoded once into node arrays. Every decision genmodel makes
+(NaN direction, out-of-domain levels, bitset range, numeric ``>=``) is reduced at load time to one
+of two forms, so scoring is a handful of NumPy gathers per tree level:
+
+* compare: ``go_right = V[row, col'] >= thr`` where ``col'`` selects one of three views of the
+  input (NaN as -inf, NaN as +inf, or an is-missing indicator), chosen per node by its NA direction;
+* table: a per-node lookup on the integer level, with slots for "missing" and "outside the bitset".
+
+Leaves loop onto themselves, so every row simply takes ``max_depth`` steps.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from ..errors import CorruptMojoError, UnsupportedMojoError
+
+_F32 = struct.Struct("<f")
+_U16 = struct.Struct("<H")
+_I32 = struct.Struct("<i")
+
+# Column views (multiplied by n_features and added to the column index).
+_LO, _HI, _NA = 0, 1, 2
+_NA_CODE, _OOR_CODE = -1, -2
+
+_NA_LEFT = (2, 4)  # NaSplitDir NALeft, Left
+_NA_VS_REST = 1
+
+
+class _Builder:
+    """Accumulates node arrays for a whole forest."""
+
+    def __init__(self, n_features: int, version: float, cat_lens: list[int | None], source: str):
+        self.nf = n_features
+        self.version = version
+        self.cat_lens = cat_lens
+        self.source = source
+        self.view_col: list[int] = []
+        self.thr: list[float] = []
+        self.left: list[int] = []
+        self.right: list[int] = []
+        self.value: list[float] = []
+        self.tbl_node: list[bool] = []
+        self.tbl_off: list[int] = []
+        self.tbl_len: list[int] = []
+        self.col: list[int] = []
+        self.tables: list[np.ndarray] = []
+        self.tbl_total = 0
+        self.max_depth = 0
+
+    def _new(self) -> int:
+        i = len(self.thr)
+        self.view_col.append(0)
+        self.thr.append(float("nan"))
+        self.left.append(i)
+        self.right.append(i)
+        self.value.append(0.0)
+        self.tbl_node.append(False)
+        self.tbl_off.append(0)
+        self.tbl_len.append(0)
+        self.col.append(0)
+        return i
+
+    def leaf(self, v: float) -> int:
+        i = self._new()
+        self.value[i] = v
+        return i
+
+    def add_table(self, na_right: bool, oor_right: bool, levels: np.ndarray) -> tuple[int, int]:
+        t = np.empty(levels.size + 2, dtype=np.bool_)
+        t[0] = na_right
+        t[1] = oor_right
+        t[2:] = levels
+        off = self.tbl_total
+        self.tables.append(t)
+        self.tbl_total += t.size
+        return off, levels.size
+
+    def fail(self, why: str, tree: str):
+        raise CorruptMojoError(f"{tree}: {why}", self.source)
+
+    # -- decoding -----------------------------------------------------------------------------
+    def parse(self, buf: bytes, name: str) -> int:
+        if len(buf) < 7:
+            self.fail("tree shorter than a leaf", name)
+        try:
+            root, end = self._node(buf, 0, name, None, 1)
+        except (struct.error, IndexError) as e:
+            self.fail(f"truncated tree ({e})", name)
+        return root
+
+    def _leaf_at(self, buf: bytes, pos: int) -> int:
+        return self.leaf(_F32.unpack_from(buf, pos)[0])
+
+    def _node(self, buf: bytes, pos: int, name: str, stale, depth: int):
+        node_type = buf[pos]
+        col = _U16.unpack_from(buf, pos + 1)[0]
+        if col == 0xFFFF:
+            return self._leaf_at(buf, pos + 3), pos + 7
+        if col >= self.nf:
+            self.fail(f"split on column {col} >= n_features {self.nf}", name)
+        if depth > 2000:
+            self.fail("tree deeper than 2000 levels", name)
+        self.max_depth = max(self.max_depth, depth)
+        nadir = buf[pos + 3]
+        pos += 4
+        if nadir > 5:
+            self.fail(f"bad NA split direction {nadir}", name)
+        na_vs_rest = nadir == _NA_VS_REST
+        na_right = nadir not in _NA_LEFT
+        equal = node_type & 0x0C
+        v = self.version
+        split_val = None
+        bitset = None  # (bitoff, nbits, bytes)
+        if not na_vs_rest:
+            if equal == 0:
+                split_val = _F32.unpack_from(buf, pos)[0]
+                pos += 4
+            elif equal == 8:
+                bitset = (0, 32, buf[pos : pos + 4])
+                pos += 4
+            elif equal == 12:
+                bitoff = _U16.unpack_from(buf, pos)[0]
+                if v >= 1.2 or v not in (1.0, 1.1):
+                    nbits = _I32.unpack_from(buf, pos + 2)[0]
+                    if nbits <= 0:
+                        self.fail(f"bad bitset size {nbits}", name)
+                    nbytes = ((nbits - 1) >> 3) + 1
+                    pos += 6
+                else:
+                    nbytes = _U16.unpack_from(buf, pos + 2)[0]
+                    nbits = nbytes * 8
+                    pos += 4
+                if pos + nbytes > len(buf):
+                    self.fail("bitset runs past the end of the tree", name)
+                bitset = (bitoff, nbits, buf[pos : pos + nbytes])
+                pos += nbytes
+            else:
+                raise UnsupportedMojoError(f"{name}: legacy '==' float split", self.source)
+            if bitset is not None:
+                stale = bitset[:2]
+        me = self._new()
+        self.col[me] = col
+        cat_len = self.cat_lens[col]
+        if split_val is not None or (na_vs_rest and (equal == 0 or stale is None or v == 1.0)):
+            # plain compare; NaN (and, for >= 1.2, level >= domain size) -> NA direction
+            if na_vs_rest:
+                self.view_col[me] = _NA * self.nf + col
+                self.thr[me] = 0.5
+            else:
+                self.view_col[me] = (_HI if na_right else _LO) * self.nf + col
+                self.thr[me] = float(split_val)
+        else:
+            if bitset is not None:
+                bitoff, nbits, raw = bitset
+                bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")[:nbits]
+                levels = np.empty(bitoff + nbits, dtype=np.bool_)
+                # below bitoff is outside the bitset
+                levels[:bitoff] = na_right if v != 1.0 else False
+                levels[bitoff:] = bits.astype(np.bool_)
+            else:  # NAvsREST after a bitset on the path: genmodel checks the stale bitset's range
+                bitoff, nbits = stale
+                levels = np.empty(bitoff + nbits, dtype=np.bool_)
+                levels[:bitoff] = na_right
+                levels[bitoff:] = False
+            oor_right = na_right if v != 1.0 else False
+            off, n = self.add_table(na_right, oor_right, levels)
+            self.tbl_node[me] = True
+            self.tbl_off[me] = off
+            self.tbl_len[me] = n
+            self.view_col[me] = col
+            self.thr[me] = float("nan")
+        lmask = node_type & 0x33
+        if lmask == 48:
+            left = self._leaf_at(buf, pos)
+            pos += 4
+        elif lmask <= 3:
+            width = lmask + 1
+            if width == 3:
+                size = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+            elif width == 1:
+                size = buf[pos]
+            elif width == 2:
+                size = _U16.unpack_from(buf, pos)[0]
+            else:
+                size = _I32.unpack_from(buf, pos)[0]
+            pos += width
+            left, end = self._node(buf, pos, name, stale, depth + 1)
+            if end != pos + size:
+                self.fail(f"left subtree size {size} does not match its content", name)
+            pos = end
+        else:
+            self.fail(f"bad node type {node_type:#x}", name)
+        rmask = (node_type & 0xC0) >> 2
+        if rmask == 48:
+            right = self._leaf_at(buf, pos)
+            pos += 4
+        elif rmask == 0:
+            right, pos = self._node(buf, pos, name, stale, depth + 1)
+        else:
+            self.fail(f"bad node type {node_type:#x}", name)
+        self.left[me] = left
+        self.right[me] = right
+        return me, pos
+
+
+class Forest:
+    """All trees of one tree model, scored together.
+
+    ``sums(X)`` returns, per row and per tree class, the float32 leaf values summed in float64 in
+    tree order, exactly as ``SharedTreeMojoModel.scoreTreeRange`` does.
+    """
+
+    def __init__(self, builder: _Builder, roots: np.ndarray, n_classes_out: int):
+        b = builder
+        self.nf = b.nf
+        self.version = b.version
+        self.max_depth = b.max_depth
+        self.roots = roots  # (n_tpc, n_groups), -1 for a missing tree
+        self.n_out = n_classes_out
+        ip = np.intp
+        self.view_col = np.asarray(b.view_col, dtype=ip)
+        self.thr = np.asarray(b.thr, dtype=np.float64)
+        # child[2*i] = left, child[2*i+1] = right
+        self.child = np.empty(2 * len(b.left), dtype=ip)
+        self.child[0::2] = b.left
+        self.child[1::2] = b.right
+        self.value = np.asarray(b.value, dtype=np.float32).astype(np.float64)
+        self.tbl_node = np.asarray(b.tbl_node, dtype=np.bool_)
+        self.has_tables = bool(self.tbl_node.any())
+        self.tbl_off = np.asarray(b.tbl_off, dtype=ip)
+        self.tbl_len = np.asarray(b.tbl_len, dtype=ip)
+        self.col = np.asarray(b.col, dtype=ip)
+        self.tables = np.concatenate(b.tables) if b.tables else np.zeros(0, dtype=np.bool_)
+        # one flat list of root nodes; a missing tree points at a shared zero leaf
+        zero = len(b.thr)
+        self.value = np.append(self.value, 0.0)
+        self.view_col = np.append(self.view_col, 0)
+        self.thr = np.append(self.thr, np.nan)
+        self.child = np.append(self.child, [zero, zero])
+        self.tbl_node = np.append(self.tbl_node, False)
+        self.tbl_off = np.append(self.tbl_off, 0)
+        self.tbl_len = np.append(self.tbl_len, 0)
+        self.col = np.append(self.col, 0)
+        self.flat_roots = np.where(roots >= 0, roots, zero).ravel().astype(ip)
+        self.cat_ub = np.full(b.nf, np.nan)  # NaN: never compares true
+        self.is_cat = np.zeros(b.nf, dtype=np.bool_)
+        for j, n in enumerate(b.cat_lens):
+            if n is not None:
+                self.is_cat[j] = True
+                if b.version >= 1.2 or b.version not in (1.0, 1.1):
+                    self.cat_ub[j] = n
+
+    def _views(self, X: np.ndarray):
+        """The three compare views, side by side: NaN->-inf, NaN->+inf, is-missing (0/1)."""
+        missing = np.isnan(X)
+        with np.errstate(invalid="ignore"):
+            missing |= X >= self.cat_ub  # genmodel treats levels beyond the domain as NA (>= 1.2)
+        V = np.empty((X.shape[0], 3 * self.nf), dtype=np.float64)
+        lo = V[:, : self.nf]
+        hi = V[:, self.nf : 2 * self.nf]
+        lo[...] = X
+        lo[missing] = -np.inf
+        hi[...] = X
+        hi[missing] = np.inf
+        V[:, 2 * self.nf :] = missing
+        codes = None
+        if self.has_tables:
+            with np.errstate(invalid="ignore"):
+                c = np.trunc(np.clip(X, -2.0, 2.0**31))
+            c[~np.isfinite(c)] = _OOR_CODE
+            codes = c.astype(np.int64)
+            codes[codes < 0] = _OOR_CODE
+            codes[missing] = _NA_CODE
+        return V, codes
+
+    def sums(self, X: np.ndarray) -> np.ndarray:
+        """Per-class tree sums, shape (n_rows, n_tpc)."""
+        n = X.shape[0]
+        n_tpc, n_groups = self.roots.shape
+        if n == 0:
+            return np.zeros((0, n_tpc))
+        T = self.flat_roots.size
+        chunk = max(1, (1 << 21) // max(T, 1))
+        if n > chunk:
+            return np.concatenate([self.sums(X[i : i + chunk]) for i in range(0, n, chunk)])
+        V, codes = self._views(X)
+        width = V.shape[1]
+        base = np.repeat(np.arange(n, dtype=np.intp) * width, T)
+        node = np.tile(self.flat_roots, n)
+        Vf = V.ravel()
+        child = self.child
+        for _ in range(self.max_depth):
+            r = np.take(Vf, base + np.take(self.view_col, node)) >= np.take(self.thr, node)
+            if self.has_tables:
+                t = np.flatnonzero(np.take(self.tbl_node, node))
+                if t.size:
+                    nd = node[t]
+                    rows = t // T
+                    c = codes[rows, self.col[nd]]
+                    tl = self.tbl_len[nd]
+                    slot = np.where(c == _NA_CODE, 0, np.where((c < 0) | (c >= tl), 1, c + 2))
+                    r[t] = self.tables[self.tbl_off[nd] + slot]
+            node = np.take(child, 2 * node + r)
+        vals = np.take(self.value, node).reshape(n, n_tpc, n_groups)
+        # sequential float64 accumulation in tree order (cumsum is strictly left-to-right)
+        return np.cumsum(vals, axis=2)[:, :, -1] if n_groups else np.zeros((n, n_tpc))
+
+
+def load_forest(archive, info, n_tpc: int, n_groups: int) -> Forest:
+    """Decode ``trees/tCC_GGG.bin`` for every class and group of a tree model."""
+    nf = info.n_features
+    cat_lens = [None if d is None else len(d) for d in info.domains[:nf]]
+    b = _Builder(nf, info.mojo_version, cat_lens, info.source)
+    roots = np.full((n_tpc, n_groups), -1, dtype=np.intp)
+    for i in range(n_tpc):
+        for j in range(n_groups):
+            name = f"trees/t{i:02d}_{j:03d}.bin"
+            if archive.exists(name):
+                roots[i, j] = b.parse(archive.read_bytes(name), name)
+    return Forest(b, roots, n_tpc)

@@ -1,0 +1,33 @@
+"""DRF and XRT: averaged (regression, binomial) or normalised (multinomial) tree votes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .gbm import TreeScorer, finish_classification
+
+
+class DrfScorer(TreeScorer):
+    def __init__(self, info, archive) -> None:
+        super().__init__(info, archive)
+        self.double_trees = bool(info.get("binomial_double_trees", False))
+
+    def score(self, raw, offset):
+        self._check_offset(offset)
+        S = self.forest.sums(raw)
+        n = raw.shape[0]
+        K = self.n_classes
+        if K == 1:
+            return (S[:, 0] / self.n_groups).reshape(n, 1)
+        if K == 2 and not self.double_trees:
+            P = np.empty((n, 2))
+            P[:, 0] = S[:, 0] / self.n_groups
+            P[:, 1] = 1.0 - P[:, 0]
+        else:
+            P = S[:, :K].copy()
+            s = np.zeros(n)
+            for k in range(K):
+                s += P[:, k]
+            pos = s > 0
+            P[pos] /= s[pos, None]
+        return finish_classification(self, P, raw)

@@ -1,0 +1,119 @@
+"""GBM: tree sums plus ``init_f`` and offset through the distribution's inverse link."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedMojoError
+from . import _labels
+from ._base import NativeScorer
+from ._trees import load_forest
+
+_LOGIT_DISTS = ("bernoulli", "quasibinomial", "modified_huber", "fractionalbinomial", "ordinal")
+_LOG_DISTS = ("multinomial", "poisson", "gamma", "tweedie")
+
+
+def _exp(x):
+    with np.errstate(over="ignore"):
+        return np.minimum(1e19, np.exp(x))
+
+
+def gbm_link_inv(link: str, f: np.ndarray) -> np.ndarray:
+    """``GbmMojoModel.linkInv`` (note the ``max(-1e-5, f)`` quirk for ``inverse``)."""
+    if link == "identity":
+        return f
+    if link == "log":
+        return _exp(f)
+    if link in ("logit", "ologit"):
+        return 1.0 / (1.0 + _exp(-f))
+    if link == "ologlog":
+        return 1.0 - _exp(-1.0 * _exp(f))
+    if link == "oprobit":
+        return np.zeros_like(f)
+    if link == "inverse":
+        xx = np.where(f < 0, np.minimum(-1e-5, f), np.maximum(-1e-5, f))
+        with np.errstate(divide="ignore"):
+            return 1.0 / xx
+    return f
+
+
+class TreeScorer(NativeScorer):
+    """Shared reading of tree MOJO keys (GBM, DRF/XRT)."""
+
+    max_version = 1.40
+
+    def __init__(self, info, archive) -> None:
+        super().__init__(info)
+        enc = str(info.get("_genmodel_encoding", "AUTO"))
+        if enc not in ("AUTO", "Enum", "SortByResponse"):
+            raise UnsupportedMojoError(f"categorical encoding {enc!r}", info.source)
+        if info.get("calib_method") is not None:
+            # calibration only adds extra outputs; predictions stay as genmodel's classProbabilities
+            pass
+        self.n_groups = int(info.require("n_trees"))
+        K = self.n_classes
+        tpc = info.get("n_trees_per_class")
+        if tpc is None:
+            double = bool(info.get("binomial_double_trees", False))
+            tpc = 1 if K == 1 or (K == 2 and not double) else K
+        self.tpc = int(tpc)
+        self.forest = load_forest(archive, info, self.tpc, self.n_groups)
+
+
+class GbmScorer(TreeScorer):
+    supports_offset = True
+
+    def __init__(self, info, archive) -> None:
+        super().__init__(info, archive)
+        self.family = str(info.require("distribution"))
+        link = info.get("link_function")
+        if link is None:
+            link = (
+                "logit"
+                if self.family in _LOGIT_DISTS
+                else "log" if self.family in _LOG_DISTS else "identity"
+            )
+        self.link = str(link)
+        self.init_f = float(info.get("init_f", 0.0))
+        if self.family == "ordinal" or self.link in ("ologit", "ologlog", "oprobit"):
+            raise UnsupportedMojoError("ordinal GBM is not implemented natively", info.source)
+
+    def score(self, raw, offset):
+        S = self.forest.sums(raw)
+        n = raw.shape[0]
+        off = 0.0 if offset is None else offset
+        K = self.n_classes
+        if self.family in ("bernoulli", "quasibinomial", "modified_huber"):
+            f = S[:, 0] + self.init_f + off
+            P = np.empty((n, 2))
+            P[:, 1] = gbm_link_inv(self.link, f)
+            P[:, 0] = 1.0 - P[:, 1]
+        elif self.family == "multinomial":
+            if K == 2:
+                s = S[:, 0] + (self.init_f + off)
+                P = np.stack([s, -s], axis=1)
+            else:
+                P = S.copy()
+            m = np.max(P, axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", over="ignore"):
+                P = np.exp(P - m)
+            s = np.zeros(n)
+            for k in range(P.shape[1]):
+                s += P[:, k]
+            P /= s[:, None]
+        else:
+            return gbm_link_inv(self.link, S[:, 0] + self.init_f + off).reshape(n, 1)
+        return finish_classification(self, P, raw)
+
+
+def finish_classification(scorer: NativeScorer, P: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Balance-class correction, then labels; returns ``[label, p...]`` rows."""
+    info = scorer.info
+    if info.get("balance_classes", False):
+        P = _labels.correct_probabilities(
+            P, info.get("prior_class_distrib"), info.get("model_class_distrib")
+        )
+    out = np.empty((P.shape[0], P.shape[1] + 1))
+    out[:, 1:] = P
+    out[:, 0] = _labels.labels(P, info, raw)
+    return out

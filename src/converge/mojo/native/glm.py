@@ -1,0 +1,152 @@
+"""GLM (binomial, regression families, multinomial): ``GlmMojoModel`` / ``GlmMultinomialMojoModel``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CorruptMojoError, InvalidInputError, UnsupportedMojoError
+from ._base import NativeScorer
+
+_BINOMIAL = ("binomial", "fractionalbinomial", "quasibinomial")
+
+
+class GlmScorer(NativeScorer):
+    max_version = 1.0
+    supports_offset = True
+
+    def __init__(self, info) -> None:
+        super().__init__(info)
+        g = info.get
+        self.family = str(info.require("family"))
+        if self.family == "ordinal":
+            raise UnsupportedMojoError("ordinal GLM is not implemented natively", info.source)
+        self.use_all = bool(g("use_all_factor_levels", False))
+        self.cats = int(g("cats", -1))
+        self.nums = int(g("nums", -1))
+        self.cat_offsets = np.asarray(g("cat_offsets", []), dtype=np.int64)
+        self.cat_modes = np.asarray(g("cat_modes", []), dtype=np.float64)
+        self.num_means = np.asarray(g("num_means", []), dtype=np.float64)
+        self.mean_imputation = bool(g("mean_imputation", False))
+        self.beta = np.asarray(info.require("beta"), dtype=np.float64)
+        self.link = str(g("link", ""))
+        self.tweedie_power = float(g("tweedie_link_power", 0.0))
+        if self.cats < 0 or self.nums < 0 or len(self.cat_offsets) != self.cats + 1:
+            raise CorruptMojoError("GLM cats/nums/cat_offsets are inconsistent", info.source)
+        if self.cats + self.nums != self.n_features:
+            raise CorruptMojoError("GLM cats + nums != n_features", info.source)
+        self.multinomial = self.family == "multinomial"
+        K = self.n_classes if self.multinomial else 1
+        if self.beta.size % K:
+            raise CorruptMojoError("GLM beta length is not a multiple of n_classes", info.source)
+        self.P = self.beta.size // K
+        self.noff = int(self.cat_offsets[-1]) - self.cats
+        if self.P - 1 - self.noff - self.cats != self.nums:
+            raise CorruptMojoError("GLM beta length does not match the features", info.source)
+        if not self.multinomial and self.link not in ("identity", "logit", "log", "inverse", "tweedie", "ologit"):
+            raise UnsupportedMojoError(f"GLM link {self.link!r}", info.source)
+        self.binomial = self.family in _BINOMIAL
+
+    def _impute(self, raw):
+        if self.mean_imputation:
+            for i in range(self.cats):
+                col = raw[:, i]
+                col[np.isnan(col)] = self.cat_modes[i]
+            for j in range(self.nums):
+                col = raw[:, self.cats + j]
+                col[np.isnan(col)] = self.num_means[j]
+
+    def _eta(self, raw: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """eta summed in genmodel's order: categorical terms, numeric terms, intercept."""
+        n = raw.shape[0]
+        terms = np.zeros((n, self.cats + self.nums + 1))
+        for i in range(self.cats):
+            v = raw[:, i]
+            lo, hi = self.cat_offsets[i], self.cat_offsets[i + 1]
+            if self.use_all:
+                bad = np.isnan(v) | (v != np.trunc(v))
+                code = v
+            else:
+                nz = v != 0
+                bad = nz & (np.isnan(v) | (v != np.trunc(v)))
+                code = v - 1
+            if bad.any():
+                raise InvalidInputError(
+                    f"GLM cannot score a missing/invalid categorical value in column "
+                    f"{self.info.columns[i]!r} (trained without mean imputation)",
+                    self.info.source,
+                )
+            idx = np.where(np.isnan(code), -1, code).astype(np.int64) + lo
+            ok = (idx >= lo) & (idx < hi) if not self.use_all else (idx < hi)
+            if not self.use_all:
+                ok &= nz
+            t = np.zeros(n)
+            t[ok] = beta[idx[ok]]
+            terms[:, i] = t
+        if self.nums:
+            terms[:, self.cats : self.cats + self.nums] = (
+                beta[self.noff + self.cats : self.noff + self.cats + self.nums] * raw[:, self.cats :]
+            )
+        terms[:, -1] = beta[-1]
+        return np.cumsum(terms, axis=1)[:, -1]
+
+    def _link_inv(self, eta):
+        link = self.link
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if link == "identity":
+                return eta
+            if link in ("logit", "ologit"):
+                return 1.0 / (np.exp(-eta) + 1.0)
+            if link == "log":
+                return np.exp(eta)
+            if link == "inverse":
+                xx = np.where(eta < 0, np.minimum(-1e-5, eta), np.maximum(1e-5, eta))
+                return 1.0 / xx
+            if link == "tweedie":
+                if self.tweedie_power == 0:
+                    return np.maximum(2e-16, np.exp(eta))
+                return np.power(eta, 1.0 / self.tweedie_power)
+        raise UnsupportedMojoError(f"GLM link {link!r}", self.info.source)
+
+    def score(self, raw, offset):
+        self._impute(raw)
+        n = raw.shape[0]
+        if not self.multinomial:
+            eta = self._eta(raw, self.beta)
+            if offset is not None:
+                eta = eta + offset
+            mu = self._link_inv(eta)
+            if self.binomial:
+                th = float(self.info.get("default_threshold", 0.5))
+                out = np.empty((n, 3))
+                out[:, 0] = mu >= th
+                out[:, 1] = 1.0 - mu
+                out[:, 2] = mu
+                return out
+            return mu.reshape(n, 1).astype(np.float64)
+        self._check_offset(offset)
+        K = self.n_classes
+        E = np.empty((n, K))
+        for c in range(K):
+            E[:, c] = self._eta(raw, self.beta[c * self.P : (c + 1) * self.P])
+        m = np.zeros(n)
+        for c in range(K):  # running max that starts at 0; NaN never wins
+            np.copyto(m, E[:, c], where=E[:, c] > m)
+        with np.errstate(over="ignore", invalid="ignore"):
+            E = np.exp(E - m[:, None])
+        s = np.zeros(n)
+        for c in range(K):
+            s += E[:, c]
+        r = 1.0 / s
+        out = np.zeros((n, K + 1))
+        max_p = np.zeros(n)
+        for c in range(K):
+            p = E[:, c] * r
+            out[:, c + 1] = p
+            better = p > max_p
+            max_p = np.where(better, p, max_p)
+            out[better, 0] = c
+        return out
+
+    def _check_offset(self, offset):
+        if offset is not None and np.any(offset != 0):
+            raise UnsupportedMojoError("multinomial GLM does not take an offset", self.info.source)
