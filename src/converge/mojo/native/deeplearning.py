@@ -1,0 +1,153 @@
+"""DeepLearning: one-hot + standardised inputs through dense layers, summed in genmodel's order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CorruptMojoError, InvalidInputError, UnsupportedMojoError
+from ._base import NativeScorer
+from .gbm import finish_classification
+
+_ACTS = ("Rectifier", "RectifierWithDropout", "Tanh", "TanhWithDropout", "ExpRectifier",
+         "ExpRectifierWithDropout")
+_CHUNK_CELLS = 1 << 22
+
+
+def one_hot_cats(raw, cats, cat_offsets, use_all, dtype=np.float64) -> np.ndarray:
+    """``GenModel.setCats`` + one-hot: NaN and out-of-range levels go to the last (NA) slot."""
+    n = raw.shape[0]
+    width = int(cat_offsets[cats])
+    out = np.zeros((n, width), dtype=dtype)
+    rows = np.arange(n)
+    for i in range(cats):
+        v = raw[:, i]
+        nan = np.isnan(v)
+        c = np.where(nan, 0, np.trunc(np.nan_to_num(v, nan=0.0, posinf=2**31 - 1, neginf=-(2**31))))
+        c = c.astype(np.int64)
+        lo, hi = int(cat_offsets[i]), int(cat_offsets[i + 1])
+        if use_all:
+            hot = c + lo
+        else:
+            hot = np.where(c != 0, c - 1 + lo, -1)
+        hot = np.where(hot >= hi, hi - 1, hot)
+        hot = np.where(nan, hi - 1, hot)
+        ok = hot >= 0
+        out[rows[ok], hot[ok]] = 1
+    return out
+
+
+def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``NeuralNetwork.formNNInputs``: eight interleaved partial sums over blocks of 8 columns."""
+    n, cols = x.shape
+    out_n = W.shape[0]
+    nb = cols // 8
+    full = nb * 8
+    res = np.empty((n, out_n))
+    step = max(1, _CHUNK_CELLS // max(1, out_n * cols))
+    for s in range(0, n, step):
+        xs = x[s : s + step]
+        m = xs.shape[0]
+        z = np.zeros((m, out_n))
+        if nb:
+            prod = xs[:, None, :full] * W[None, :, :full]  # (m, out, full)
+            ps = np.cumsum(prod.reshape(m, out_n, nb, 8), axis=2)[:, :, -1, :]
+            z += (ps[..., 0] + ps[..., 1]) + ps[..., 2] + ps[..., 3]
+            z += ((ps[..., 4] + ps[..., 5]) + ps[..., 6]) + ps[..., 7]
+        for c in range(full, cols):
+            z += W[:, c][None, :] * xs[:, c : c + 1]
+        z += b[None, :]
+        res[s : s + m] = z
+    return res
+
+
+class DeepLearningScorer(NativeScorer):
+    max_version = 1.10
+
+    def __init__(self, info) -> None:
+        super().__init__(info)
+        g = info.get
+        if str(g("_genmodel_encoding", "AUTO")) not in ("AUTO", "Enum", "SortByResponse") and info.mojo_version >= 1.1:
+            raise UnsupportedMojoError(f"categorical encoding {g('_genmodel_encoding')!r}", info.source)
+        if str(g("category", "")) not in ("Binomial", "Multinomial", "Regression"):
+            raise UnsupportedMojoError(f"DeepLearning category {g('category')!r}", info.source)
+        self.act = str(info.require("activation"))
+        if self.act not in _ACTS:
+            raise UnsupportedMojoError(f"activation {self.act!r}", info.source)
+        self.family = str(info.require("distribution"))
+        if self.family == "modified_huber":
+            raise UnsupportedMojoError("modified_huber DeepLearning (genmodel returns constants)", info.source)
+        self.nums = int(info.require("nums"))
+        self.cats = int(info.require("cats"))
+        self.cat_offsets = np.asarray(g("cat_offsets", []), dtype=np.int64)
+        self.norm_mul = np.asarray(g("norm_mul", []), dtype=np.float64)
+        self.norm_sub = np.asarray(g("norm_sub", []), dtype=np.float64)
+        self.resp_mul = g("norm_resp_mul")
+        self.resp_sub = g("norm_resp_sub")
+        self.use_all = bool(info.require("use_all_factor_levels"))
+        units = [int(u) for u in info.require("neural_network_sizes")]
+        drop = list(g("hidden_dropout_ratios", []))
+        self.layers = []
+        for layer in range(len(units) - 1):
+            W = np.asarray(info.require(f"weight_layer{layer}"), dtype=np.float64).astype(np.float32)
+            b = np.asarray(info.require(f"bias_layer{layer}"), dtype=np.float64)
+            if W.size != units[layer] * units[layer + 1] or b.size != units[layer + 1]:
+                raise CorruptMojoError(f"layer {layer} weights do not match neural_network_sizes", info.source)
+            ratio = float(drop[layer]) if layer < len(drop) else 0.0
+            self.layers.append((W.astype(np.float64).reshape(units[layer + 1], units[layer]), b, ratio))
+        if len(self.cat_offsets) != self.cats + 1 or units[0] != self.cat_offsets[-1] + self.nums:
+            raise CorruptMojoError("DeepLearning input layer does not match cats/nums", info.source)
+
+    def _hidden(self, z, ratio):
+        a = self.act
+        if a.startswith("Rectifier"):
+            out = 0.5 * (z + np.abs(z))
+        elif a.startswith("Tanh"):
+            with np.errstate(over="ignore"):
+                out = 1.0 - 2.0 / (1.0 + np.exp(2.0 * z))
+        else:
+            with np.errstate(over="ignore"):
+                out = np.where(z >= 0, z, np.exp(np.minimum(z, 0)) - 1)
+        if a.endswith("WithDropout") and ratio > 0:
+            out = out * (1.0 - ratio)
+        return out
+
+    def score(self, raw, offset):
+        self._check_offset(offset)
+        n = raw.shape[0]
+        x = np.empty((n, int(self.cat_offsets[-1]) + self.nums))
+        x[:, : self.cat_offsets[-1]] = one_hot_cats(raw, self.cats, self.cat_offsets, self.use_all)
+        nums = raw[:, self.cats : self.cats + self.nums]
+        if self.norm_mul.size:
+            nums = (nums - self.norm_sub) * self.norm_mul
+        x[:, self.cat_offsets[-1] :] = np.where(np.isnan(nums), 0.0, nums)
+        for li, (W, b, ratio) in enumerate(self.layers):
+            z = dense(x, W, b)
+            if li < len(self.layers) - 1:
+                x = self._hidden(z, ratio)
+            else:
+                x = z
+        if self.n_classes > 1:
+            m = x[:, :1].copy()
+            for k in range(1, x.shape[1]):  # temp < input ? input : temp
+                m = np.where(m < x[:, k : k + 1], x[:, k : k + 1], m)
+            with np.errstate(over="ignore", invalid="ignore"):
+                e = np.exp(x - m)
+            s = np.zeros(n)
+            for k in range(e.shape[1]):
+                s += e[:, k]
+            P = e / s[:, None]
+            if np.isnan(P).any():
+                raise InvalidInputError("DeepLearning predicted a NaN class probability", self.info.source)
+            return finish_classification(self, P, raw)
+        v = x[:, 0]
+        if self.resp_mul is not None:
+            v = v / self.resp_mul[0] + self.resp_sub[0]
+        f = self.family
+        with np.errstate(over="ignore"):
+            if f in ("bernoulli", "quasibinomial", "modified_huber", "ordinal"):
+                v = 1 / (1 + np.minimum(1e19, np.exp(-v)))
+            elif f in ("multinomial", "poisson", "gamma", "tweedie"):
+                v = np.minimum(1e19, np.exp(v))
+        if np.isnan(v).any():
+            raise InvalidInputError("DeepLearning predicted NaN", self.info.source)
+        return v.reshape(n, 1)

@@ -1,0 +1,83 @@
+"""StackedEnsemble: base models on remapped rows, optional logit transform, then the metalearner."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._ini import read_info
+from ..errors import CorruptMojoError, UnsupportedMojoError
+from ._base import NativeScorer
+
+
+def _logit_transform(bp: np.ndarray) -> np.ndarray:
+    p = np.minimum(1 - 1e-9, np.maximum(bp, 1e-9))
+    x = p / (1 - p)
+    with np.errstate(divide="ignore"):
+        v = np.maximum(-19.0, np.log(x))
+    return np.where(x == 0, -19.0, v)
+
+
+class StackedEnsembleScorer(NativeScorer):
+    max_version = 1.01
+
+    def __init__(self, info, archive) -> None:
+        super().__init__(info)
+        from . import build_scorer
+
+        g = info.get
+        dirs = {}
+        for n in range(int(g("submodel_count", 0))):
+            dirs[str(info.require(f"submodel_key_{n}"))] = str(info.require(f"submodel_dir_{n}"))
+
+        def load(key: str):
+            if key not in dirs:
+                raise CorruptMojoError(f"sub-model {key!r} is not listed", info.source)
+            sub = archive.sub(dirs[key])
+            return build_scorer(sub, read_info(sub))
+
+        transform = str(g("metalearner_transform", "NONE"))
+        if transform not in ("NONE", "Logit"):
+            raise UnsupportedMojoError(f"metalearner transform {transform!r}", info.source)
+        self.logit = transform == "Logit"
+        self.n_base = int(g("base_models_num", 0))
+        self.meta = load(str(info.require("metalearner")))
+        self.bases: list[tuple[int, NativeScorer, np.ndarray]] = []
+        names = info.columns
+        nf = self.n_features
+        for i in range(self.n_base):
+            key = g(f"base_model{i}")
+            if key is None:
+                continue
+            scorer = load(str(key))
+            mapping = []
+            for f in scorer.info.columns[: scorer.n_features]:
+                if f not in names:
+                    raise CorruptMojoError(f"base model {key!r} needs column {f!r}", info.source)
+                j = names.index(f)
+                if j >= nf:
+                    raise UnsupportedMojoError(f"base model {key!r} reads non-feature {f!r}", info.source)
+                mapping.append(j)
+            self.bases.append((i, scorer, np.asarray(mapping, dtype=np.intp)))
+        K = self.n_classes
+        width = self.n_base * K if K > 2 else self.n_base
+        if self.meta.n_features != width:
+            raise CorruptMojoError(
+                f"metalearner expects {self.meta.n_features} inputs, ensemble gives {width}", info.source
+            )
+
+    def score(self, raw, offset):
+        self._check_offset(offset)
+        n = raw.shape[0]
+        K = self.n_classes
+        if K > 2:
+            bp = np.zeros((n, self.n_base * K))
+            for i, scorer, mapping in self.bases:
+                bp[:, i * K : (i + 1) * K] = scorer.score(raw[:, mapping], None)[:, 1 : K + 1]
+        else:
+            bp = np.zeros((n, self.n_base))
+            col = 2 if K == 2 else 0
+            for i, scorer, mapping in self.bases:
+                bp[:, i] = scorer.score(raw[:, mapping], None)[:, col]
+        if self.logit and K >= 2:
+            bp = _logit_transform(bp)
+        return self.meta.score(bp, None)
