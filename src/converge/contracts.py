@@ -10,7 +10,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # CloudEvent types and the source the functions use when they emit.
 EVENT_FEATURES_INGEST = "features.ingest"
@@ -72,11 +72,13 @@ class FeatureVector(_Strict):
     event_time: datetime = Field(description="ISO 8601 with a time zone")
     features: Features
 
-    @model_validator(mode="after")
-    def _aware(self) -> FeatureVector:
-        if self.event_time.tzinfo is None or self.event_time.utcoffset() is None:
-            raise ValueError("event_time: a time zone is required (e.g. 2024-01-31T12:00:00Z)")
-        return self
+    @field_validator("event_time")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        # A field validator, so the error's loc is ("event_time",), not the whole object.
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("a time zone is required (e.g. 2024-01-31T12:00:00Z)")
+        return value
 
 
 class IngestBatch(_Strict):
