@@ -53,7 +53,7 @@ def alembic_config(settings: Settings | None = None) -> Config:
     so a password with ``%`` never meets configparser interpolation."""
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
-    cfg.set_main_option("version_locations", str(HERE / "versions"))
+    cfg.set_main_option("path_separator", "os")
     cfg.attributes["converge_url"] = sqlalchemy_url(settings)
     return cfg
 
