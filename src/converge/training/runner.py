@@ -1,0 +1,281 @@
+"""Run a Mage pipeline of the training project headless, with its dynamic blocks in parallel.
+
+Plain ``mage run PROJECT PIPELINE`` fails on dynamic pipelines, and ``mage run --pipeline-run-id``
+runs block runs one after another. This runner does what Mage's scheduler does, without a server:
+it creates the pipeline run (under a ``converge-train`` trigger, so the run shows in Mage's UI),
+then repeatedly asks Mage which block runs are executable and starts each as its own
+``mage run --block-uuid --block-run-id`` process (Mage's per-block executor), up to ``parallelism``
+at a time. Dynamic children (one per split) therefore train concurrently on the H2O cluster.
+
+It must run in the training environment (mage-ai installed): ``python -m converge.training.runner``.
+The last line on stdout is a JSON summary; the exit code is 0 only if every block completed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEDULE_NAME = "converge-train"
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Unavailable|Failure|Exit)): (.+)$")
+
+
+def default_project() -> Path:
+    """``$CONVERGE_PIPELINES_DIR``, else ``pipelines/`` at the root of this source tree."""
+    explicit = os.environ.get("CONVERGE_PIPELINES_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(__file__).resolve().parents[3] / "pipelines"
+
+
+def default_data_dir() -> Path:
+    """Mage's variables and run database for converge: ``<state_dir>/mage``."""
+    from converge.settings import default_state_dir
+
+    return default_state_dir() / "mage"
+
+
+@dataclass
+class BlockTiming:
+    block_uuid: str
+    status: str
+    seconds: float
+    exit_code: int | None = None
+    log: str | None = None
+
+
+@dataclass
+class RunResult:
+    pipeline_uuid: str
+    pipeline_run_id: int
+    status: str
+    wall_seconds: float
+    parallelism: int
+    blocks: list[BlockTiming] = field(default_factory=list)
+    error: str | None = None
+    result: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline_uuid,
+            "pipeline_run_id": self.pipeline_run_id,
+            "status": self.status,
+            "wall_seconds": self.wall_seconds,
+            "parallelism": self.parallelism,
+            "blocks": [b.__dict__ for b in self.blocks],
+            "error": self.error,
+            "result": self.result,
+        }
+
+
+def error_from_log(text: str) -> str | None:
+    """The last ``SomeError: message`` line of a block's output: what a user needs to read."""
+    found = None
+    for line in text.splitlines():
+        match = _ERROR_LINE.match(line.strip())
+        if match:
+            found = f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
+    return found
+
+
+def _prepare_mage(project: Path, data_dir: Path) -> None:
+    """Mage reads its data directory and project path from the environment at import time."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["MAGE_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("DYNAMIC_BLOCKS_VERSION", "1")
+    from mage_ai.settings.repo import set_repo_path
+
+    set_repo_path(str(project))
+    from mage_ai.orchestration.db import db_connection
+    from mage_ai.orchestration.db.database_manager import database_manager
+
+    database_manager.run_migrations(log_level=logging.WARNING)
+    db_connection.start_session()
+
+
+def _schedule(pipeline_uuid: str, project: Path):
+    """The API trigger the runs hang under; inactive, so a Mage server never starts it on its own."""
+    from mage_ai.orchestration.db.models.schedules import PipelineSchedule, ScheduleStatus, ScheduleType
+
+    found = PipelineSchedule.query.filter(
+        PipelineSchedule.name == SCHEDULE_NAME, PipelineSchedule.pipeline_uuid == pipeline_uuid
+    ).first()
+    if found is not None:
+        return found
+    return PipelineSchedule.create(
+        name=SCHEDULE_NAME,
+        pipeline_uuid=pipeline_uuid,
+        schedule_type=ScheduleType.API,
+        status=ScheduleStatus.INACTIVE,
+        repo_path=str(project),
+    )
+
+
+def run(
+    pipeline_uuid: str = "walk_forward",
+    variables: dict[str, Any] | None = None,
+    *,
+    project: Path | None = None,
+    data_dir: Path | None = None,
+    parallelism: int = 8,
+    timeout_s: float = 3600.0,
+    env: dict[str, str] | None = None,
+) -> RunResult:
+    """Create a pipeline run and execute it to the end; never raises for a failed block."""
+    project = (project or default_project()).resolve()
+    data_dir = (data_dir or default_data_dir()).resolve()
+    parallelism = max(1, parallelism)
+    started = time.perf_counter()
+    _prepare_mage(project, data_dir)
+
+    from mage_ai.data_preparation.models.pipeline import Pipeline
+    from mage_ai.orchestration.db.models.schedules import BlockRun, PipelineRun
+
+    pipeline = Pipeline.get(pipeline_uuid, repo_path=str(project))
+    schedule = _schedule(pipeline_uuid, project)
+    run_id = uuid.uuid4().hex[:10]
+    logs = data_dir / "converge-logs" / run_id
+    logs.mkdir(parents=True, exist_ok=True)
+    result_path = logs / "result.json"
+    run_vars = {**(pipeline.variables or {}), **(variables or {})}
+    run_vars.update(run_id=run_id, result_path=str(result_path))
+    pipeline_run = PipelineRun.create(
+        pipeline_uuid=pipeline_uuid,
+        pipeline_schedule_id=schedule.id,
+        execution_date=datetime.now(UTC),
+        status=PipelineRun.PipelineRunStatus.RUNNING,
+        started_at=datetime.now(UTC),
+        variables=run_vars,
+    )
+    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    running: dict[int, tuple[subprocess.Popen, str, float, Path]] = {}
+    launched: set[int] = set()
+    timings: list[BlockTiming] = []
+    error: str | None = None
+
+    def launch(block_run) -> None:
+        log_path = logs / f"{block_run.block_uuid.replace(':', '__')}.log"
+        block_run.update(status=BlockRun.BlockRunStatus.RUNNING, started_at=datetime.now(UTC))
+        cmd = [
+            sys.executable, "-m", "mage_ai.cli.main", "run", str(project), pipeline_uuid,
+            "--block-uuid", block_run.block_uuid,
+            "--block-run-id", str(block_run.id),
+            "--pipeline-run-id", str(pipeline_run.id),
+            "--execution-partition", pipeline_run.execution_partition,
+            "--skip-sensors",
+        ]
+        with open(log_path, "wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=str(project))
+        running[block_run.id] = (proc, block_run.block_uuid, time.perf_counter(), log_path)
+        launched.add(block_run.id)
+
+    def reap() -> None:
+        nonlocal error
+        for br_id, (proc, block_uuid, t0, log_path) in list(running.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del running[br_id]
+            br = BlockRun.query.get(br_id)
+            _refresh(br)
+            if code != 0 and br.status != BlockRun.BlockRunStatus.FAILED:
+                br.update(status=BlockRun.BlockRunStatus.FAILED)
+            status = str(br.status.value if hasattr(br.status, "value") else br.status)
+            timings.append(BlockTiming(block_uuid, status, time.perf_counter() - t0, code, str(log_path)))
+            if status != "completed" and error is None:
+                detail = error_from_log(log_path.read_text(errors="replace")) or f"exit code {code}"
+                error = f"block {block_uuid} failed: {detail}"
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reap()
+        _refresh(pipeline_run)
+        if error is not None and not running:
+            break
+        if error is None:
+            pipeline_run.update_block_run_statuses(pipeline_run.initial_block_runs)
+            ready = [b for b in pipeline_run.executable_block_runs() if b.id not in launched]
+            for block_run in ready[: parallelism - len(running)]:
+                launch(block_run)
+        if not running:
+            _refresh(pipeline_run)
+            if pipeline_run.all_blocks_completed():
+                break
+            if error is None and not [b for b in pipeline_run.executable_block_runs() if b.id not in launched]:
+                stuck = [f"{b.block_uuid}={b.status}" for b in pipeline_run.block_runs if b.status != "completed"]
+                error = f"pipeline run {pipeline_run.id} cannot make progress: {', '.join(stuck)}"
+                break
+        if time.monotonic() > deadline:
+            error = f"pipeline run {pipeline_run.id} timed out after {timeout_s:.0f} s"
+            for proc, *_ in running.values():
+                proc.terminate()
+            break
+        time.sleep(0.1)
+
+    status = "completed" if error is None else "failed"
+    pipeline_run.update(
+        status=PipelineRun.PipelineRunStatus.COMPLETED if error is None else PipelineRun.PipelineRunStatus.FAILED,
+        completed_at=datetime.now(UTC),
+    )
+    result = json.loads(result_path.read_text()) if result_path.exists() and error is None else None
+    return RunResult(
+        pipeline_uuid=pipeline_uuid,
+        pipeline_run_id=pipeline_run.id,
+        status=status,
+        wall_seconds=time.perf_counter() - started,
+        parallelism=parallelism,
+        blocks=timings,
+        error=error,
+        result=result,
+    )
+
+
+def _refresh(row) -> None:
+    from mage_ai.orchestration.db import db_connection
+
+    try:
+        db_connection.session.refresh(row)
+    except Exception:
+        db_connection.session.rollback()
+        db_connection.session.refresh(row)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m converge.training.runner", description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", default="walk_forward")
+    parser.add_argument("--vars", default="{}", help="pipeline variables as a JSON object")
+    parser.add_argument("--project", type=Path, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--parallelism", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=3600.0)
+    args = parser.parse_args(argv)
+    variables = json.loads(args.vars)
+    try:
+        outcome = run(
+            args.pipeline,
+            variables,
+            project=args.project,
+            data_dir=args.data_dir,
+            parallelism=args.parallelism,
+            timeout_s=args.timeout,
+        )
+    except Exception as exc:  # set-up failed before any block ran
+        print(json.dumps({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}))
+        return 2
+    print(json.dumps(outcome.to_dict(), default=str))
+    return 0 if outcome.status == "completed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
