@@ -23,9 +23,15 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
 
     @property
-    def classes(self) -> list[str] | None:
+    def classes(self) -> list[tuple[str, str]] | None:
+        """(class label, output column) pairs: genmodel names integer classes ``p0``, ``p1``..."""
         classes = getattr(self.model, "classes", None)
-        return [str(c) for c in classes] if classes else None
+        if not classes:
+            return None
+        names = list(getattr(self.model, "output_names", []) or [])[1:]
+        if len(names) != len(classes):
+            names = [str(c) for c in classes]
+        return [(str(c), str(n)) for c, n in zip(classes, names, strict=True)]
 
 
 class ModelHolder:

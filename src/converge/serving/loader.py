@@ -79,12 +79,14 @@ def compare_sample(loaded: LoadedModel, sample: dict[str, Any] | None) -> int:
             raise ValidationMismatch(
                 f"row {i}: label {mine['label']!r} != trainer's {theirs.get('predict')!r}"
             )
-        for cls, p in (mine["probabilities"] or {}).items():
-            if cls not in theirs:
-                raise ValidationMismatch(f"row {i}: trainer's predictions lack class {cls!r}")
-            if not abs(p - float(theirs[cls])) <= PROB_TOLERANCE:
+        for cls, column in loaded.classes or []:
+            p = (mine["probabilities"] or {}).get(cls)
+            want = theirs.get(column, theirs.get(cls))
+            if p is None or want is None:
+                raise ValidationMismatch(f"row {i}: no probability for class {cls!r}")
+            if not abs(p - float(want)) <= PROB_TOLERANCE:
                 raise ValidationMismatch(
-                    f"row {i}: P({cls}) = {p!r} differs from trainer's {theirs[cls]!r} by more"
+                    f"row {i}: P({cls}) = {p!r} differs from trainer's {want!r} by more"
                     f" than {PROB_TOLERANCE}"
                 )
     return len(rows)

@@ -59,7 +59,6 @@ class OnlineFeatures:
         self.redis = redis
         self.breaker = breaker
         self.ttl_s = ttl_s
-        self._script = redis.register_script(_SET_IF_NEWER)
 
     async def get_many(self, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not entity_ids:
@@ -87,10 +86,13 @@ class OnlineFeatures:
         async def write() -> None:
             pipe = self.redis.pipeline(transaction=False)
             for entity_id, v in latest.items():
-                self._script(
-                    keys=[online_key(entity_id)],
-                    args=[_micros(v.event_time), orjson.dumps(v.features), self.ttl_s],
-                    client=pipe,
+                pipe.eval(
+                    _SET_IF_NEWER,
+                    1,
+                    online_key(entity_id),
+                    _micros(v.event_time),
+                    orjson.dumps(v.features),
+                    self.ttl_s,
                 )
             await pipe.execute()
 

@@ -45,11 +45,14 @@ def score_rows(model: Any, records: Sequence[Record]) -> list[dict[str, Any]]:
     return list(frame)
 
 
-def to_prediction(row: Mapping[str, Any], classes: Sequence[str] | None) -> dict[str, Any]:
-    """A row as the wire shape of :class:`~converge.contracts.Prediction` (without ``cached``)."""
+def to_prediction(
+    row: Mapping[str, Any], classes: Sequence[tuple[str, str]] | None
+) -> dict[str, Any]:
+    """A row as the wire shape of :class:`~converge.contracts.Prediction` (without ``cached``);
+    probabilities are keyed by class label."""
     label = _plain(row.get("predict"))
     if classes:
-        probabilities = {c: float(_plain(row[c])) for c in classes if c in row}
+        probabilities = {c: float(_plain(row[col])) for c, col in classes if col in row}
         return {"label": None if label is None else str(label), "probabilities": probabilities}
     return {"label": label, "probabilities": None}
 

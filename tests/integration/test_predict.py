@@ -1,0 +1,231 @@
+"""The predict function under functions-framework, against the real local stack.
+
+Covers readiness (false until the production model is loaded), single and batch scoring that
+matches the trainer's answers, the cache flag, entity lookups, CloudEvents, bad input (4xx with
+the field named, never 500) and a Redis outage (no cache, still 200).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from converge.db import create_pool
+from converge.features import FeatureStore
+from converge.contracts import FeatureVector
+from converge.serving.testing import (
+    FunctionProcess,
+    corpus_dir,
+    migrate,
+    read_rows,
+    register_model,
+    trainer_predictions,
+    wait_until,
+)
+from converge.stack.procs import free_port
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = corpus_dir(REPO)
+
+
+@pytest.fixture(scope="module")
+def settings(stack_settings):
+    return stack_settings.model_copy(
+        update={
+            "default_model": f"pred-{uuid.uuid4().hex[:8]}",
+            "registry_poll_s": 0.5,
+            "admin_token": SecretStr("predict-test-token"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def pool(settings):
+    await migrate(settings)
+    pool = await create_pool(settings, min_size=0)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+def mojo() -> bytes:
+    return (CORPUS / "binomial.zip").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return read_rows(CORPUS / "binomial.input.csv", 40)
+
+
+@pytest.fixture(scope="module")
+async def server(settings, pool, mojo, rows, tmp_path_factory):
+    """Started before any model exists, so the first test sees readiness go from false to true."""
+    log = tmp_path_factory.mktemp("predict") / "predict.log"
+    proc = FunctionProcess("predict", REPO / "functions" / "main.py", settings, free_port(), log)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+async def client(server):
+    async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as client:
+        yield client
+
+
+async def test_ready_only_once_the_production_model_is_loaded(client, settings, pool, mojo, rows):
+    assert (await client.get("/healthz")).status_code == 200
+    assert (await client.get("/readyz")).status_code == 503
+    await register_model(settings, pool, settings.default_model, mojo, rows[:10], promote=True)
+
+    async def ready():
+        return (await client.get("/readyz")).status_code == 200
+
+    await wait_until(ready, timeout=30)
+
+
+async def test_single_row_matches_trainer_and_is_cached(client, mojo, rows, settings):
+    expected = trainer_predictions(mojo, rows[:1])[0]
+    first = await client.post("/", json={"features": rows[0]})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["model"] == settings.default_model and body["version"] == 1
+    [pred] = body["predictions"]
+    assert pred["label"] == expected["predict"]
+    assert pred["probabilities"]["1"] == expected["p1"]
+    assert pred["cached"] is False
+    assert first.headers["x-request-id"]
+
+    async def cached():
+        again = (await client.post("/predict", json={"features": rows[0]})).json()
+        return again["predictions"][0]["cached"] and again
+
+    again = await wait_until(cached, timeout=5)
+    assert again["predictions"][0]["probabilities"] == pred["probabilities"]
+
+
+async def test_batch_matches_trainer_in_order(client, mojo, rows):
+    expected = trainer_predictions(mojo, rows)
+    response = await client.post("/predict", json={"instances": [{"features": r} for r in rows]})
+    assert response.status_code == 200, response.text
+    got = response.json()["predictions"]
+    assert [p["label"] for p in got] == [e["predict"] for e in expected]
+    assert [p["probabilities"]["0"] for p in got] == [e["p0"] for e in expected]
+
+
+async def test_entity_features_come_from_the_feature_store(client, pool, rows, mojo):
+    entity = f"patient-{uuid.uuid4().hex[:6]}"
+    features = {k: v for k, v in rows[3].items()}
+    await FeatureStore(pool).upsert(
+        [FeatureVector(entity_id=entity, event_time="2024-05-01T00:00:00Z", features=features)]
+    )
+    expected = trainer_predictions(mojo, [features])[0]
+    response = await client.post("/predict", json={"entity_id": entity})
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0]["probabilities"]["1"] == expected["p1"]
+
+    missing = await client.post("/predict", json={"entity_id": "nobody-" + entity})
+    assert missing.status_code == 404
+    assert "entity_id" in missing.json()["error"]
+
+
+async def test_cloudevents_binary_and_structured(client, rows):
+    binary = await client.post(
+        "/",
+        json={"features": rows[5]},
+        headers={
+            "ce-specversion": "1.0",
+            "ce-type": "predict.request",
+            "ce-source": "tests",
+            "ce-id": "1",
+        },
+    )
+    assert binary.status_code == 200, binary.text
+    structured = await client.post(
+        "/",
+        json={
+            "specversion": "1.0",
+            "type": "predict.request",
+            "source": "tests",
+            "id": "2",
+            "datacontenttype": "application/json",
+            "data": {"features": rows[5]},
+        },
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    assert structured.status_code == 200, structured.text
+    assert (
+        structured.json()["predictions"][0]["probabilities"]
+        == binary.json()["predictions"][0]["probabilities"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "field"),
+    [
+        (b"{not json", {}, 400, None),
+        (b"", {}, 400, None),
+        (b'{"instances": []}', {}, 422, "instances"),
+        (b'{"features": {"AGE": 1}, "entity_id": "x"}', {}, 422, None),
+        (b'{"features": {"AGE": [1, 2]}}', {}, 422, "features"),
+        (b'{"model": "../etc", "features": {"AGE": 1}}', {}, 422, "model"),
+        (b'{"model": "no-such-model", "features": {"AGE": 1}}', {}, 404, "model"),
+        (b'{"features": {"AGE": 1}}', {"content-type": "text/plain"}, 415, None),
+        (b'{"features": {"AGE": 1}}', {"ce-specversion": "1.0"}, 400, None),
+    ],
+)
+async def test_bad_input_is_a_4xx_naming_the_field(client, body, headers, status, field):
+    headers = {"content-type": "application/json", **headers}
+    response = await client.post("/predict", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert "Traceback" not in response.text
+    if field:
+        assert field in error["error"]
+    if status == 422 and field in {"instances", "features", "model"}:
+        assert any(field in d["loc"] for d in error["detail"])
+
+
+async def test_body_size_limit(client, settings):
+    big = b'{"features": {"x": "' + b"a" * settings.max_body_bytes + b'"}}'
+    response = await client.post(
+        "/predict", content=big, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+async def test_redis_down_still_answers_without_cache(client, redis_server, rows):
+    features = dict(rows[7], AGE=41.5)
+    redis_server.stop()
+    try:
+        for _ in range(3):
+            response = await client.post("/predict", json={"features": features})
+            assert response.status_code == 200, response.text
+            assert response.json()["predictions"][0]["cached"] is False
+    finally:
+        redis_server.start()
+
+    async def cached_again():
+        r = await client.post("/predict", json={"features": features})
+        assert r.status_code == 200
+        return r.json()["predictions"][0]["cached"]
+
+    await wait_until(cached_again, timeout=20, interval=0.3)
+
+
+async def test_metrics(client):
+    text = (await client.get("/metrics")).text
+    for name in (
+        "converge_predict_latency_seconds_bucket",
+        "converge_cache_hits_total",
+        "converge_cache_misses_total",
+        "converge_model_version",
+        "converge_model_reloads_total",
+    ):
+        assert name in text
