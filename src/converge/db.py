@@ -119,7 +119,11 @@ async def translate_errors(what: str = "database call") -> AsyncIterator[None]:
             raise
         if isinstance(exc, DatabaseUnavailable):
             raise
-        raise DatabaseUnavailable(f"{what} failed: {_describe(exc)}") from exc
+        # Name the first fault, not a follow-up such as the failed ROLLBACK on the dead link.
+        root: BaseException = exc
+        while root.__context__ is not None and is_unavailable(root.__context__):
+            root = root.__context__
+        raise DatabaseUnavailable(f"{what} failed: {_describe(root)}") from exc
 
 
 def unavailable_guard(what: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
