@@ -46,6 +46,57 @@ def default_data_dir() -> Path:
     return default_state_dir() / "mage"
 
 
+def training_python() -> Path:
+    """The interpreter of the training environment (mage-ai, h2o): ``$CONVERGE_TRAIN_PYTHON``,
+    else ``.venv-mage`` at the root of this source tree, else this interpreter if Mage imports."""
+    explicit = os.environ.get("CONVERGE_TRAIN_PYTHON")
+    if explicit:
+        return Path(explicit)
+    beside = Path(__file__).resolve().parents[3] / ".venv-mage" / "bin" / "python"
+    if beside.exists():
+        return beside
+    import importlib.util
+
+    if importlib.util.find_spec("mage_ai") is not None:
+        return Path(sys.executable)
+    raise FileNotFoundError(
+        "no training environment: create .venv-mage (pip install -e '.[train]') or set CONVERGE_TRAIN_PYTHON"
+    )
+
+
+def launch(
+    pipeline_uuid: str = "walk_forward",
+    variables: dict[str, Any] | None = None,
+    *,
+    python: Path | None = None,
+    project: Path | None = None,
+    data_dir: Path | None = None,
+    parallelism: int = 8,
+    timeout_s: float = 3600.0,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run :func:`run` in the training environment from any environment; return its summary."""
+    cmd = [
+        str(python or training_python()), "-m", "converge.training.runner",
+        "--pipeline", pipeline_uuid,
+        "--vars", json.dumps(variables or {}, default=str),
+        "--parallelism", str(parallelism),
+        "--timeout", str(timeout_s),
+    ]
+    if project is not None:
+        cmd += ["--project", str(project)]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout_s + 120
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"status": "failed", "error": f"runner exited {proc.returncode}: " + " | ".join(tail)}
+    return json.loads(lines[-1])
+
+
 @dataclass
 class BlockTiming:
     block_uuid: str
