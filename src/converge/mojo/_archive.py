@@ -15,8 +15,8 @@ from .errors import CorruptMojoError
 
 #: Cap on the total decompressed size of one MOJO; the largest AutoML MOJOs are a few hundred MB.
 MAX_TOTAL_BYTES = int(os.environ.get("CONVERGE_MOJO_MAX_BYTES", str(2 << 30)))
-#: Cap on the compression ratio of one entry (real MOJOs stay well below 100:1).
-MAX_RATIO = 1000
+#: Cap on the compression ratio of one entry (real MOJOs stay far below; deflate tops out near 1000:1).
+MAX_RATIO = 200
 _CHUNK = 1 << 20
 
 
