@@ -1,0 +1,122 @@
+"""Artifacts in a real S3-compatible server (SeaweedFS): sha256 verification, unsafe keys, faults."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from converge.artifacts import SHA256_METADATA, ArtifactStore, model_key, validate_key
+from converge.errors import (
+    ArtifactIntegrityError,
+    ArtifactNotFound,
+    InvalidKey,
+    StorageUnavailable,
+)
+from converge.settings import Settings
+
+BUCKET = "converge-test-artifacts"
+UNSAFE_KEYS = [
+    "../x",
+    "/abs",
+    "a/../../b",
+    "models/..",
+    "a\\b",
+    "a\x00b",
+    "tab\there",
+    "a//b",
+    "./a",
+    "",
+    "k" * 1025,
+]
+
+
+# -- key rules (no server needed) ------------------------------------------------------------
+@pytest.mark.parametrize("key", UNSAFE_KEYS)
+def test_unsafe_keys_are_refused(key: str) -> None:
+    with pytest.raises(InvalidKey):
+        validate_key(key)
+
+
+def test_model_key_layout_and_validation() -> None:
+    assert model_key("churn", 3) == "models/churn/3/model.zip"
+    assert ArtifactStore.model_key("churn", 3, "report.html") == "models/churn/3/report.html"
+    for name, version, filename in [
+        ("../churn", 1, "model.zip"),
+        ("Churn", 1, "model.zip"),
+        ("churn", 0, "model.zip"),
+        ("churn", True, "model.zip"),
+        ("churn", 1, "../model.zip"),
+        ("churn", 1, "a/b.zip"),
+    ]:
+        with pytest.raises(InvalidKey):
+            model_key(name, version, filename)
+
+
+# -- against the server -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def store(s3_server) -> ArtifactStore:
+    env = {k.removeprefix("CONVERGE_").lower(): v for k, v in s3_server.env().items()}
+    settings = Settings(**{k: v for k, v in env.items() if k.startswith("s3_")})
+    return ArtifactStore(settings.model_copy(update={"s3_bucket": BUCKET}))
+
+
+@pytest.mark.integration
+def test_put_get_round_trip_with_sha256(store: ArtifactStore) -> None:
+    data = os.urandom(300_000)
+    art = store.put(model_key("churn", 1), data, content_type="application/zip")
+    assert art.uri == f"s3://{BUCKET}/models/churn/1/model.zip"
+    assert art.sha256 == hashlib.sha256(data).hexdigest() and art.size == len(data)
+    assert store.get(art.uri, expected_sha256=art.sha256) == data
+    assert store.get(art.key) == data
+    head = store.head(art.uri)
+    assert head.sha256 == art.sha256 and head.size == len(data)
+
+
+@pytest.mark.integration
+def test_wrong_expected_sha256_is_an_integrity_error(store: ArtifactStore) -> None:
+    art = store.put(model_key("churn", 2), b"the real model")
+    with pytest.raises(ArtifactIntegrityError):
+        store.get(art.uri, expected_sha256=hashlib.sha256(b"another model").hexdigest())
+
+
+@pytest.mark.integration
+def test_object_replaced_behind_our_back_fails_the_stored_checksum(store: ArtifactStore) -> None:
+    key = model_key("churn", 3)
+    store.put(key, b"good bytes")
+    # Someone overwrites the object but leaves the old checksum in the metadata.
+    store.client.put_object(
+        Bucket=BUCKET,
+        Key=key,
+        Body=b"tampered bytes",
+        Metadata={SHA256_METADATA: hashlib.sha256(b"good bytes").hexdigest()},
+    )
+    with pytest.raises(ArtifactIntegrityError):
+        store.get(key)
+
+
+@pytest.mark.integration
+def test_missing_object_and_unsafe_keys(store: ArtifactStore) -> None:
+    with pytest.raises(ArtifactNotFound):
+        store.get(model_key("never", 1))
+    assert not store.exists(model_key("never", 1))
+    for key in ("../x", "/abs", "a/../../b"):
+        with pytest.raises(InvalidKey):
+            store.put(key, b"x")
+        with pytest.raises(InvalidKey):
+            store.get(key)
+    with pytest.raises(InvalidKey):
+        store.get(f"s3://{BUCKET}/a/../../b")
+    with pytest.raises(InvalidKey):
+        store.get("file:///etc/passwd")
+
+
+@pytest.mark.integration
+def test_server_down_is_storage_unavailable_then_recovers(store: ArtifactStore, s3_server) -> None:
+    art = store.put(model_key("churn", 9), b"survives a restart")
+    s3_server.stop()
+    with pytest.raises(StorageUnavailable):
+        store.get(art.uri, expected_sha256=art.sha256)
+    s3_server.start()
+    assert store.get(art.uri, expected_sha256=art.sha256) == b"survives a restart"
