@@ -230,7 +230,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.minio.enabled -}}
 {{- printf "http://%s:9000" (include "converge.svcHost" (dict "ctx" . "component" "minio")) -}}
 {{- else -}}
-{{- .Values.externalS3.endpoint -}}
+{{- required "externalS3.endpoint is required when minio.enabled is false (e.g. https://s3.us-east-1.amazonaws.com)" .Values.externalS3.endpoint -}}
 {{- end -}}
 {{- end -}}
 
@@ -310,8 +310,10 @@ variables defined earlier in the list, so the password variables come first.
     secretKeyRef:
       name: {{ include "converge.s3.secretName" . }}
       key: {{ include "converge.s3.secretKeyKey" . }}
+{{- with include "converge.h2o.url" . }}
 - name: CONVERGE_H2O_URL
-  value: {{ include "converge.h2o.url" . | quote }}
+  value: {{ . | quote }}
+{{- end }}
 - name: CONVERGE_ADMIN_TOKEN
   valueFrom:
     secretKeyRef:
@@ -343,5 +345,7 @@ deadLetterSink:
 retry: {{ $ev.delivery.retry }}
 backoffPolicy: {{ $ev.delivery.backoffPolicy }}
 backoffDelay: {{ $ev.delivery.backoffDelay }}
-timeout: {{ $ev.delivery.timeout }}
+{{- with $ev.delivery.timeout }}
+timeout: {{ . }}
+{{- end }}
 {{- end -}}
