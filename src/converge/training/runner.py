@@ -102,6 +102,7 @@ class BlockTiming:
     block_uuid: str
     status: str
     seconds: float
+    started_s: float = 0.0  # offset from the start of the run
     exit_code: int | None = None
     log: str | None = None
 
@@ -243,7 +244,9 @@ def run(
             if code != 0 and br.status != BlockRun.BlockRunStatus.FAILED:
                 br.update(status=BlockRun.BlockRunStatus.FAILED)
             status = str(br.status.value if hasattr(br.status, "value") else br.status)
-            timings.append(BlockTiming(block_uuid, status, time.perf_counter() - t0, code, str(log_path)))
+            timings.append(
+                BlockTiming(block_uuid, status, time.perf_counter() - t0, t0 - started, code, str(log_path))
+            )
             if status != "completed" and error is None:
                 detail = error_from_log(log_path.read_text(errors="replace")) or f"exit code {code}"
                 error = f"block {block_uuid} failed: {detail}"

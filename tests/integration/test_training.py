@@ -1,0 +1,323 @@
+"""Training against real services: H2O, S3, Postgres behind PgBouncer, and the Mage pipeline.
+
+Pipelines run through ``converge.training.runner`` in the training environment, exactly as
+``converge train`` runs them. Faults (leaking or empty splits, one class, H2O or S3 down) must
+fail the run with a message naming the cause and leave no registry row behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from converge.settings import Settings
+from converge.training import runner
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TINY_GBM = json.dumps({"ntrees": 8, "max_depth": 3, "min_rows": 5})
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as CONVERGE_* variables, for the training process."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if value is None:
+            continue
+        env[f"CONVERGE_{name.upper()}"] = str(value)
+    return env
+
+
+class EventSink:
+    """A real HTTP endpoint standing in for the broker: it records every request it receives."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append({"headers": dict(self.headers), "body": body})
+                self.send_response(202)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def demand_frame(*, entities: int = 12, days: int = 150, seed: int = 3) -> pd.DataFrame:
+    """Daily rows with a weekly signal, a feature effect and a slow trend."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = []
+    for d in range(days):
+        when = start + timedelta(days=d, hours=12)
+        for e in range(entities):
+            price = float(rng.uniform(1, 10))
+            rows.append(
+                {
+                    "entity_id": f"store-{e:03d}",
+                    "event_time": when,
+                    "price": round(price, 2),
+                    "weekday": when.weekday(),
+                    "region": ["north", "south", "east"][e % 3],
+                    "demand": 20 + 6 * (when.weekday() >= 5) - 1.5 * price + 0.05 * d + rng.normal(0, 1),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+async def _versions(settings: Settings, name: str) -> list[Any]:
+    from converge.db import create_pool
+    from converge.registry import Registry
+
+    pool = await create_pool(settings)
+    try:
+        try:
+            return await Registry(pool).list_versions(name)
+        except Exception as exc:
+            if type(exc).__name__ == "ModelNotFound":
+                return []
+            raise
+    finally:
+        await pool.close()
+
+
+def versions(settings: Settings, name: str) -> list[Any]:
+    return asyncio.run(_versions(settings, name))
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[EventSink]:
+    s = EventSink()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def train_env(stack_settings: Settings, h2o_server: Any, s3_server: Any, sink: EventSink) -> dict[str, str]:
+    env = settings_env(stack_settings)
+    env["CONVERGE_BROKER_URL"] = sink.url
+    return env
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("training") / "demand.parquet"
+    demand_frame().to_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mage")
+
+
+def run_pipeline(env: dict[str, str], mage_dir: Path, variables: dict[str, Any], *,
+                 pipeline: str = "walk_forward", parallelism: int = 4) -> dict[str, Any]:
+    base = {"estimator_params": TINY_GBM, "validation_rows": 20}
+    return runner.launch(pipeline, {**base, **variables}, data_dir=mage_dir, parallelism=parallelism,
+                         env=env, timeout_s=600)
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+def test_publish_uploads_registers_and_announces(train_env, mage_dir, data_file, stack_settings, sink):
+    from converge.artifacts import ArtifactStore
+    from converge.mojo import load_mojo
+
+    sink.received.clear()
+    out = run_pipeline(train_env, mage_dir, {"training_file": str(data_file), "n_splits": 3,
+                                             "model_name": "itest-publish"})
+    assert out["status"] == "completed", out.get("error")
+    result = out["result"]
+    assert [s["split"] for s in result["splits"]] == ["2025-03", "2025-04", "2025-05"]
+    for s in result["splits"]:
+        assert s["max_train_time_ms"] < s["min_test_time_ms"]
+    [pub] = result["published"]
+    assert pub["mojo_check"].startswith("ok")
+
+    [mv] = versions(stack_settings, "itest-publish")
+    assert (mv.version, mv.stage) == (pub["version"], "staging")  # never promoted by training
+    assert mv.lineage["row_count"] == len(demand_frame())
+    assert mv.lineage["h2o_version"] == "3.46.0.11"
+    assert [s["name"] for s in mv.lineage["split_plan"]] == ["2025-03", "2025-04", "2025-05"]
+    assert mv.lineage["parameters"]["estimator"] == "gbm"
+    assert mv.metrics["n_splits"] == 3 and "rmse_mean" in mv.metrics
+    assert len(mv.validation_sample["rows"]) == 20
+
+    store = ArtifactStore(stack_settings)
+    mojo = store.get(mv.artifact_uri, expected_sha256=mv.sha256)
+    model = load_mojo(mojo)
+    got = model.predict_records(mv.validation_sample["rows"])
+    want = [p["predict"] for p in mv.validation_sample["predictions"]]
+    assert np.allclose([g["predict"] for g in got], want, rtol=1e-6)
+    report = store.get(mv.report_uri).decode()
+    assert report.startswith("<!doctype html>") and report.count("data:image/png;base64,") == 3
+    assert "http://" not in report and "https://" not in report  # self-contained
+
+    [event] = sink.received
+    assert event["headers"]["Content-Type"].startswith("application/cloudevents+json")
+    body = json.loads(event["body"])
+    assert body["specversion"] == "1.0" and body["type"] == "model.published"
+    assert body["data"] == {"name": "itest-publish", "version": mv.version, "sha256": mv.sha256}
+
+
+def test_regional_pipeline_publishes_one_model_per_segment(train_env, mage_dir, data_file, stack_settings):
+    out = run_pipeline(train_env, mage_dir, {"training_file": str(data_file), "n_splits": 2,
+                                             "model_name": "itest-region", "segment": "region"},
+                       pipeline="walk_forward_regional")
+    assert out["status"] == "completed", out.get("error")
+    names = sorted(p["name"] for p in out["result"]["published"])
+    assert names == ["itest-region-east", "itest-region-north", "itest-region-south"]
+    children = [b for b in out["blocks"] if b["block_uuid"].startswith("train_split:")]
+    assert len(children) == 6  # 3 regions x 2 splits, one dynamic child each
+    for name in names:
+        [mv] = versions(stack_settings, name)
+        assert mv.lineage["segment"] == name.rsplit("-", 1)[1]
+        assert "region" not in mv.lineage["parameters"]["features"]
+
+
+def test_leaking_split_plan_is_rejected_before_training(train_env, mage_dir, data_file, stack_settings):
+    plan = [
+        {"name": "honest", "train_end": "2025-03-01T00:00:00Z", "test_start": "2025-03-01T00:00:00Z",
+         "test_end": "2025-04-01T00:00:00Z"},
+        {"name": "peeks-into-april", "train_end": "2025-04-15T00:00:00Z",
+         "test_start": "2025-04-01T00:00:00Z", "test_end": "2025-05-01T00:00:00Z"},
+    ]
+    out = run_pipeline(train_env, mage_dir, {"training_file": str(data_file), "split_plan": json.dumps(plan),
+                                             "model_name": "itest-leak"})
+    assert out["status"] == "failed"
+    assert "LeakageError" in out["error"] and "peeks-into-april" in out["error"]
+    assert "plan_splits" in out["error"]
+    assert not any(b["block_uuid"].startswith("train_split:") for b in out["blocks"])
+    assert versions(stack_settings, "itest-leak") == []
+
+
+def test_empty_split_fails_with_its_name(train_env, mage_dir, data_file, stack_settings):
+    plan = [{"name": "2026-01", "train_end": "2026-01-01T00:00:00Z", "test_start": "2026-01-01T00:00:00Z",
+             "test_end": "2026-02-01T00:00:00Z"}]
+    out = run_pipeline(train_env, mage_dir, {"training_file": str(data_file), "split_plan": json.dumps(plan),
+                                             "model_name": "itest-empty"})
+    assert out["status"] == "failed"
+    assert "EmptySplitError" in out["error"] and "2026-01" in out["error"]
+    assert versions(stack_settings, "itest-empty") == []
+
+
+def test_single_class_split_fails_with_its_name(train_env, mage_dir, tmp_path, stack_settings):
+    frame = demand_frame(days=120)
+    frame["busy"] = np.where(frame["event_time"] < datetime(2025, 3, 1, tzinfo=UTC), "no",
+                             np.where(frame["demand"] > frame["demand"].median(), "yes", "no"))
+    path = tmp_path / "one-class.parquet"
+    frame.drop(columns=["demand"]).to_parquet(path)
+    out = run_pipeline(train_env, mage_dir, {"training_file": str(path), "target": "busy", "n_splits": 2,
+                                             "model_name": "itest-oneclass"})
+    assert out["status"] == "failed"
+    assert "SingleClassError" in out["error"] and "2025-03" in out["error"]
+    assert versions(stack_settings, "itest-oneclass") == []
+
+
+def test_h2o_unreachable_is_named(train_env, mage_dir, data_file, stack_settings):
+    from converge.stack.procs import free_port
+
+    env = {**train_env, "CONVERGE_H2O_URL": f"http://127.0.0.1:{free_port()}"}
+    out = run_pipeline(env, mage_dir, {"training_file": str(data_file), "n_splits": 2,
+                                       "model_name": "itest-noh2o"})
+    assert out["status"] == "failed"
+    assert "H2OUnavailable" in out["error"] and "unreachable" in out["error"]
+    assert versions(stack_settings, "itest-noh2o") == []
+
+
+def test_s3_down_at_upload_registers_nothing(train_env, mage_dir, data_file, stack_settings, s3_server):
+    s3_server.stop()
+    try:
+        out = run_pipeline(train_env, mage_dir, {"training_file": str(data_file), "n_splits": 2,
+                                                 "model_name": "itest-nos3"})
+    finally:
+        s3_server.start()
+    assert out["status"] == "failed"
+    assert "publish_model" in out["error"] and "StorageUnavailable" in out["error"]
+    assert versions(stack_settings, "itest-nos3") == []
+
+
+def _h2o_job_running(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/3/Jobs", timeout=2) as resp:
+            jobs = json.load(resp)["jobs"]
+    except OSError:
+        return False
+    return any(j["status"] == "RUNNING" and "Model" in (j.get("dest", {}).get("type") or "") for j in jobs)
+
+
+def test_h2o_dying_mid_job_fails_the_run_and_registers_nothing(train_env, mage_dir, data_file,
+                                                                stack_settings, h2o_server):
+    big = json.dumps({"ntrees": 3000, "max_depth": 10, "min_rows": 1, "score_tree_interval": 0})
+    outcome: dict[str, Any] = {}
+
+    def go() -> None:
+        outcome.update(run_pipeline(train_env, mage_dir, {
+            "training_file": str(data_file), "n_splits": 2, "model_name": "itest-h2odies",
+            "estimator_params": big}))
+
+    worker = threading.Thread(target=go)
+    worker.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not _h2o_job_running(h2o_server.url):
+        time.sleep(0.2)
+    assert _h2o_job_running(h2o_server.url), "no training job ever started on H2O"
+    h2o_server.stop()
+    try:
+        worker.join(timeout=600)
+    finally:
+        h2o_server.start()
+    assert outcome["status"] == "failed"
+    assert "H2OUnavailable" in outcome["error"] and "train_split" in outcome["error"]
+    assert versions(stack_settings, "itest-h2odies") == []
+
+
+def test_split_jobs_leave_no_frames_on_the_cluster(stack_settings, h2o_server, data_file):
+    """The trainer in this process: after each split, the cluster holds what it held before."""
+    import h2o
+
+    from converge.training import dataset, splits, trainer
+
+    frame = dataset.from_file(data_file)
+    trainer.connect(h2o_server.url)
+    before = set(h2o.ls()["key"])
+    cfg = trainer.TrainConfig(target="demand", features=("price", "weekday", "region"),
+                              params=json.loads(TINY_GBM))
+    plan = splits.walk_forward(frame["event_time"].to_numpy(), n_splits=2)
+    results = [trainer.train_split(frame, s, cfg, run_id="leakcheck") for s in plan]
+    assert [r["label"] for r in results] == ["2025-04", "2025-05"]
+    assert set(h2o.ls()["key"]) == before
+    glm = trainer.TrainConfig(target="demand", features=("price", "weekday"), estimator="glm")
+    assert "rmse" in trainer.train_split(frame, plan[0], glm, run_id="leakcheck")["metrics"]
+    assert set(h2o.ls()["key"]) == before
