@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Broker (with retries, exponential backoff and a dead-letter Broker) and the two Triggers:
+# features.ingest -> ingest, model.published -> reload. Safe to run again: existing objects are
+# updated instead of created.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=env.sh
+. "$here/env.sh"
+
+exists() { [ "${KN}" != kn ] && return 1; kn "$1" describe "$2" --namespace "$NAMESPACE" >/dev/null 2>&1; }
+
+if ! exists broker "$DEAD_LETTER_BROKER"; then
+  $KN broker create "$DEAD_LETTER_BROKER" --namespace "$NAMESPACE"
+fi
+
+delivery=(
+  --dl-sink "broker:$DEAD_LETTER_BROKER"
+  --retry 5
+  --backoff-policy exponential
+  --backoff-delay PT0.5S
+)
+if exists broker "$BROKER"; then
+  $KN broker update "$BROKER" --namespace "$NAMESPACE" "${delivery[@]}"
+else
+  $KN broker create "$BROKER" --namespace "$NAMESPACE" "${delivery[@]}"
+fi
+
+# trigger-name  event-type  function
+TRIGGERS="
+ingest features.ingest ingest
+reload model.published reload
+"
+while read -r name type target; do
+  [ -n "$name" ] || continue
+  verb=create
+  if exists trigger "$RELEASE-$name"; then verb=update; fi
+  $KN trigger "$verb" "$RELEASE-$name" --namespace "$NAMESPACE" \
+    --broker "$BROKER" --filter "type=$type" --sink "ksvc:$RELEASE-$target"
+done <<<"$TRIGGERS"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Create or update the three Knative Services (predict, reload, ingest) with `kn service apply`:
+# one image, FUNCTION_TARGET picks the entry point; secrets by reference; scale to zero.
+# kn cannot set readOnlyRootFilesystem or NetworkPolicies: the Helm chart is the hardened path, this
+# script is for clusters where the data plane already exists and only the functions change.
+# Usage: services.sh [predict|reload|ingest]   (no argument: all three)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=env.sh
+. "$here/env.sh"
+
+# target  max-scale  target-concurrency  concurrency-limit  scale-down-delay  visibility
+FUNCTIONS="
+predict 20 50 0 60s public
+reload  2  1  1 30s cluster-local
+ingest  10 20 0 30s cluster-local
+"
+
+apply_function() {
+  local target=$1 max=$2 target_conc=$3 limit=$4 delay=$5 visibility=$6
+  local args=(
+    service apply "$RELEASE-$target"
+    --namespace "$NAMESPACE"
+    --image "$IMAGE"
+    --port http1:8080
+    --service-account "$SERVICE_ACCOUNT"
+    --env "FUNCTION_TARGET=$target"
+    # Passwords first: the URLs below expand them with $(VAR).
+    --env-value-from "CONVERGE_DB_PASSWORD=secret:$RELEASE-postgresql:password"
+    --env-value-from "CONVERGE_REDIS_PASSWORD=secret:$RELEASE-redis:redis-password"
+    --env 'CONVERGE_DATABASE_URL=postgresql://converge:$(CONVERGE_DB_PASSWORD)@'"$RELEASE-pgbouncer.$SVC_SUFFIX:6432/converge"
+    --env 'CONVERGE_REDIS_URL=redis://:$(CONVERGE_REDIS_PASSWORD)@'"$RELEASE-redis.$SVC_SUFFIX:6379/0"
+    --env "CONVERGE_S3_ENDPOINT_URL=http://$RELEASE-minio.$SVC_SUFFIX:9000"
+    --env "CONVERGE_S3_BUCKET=$S3_BUCKET"
+    --env-value-from "CONVERGE_S3_ACCESS_KEY=secret:$RELEASE-minio:access-key"
+    --env-value-from "CONVERGE_S3_SECRET_KEY=secret:$RELEASE-minio:secret-key"
+    --env "CONVERGE_H2O_URL=http://$RELEASE-h2o.$SVC_SUFFIX:54321"
+    --env-value-from "CONVERGE_ADMIN_TOKEN=secret:$RELEASE-admin:admin-token"
+    --env "CONVERGE_BROKER_URL=http://broker-ingress.knative-eventing.svc.$CLUSTER_DOMAIN/$NAMESPACE/$BROKER"
+    --env "CONVERGE_DEFAULT_MODEL=$DEFAULT_MODEL"
+    --scale-min 0
+    --scale-max "$max"
+    --scale-init 1
+    --scale-metric concurrency
+    --scale-target "$target_conc"
+    --concurrency-limit "$limit"
+    --annotation-revision "autoscaling.knative.dev/scale-down-delay=$delay"
+    --probe-liveness http::8080:/healthz
+    --probe-readiness http::8080:/readyz
+    --request cpu=250m,memory=512Mi
+    --limit cpu=1,memory=1Gi
+    --security-context strict
+    --mount /tmp=ed:tmp
+  )
+  if [ "$visibility" = cluster-local ]; then
+    args+=(--cluster-local)
+  fi
+  $KN "${args[@]}"
+}
+
+only=${1:-}
+while read -r target max target_conc limit delay visibility; do
+  [ -n "$target" ] || continue
+  if [ -z "$only" ] || [ "$only" = "$target" ]; then
+    apply_function "$target" "$max" "$target_conc" "$limit" "$delay" "$visibility"
+  fi
+done <<<"$FUNCTIONS"
