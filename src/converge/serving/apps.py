@@ -40,6 +40,7 @@ from converge.serving.observability import (
     new_request_id,
     request_id,
 )
+from converge.serving.open_inference import open_inference_app
 from converge.serving.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,9 @@ def predict_app(runtime: Runtime) -> FunctionApp:
         return await score(event.data)
 
     routes = {("POST", "/"): predict, ("POST", "/predict"): predict, **_probes(runtime, ready)}
-    return FunctionApp("predict", runtime, routes, event_handler=predict_event)
+    return FunctionApp(
+        "predict", runtime, routes, fallback=open_inference_app(runtime), event_handler=predict_event
+    )
 
 
 # -- reload -----------------------------------------------------------------------------------

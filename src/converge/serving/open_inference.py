@@ -7,6 +7,7 @@ caching and metrics stay in the predict service, so both APIs give the same numb
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -215,3 +216,118 @@ def encode_outputs(
         keep = {w.name for w in wanted}
         outputs = [o for o in outputs if o["name"] in keep]
     return outputs
+
+
+# -- HTTP routes --------------------------------------------------------------------------------
+def open_inference_app(runtime: Any) -> Any:
+    """The V2 REST routes, mounted beside predict's own; scoring goes through the predict service."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route, Router
+
+    from converge import __version__
+    from converge.contracts import PredictInstance, PredictRequest
+    from converge.errors import ModelNotFound
+    from converge.serving.http import JSONResponse, ServingError, parse_json, read_body
+    from converge.serving.observability import PREDICT_LATENCY
+
+    def error(status: int, message: str) -> Response:
+        return JSONResponse({"error": message}, status)
+
+    async def loaded_model(request: Request) -> Any:
+        name = request.path_params["name"]
+        loaded = runtime.holder.get(name)
+        if loaded is None:
+            service = await runtime.predict_service()
+            try:
+                loaded = await service.sync.ensure(name)
+            except ModelNotFound:
+                raise ServingError(404, f"model '{name}' not found") from None
+        version = request.path_params.get("version")
+        if version is not None and version != str(loaded.version):
+            raise ServingError(
+                404, f"model '{name}' version {version} is not served (serving {loaded.version})"
+            )
+        return loaded
+
+    def categorical(model: Any) -> set[str]:
+        return {n for n in model.feature_names if model.domains.get(n)}
+
+    def guarded(handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except InferenceError as exc:
+                return error(400, str(exc))
+            except ServingError as exc:
+                return error(exc.status, exc.message)
+
+        return endpoint
+
+    async def server_live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def server_ready(request: Request) -> Response:
+        ready = runtime.holder.get(runtime.settings.default_model) is not None
+        return JSONResponse({"ready": ready}, 200 if ready else 400)
+
+    async def server_metadata(request: Request) -> Response:
+        return JSONResponse({"name": "converge", "version": __version__, "extensions": []})
+
+    async def model_metadata(request: Request) -> Response:
+        loaded = await loaded_model(request)
+        model = loaded.model
+        return JSONResponse(
+            {
+                "name": loaded.name,
+                "versions": [str(loaded.version)],
+                "platform": f"h2o-mojo-{model.algorithm.lower()}",
+                "inputs": [s.model_dump() for s in input_specs(model.feature_names, categorical(model))],
+                "outputs": [s.model_dump() for s in output_specs(loaded.classes)],
+            }
+        )
+
+    async def model_ready(request: Request) -> Response:
+        loaded = await loaded_model(request)
+        return JSONResponse({"name": loaded.name, "ready": True})
+
+    async def infer(request: Request) -> Response:
+        started = time.perf_counter()
+        body = parse_json(await read_body(request, runtime.settings.max_body_bytes))
+        parsed = parse_request(body)
+        loaded = await loaded_model(request)
+        records = decode_inputs(parsed, loaded.model.feature_names, categorical(loaded.model))
+        service = await runtime.predict_service()
+        try:
+            native = PredictRequest(
+                model=loaded.name, instances=[PredictInstance(features=r) for r in records]
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InferenceError(f"invalid input {first['loc'][-1]}: {first['msg']}") from None
+        result = await service.predict(native)
+        outputs = encode_outputs(result.predictions, loaded.classes, parsed.outputs)
+        PREDICT_LATENCY.observe(time.perf_counter() - started)
+        answer: dict[str, Any] = {
+            "model_name": result.model,
+            "model_version": str(result.version),
+            "outputs": outputs,
+        }
+        if parsed.id is not None:
+            answer["id"] = parsed.id
+        return JSONResponse(answer)
+
+    model = "/v2/models/{name}"
+    versioned = "/v2/models/{name}/versions/{version}"
+    routes = [
+        Route("/v2", guarded(server_metadata), methods=["GET"]),
+        Route("/v2/health/live", guarded(server_live), methods=["GET"]),
+        Route("/v2/health/ready", guarded(server_ready), methods=["GET"]),
+    ]
+    for base in (model, versioned):
+        routes += [
+            Route(base, guarded(model_metadata), methods=["GET"]),
+            Route(base + "/ready", guarded(model_ready), methods=["GET"]),
+            Route(base + "/infer", guarded(infer), methods=["POST"]),
+        ]
+    return Router(routes=routes)
