@@ -6,6 +6,7 @@ caching and metrics stay in the predict service, so both APIs give the same numb
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 PROTOCOL_VERSION = "2"
-NUMERIC_TYPES = {"BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32", "FP64"}
+log = logging.getLogger(__name__)
 Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
     "FP16", "FP32", "FP64", "BYTES",
@@ -261,8 +262,15 @@ def open_inference_app(runtime: Any) -> Any:
                 return error(400, str(exc))
             except ServingError as exc:
                 return error(exc.status, exc.message)
+            except Exception:  # noqa: BLE001 - logged with its trace, answered without it
+                log.exception("unhandled error on %s", request.url.path)
+                return error(500, "internal error")
 
         return endpoint
+
+    async def not_found(scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        await error(404, f"{scope.get('method', 'GET')} {path}: no such route")(scope, receive, send)
 
     async def server_live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -330,4 +338,4 @@ def open_inference_app(runtime: Any) -> Any:
             Route(base + "/ready", guarded(model_ready), methods=["GET"]),
             Route(base + "/infer", guarded(infer), methods=["POST"]),
         ]
-    return Router(routes=routes)
+    return Router(routes=routes, default=not_found)
