@@ -7,6 +7,7 @@ from converge.cli._app import app
 from converge.cli import bench  # noqa: E402,F401
 from converge.cli import db  # noqa: E402,F401
 from converge.cli import serve  # noqa: E402,F401
+from converge.cli import stack  # noqa: E402,F401
 from converge.cli import train  # noqa: E402,F401
 
 __all__ = ["app"]

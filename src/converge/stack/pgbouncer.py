@@ -60,7 +60,7 @@ class PgBouncer(Service):
     @property
     def url(self) -> str:
         pg = self.postgres
-        return _url(pg.user, "***", self.host, self.port, pg.database)
+        return f"postgresql://{pg.user}@{self.host}:{self.port}/{pg.database}"
 
     def env(self) -> dict[str, str]:
         return {"CONVERGE_DATABASE_URL": self.dsn}

@@ -103,7 +103,7 @@ class Postgres(Service):
 
     @property
     def url(self) -> str:
-        return _url(self.user, "***", self.host, self.port, self.database)
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
     def env(self) -> dict[str, str]:
         return {"CONVERGE_DATABASE_DIRECT_URL": self.dsn}

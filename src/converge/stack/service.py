@@ -139,6 +139,7 @@ class Service(ABC):
             record.pop("pid", None)
             record.pop("started", None)
             self._write_record(record)
+        self._after_stop()
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Poll the service-specific readiness check; fail early if the process died."""
@@ -183,6 +184,9 @@ class Service(ABC):
 
     def _after_start(self) -> None:
         """Set-up that needs the running service (roles, buckets); must be idempotent."""
+
+    def _after_stop(self) -> None:
+        """Clean-up of what the process leaves outside its state directory."""
 
     def describe(self) -> dict[str, Any]:
         """Name, state and addresses, for ``converge status``."""

