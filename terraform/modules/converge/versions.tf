@@ -1,0 +1,10 @@
+terraform {
+  required_version = ">= 1.9.0" # validations refer to other variables
+
+  required_providers {
+    helm = {
+      source  = "hashicorp/helm"
+      version = "= 2.17.0"
+    }
+  }
+}
