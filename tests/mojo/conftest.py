@@ -80,3 +80,108 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def fixture(corpus_name: str) -> Fixture:
     return load_fixture(corpus_name)
+
+
+# -- a real H2O for the trained-model tests ---------------------------------------------------------
+
+
+def _free_port_pair() -> int:
+    """A port P with P+1 also free (H2O listens on both)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            p = a.getsockname()[1]
+            if p >= 65535:
+                continue
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", p + 1))
+                except OSError:
+                    continue
+                return p
+    raise RuntimeError("no free port pair")
+
+
+class _LocalH2O:
+    """One H2O node on 127.0.0.1 (flatfile, no multicast), started from the h2o wheel's jar."""
+
+    def __init__(self, workdir: Path) -> None:
+        import subprocess
+        import time
+        import urllib.request
+
+        from converge.mojo.backends.genmodel import find_h2o_jar
+
+        self.port = _free_port_pair()
+        self.url = f"http://127.0.0.1:{self.port}"
+        flatfile = workdir / "flatfile.txt"
+        flatfile.write_text(f"127.0.0.1:{self.port}\n")
+        self.log = open(workdir / "h2o.log", "wb")
+        java = os.environ.get("H2O_JAVA_HOME")
+        java = str(Path(java) / "bin" / "java") if java else "java"
+        self.proc = subprocess.Popen(
+            [java, "-Xmx1g", "-jar", str(find_h2o_jar()), "-ip", "127.0.0.1",
+             "-port", str(self.port), "-nthreads", "1", "-flatfile", str(flatfile),
+             "-name", f"converge-mojo-{self.port}", "-ice_root", str(workdir),
+             "-web_ip", "127.0.0.1"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"H2O exited early; see {workdir / 'h2o.log'}")
+            try:
+                with urllib.request.urlopen(self.url + "/3/Cloud", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("H2O did not answer within 120 s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except Exception:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def h2o_conn(request, tmp_path_factory):
+    """The shared ``h2o_server`` fixture if the suite has one, else a private local node."""
+    h2o = pytest.importorskip("h2o")
+    own = None
+    if _has_fixture(request, "h2o_server"):
+        url = request.getfixturevalue("h2o_server").url
+    else:
+        err = None
+        for _attempt in range(3):  # a port taken between probe and bind: try another pair
+            try:
+                own = _LocalH2O(tmp_path_factory.mktemp("h2o"))
+                break
+            except Exception as e:
+                err = e
+        if own is None:
+            pytest.skip(f"cannot start H2O: {err}")
+        url = own.url
+    h2o.connect(url=url, verbose=False)
+    h2o.no_progress()
+    yield h2o
+    if own is not None:
+        try:
+            h2o.connection().close()
+        except Exception:
+            pass
+        own.stop()
+
+
+def _has_fixture(request, name: str) -> bool:
+    try:
+        return name in request._fixturemanager._arg2fixturedefs
+    except AttributeError:
+        return False
