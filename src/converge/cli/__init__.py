@@ -6,6 +6,7 @@ from converge.cli._app import app
 # (add one line per command module, keep them sorted)
 from converge.cli import bench  # noqa: E402,F401
 from converge.cli import db  # noqa: E402,F401
+from converge.cli import demo  # noqa: E402,F401
 from converge.cli import serve  # noqa: E402,F401
 from converge.cli import stack  # noqa: E402,F401
 from converge.cli import train  # noqa: E402,F401

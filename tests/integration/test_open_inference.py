@@ -1,0 +1,175 @@
+"""KServe's and Triton's own clients talk to the predict function unchanged (Open Inference Protocol).
+
+The clients come from PyPI (`kserve`, `tritonclient[http]`); the server is the real predict function
+under functions-framework against the real local stack. Their numbers must equal converge.mojo's
+for the same rows, and bad tensors get the protocol's 400 with a message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from converge.db import create_pool
+from converge.mojo import load_mojo
+from converge.serving.testing import FunctionProcess, corpus_dir, migrate, read_rows, register_model, wait_until
+from converge.stack.procs import free_port
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = corpus_dir(REPO)
+
+
+@pytest.fixture(scope="module")
+def settings(stack_settings):
+    return stack_settings.model_copy(update={"default_model": f"oip-{uuid.uuid4().hex[:8]}"})
+
+
+@pytest.fixture(scope="module")
+def mojo() -> bytes:
+    return (CORPUS / "binomial.zip").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def model(mojo):
+    return load_mojo(mojo, backend="native")
+
+
+@pytest.fixture(scope="module")
+def rows(model) -> list[dict]:
+    """Corpus rows as a V2 client sends them: strings for categoricals ("" when missing), floats.
+
+    JSON has no NaN, so rows with a missing number are left out (the native API sends null).
+    """
+    categorical = {n for n in model.feature_names if model.domains.get(n)}
+    out = []
+    for row in read_rows(CORPUS / "binomial.input.csv", 60):
+        if any(row.get(n) is None for n in model.feature_names if n not in categorical):
+            continue
+        out.append(
+            {
+                n: ("" if row.get(n) is None else str(row[n]).removesuffix(".0"))
+                if n in categorical
+                else float(row[n])
+                for n in model.feature_names
+            }
+        )
+    assert len(out) >= 10
+    return out[:25]
+
+
+@pytest.fixture(scope="module")
+async def server(settings, mojo, tmp_path_factory):
+    await migrate(settings)
+    pool = await create_pool(settings, min_size=0)
+    rows = read_rows(CORPUS / "binomial.input.csv", 10)
+    await register_model(settings, pool, settings.default_model, mojo, rows, promote=True)
+    await pool.close()
+    log = tmp_path_factory.mktemp("oip") / "predict.log"
+    proc = FunctionProcess("predict", REPO / "functions" / "main.py", settings, free_port(), log)
+    proc.start()
+
+    async def ready():
+        async with httpx.AsyncClient(base_url=proc.url) as client:
+            return (await client.get("/v2/health/ready")).status_code == 200
+
+    await wait_until(ready, timeout=60)
+    yield proc
+    proc.stop()
+
+
+def _expected(model, rows):
+    return model.predict_records(rows)
+
+
+def _columns(model, rows):
+    """One column per feature, as numpy arrays the clients understand."""
+    categorical = {n for n in model.feature_names if model.domains.get(n)}
+    columns = {}
+    for name in model.feature_names:
+        values = [r[name] for r in rows]
+        if name in categorical:
+            columns[name] = ("BYTES", np.array(values, dtype=object))
+        else:
+            columns[name] = ("FP64", np.array(values, dtype=np.float64))
+    return columns
+
+
+async def test_kserve_rest_client_gets_the_scorers_numbers(server, settings, model, rows):
+    from kserve import InferenceRESTClient, InferInput, InferRequest
+    from kserve.inference_client import RESTConfig
+
+    inputs = []
+    for name, (datatype, array) in _columns(model, rows).items():
+        tensor = InferInput(name=name, shape=[len(rows)], datatype=datatype)
+        tensor.set_data_from_numpy(array, binary_data=False)
+        inputs.append(tensor)
+    client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=30))
+    try:
+        assert await client.is_server_live(server.url)
+        assert await client.is_model_ready(server.url, settings.default_model)
+        response = await client.infer(
+            server.url, InferRequest(model_name=settings.default_model, infer_inputs=inputs), model_name=settings.default_model
+        )
+    finally:
+        await client.close()
+    outputs = {o.name: o.data for o in response.outputs}
+    expected = _expected(model, rows)
+    assert list(outputs["predict"]) == [e["predict"] for e in expected]
+    for label in model.classes:
+        column = f"p{label}" if f"p{label}" in expected[0] else label
+        assert list(outputs[label]) == [e[column] for e in expected]
+
+
+def test_triton_http_client_gets_the_scorers_numbers(server, settings, model, rows):
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert client.is_server_live()
+    assert client.is_model_ready(settings.default_model)
+    metadata = client.get_model_metadata(settings.default_model)
+    assert [i["name"] for i in metadata["inputs"]] == model.feature_names
+
+    inputs = []
+    for name, (datatype, array) in _columns(model, rows).items():
+        tensor = triton.InferInput(name, [len(rows)], datatype)
+        tensor.set_data_from_numpy(array, binary_data=False)
+        inputs.append(tensor)
+    outputs = [triton.InferRequestedOutput(name, binary_data=False) for name in ["predict", *model.classes]]
+    result = client.infer(settings.default_model, inputs, outputs=outputs)
+    expected = _expected(model, rows)
+    labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict").tolist()]
+    assert labels == [e["predict"] for e in expected]
+    probabilities = result.as_numpy(model.classes[1])
+    column = f"p{model.classes[1]}" if f"p{model.classes[1]}" in expected[0] else model.classes[1]
+    assert probabilities.tolist() == [e[column] for e in expected]
+
+
+async def test_bad_tensors_get_the_protocols_400(server, settings, model):
+    url = f"/v2/models/{settings.default_model}/infer"
+    numeric = next(n for n in model.feature_names if not model.domains.get(n))
+    bad_bodies = {
+        "unknown input 'nope'": {"inputs": [{"name": "nope", "shape": [1], "datatype": "FP64", "data": [1.0]}]},
+        "does not match 1 values": {"inputs": [{"name": numeric, "shape": [2], "datatype": "FP64", "data": [1.0]}]},
+        "datatype BYTES but the feature is numeric": {
+            "inputs": [{"name": numeric, "shape": [1], "datatype": "BYTES", "data": ["x"]}]
+        },
+        "inputs.0.datatype": {"inputs": [{"name": numeric, "shape": [1], "datatype": "FLOAT", "data": [1.0]}]},
+    }
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for message, body in bad_bodies.items():
+            response = await client.post(url, json=body)
+            assert response.status_code == 400, response.text
+            assert message in response.json()["error"]
+        missing = await client.get("/v2/models/no-such-model")
+        assert missing.status_code == 404 and "not found" in missing.json()["error"]
+        stale = await client.post(
+            f"/v2/models/{settings.default_model}/versions/99/infer",
+            json={"inputs": [{"name": numeric, "shape": [1], "datatype": "FP64", "data": [1.0]}]},
+        )
+        assert stale.status_code == 404 and "version 99" in stale.json()["error"]
