@@ -70,8 +70,6 @@ async def create_pool(settings: Settings | None = None, **overrides: Any) -> asy
         "max_size": settings.db_pool_max,
         "command_timeout": settings.db_command_timeout_s,
         "statement_cache_size": 0,
-        # Unnamed statements only; a big statement must not get a name either.
-        "max_cached_statement_lifetime": 0,
         "init": _init_connection,
         # Drop idle links before PgBouncer or a NAT box does it behind our back.
         "max_inactive_connection_lifetime": 60.0,

@@ -110,3 +110,22 @@ def test_downgrade_and_upgrade_round_trip_on_a_scratch_database(postgres) -> Non
     finally:
         with psycopg.connect(postgres.admin_dsn, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_migrate_command_through_pgbouncer(migrated: Settings, pgbouncer, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from converge.cli import app
+    from converge.settings import get_settings
+
+    monkeypatch.setenv("CONVERGE_DATABASE_URL", pgbouncer.dsn)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        result = runner.invoke(app, ["migrate"])
+        assert result.exit_code == 0, result.output
+        assert f"database at revision {migrations.head()}" in result.output
+        shown = runner.invoke(app, ["migrate", "--show"])
+        assert shown.exit_code == 0 and f"current: {migrations.head()}" in shown.output
+    finally:
+        get_settings.cache_clear()

@@ -48,13 +48,14 @@ def sqlalchemy_url(settings: Settings | None = None) -> str:
     raise ValueError("database_url: expected a postgresql:// URL")
 
 
-def alembic_config(settings: Settings | None = None) -> Config:
+def alembic_config(settings: Settings | None = None, *, with_url: bool = True) -> Config:
     """An Alembic config built in code (no ini file needed); the URL travels in ``attributes``
     so a password with ``%`` never meets configparser interpolation."""
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
     cfg.set_main_option("path_separator", "os")
-    cfg.attributes["converge_url"] = sqlalchemy_url(settings)
+    if with_url:
+        cfg.attributes["converge_url"] = sqlalchemy_url(settings)
     return cfg
 
 
@@ -72,7 +73,7 @@ def downgrade(settings: Settings | None = None, revision: str = "base") -> str |
 
 def head() -> str | None:
     """The newest revision shipped with this package."""
-    return ScriptDirectory.from_config(alembic_config(Settings())).get_current_head()
+    return ScriptDirectory.from_config(alembic_config(with_url=False)).get_current_head()
 
 
 def current(settings: Settings | None = None) -> str | None:

@@ -18,6 +18,8 @@ Choices measured in benchmarks/bench_ingest.py (see BENCHMARKS.md, "Feature inge
 
 from __future__ import annotations
 
+import logging
+
 from alembic import op
 from sqlalchemy import text
 
@@ -25,6 +27,8 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+log = logging.getLogger("alembic.runtime.migration")
 
 PARTITIONS = 8
 EMBEDDING_DIM = 384
@@ -81,7 +85,7 @@ def upgrade() -> None:
                 bind.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
                 bind.execute(text(f"ALTER TABLE features ADD COLUMN embedding vector({EMBEDDING_DIM})"))
         except Exception as exc:  # noqa: BLE001 - optional feature, report and go on
-            print(f"pgvector available but not usable, skipping the embedding column: {exc}")
+            log.warning("pgvector available but not usable, no embedding column: %s", exc)
 
     op.execute(
         """
