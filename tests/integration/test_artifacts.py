@@ -57,9 +57,15 @@ def test_model_key_layout_and_validation() -> None:
 # -- against the server -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def store(s3_server) -> ArtifactStore:
-    env = {k.removeprefix("CONVERGE_").lower(): v for k, v in s3_server.env().items()}
-    settings = Settings(**{k: v for k, v in env.items() if k.startswith("s3_")})
-    return ArtifactStore(settings.model_copy(update={"s3_bucket": BUCKET}))
+    # A bucket of its own (created on first put), so other tests' objects are never touched.
+    settings = Settings(
+        s3_endpoint_url=s3_server.url,
+        s3_access_key=s3_server.access_key,
+        s3_secret_key=s3_server.secret_key,
+        s3_region=s3_server.region,
+        s3_bucket=BUCKET,
+    )
+    return ArtifactStore(settings)
 
 
 @pytest.mark.integration
