@@ -3,6 +3,7 @@
 Each service fixture yields the running service object. Fault tests may call ``stop()`` and then
 ``start()`` on it: it comes back on the same port, so clients reconnect. A service a test left
 stopped is started again after that test, so one failing fault test does not cascade.
+H2O is heavy: it starts only when a test asks for ``h2o_server``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from converge.settings import Settings, get_settings
+from converge.stack.h2o import H2O
 from converge.stack.pgbouncer import PgBouncer
 from converge.stack.postgres import Postgres
 from converge.stack.procs import free_port
+from converge.stack.redis import Redis
+from converge.stack.s3 import S3
 from converge.stack.service import Service
 
 _started: list[Service] = []
@@ -31,6 +36,12 @@ def _start(service: Service) -> Service:
     return service
 
 
+def _stop(service: Service) -> None:
+    service.stop()
+    if service in _started:
+        _started.remove(service)
+
+
 @pytest.fixture(scope="session")
 def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The state directory shared by every service of the test session."""
@@ -39,10 +50,10 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres(stack_dir: Path) -> Iterator[Postgres]:
-    """Postgres 15 on a free port; ``.dsn`` (role ``converge``), ``.admin_dsn`` (superuser)."""
+    """Postgres on a free port; ``.dsn`` (role ``converge``), ``.admin_dsn`` (superuser)."""
     service = _start(Postgres(stack_dir, free_port(), durable=False))
     yield service
-    service.stop()
+    _stop(service)
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +64,78 @@ def pgbouncer(postgres: Postgres) -> Iterator[PgBouncer]:
     """
     service = _start(PgBouncer(postgres.state_dir, postgres, free_port(), query_wait_timeout=3))
     yield service
-    service.stop()
+    _stop(service)
+
+
+@pytest.fixture(scope="session")
+def redis_server(stack_dir: Path) -> Iterator[Redis]:
+    """Redis without persistence on a free port; ``.url``."""
+    service = _start(Redis(stack_dir, free_port()))
+    yield service
+    _stop(service)
+
+
+@pytest.fixture(scope="session")
+def s3_server(stack_dir: Path) -> Iterator[S3]:
+    """SeaweedFS S3 on free ports with the models bucket; ``.url``, ``.bucket``, ``.client()``."""
+    service = _start(S3(stack_dir, free_port()))
+    yield service
+    _stop(service)
+
+
+@pytest.fixture(scope="session")
+def _h2o(stack_dir: Path) -> H2O:
+    """H2O's address, reserved up front so ``stack_settings`` can name it before it runs."""
+    heap = os.environ.get("CONVERGE_TEST_H2O_HEAP", "1g")
+    return H2O(stack_dir, free_port(pair=True), heap=heap)
+
+
+@pytest.fixture(scope="session")
+def h2o_server(_h2o: H2O) -> Iterator[H2O]:
+    """A one-node H2O cluster (started on first use); ``.url``, ``.cloud()``."""
+    service = _start(_h2o)
+    yield service
+    _stop(service)
+
+
+@pytest.fixture(scope="session")
+def stack_settings(
+    stack_dir: Path, postgres: Postgres, pgbouncer: PgBouncer, redis_server: Redis, s3_server: S3, _h2o: H2O
+) -> Iterator[Settings]:
+    """Settings pointed at the test services; the same ``CONVERGE_*`` variables are exported for
+    subprocesses and ``get_settings()`` for the session. ``h2o_url`` answers only once a test has
+    requested ``h2o_server``."""
+    env = {
+        "CONVERGE_STATE_DIR": str(stack_dir),
+        "CONVERGE_STACK_BACKEND": "local",
+        **postgres.env(),
+        **pgbouncer.env(),
+        **redis_server.env(),
+        **s3_server.env(),
+        **_h2o.env(),
+    }
+    patch = pytest.MonkeyPatch()
+    for key, value in env.items():
+        patch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        yield Settings(
+            state_dir=stack_dir,
+            stack_backend="local",
+            database_url=pgbouncer.dsn,
+            database_direct_url=postgres.dsn,
+            redis_url=redis_server.url,
+            s3_endpoint_url=s3_server.url,
+            s3_access_key=s3_server.access_key,
+            s3_secret_key=s3_server.secret_key,
+            s3_bucket=s3_server.bucket,
+            s3_region=s3_server.region,
+            h2o_url=_h2o.url,
+            h2o_heap=_h2o.heap,
+        )
+    finally:
+        patch.undo()
+        get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +148,6 @@ def _restart_stopped_services() -> Iterator[None]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Belt and braces: no process outlives the session, even if a fixture teardown was skipped."""
+    """No process outlives the session, even if a fixture teardown did not run."""
     for service in reversed(_started):
-        if os.environ.get("CONVERGE_TEST_KEEP_STACK") != "1":
-            service.stop()
+        service.stop()

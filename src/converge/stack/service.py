@@ -75,9 +75,11 @@ class Service(ABC):
     def port(self) -> int:
         if "main" not in self.ports:
             self._load_ports()
-        if "main" not in self.ports:
-            raise ServiceError(f"{self.name}: no port chosen yet (start it first)")
-        return self.ports["main"]
+        if "main" in self.ports:
+            return self.ports["main"]
+        if self._fixed_port is not None:  # known before the first start
+            return self._fixed_port
+        raise ServiceError(f"{self.name}: no port chosen yet (start it first)")
 
     def _load_ports(self) -> None:
         recorded = self._record().get("ports") or {}
