@@ -8,7 +8,7 @@
 : "${DEFAULT_MODEL:=demo}"
 : "${S3_BUCKET:=converge-models}"
 : "${SERVICE_ACCOUNT:=$RELEASE}"
-# Set KN="echo kn" to print the commands instead of running them.
+# KN="echo kn" KN_DRY_RUN=1 prints the commands instead of running them.
 : "${KN:=kn}"
 
 SVC_SUFFIX="$NAMESPACE.svc.$CLUSTER_DOMAIN"

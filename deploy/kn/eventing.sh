@@ -7,7 +7,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=env.sh
 . "$here/env.sh"
 
-exists() { [ "${KN}" != kn ] && return 1; kn "$1" describe "$2" --namespace "$NAMESPACE" >/dev/null 2>&1; }
+# With KN_DRY_RUN set nothing is looked up: every object is printed as a create.
+exists() {
+  [ -z "${KN_DRY_RUN:-}" ] || return 1
+  $KN "$1" describe "$2" --namespace "$NAMESPACE" >/dev/null 2>&1
+}
 
 if ! exists broker "$DEAD_LETTER_BROKER"; then
   $KN broker create "$DEAD_LETTER_BROKER" --namespace "$NAMESPACE"

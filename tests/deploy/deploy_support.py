@@ -91,10 +91,10 @@ class Rendered:
         return next((v for k, v in self.manifests.items() if k.endswith("NOTES.txt")), "")
 
 
-def render(values: dict, name: str = "custom") -> Rendered:
+def render(values: dict, name: str = "custom", release: str = RELEASE, namespace: str = NAMESPACE) -> Rendered:
     with helm.Chart.load(CHART) as chart:
         chart.validate_schema(values)
-        manifests = chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        manifests = chart.render(values=values, name=release, namespace=namespace, is_install=True)
     docs = [
         d
         for path, text in sorted(manifests.items())
