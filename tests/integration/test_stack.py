@@ -181,45 +181,46 @@ def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
+    taken_port = taken.getsockname()[1]
     env = {
         "CONVERGE_STATE_DIR": str(tmp_path),
         "CONVERGE_STACK_BACKEND": "local",
         "CONVERGE_DATABASE_DIRECT_URL": f"postgresql://converge:pw@127.0.0.1:{free_port()}/converge",
         "CONVERGE_DATABASE_URL": f"postgresql://converge:pw@127.0.0.1:{free_port()}/converge",
-        "CONVERGE_REDIS_URL": f"redis://127.0.0.1:{taken.getsockname()[1]}/0",
+        "CONVERGE_REDIS_URL": f"redis://127.0.0.1:{taken_port}/0",
         "CONVERGE_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
     }
     try:
-        first = _cli("up", "--no-h2o", "--json", env=env)
-        assert first.returncode == 0, first.stderr
-        second = _cli("up", "--no-h2o", "--json", env=env)
-        assert second.returncode == 0, second.stderr
+        with taken:
+            first = _cli("up", "--no-h2o", "--json", env=env)
+            assert first.returncode == 0, first.stderr
+            second = _cli("up", "--no-h2o", "--json", env=env)
+            assert second.returncode == 0, second.stderr
+        _check_up(json.loads(first.stdout), json.loads(second.stdout), env, tmp_path, taken_port)
+        status = json.loads(_cli("status", "--json", env=env).stdout)
+        assert [s["running"] for s in status["services"]] == [True, True, True, True, False]
     finally:
-        taken.close()
-    one, two = json.loads(first.stdout), json.loads(second.stdout)
-    pids = {s["name"]: s["pid"] for s in one["services"]}
-    assert pids == {s["name"]: s["pid"] for s in two["services"]}
-    assert [s["reused"] for s in two["services"]] == [True] * 4
-    redis_port = next(s["ports"]["main"] for s in one["services"] if s["name"] == "redis")
-    assert redis_port != taken.getsockname()[1]
-    assert one["env"]["CONVERGE_DATABASE_URL"].endswith(
-        env["CONVERGE_DATABASE_URL"].rsplit(":", 1)[1]
-    )
-    env_file = (tmp_path / "stack.env").read_text()
-    assert f"CONVERGE_REDIS_URL=redis://127.0.0.1:{redis_port}/0" in env_file
-    with psycopg.connect(one["env"]["CONVERGE_DATABASE_URL"], prepare_threshold=None) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == ("converge",)
-
-    status = json.loads(_cli("status", "--json", env=env).stdout)
-    assert [s["running"] for s in status["services"]] == [True, True, True, True, False]
-
-    down = _cli("down", env=env)
+        down = _cli("down", env=env)
     assert down.returncode == 0, down.stderr
-    for pid in pids.values():
+    pids = [s["pid"] for s in json.loads(first.stdout)["services"]]
+    for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
     assert not (tmp_path / "stack.env").exists()
     status = json.loads(_cli("status", "--json", env=env).stdout)
     assert not any(s["running"] for s in status["services"])
+
+
+def _check_up(one: dict, two: dict, env: dict[str, str], state: Path, taken_port: int) -> None:
+    pids = {s["name"]: s["pid"] for s in one["services"]}
+    assert pids == {s["name"]: s["pid"] for s in two["services"]}
+    assert [s["reused"] for s in two["services"]] == [True] * 4
+    redis_port = next(s["ports"]["main"] for s in one["services"] if s["name"] == "redis")
+    assert redis_port != taken_port
+    assert one["env"]["CONVERGE_DATABASE_URL"] == env["CONVERGE_DATABASE_URL"]
+    env_file = (state / "stack.env").read_text()
+    assert f"CONVERGE_REDIS_URL=redis://127.0.0.1:{redis_port}/0" in env_file
+    with psycopg.connect(one["env"]["CONVERGE_DATABASE_URL"], prepare_threshold=None) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("converge",)
 
 
 def _zombie(pid: int) -> bool:

@@ -87,7 +87,8 @@ class H2O(Service):
             "-Djava.net.preferIPv4Stack=true",
             "-jar", str(find_jar()),
             "-name", self.cloud_name,
-            "-ip", self.host,
+            "-ip", self.host,  # the node (internal) address; the REST API needs -web_ip
+            "-web_ip", self.host,
             "-port", str(self.port),
             "-flatfile", str(flatfile),
             "-ice_root", str(self.dir / "ice"),
