@@ -113,6 +113,8 @@ def test_every_value_is_documented_and_typed(chart):
     assert leaves - documented == set(), "undocumented values"
     assert documented - leaves == set(), "documented values that do not exist"
     chart.validate_schema(defaults)  # additionalProperties: false everywhere, so every key is typed
+    readme = (CHART / "README.md").read_text()
+    assert not [p for p in documented if f"| `{p}` |" not in readme], "README parameters are stale"
 
 
 def test_heap_above_70_percent_cannot_render():
