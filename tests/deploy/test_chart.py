@@ -524,6 +524,9 @@ def test_notes_tell_the_user_what_to_do_next(rendered):
     notes = rendered["defaults"].notes
     for needle in ("helm test", "kubectl get ksvc", "/admin/reload-model", "features.ingest", "heap"):
         assert needle in notes, needle
+    assert "WARNING" not in notes
+    blocked = render({**VALUE_SETS["external"], "networkPolicy": {"externalEgressCidrs": []}}).notes
+    assert "externalEgressCidrs is empty" in blocked
 
 
 # --- checkov -----------------------------------------------------------------------------------
