@@ -219,6 +219,11 @@ def encode_outputs(
     return outputs
 
 
+def _labels(loaded: Any) -> list[str] | None:
+    """Class labels of a loaded model (``LoadedModel.classes`` pairs each with its output column)."""
+    return [label for label, _ in loaded.classes] if loaded.classes else None
+
+
 # -- HTTP routes --------------------------------------------------------------------------------
 def open_inference_app(runtime: Any) -> Any:
     """The V2 REST routes, mounted beside predict's own; scoring goes through the predict service."""
@@ -291,7 +296,7 @@ def open_inference_app(runtime: Any) -> Any:
                 "versions": [str(loaded.version)],
                 "platform": f"h2o-mojo-{model.algorithm.lower()}",
                 "inputs": [s.model_dump() for s in input_specs(model.feature_names, categorical(model))],
-                "outputs": [s.model_dump() for s in output_specs(loaded.classes)],
+                "outputs": [s.model_dump() for s in output_specs(_labels(loaded))],
             }
         )
 
@@ -314,7 +319,7 @@ def open_inference_app(runtime: Any) -> Any:
             first = exc.errors()[0]
             raise InferenceError(f"invalid input {first['loc'][-1]}: {first['msg']}") from None
         result = await service.predict(native)
-        outputs = encode_outputs(result.predictions, loaded.classes, parsed.outputs)
+        outputs = encode_outputs(result.predictions, _labels(loaded), parsed.outputs)
         PREDICT_LATENCY.observe(time.perf_counter() - started)
         answer: dict[str, Any] = {
             "model_name": result.model,
