@@ -14,7 +14,7 @@ exists() {
 }
 
 if ! exists broker "$DEAD_LETTER_BROKER"; then
-  $KN broker create "$DEAD_LETTER_BROKER" --namespace "$NAMESPACE"
+  $KN broker create "$DEAD_LETTER_BROKER" --namespace "$NAMESPACE" --class MTChannelBasedBroker
 fi
 
 delivery=(
@@ -26,9 +26,10 @@ delivery=(
 if exists broker "$BROKER"; then
   $KN broker update "$BROKER" --namespace "$NAMESPACE" "${delivery[@]}"
 else
-  $KN broker create "$BROKER" --namespace "$NAMESPACE" "${delivery[@]}"
+  $KN broker create "$BROKER" --namespace "$NAMESPACE" --class MTChannelBasedBroker "${delivery[@]}"
 fi
 
+# kn trigger has no delivery flags: Triggers inherit the Broker's retries and dead-letter sink.
 # trigger-name  event-type  function
 TRIGGERS="
 ingest features.ingest ingest

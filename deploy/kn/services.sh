@@ -50,6 +50,7 @@ apply_function() {
     --request cpu=250m,memory=512Mi
     --limit cpu=1,memory=1Gi
     --security-context strict
+    --user 10001
     --mount /tmp=ed:tmp
   )
   if [ "$visibility" = cluster-local ]; then

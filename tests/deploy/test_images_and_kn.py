@@ -179,6 +179,7 @@ def test_kn_service_apply_deploys_the_same_functions_as_the_chart(tmp_path):
         text = " ".join(cmd)
         assert f"--env FUNCTION_TARGET={target}" in text
         assert "--scale-min 0" in text
+        assert f"--user {CHART_VALUES['functions']['containerSecurityContext']['runAsUser']}" in text
         assert "--probe-liveness http::8080:/healthz" in text and "--probe-readiness http::8080:/readyz" in text
         assert "--image ghcr.io/converge-ml/converge-functions:0.1.0" in text
         refs = re.findall(r"--env-value-from (\w+)=secret:([\w-]+):([\w-]+)", text)
