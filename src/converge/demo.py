@@ -241,7 +241,9 @@ async def _registry_version(settings: Settings, model: str, version: int) -> Any
         await pool.close()
 
 
-def fetch_report(settings: Settings, report_uri: str | None, target_dir: Path) -> Path | None:
+def fetch_report(
+    settings: Settings, report_uri: str | None, target_dir: Path, name: str, version: int
+) -> Path | None:
     """Download the training report next to the state directory so a browser can open it."""
     if not report_uri:
         return None
@@ -249,6 +251,6 @@ def fetch_report(settings: Settings, report_uri: str | None, target_dir: Path) -
 
     html = ArtifactStore(settings).get(report_uri)
     target_dir.mkdir(parents=True, exist_ok=True)
-    path = target_dir / (report_uri.rsplit("/", 2)[-2] + "-" + Path(report_uri).name)
+    path = target_dir / f"{name}-v{version}-{Path(report_uri).name}"
     path.write_bytes(html)
     return path

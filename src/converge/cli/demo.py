@@ -98,7 +98,13 @@ def demo(
         result.version = int(published["version"])
         console.print(f"  published {options.model} v{result.version}  sha256 {published['sha256'][:16]}…")
         result.report_path = steps.fetch_report(
-            settings, published.get("report_uri"), settings.state_dir / "reports"
+            settings, published.get("report_uri"), settings.state_dir / "reports", options.model, result.version
+        )
+        event = published.get("event") or {}
+        console.print(
+            "  model.published delivered to reload"
+            if event.get("delivered")
+            else f"  model.published not delivered ({event.get('error') or event.get('status')}); reload polls the registry"
         )
 
         console.rule("[bold]6. reload (model.published) and predict")
