@@ -111,9 +111,21 @@ def test_dockerignore_keeps_environments_and_git_out_of_the_context():
 # --- func.yaml ---------------------------------------------------------------------------------
 
 
+FUNC_KEYS = {"specVersion", "name", "domain", "runtime", "registry", "image", "namespace", "created", "invoke", "build", "run", "deploy"}
+FUNC_DEPLOY_KEYS = {"namespace", "image", "annotations", "options", "labels", "healthEndpoints", "serviceAccountName", "subscriptions"}
+
+
 @pytest.mark.parametrize("target", FUNCTIONS)
 def test_func_yaml_matches_the_chart(target):
+    from datetime import datetime
+
     spec = yaml.safe_load((REPO / "functions" / target / "func.yaml").read_text())
+    # The func.yaml format (knative/func) rejects unknown keys and needs specVersion and created.
+    assert set(spec) <= FUNC_KEYS and set(spec["deploy"]) <= FUNC_DEPLOY_KEYS
+    assert set(spec["run"]) <= {"volumes", "envs", "podSecurityContext", "startTimeout"}
+    assert spec["specVersion"] and datetime.fromisoformat(spec["created"])
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", spec["name"])
+    assert {"path": "/tmp", "emptyDir": {"sizeLimit": "256Mi"}} in spec["run"]["volumes"]
     images = CHART_VALUES["images"]["functions"]
     assert spec["image"] == f"{images['repository']}:{images['tag']}"
     envs = {e["name"]: e["value"] for e in spec["run"]["envs"]}
