@@ -104,7 +104,7 @@ def demo(
         console.print(
             "  model.published delivered to reload"
             if event.get("delivered")
-            else f"  model.published not delivered ({event.get('error') or event.get('status')}); reload polls the registry"
+            else f"  model.published not delivered ({event.get('error') or event.get('status')})"
         )
 
         console.rule("[bold]6. reload (model.published) and predict")
