@@ -3,13 +3,14 @@ providers, module calls that match module inputs, and chart values that exist in
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from deploy_support import CHART, REPO, terraform_binary, yaml
+from deploy_support import CHART, REPO, checkov_binary, terraform_binary, yaml
 
 hcl2 = pytest.importorskip("hcl2", reason="deploy extra not installed (python-hcl2)")
 
@@ -159,3 +160,18 @@ def test_chart_values_set_by_terraform_exist_in_the_chart():
                         assert _exists(chart_values, trimmed), f"{module}: {path} is not a chart value"
                         checked += 1
     assert checked > 30
+
+
+def test_checkov_finds_nothing_in_the_terraform(tmp_path):
+    checkov = checkov_binary()
+    if checkov is None:
+        pytest.skip("checkov not installed (create .venv-checkov: see deploy/Taskfile.deploy.yml)")
+    proc = subprocess.run(
+        [checkov, "-d", str(TF), "--framework", "terraform", "--skip-download", "-o", "json", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+        env={"PATH": str(Path(checkov).parent) + ":/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    report = json.loads(proc.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [f"{c['check_id']} {c['resource']}" for rep in reports for c in rep["results"]["failed_checks"]]
+    assert reports[0]["summary"]["passed"] > 0 and not failed, failed
