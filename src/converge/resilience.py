@@ -57,6 +57,11 @@ class CircuitBreaker:
             return HALF_OPEN
         return self._state
 
+    def available(self) -> bool:
+        """Whether a call would be let through now (without taking the half-open trial)."""
+        state = self.state
+        return state == CLOSED or (state == HALF_OPEN and not self._trial_in_flight)
+
     def allow(self) -> bool:
         """Whether a call may go out now; in half-open only one trial at a time."""
         state = self.state

@@ -6,11 +6,12 @@ import contextvars
 import logging
 import sys
 import time
-import uuid
+import random
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+_random = random.Random()
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 PREDICT_LATENCY = Histogram(
@@ -76,4 +77,5 @@ def new_request_id(incoming: str | None) -> str:
     """Keep a sane incoming id (from the gateway or Knative), otherwise make one."""
     if incoming and len(incoming) <= 128 and incoming.isprintable():
         return incoming
-    return uuid.uuid4().hex
+    # Not uuid4: its urandom syscall costs more than the rest of a cached predict on some VMs.
+    return f"{_random.getrandbits(96):024x}"

@@ -80,7 +80,7 @@ class PredictService:
                 results[i] = Prediction(cached=False, **row)
                 fresh[keys[i]] = row
             if self.cache is not None:
-                self._spawn(self.cache.set_many(fresh))
+                await self.cache.set_many(fresh)  # buffered: returns at once
         PREDICT_ROWS.inc(len(keys))
         return PredictResponse(
             model=loaded.name, version=loaded.version, predictions=results  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from functools import cached_property
 from typing import Any
 
@@ -97,7 +98,9 @@ class Runtime:
 
     @cached_property
     def scorer(self) -> Scorer:
-        return self._scorer or Scorer()
+        # CONVERGE_SCORING_MODE (inline, batch, offload) exists for the benchmark's comparison;
+        # inline is the measured default (see BENCHMARKS.md, "Predict function").
+        return self._scorer or Scorer(os.environ.get("CONVERGE_SCORING_MODE", "inline"))
 
     @cached_property
     def loader(self) -> ModelLoader:

@@ -1,10 +1,13 @@
 """Scoring off the event loop, with concurrent requests merged into one vectorised call.
 
-Three modes, chosen per process (``benchmarks/bench_predict.py`` measures them):
+Three modes, chosen per process (``benchmarks/bench_predict.py`` measures them; ``inline`` is the
+default because it costs the least CPU per request: a thread hop plus the GIL hand-over between
+the loop and a scoring thread cost more than a micro-batched tree walk on the loop):
 
 - ``offload``: every request is scored in a thread pool sized to the cores;
-- ``inline``: requests of at most ``inline_max_rows`` rows are scored on the loop (cheaper than a
-  thread hop for a tiny tree walk), larger ones are offloaded;
+- ``inline``: requests of at most ``inline_max_rows`` rows are scored on the loop, and those
+  that reach the scorer in the same loop iteration are merged into one call (no thread hop, no
+  GIL hand-over between the loop and a scoring thread); larger requests are offloaded;
 - ``batch``: requests that arrive while the pool is busy are merged into one call. An idle server
   scores a request at once (no batching window, so no added latency); under load each pool slot
   takes everything that queued up meanwhile.
@@ -127,10 +130,10 @@ class Scorer:
 
     def __init__(
         self,
-        mode: str = "batch",
+        mode: str = "inline",
         *,
         workers: int | None = None,
-        inline_max_rows: int = 1,
+        inline_max_rows: int = 16,
         max_batch_rows: int = 4096,
     ) -> None:
         if mode not in MODES:
@@ -142,13 +145,14 @@ class Scorer:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="score")
         self._batchers: dict[int, _Batcher] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inline_pending: dict[int, tuple[LoadedModel, list[Any]]] = {}
 
     async def _in_pool(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def score(self, loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, Any]]:
         if self.mode == "inline" and len(records) <= self.inline_max_rows:
-            return predict_rows(loaded, records)
+            return await self._inline(loaded, records)
         if self.mode == "batch" and len(records) < self.max_batch_rows:
             batcher = self._batchers.get(id(loaded))
             if batcher is None or batcher.loaded is not loaded:
@@ -159,6 +163,35 @@ class Scorer:
                 batcher = self._batchers[id(loaded)] = _Batcher(self, loaded)
             return await batcher.submit(records)
         return await self._in_pool(predict_rows, loaded, records)
+
+    def _inline(
+        self, loaded: LoadedModel, records: Sequence[Record]
+    ) -> asyncio.Future[list[dict[str, Any]]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
+        pending = self._inline_pending.setdefault(id(loaded), (loaded, []))[1]
+        pending.append((records, future))
+        if len(pending) == 1:
+            loop.call_soon(self._flush_inline, id(loaded))
+        return future
+
+    def _flush_inline(self, key: int) -> None:
+        loaded, batch = self._inline_pending.pop(key)
+        flat = [r for records, _ in batch for r in records]
+        try:
+            out = predict_rows(loaded, flat)
+        except Exception:
+            for records, future in batch:  # one bad request must not fail its neighbours
+                try:
+                    future.set_result(predict_rows(loaded, records))
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                    future.set_exception(exc)
+            return
+        start = 0
+        for records, future in batch:
+            if not future.done():
+                future.set_result(out[start : start + len(records)])
+            start += len(records)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,533 @@
+"""Predict function: latency at fixed rates and peak throughput, against H2O's REST predict.
+
+The predict function runs exactly as deployed (``functions-framework --asgi --target predict``, one
+worker) on loopback, with a real registry (Postgres), artifact store (S3) and cache (Redis). The
+load generator is open-loop: request ``i`` is due at ``t0 + i / rate`` and its latency counts from
+that moment, so a stalled server cannot hide its queue. Each run is bounded by count and time.
+
+Scenarios: single rows and batches of 100 rows, cache miss (every request new features) and cache
+hit (repeats); the three scoring modes (micro-batched, thread offload, in-loop for one row); and
+the baseline: an H2O cluster scoring the same MOJO over its REST API (upload the rows as a frame,
+``/3/Predictions``, read the result), as an H2O client does it.
+
+Usage:  python benchmarks/bench_predict.py [--duration 5] [--model binomial] [--no-h2o] [--no-write]
+
+Results replace the "## Predict function" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import orjson  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+from converge.db import create_pool  # noqa: E402
+from converge.serving.testing import (  # noqa: E402
+    FunctionProcess,
+    corpus_dir,
+    migrate,
+    read_rows,
+    register_model,
+)
+from converge.settings import Settings  # noqa: E402
+from converge.stack.procs import free_port, port_open  # noqa: E402
+
+SECTION = "## Predict function"
+HOST = "127.0.0.1"
+
+
+# -- a lean HTTP/1.1 keep-alive client: the generator must cost far less than the server -------
+class Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        return cls(*await asyncio.open_connection(HOST, port))
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(
+            b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) of every live process in a process group: the server's cost,
+    which contention on a shared machine inflates far less than its latency."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def open_loop(port: int, bodies: list[bytes], rate: float, conns: int = 64) -> dict:
+    """Send ``len(bodies)`` requests at ``rate``/s; latency counts from each request's due time."""
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(conns):
+        pool.put_nowait(await Conn.open(port))
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    errors = 0
+    t0 = loop.time() + 0.05
+
+    async def one(body: bytes, due: float) -> None:
+        nonlocal errors
+        conn = await pool.get()
+        try:
+            status, _ = await conn.post("/predict", body)
+        except (OSError, asyncio.IncompleteReadError):
+            errors += 1
+            conn = await Conn.open(port)
+        else:
+            if status != 200:
+                errors += 1
+            latencies.append(loop.time() - due)
+        pool.put_nowait(conn)
+
+    tasks = []
+    for i, body in enumerate(bodies):
+        due = t0 + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(body, due)))
+    await asyncio.gather(*tasks)
+    took = loop.time() - t0
+    while not pool.empty():
+        pool.get_nowait().close()
+    return {
+        "rate": rate, "n": len(bodies), "errors": errors, "achieved": len(latencies) / took,
+        "p50": pct(latencies, 0.50) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
+    }  # fmt: skip
+
+
+async def closed_loop(port: int, bodies: list[bytes], concurrency: int, duration: float) -> dict:
+    """``concurrency`` clients back to back for ``duration`` s (bounded by ``len(bodies)``)."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    errors = 0
+    index = 0
+    deadline = loop.time() + duration
+
+    async def client() -> None:
+        nonlocal index, errors
+        conn = await Conn.open(port)
+        while loop.time() < deadline and index < len(bodies):
+            body = bodies[index]
+            index += 1
+            start = loop.time()
+            status, _ = await conn.post("/predict", body)
+            latencies.append(loop.time() - start)
+            errors += status != 200
+        conn.close()
+
+    t0 = loop.time()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    took = loop.time() - t0
+    return {
+        "concurrency": concurrency, "n": len(latencies), "errors": errors,
+        "throughput": len(latencies) / took,
+        "p50": pct(latencies, 0.50) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
+    }  # fmt: skip
+
+
+# -- request bodies ----------------------------------------------------------------------------
+class Bodies:
+    """Unique features per request (cache misses) or one repeated body (hits)."""
+
+    def __init__(self, rows: list[dict], numeric: str) -> None:
+        self.rows = rows
+        self.numeric = numeric
+        self.counter = int(time.time() * 1000) % 10_000_000 * 1000
+
+    def _row(self, i: int) -> dict:
+        self.counter += 1
+        row = dict(self.rows[i % len(self.rows)])
+        row[self.numeric] = float(self.counter) / 1000.0
+        return row
+
+    def misses(self, n: int, batch: int = 1) -> list[bytes]:
+        out = []
+        for i in range(n):
+            if batch == 1:
+                out.append(orjson.dumps({"features": self._row(i)}))
+            else:
+                out.append(orjson.dumps({"instances": [{"features": self._row(i * batch + j)} for j in range(batch)]}))
+        return out
+
+    def hits(self, n: int, batch: int = 1) -> list[bytes]:
+        body = self.misses(1, batch)[0]
+        return [body] * n
+
+
+# -- the stack ---------------------------------------------------------------------------------
+class Proc:
+    """A throw-away local process in its own process group."""
+
+    def __init__(self, name: str, argv: list[str], port: int, workdir: Path) -> None:
+        self.name, self.argv, self.port, self.workdir = name, argv, port, workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> Proc:
+        log = open(self.workdir / f"{self.name}.log", "ab")
+        self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not port_open(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start; see {self.workdir / (self.name + '.log')}")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def start_redis(workdir: Path) -> tuple[Proc, str]:
+    port = free_port()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server not found")
+    proc = Proc("redis", [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"], port, workdir).start()
+    return proc, f"redis://{HOST}:{port}/0"
+
+
+def start_s3(workdir: Path) -> tuple[Proc, str]:
+    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+             "filer.port.grpc", "s3.port", "s3.port.grpc", "webdav.port", "admin.port", "admin.port.grpc"]  # fmt: skip
+    ports = {n: free_port() for n in names}
+    data = workdir / "s3"
+    data.mkdir()
+    identities = {"identities": [{"name": "converge", "credentials": [{"accessKey": "converge", "secretKey": "converge-secret"}],
+                                  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}  # fmt: skip
+    (workdir / "s3.json").write_text(json.dumps(identities))
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    argv = [weed, "mini", "-dir", str(data), "-ip", HOST, "-ip.bind", HOST, "-master.telemetry=false",
+            "-s3.config", str(workdir / "s3.json")] + [f"-{k}={v}" for k, v in ports.items()]  # fmt: skip
+    proc = Proc("s3", argv, ports["s3.port"], workdir).start()
+    time.sleep(1.0)
+    return proc, f"http://{HOST}:{ports['s3.port']}"
+
+
+# -- H2O REST baseline -------------------------------------------------------------------------
+def start_h2o(workdir: Path) -> tuple[Proc, int]:
+    import h2o
+
+    port = free_port(pair=True)
+    flatfile = workdir / "flatfile"
+    flatfile.write_text(f"{HOST}:{port}\n")
+    jar = Path(h2o.__file__).parent / "backend" / "bin" / "h2o.jar"
+    java = os.environ.get("H2O_JAVA_HOME")
+    java = str(Path(java) / "bin" / "java") if java else (shutil.which("java") or "java")
+    argv = [java, "-Xmx1g", f"-Dai.h2o.flatfile={flatfile}", "-jar", str(jar), "-name", f"bench-{uuid.uuid4().hex[:6]}",
+            "-ip", HOST, "-port", str(port), "-flatfile", str(flatfile), "-nthreads", str(os.cpu_count() or 2),
+            "-log_level", "WARN", "-ice_root", str(workdir / "h2o")]  # fmt: skip
+    return Proc("h2o", argv, port, workdir).start(timeout=120), port
+
+
+def h2o_baseline(port: int, mojo_path: Path, rows: list[dict], duration: float) -> dict:
+    """Single rows and batches of 100 through H2O's REST API with the official client."""
+    import h2o
+    import pandas as pd
+
+    h2o.connect(ip=HOST, port=port, verbose=False)
+    h2o.no_progress()
+    model = h2o.upload_mojo(str(mojo_path))
+    columns = list(rows[0])
+
+    def score(batch: list[dict]) -> None:
+        frame = h2o.H2OFrame(pd.DataFrame(batch, columns=columns))
+        predictions = model.predict(frame)
+        predictions.as_data_frame(use_multi_thread=False)
+        h2o.remove([frame, predictions])
+
+    out = {}
+    for label, size in (("single", 1), ("batch100", 100)):
+        batches = [[rows[(i * size + j) % len(rows)] for j in range(size)] for i in range(4000)]
+        score(batches[0])  # warm-up
+        latencies: list[float] = []
+        lock = threading.Lock()
+        stop_at = time.perf_counter() + duration
+        counter = iter(range(len(batches)))
+
+        def worker() -> None:
+            while time.perf_counter() < stop_at:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                start = time.perf_counter()
+                score(batches[i])
+                latencies.append(time.perf_counter() - start)
+
+        # The Python client shares one connection; H2O itself is the bottleneck, not the client.
+        concurrency = 4
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            for f in [pool.submit(worker) for _ in range(concurrency)]:
+                f.result()
+        took = time.perf_counter() - t0
+        out[label] = {
+            "concurrency": concurrency, "n": len(latencies), "throughput": len(latencies) / took,
+            "p50": pct(latencies, 0.5) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
+        }  # fmt: skip
+    h2o.connection().close()
+    return out
+
+
+# -- the run -----------------------------------------------------------------------------------
+async def prepare(settings: Settings, mojo: bytes, rows: list[dict]) -> None:
+    await migrate(settings)
+    pool = await create_pool(settings, min_size=0)
+    try:
+        await register_model(settings, pool, settings.default_model, mojo, rows[:20], promote=True)
+    finally:
+        await pool.close()
+
+
+def start_predict(settings: Settings, workdir: Path, mode: str) -> FunctionProcess:
+    os.environ["CONVERGE_SCORING_MODE"] = mode
+    fn = FunctionProcess("predict", ROOT / "functions" / "main.py", settings, free_port(), workdir / f"predict-{mode}.log")
+    fn.start()
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while httpx.get(fn.url + "/readyz").status_code != 200:
+        if time.monotonic() > deadline:
+            raise RuntimeError("predict never became ready")
+        time.sleep(0.2)
+    return fn
+
+
+async def measure_function(port: int, pgid: int, bodies: Bodies, duration: float, full: bool) -> dict:
+    results: dict = {}
+
+    async def measured(coro) -> dict:
+        before = group_cpu(pgid)
+        result = await coro
+        result["cpu_us"] = (group_cpu(pgid) - before) / max(result["n"], 1) * 1e6
+        return result
+
+    # Warm-up: imports, first scores, connections.
+    await closed_loop(port, bodies.misses(400), 8, 1.0)
+    results["peak_single_miss"] = await measured(closed_loop(port, bodies.misses(int(4000 * duration)), 32, duration))
+    results["open_single_miss_1000"] = await measured(open_loop(port, bodies.misses(int(1000 * duration)), 1000))
+    if not full:
+        return results
+    for rate in (100, 500):
+        results[f"open_single_miss_{rate}"] = await measured(open_loop(port, bodies.misses(int(rate * duration)), rate))
+    results["open_single_hit_1000"] = await measured(open_loop(port, bodies.hits(int(1000 * duration)), 1000))
+    results["peak_single_hit"] = await measured(closed_loop(port, bodies.hits(int(6000 * duration)), 32, duration))
+    results["open_batch100_miss_20"] = await measured(open_loop(port, bodies.misses(int(20 * duration), 100), 20))
+    results["peak_batch100_miss"] = await measured(closed_loop(port, bodies.misses(int(100 * duration), 100), 8, duration))
+    results["peak_batch100_hit"] = await measured(closed_loop(port, bodies.hits(int(400 * duration), 100), 8, duration))
+    return results
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def render(args: argparse.Namespace, modes: dict, h2o: dict | None, took: float, algo: str) -> str:
+    main_mode = next(iter(modes))
+    main = modes[main_mode]
+    cmd = f"python benchmarks/bench_predict.py --duration {args.duration:g} --model {args.model}"
+    lines = [
+        SECTION,
+        "",
+        f"`{cmd}` ({datetime.now(UTC):%Y-%m-%d}, {took:.0f} s wall).",
+        f"Machine: {machine()}, shared with other jobs: absolute numbers are noisy, ratios within",
+        "one run are the comparable part. Server: `functions-framework --asgi --target predict`, one",
+        "worker (gunicorn + uvicorn, pure-Python h11), loopback, real Postgres registry, S3 artifact and",
+        f"Redis cache. Model: corpus `{args.model}.zip` ({algo}), scored by `converge.mojo` (native).",
+        "Open-loop generator: latency counts from each request's due time; a miss sends new features",
+        "every request, a hit repeats one body. Peak = 32 (single) or 8 (batch) clients back to back.",
+        "",
+        f"Scoring mode `{main_mode}` (the default). CPU = server process CPU time per request.",
+        "",
+        "| scenario | offered | achieved | p50 ms | p99 ms | CPU us/req | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def open_row(name: str, key: str, unit: str = "req/s") -> None:
+        r = main.get(key)
+        if r:
+            lines.append(f"| {name} | {r['rate']:,.0f} {unit} | {r['achieved']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:,.0f} | {r['errors']} |")
+
+    def peak_row(name: str, key: str, source: dict = main) -> None:
+        r = source.get(key)
+        if r:
+            lines.append(f"| {name} | peak (c={r['concurrency']}) | {r['throughput']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:,.0f} | {r.get('errors', 0)} |")
+
+    for rate in (100, 500, 1000):
+        open_row(f"single row, cache miss, {rate}/s", f"open_single_miss_{rate}")
+    open_row("single row, cache hit, 1000/s", "open_single_hit_1000")
+    peak_row("single row, cache miss", "peak_single_miss")
+    peak_row("single row, cache hit", "peak_single_hit")
+    open_row("batch of 100, cache miss, 20/s (2,000 rows/s)", "open_batch100_miss_20")
+    peak_row("batch of 100, cache miss", "peak_batch100_miss")
+    peak_row("batch of 100, cache hit", "peak_batch100_hit")
+
+    lines += ["", "Scoring modes (same server, `CONVERGE_SCORING_MODE`), single row, cache miss:", "",
+              "| mode | p50 ms @1000/s | p99 ms @1000/s | achieved @1000/s | CPU us/req @1000/s | peak req/s | CPU us/req at peak |",
+              "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for mode, r in modes.items():
+        o, p = r["open_single_miss_1000"], r["peak_single_miss"]
+        lines.append(f"| {mode} | {o['p50']:.2f} | {o['p99']:.2f} | {o['achieved']:,.0f} | {o['cpu_us']:,.0f} | {p['throughput']:,.0f} | {p['cpu_us']:,.0f} |")
+
+    p99 = main["open_single_miss_1000"]["p99"]
+    lines += ["", f"Target single-row cache-miss p99 < 5 ms at 1,000 req/s: **{p99:.2f} ms, "
+              f"{'met' if p99 < 5 and main['open_single_miss_1000']['errors'] == 0 else 'not met'}**."]
+    if h2o:
+        lines += [
+            "",
+            "Baseline, same run: H2O-3 REST (`h2o.upload_mojo`, then per request `H2OFrame` upload + parse,",
+            "`/3/Predictions`, fetch, remove; official Python client, 4 threads; one local node, all cores):",
+            "",
+            "| request | H2O req/s | H2O p50 ms | converge peak req/s | ratio |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for label, key in (("single row (miss)", "single"), ("batch of 100 (miss)", "batch100")):
+            ours = main["peak_single_miss" if key == "single" else "peak_batch100_miss"]["throughput"]
+            theirs = h2o[key]["throughput"]
+            lines.append(f"| {label} | {theirs:,.1f} | {h2o[key]['p50']:.1f} | {ours:,.0f} | {ours / theirs:,.0f}x |")
+        ratio = main["peak_single_miss"]["throughput"] / h2o["single"]["throughput"]
+        lines += ["", f"Target >= 10x H2O REST throughput (single row): **{ratio:,.0f}x, {'met' if ratio >= 10 else 'not met'}**."]
+    lines += ["", ""]
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
+    """Replace our section (up to the next ``## `` heading) and leave the others alone."""
+    current = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: text, current, count=1)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
+    path.write_text(updated.rstrip("\n") + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
+    ap.add_argument("--model", default="binomial", help="corpus MOJO name")
+    ap.add_argument("--modes", default="inline,batch,offload", help="first one gets the full run")
+    ap.add_argument("--no-h2o", action="store_true", help="skip the H2O REST baseline")
+    ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
+    args = ap.parse_args()
+
+    from converge.mojo import load_mojo
+    from converge.stack.postgres import Postgres
+
+    corpus = corpus_dir(ROOT)
+    mojo_path = corpus / f"{args.model}.zip"
+    mojo = mojo_path.read_bytes()
+    rows = read_rows(corpus / f"{args.model}.input.csv", 200)
+    model = load_mojo(mojo)
+    numeric = next(n for n in model.feature_names if model.domains.get(n) is None)
+    started = time.perf_counter()
+    procs: list = []
+    with tempfile.TemporaryDirectory(prefix="converge-bench-") as tmp:
+        work = Path(tmp)
+        try:
+            pg = Postgres(work, free_port(), durable=False)
+            pg.start()
+            procs.append(pg)
+            redis, redis_url = start_redis(work)
+            procs.append(redis)
+            s3, s3_url = start_s3(work)
+            procs.append(s3)
+            settings = Settings(
+                database_url=SecretStr(pg.dsn), redis_url=redis_url, s3_endpoint_url=s3_url,
+                default_model="bench", registry_poll_s=30.0, state_dir=work,
+            )  # fmt: skip
+            asyncio.run(prepare(settings, mojo, rows))
+            bodies = Bodies(rows, numeric)
+            modes: dict = {}
+            main_mode = args.modes.split(",")[0]
+            for mode in args.modes.split(","):
+                fn = start_predict(settings, work, mode)
+                procs.append(fn)
+                try:
+                    modes[mode] = asyncio.run(
+                        measure_function(fn.port, fn.proc.pid, bodies, args.duration, full=mode == main_mode)
+                    )
+                finally:
+                    fn.stop()
+                print(mode, json.dumps(modes[mode], indent=1), flush=True)
+            h2o = None
+            if not args.no_h2o:
+                node, port = start_h2o(work)
+                procs.append(node)
+                h2o = h2o_baseline(port, mojo_path, rows, args.duration)
+                print("h2o", json.dumps(h2o, indent=1), flush=True)
+        finally:
+            for p in reversed(procs):
+                p.stop()
+    text = render(args, modes, h2o, time.perf_counter() - started, f"{model.algorithm}, {model.category}")
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
