@@ -4,6 +4,9 @@ Each service fixture yields the running service object. Fault tests may call ``s
 ``start()`` on it: it comes back on the same port, so clients reconnect. A service a test left
 stopped is started again after that test, so one failing fault test does not cascade.
 H2O is heavy: it starts only when a test asks for ``h2o_server``.
+
+``CONVERGE_STACK_BACKEND`` (auto|local|testcontainers) picks containers for Postgres, Redis and S3
+when a Docker engine answers; the fixtures and their API are the same either way.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from converge.settings import Settings, get_settings
+from converge.stack.backend import choose_backend, service_classes
 from converge.stack.h2o import H2O
 from converge.stack.pgbouncer import PgBouncer
 from converge.stack.postgres import Postgres
@@ -24,12 +28,14 @@ from converge.stack.s3 import S3
 from converge.stack.service import Service
 
 _started: list[Service] = []
+_BACKEND = choose_backend(os.environ.get("CONVERGE_STACK_BACKEND", "auto"))
+_CLASSES = service_classes(_BACKEND)
 
 
 def _start(service: Service) -> Service:
     try:
         service.start()
-    except Exception as exc:  # a broken service fails the tests that need it, with its log
+    except Exception as exc:  # noqa: BLE001 - a broken service fails the tests that need it, with its log
         service.stop()
         pytest.fail(f"could not start {service.name}: {exc}", pytrace=False)
     _started.append(service)
@@ -38,6 +44,9 @@ def _start(service: Service) -> Service:
 
 def _stop(service: Service) -> None:
     service.stop()
+    remove = getattr(service, "remove", None)  # containers: delete, not just stop
+    if remove is not None:
+        remove()
     if service in _started:
         _started.remove(service)
 
@@ -51,7 +60,7 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres(stack_dir: Path) -> Iterator[Postgres]:
     """Postgres on a free port; ``.dsn`` (role ``converge``), ``.admin_dsn`` (superuser)."""
-    service = _start(Postgres(stack_dir, free_port(), durable=False))
+    service = _start(_CLASSES["postgres"](stack_dir, free_port(), durable=False))
     yield service
     _stop(service)
 
@@ -62,7 +71,9 @@ def pgbouncer(postgres: Postgres) -> Iterator[PgBouncer]:
 
     Queries fail after 3 s without a server, so outage tests are quick.
     """
-    service = _start(PgBouncer(postgres.state_dir, postgres, free_port(), query_wait_timeout=3))
+    service = _start(
+        _CLASSES["pgbouncer"](postgres.state_dir, postgres, free_port(), query_wait_timeout=3)
+    )
     yield service
     _stop(service)
 
@@ -70,7 +81,7 @@ def pgbouncer(postgres: Postgres) -> Iterator[PgBouncer]:
 @pytest.fixture(scope="session")
 def redis_server(stack_dir: Path) -> Iterator[Redis]:
     """Redis without persistence on a free port; ``.url``."""
-    service = _start(Redis(stack_dir, free_port()))
+    service = _start(_CLASSES["redis"](stack_dir, free_port()))
     yield service
     _stop(service)
 
@@ -78,7 +89,7 @@ def redis_server(stack_dir: Path) -> Iterator[Redis]:
 @pytest.fixture(scope="session")
 def s3_server(stack_dir: Path) -> Iterator[S3]:
     """SeaweedFS S3 on free ports with the models bucket; ``.url``, ``.bucket``, ``.client()``."""
-    service = _start(S3(stack_dir, free_port()))
+    service = _start(_CLASSES["s3"](stack_dir, free_port()))
     yield service
     _stop(service)
 
@@ -100,14 +111,19 @@ def h2o_server(_h2o: H2O) -> Iterator[H2O]:
 
 @pytest.fixture(scope="session")
 def stack_settings(
-    stack_dir: Path, postgres: Postgres, pgbouncer: PgBouncer, redis_server: Redis, s3_server: S3, _h2o: H2O
+    stack_dir: Path,
+    postgres: Postgres,
+    pgbouncer: PgBouncer,
+    redis_server: Redis,
+    s3_server: S3,
+    _h2o: H2O,
 ) -> Iterator[Settings]:
     """Settings pointed at the test services; the same ``CONVERGE_*`` variables are exported for
     subprocesses and ``get_settings()`` for the session. ``h2o_url`` answers only once a test has
     requested ``h2o_server``."""
     env = {
         "CONVERGE_STATE_DIR": str(stack_dir),
-        "CONVERGE_STACK_BACKEND": "local",
+        "CONVERGE_STACK_BACKEND": _BACKEND,
         **postgres.env(),
         **pgbouncer.env(),
         **redis_server.env(),
@@ -121,7 +137,7 @@ def stack_settings(
     try:
         yield Settings(
             state_dir=stack_dir,
-            stack_backend="local",
+            stack_backend=_BACKEND,
             database_url=pgbouncer.dsn,
             database_direct_url=postgres.dsn,
             redis_url=redis_server.url,
@@ -142,7 +158,7 @@ def stack_settings(
 def _restart_stopped_services() -> Iterator[None]:
     """Bring back any service a fault test stopped and did not restart."""
     yield
-    for service in list(_started):
+    for service in _started:
         if not service.is_running():
             service.start()
 

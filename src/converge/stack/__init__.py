@@ -8,4 +8,4 @@ from converge.stack.s3 import S3
 from converge.stack.service import Service, ServiceError
 from converge.stack.stack import Stack
 
-__all__ = ["H2O", "PgBouncer", "Postgres", "Redis", "S3", "Service", "ServiceError", "Stack"]
+__all__ = ["H2O", "S3", "PgBouncer", "Postgres", "Redis", "Service", "ServiceError", "Stack"]

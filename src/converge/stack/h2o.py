@@ -104,7 +104,7 @@ class H2O(Service):
 
     def cloud(self) -> dict:
         """``GET /3/Cloud``: cloud size, health and lock state."""
-        with urllib.request.urlopen(f"{self.url}/3/Cloud", timeout=5) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"{self.url}/3/Cloud", timeout=5) as resp:
             return json.load(resp)
 
     def ready(self) -> bool:

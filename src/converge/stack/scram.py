@@ -23,7 +23,7 @@ def make_secret(password: str, *, salt: bytes | None = None, iterations: int = 4
     """A secret Postgres and PgBouncer accept (the password is not SASLprep-normalised)."""
     salt = salt if salt is not None else os.urandom(16)
     stored, server = _keys(password, salt, iterations)
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    b64 = lambda b: base64.b64encode(b).decode()
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server)}"
 
 

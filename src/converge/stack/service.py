@@ -96,13 +96,15 @@ class Service(ABC):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def alive(self) -> bool:
+        """True when the recorded process exists (it may not answer yet)."""
+        return self.pid is not None
+
     def is_running(self) -> bool:
         """True when the recorded process is alive and its main port accepts connections."""
-        record = self._record()
-        pid, started = record.get("pid"), record.get("started")
-        if not pid or not procs.alive(pid, started):
+        if not self.alive():
             return False
-        port = (record.get("ports") or {}).get("main")
+        port = (self._record().get("ports") or {}).get("main")
         return bool(port) and procs.port_open(int(port), self.host)
 
     def start(self, timeout: float | None = None) -> Service:
@@ -149,7 +151,7 @@ class Service(ABC):
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
-            if self.pid is None:
+            if not self.alive():
                 raise ServiceError(f"{self.name} exited during start-up: {self.log_tail()}")
             try:
                 if self.ready():
@@ -234,17 +236,15 @@ class Service(ABC):
                     wishes.append(self._preferred_port)
                 port = next(
                     (p for p in wishes if p and p not in taken and self._port_usable(p)), None
-                ) or procs.free_port(pair=self._needs_pair(key), avoid=taken | self._paired(taken))
+                ) or procs.free_port(pair=self._needs_pair(key), avoid=taken)
             chosen[key] = port
-            taken.add(port)
+            # A pair-using port also occupies port + 1; keep neighbours out of each other's way.
+            taken |= {port - 1, port, port + 1}
         self.ports = chosen
 
     def _needs_pair(self, key: str) -> bool:
         """H2O listens on its port and the next one; other services use one port per key."""
         return False
-
-    def _paired(self, taken: set[int]) -> set[int]:
-        return {p + 1 for p in taken} if any(self._needs_pair(k) for k in self.ports) else set()
 
     def _port_usable(self, port: int) -> bool:
         ok = procs.port_free(port, self.host)

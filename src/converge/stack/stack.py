@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from converge.settings import Settings
+from converge.stack.backend import Backend, service_classes
 from converge.stack.h2o import H2O
 from converge.stack.pgbouncer import PgBouncer
 from converge.stack.postgres import Postgres
@@ -44,8 +45,10 @@ class Stack:
         state_dir: Path | str | None = None,
         ports: dict[str, int] | None = None,
         durable: bool = True,
+        backend: Backend = "local",
     ) -> None:
         settings = settings or Settings()
+        classes = service_classes(backend)
         self.settings = settings
         self.state_dir = Path(state_dir or settings.state_dir)
         ports = ports or {}
@@ -55,7 +58,7 @@ class Stack:
         def where(name: str, url: str) -> dict[str, Any]:
             return {"port": ports.get(name), "preferred_port": _port(url)}
 
-        self.postgres = Postgres(
+        self.postgres: Postgres = classes["postgres"](
             self.state_dir,
             user=unquote(db.username or "converge"),
             password=unquote(db.password or "converge"),
@@ -63,15 +66,17 @@ class Stack:
             durable=durable,
             **where("postgres", settings.database_direct_url.get_secret_value()),
         )
-        self.pgbouncer = PgBouncer(
-            self.state_dir, self.postgres, **where("pgbouncer", settings.database_url.get_secret_value())
+        self.pgbouncer: PgBouncer = classes["pgbouncer"](
+            self.state_dir,
+            self.postgres,
+            **where("pgbouncer", settings.database_url.get_secret_value()),
         )
-        self.redis = Redis(
+        self.redis: Redis = classes["redis"](
             self.state_dir,
             password=unquote(redis_password) if redis_password else None,
             **where("redis", settings.redis_url),
         )
-        self.s3 = S3(
+        self.s3: S3 = classes["s3"](
             self.state_dir,
             access_key=settings.s3_access_key.get_secret_value(),
             secret_key=settings.s3_secret_key.get_secret_value(),
@@ -79,7 +84,9 @@ class Stack:
             region=settings.s3_region,
             **where("s3", settings.s3_endpoint_url),
         )
-        self.h2o = H2O(self.state_dir, heap=settings.h2o_heap, **where("h2o", settings.h2o_url))
+        self.h2o: H2O = classes["h2o"](
+            self.state_dir, heap=settings.h2o_heap, **where("h2o", settings.h2o_url)
+        )
 
     @property
     def services(self) -> dict[str, Service]:
