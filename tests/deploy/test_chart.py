@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+# cloudcoil's generated models shadow two pydantic attributes; harmless here.
+pytestmark = pytest.mark.filterwarnings("ignore:Field name .* shadows an attribute:UserWarning")
+
 from deploy_support import CHART, NAMESPACE, RELEASE, VALUE_SETS, Rendered, checkov_binary, helm, render, yaml
 
 FULL = f"{RELEASE}-converge"
@@ -115,6 +118,16 @@ def test_every_value_is_documented_and_typed(chart):
     chart.validate_schema(defaults)  # additionalProperties: false everywhere, so every key is typed
     readme = (CHART / "README.md").read_text()
     assert not [p for p in documented if f"| `{p}` |" not in readme], "README parameters are stale"
+
+
+def test_generated_schema_and_readme_are_up_to_date(tmp_path):
+    import shutil
+
+    copy = tmp_path / "converge"
+    shutil.copytree(CHART, copy)
+    subprocess.run([sys.executable, str(copy / "hack" / "generate.py")], check=True, timeout=60)
+    for name in ("values.schema.json", "README.md"):
+        assert (copy / name).read_text() == (CHART / name).read_text(), f"{name} is stale: run hack/generate.py"
 
 
 def test_heap_above_70_percent_cannot_render():
