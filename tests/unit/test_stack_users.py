@@ -25,6 +25,6 @@ def test_root_demotes_and_others_run_as_themselves() -> None:
     user = demoted_user()
     if os.geteuid() == 0:
         assert user is not None and user.uid != 0
-        assert "--reuid=%d" % user.uid in user.prefix(Path("/"))
+        assert f"--reuid={user.uid}" in user.prefix(Path("/"))
     else:
         assert user is None
