@@ -35,8 +35,10 @@ R = TypeVar("R")
 
 # Postgres error classes that mean "the server or the link is gone", not "your SQL is wrong".
 # 08 connection exception, 57P01-57P03 shutdown / cannot connect now, 53300 too many connections.
-# PgBouncer reports its own failures (server down, pool timeout) as 08P01.
-_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300", "58000", "58030"}
+# PgBouncer reports its own failures (server down, pool timeout) as 08P01. Serialization
+# failures and deadlocks (40001, 40P01) are transient too: the whole transaction rolled back and
+# retrying it is the documented remedy.
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300", "58000", "58030", "40001", "40P01"}
 
 
 def _encode_jsonb(value: Any) -> bytes:

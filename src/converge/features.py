@@ -92,7 +92,8 @@ class FeatureStore:
         """Insert or update ``vectors`` in one transaction; returns rows inserted or changed.
 
         A row whose vector is unchanged is not touched (a redelivery returns 0). Within one call
-        the last vector for an ``(entity_id, event_time)`` wins. Raises DatabaseUnavailable on a
+        the last vector for an ``(entity_id, event_time)`` wins. Rows are written in key order,
+        so concurrent batches with overlapping keys queue on row locks instead of deadlocking. Raises DatabaseUnavailable on a
         connection fault, in which case nothing of this call was committed, unless the fault
         hit after the commit was acknowledged: then the retry finds the rows and writes 0.
         """
@@ -122,6 +123,7 @@ class FeatureStore:
                         f"""
                         INSERT INTO {table} AS f (entity_id, event_time, feature_vector)
                         SELECT entity_id, event_time, feature_vector FROM _ingest
+                        ORDER BY entity_id, event_time
                         ON CONFLICT (entity_id, event_time) DO UPDATE
                             SET feature_vector = excluded.feature_vector,
                                 ingested_at = now()
