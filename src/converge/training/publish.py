@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 import converge
-from converge.contracts import EVENT_MODEL_PUBLISHED
+from converge.contracts import EVENT_MODEL_PUBLISHED, ModelPublished
 from converge.settings import Settings
 from converge.training import report, trainer
 from converge.training.trainer import TIME_COLUMN, TrainConfig
@@ -161,9 +161,9 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def cloud_event(name: str, version: int, settings: Settings, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A structured-mode CloudEvent 1.0 for ``model.published``."""
-    return {
+def cloud_event(name: str, version: int, settings: Settings, sha256: str | None = None) -> dict[str, Any]:
+    """A structured-mode CloudEvent 1.0 for ``model.published``; data is exactly ModelPublished."""
+    event = {
         "specversion": "1.0",
         "type": EVENT_MODEL_PUBLISHED,
         "source": f"{settings.event_source}/training",
@@ -171,8 +171,11 @@ def cloud_event(name: str, version: int, settings: Settings, extra: dict[str, An
         "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "subject": f"{name}:{version}",
         "datacontenttype": "application/json",
-        "data": {"name": name, "version": version, **(extra or {})},
+        "data": ModelPublished(name=name, version=version).model_dump(),
     }
+    if sha256:
+        event["sha256"] = sha256  # an extension attribute: lets a subscriber filter without a lookup
+    return event
 
 
 def emit(event: dict[str, Any], url: str, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -299,7 +302,7 @@ def publish(
             except Exception:
                 log.warning("could not delete %s after a failed publish", key)
         raise
-    event = cloud_event(name, registered.version, settings, {"sha256": registered.sha256})
+    event = cloud_event(name, registered.version, settings, registered.sha256)
     out.update(
         version=registered.version,
         stage=registered.stage,
