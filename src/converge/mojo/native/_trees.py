@@ -26,6 +26,10 @@ _I32 = struct.Struct("<i")
 # Column views (multiplied by n_features and added to the column index).
 _LO, _HI, _NA = 0, 1, 2
 _NA_CODE, _OOR_CODE = -1, -2
+#: rows x trees walked per NumPy pass; small enough to stay in cache
+_CHUNK_CELLS = 1 << 16
+#: rows x nodes up to which every node's test is evaluated up front (single-row latency)
+_SMALL_CELLS = 1 << 15
 
 _NA_LEFT = (2, 4)  # NaSplitDir NALeft, Left
 _NA_VS_REST = 1
@@ -254,20 +258,32 @@ class Forest:
                 self.is_cat[j] = True
                 if b.version >= 1.2 or b.version not in (1.0, 1.1):
                     self.cat_ub[j] = n
+        self.has_cat_ub = bool(np.isfinite(self.cat_ub).any())
+        # "Doubled" state: a walker holds s = 2*node, and s + go_right indexes the child table
+        # directly; per-node arrays are repeated twice so they can be indexed by s as well.
+        self.vc2 = np.repeat(self.view_col, 2)
+        self.thr2 = np.repeat(self.thr, 2)
+        self.child2 = 2 * self.child
+        self.value2 = np.repeat(self.value, 2)
+        self.roots2 = 2 * self.flat_roots
+        self.tbl_nodes = np.flatnonzero(self.tbl_node)
 
     def _views(self, X: np.ndarray):
         """The three compare views, side by side: NaN->-inf, NaN->+inf, is-missing (0/1)."""
         missing = np.isnan(X)
-        with np.errstate(invalid="ignore"):
-            missing |= X >= self.cat_ub  # genmodel treats levels beyond the domain as NA (>= 1.2)
-        V = np.empty((X.shape[0], 3 * self.nf), dtype=np.float64)
-        lo = V[:, : self.nf]
-        hi = V[:, self.nf : 2 * self.nf]
-        lo[...] = X
-        lo[missing] = -np.inf
-        hi[...] = X
-        hi[missing] = np.inf
-        V[:, 2 * self.nf :] = missing
+        if self.has_cat_ub:
+            with np.errstate(invalid="ignore"):
+                missing |= X >= self.cat_ub  # levels beyond the domain are NA (mojo >= 1.2)
+        nf = self.nf
+        V = np.empty((X.shape[0], 3 * nf), dtype=np.float64)
+        V[:, :nf] = X
+        V[:, nf : 2 * nf] = X
+        if missing.any():
+            lo = V[:, :nf]
+            hi = V[:, nf : 2 * nf]
+            lo[missing] = -np.inf
+            hi[missing] = np.inf
+        V[:, 2 * nf :] = missing
         codes = None
         if self.has_tables:
             with np.errstate(invalid="ignore"):
@@ -278,37 +294,88 @@ class Forest:
             codes[missing] = _NA_CODE
         return V, codes
 
+    def _table_decisions(self, nodes, rows, codes) -> np.ndarray:
+        """go_right for bitset/"stale bitset" nodes: table lookup on the integer level."""
+        c = codes[rows, self.col[nodes]]
+        tl = self.tbl_len[nodes]
+        slot = np.where(c == _NA_CODE, 0, np.where((c < 0) | (c >= tl), 1, c + 2))
+        return self.tables[self.tbl_off[nodes] + slot]
+
     def sums(self, X: np.ndarray) -> np.ndarray:
         """Per-class tree sums, shape (n_rows, n_tpc)."""
         n = X.shape[0]
         n_tpc, n_groups = self.roots.shape
-        if n == 0:
-            return np.zeros((0, n_tpc))
+        if n == 0 or n_groups == 0:
+            return np.zeros((n, n_tpc))
         T = self.flat_roots.size
-        chunk = max(1, (1 << 21) // max(T, 1))
-        if n > chunk:
-            return np.concatenate([self.sums(X[i : i + chunk]) for i in range(0, n, chunk)])
-        V, codes = self._views(X)
-        width = V.shape[1]
-        base = np.repeat(np.arange(n, dtype=np.intp) * width, T)
-        node = np.tile(self.flat_roots, n)
-        Vf = V.ravel()
-        child = self.child
-        for _ in range(self.max_depth):
-            r = np.take(Vf, base + np.take(self.view_col, node)) >= np.take(self.thr, node)
-            if self.has_tables:
-                t = np.flatnonzero(np.take(self.tbl_node, node))
-                if t.size:
-                    nd = node[t]
-                    rows = t // T
-                    c = codes[rows, self.col[nd]]
-                    tl = self.tbl_len[nd]
-                    slot = np.where(c == _NA_CODE, 0, np.where((c < 0) | (c >= tl), 1, c + 2))
-                    r[t] = self.tables[self.tbl_off[nd] + slot]
-            node = np.take(child, 2 * node + r)
-        vals = np.take(self.value, node).reshape(n, n_tpc, n_groups)
+        if n * self.thr.size <= _SMALL_CELLS:  # tiny batch: decide every node once
+            s = self._walk_small(X)
+        else:
+            chunk = max(1, _CHUNK_CELLS // max(T, 1))
+            s = np.empty(n * T, dtype=np.intp)
+            for i in range(0, n, chunk):
+                part = X[i : i + chunk]
+                s[i * T : (i + part.shape[0]) * T] = self._walk(part)
+        vals = np.take(self.value2, s).reshape(n, n_tpc, n_groups)
+        if n_groups == 1:
+            return vals[:, :, 0].copy()
         # sequential float64 accumulation in tree order (cumsum is strictly left-to-right)
-        return np.cumsum(vals, axis=2)[:, :, -1] if n_groups else np.zeros((n, n_tpc))
+        return np.cumsum(vals, axis=2)[:, :, -1]
+
+    def _walk(self, X: np.ndarray) -> np.ndarray:
+        """Level-synchronous walk of every (row, tree); returns the doubled leaf states."""
+        n = X.shape[0]
+        T = self.flat_roots.size
+        V, codes = self._views(X)
+        Vf = V.ravel()
+        M = n * T
+        base = np.repeat(np.arange(n, dtype=np.intp) * V.shape[1], T)
+        s = np.tile(self.roots2, n)
+        idx = np.empty(M, dtype=np.intp)
+        x = np.empty(M)
+        t = np.empty(M)
+        r = np.empty(M, dtype=np.bool_)
+        for _ in range(self.max_depth):
+            np.take(self.vc2, s, out=idx, mode="clip")
+            np.add(idx, base, out=idx)
+            np.take(Vf, idx, out=x, mode="clip")
+            np.take(self.thr2, s, out=t, mode="clip")
+            np.greater_equal(x, t, out=r)
+            if self.has_tables:
+                tb = np.flatnonzero(np.take(self.tbl_node, s >> 1))
+                if tb.size:
+                    r[tb] = self._table_decisions(s[tb] >> 1, tb // T, codes)
+            np.add(s, r, out=s)
+            np.take(self.child2, s, out=s, mode="clip")
+        return s
+
+    def _walk_small(self, X: np.ndarray) -> np.ndarray:
+        """For a handful of rows: evaluate every node's test up front, then only follow pointers."""
+        n = X.shape[0]
+        V, codes = self._views(X)
+        if n == 1:
+            D = (V.ravel().take(self.vc2) >= self.thr2).reshape(1, -1)
+        else:
+            D = V[:, self.vc2] >= self.thr2  # (n, 2N): decision of node i at 2i and 2i+1
+        if self.tbl_nodes.size:
+            k = self.tbl_nodes.size
+            nodes = np.tile(self.tbl_nodes, n)
+            rows = np.repeat(np.arange(n), k)
+            d = self._table_decisions(nodes, rows, codes).reshape(n, k)
+            D[:, 2 * self.tbl_nodes] = d
+            D[:, 2 * self.tbl_nodes + 1] = d
+        Df = D.ravel()
+        child2 = self.child2
+        if n == 1:
+            s = self.roots2
+            for _ in range(self.max_depth):
+                s = child2.take(s + Df.take(s))
+            return s
+        s = np.tile(self.roots2, n)
+        base = np.repeat(np.arange(n, dtype=np.intp) * D.shape[1], self.flat_roots.size)
+        for _ in range(self.max_depth):
+            s = child2.take(s + Df.take(s + base))
+        return s
 
 
 def load_forest(archive, info, n_tpc: int, n_groups: int) -> Forest:

@@ -13,26 +13,31 @@ _ACTS = ("Rectifier", "RectifierWithDropout", "Tanh", "TanhWithDropout", "ExpRec
 _CHUNK_CELLS = 1 << 22
 
 
-def one_hot_cats(raw, cats, cat_offsets, use_all, dtype=np.float64) -> np.ndarray:
-    """``GenModel.setCats`` + one-hot: NaN and out-of-range levels go to the last (NA) slot."""
+def cat_hot_index(raw, cats, cat_offsets, use_all) -> np.ndarray:
+    """``GenModel.setCats``: the hot slot per categorical (-1 for none); NaN and levels past the
+    training domain go to the last (NA) slot."""
     n = raw.shape[0]
-    width = int(cat_offsets[cats])
-    out = np.zeros((n, width), dtype=dtype)
-    rows = np.arange(n)
+    hot = np.empty((n, cats), dtype=np.int64)
     for i in range(cats):
         v = raw[:, i]
         nan = np.isnan(v)
-        c = np.where(nan, 0, np.trunc(np.nan_to_num(v, nan=0.0, posinf=2**31 - 1, neginf=-(2**31))))
-        c = c.astype(np.int64)
+        c = np.trunc(np.nan_to_num(v, nan=0.0, posinf=2**31 - 1, neginf=-(2**31))).astype(np.int64)
         lo, hi = int(cat_offsets[i]), int(cat_offsets[i + 1])
-        if use_all:
-            hot = c + lo
-        else:
-            hot = np.where(c != 0, c - 1 + lo, -1)
-        hot = np.where(hot >= hi, hi - 1, hot)
-        hot = np.where(nan, hi - 1, hot)
-        ok = hot >= 0
-        out[rows[ok], hot[ok]] = 1
+        h = c + lo if use_all else np.where(c != 0, c - 1 + lo, -1)
+        h = np.where(h >= hi, hi - 1, h)
+        hot[:, i] = np.where(nan, hi - 1, h)
+    return hot
+
+
+def one_hot_cats(raw, cats, cat_offsets, use_all, dtype=np.float64) -> np.ndarray:
+    """The one-hot block of ``setInput`` as a dense matrix."""
+    n = raw.shape[0]
+    out = np.zeros((n, int(cat_offsets[cats])), dtype=dtype)
+    hot = cat_hot_index(raw, cats, cat_offsets, use_all)
+    rows = np.arange(n)
+    for i in range(cats):
+        ok = hot[:, i] >= 0
+        out[rows[ok], hot[ok, i]] = 1
     return out
 
 
@@ -58,6 +63,42 @@ def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         z += b[None, :]
         res[s : s + m] = z
     return res
+
+
+def input_layer(hot: np.ndarray, nums: np.ndarray, cat_width: int, W: np.ndarray, b: np.ndarray):
+    """``formNNInputs`` for the one-hot input layer without touching its zeros.
+
+    A zero input adds a signed zero to a partial sum, which never changes it (a partial sum starting
+    at +0.0 cannot become -0.0), so only the hot slots and the numeric inputs are visited, in
+    column order, each into its lane (column % 8) or, past the last full block, into the tail.
+    """
+    n = hot.shape[0]
+    out_n, cols = W.shape
+    full = (cols // 8) * 8
+    rows = np.arange(n)
+    lanes = np.zeros((n, 8, out_n))
+    slots = []  # (column per row, value per row) in increasing column order
+    for i in range(hot.shape[1]):
+        col = hot[:, i]
+        slots.append((np.where(col >= 0, col, 0), (col >= 0).astype(np.float64)))
+    for j in range(nums.shape[1]):
+        slots.append((np.full(n, cat_width + j), nums[:, j]))
+    tail = []
+    for col, x in slots:
+        contrib = W[:, col].T * x[:, None]  # (n, out)
+        in_lane = col < full
+        if in_lane.all():
+            lanes[rows, col % 8] += contrib
+        else:
+            lanes[rows, col % 8] += np.where(in_lane[:, None], contrib, 0.0)
+            tail.append(np.where(in_lane[:, None], 0.0, contrib))
+    z = np.zeros((n, out_n))
+    z += ((lanes[:, 0] + lanes[:, 1]) + lanes[:, 2]) + lanes[:, 3]
+    z += ((lanes[:, 4] + lanes[:, 5]) + lanes[:, 6]) + lanes[:, 7]
+    for t in tail:
+        z += t
+    z += b[None, :]
+    return z
 
 
 class DeepLearningScorer(NativeScorer):
@@ -114,18 +155,18 @@ class DeepLearningScorer(NativeScorer):
     def score(self, raw, offset):
         self._check_offset(offset)
         n = raw.shape[0]
-        x = np.empty((n, int(self.cat_offsets[-1]) + self.nums))
-        x[:, : self.cat_offsets[-1]] = one_hot_cats(raw, self.cats, self.cat_offsets, self.use_all)
+        hot = cat_hot_index(raw, self.cats, self.cat_offsets, self.use_all)
         nums = raw[:, self.cats : self.cats + self.nums]
         if self.norm_mul.size:
             nums = (nums - self.norm_sub) * self.norm_mul
-        x[:, self.cat_offsets[-1] :] = np.where(np.isnan(nums), 0.0, nums)
+        nums = np.where(np.isnan(nums), 0.0, nums)
+        x = None
         for li, (W, b, ratio) in enumerate(self.layers):
-            z = dense(x, W, b)
-            if li < len(self.layers) - 1:
-                x = self._hidden(z, ratio)
+            if li == 0:
+                z = input_layer(hot, nums, int(self.cat_offsets[-1]), W, b)
             else:
-                x = z
+                z = dense(x, W, b)
+            x = self._hidden(z, ratio) if li < len(self.layers) - 1 else z
         if self.n_classes > 1:
             m = x[:, :1].copy()
             for k in range(1, x.shape[1]):  # temp < input ? input : temp

@@ -14,8 +14,8 @@ _LOG_DISTS = ("multinomial", "poisson", "gamma", "tweedie")
 
 
 def _exp(x):
-    with np.errstate(over="ignore"):
-        return np.minimum(1e19, np.exp(x))
+    """``min(1e19, Math.exp(x))``; clipping the argument first avoids overflow, same result."""
+    return np.minimum(1e19, np.exp(np.minimum(x, 50.0)))
 
 
 def gbm_link_inv(link: str, f: np.ndarray) -> np.ndarray:
