@@ -12,7 +12,7 @@ when a Docker engine answers; the fixtures and their API are the same either way
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,21 +25,29 @@ from converge.stack.postgres import Postgres
 from converge.stack.procs import free_port
 from converge.stack.redis import Redis
 from converge.stack.s3 import S3
-from converge.stack.service import Service
+from converge.stack.service import PortInUse, Service
 
 _started: list[Service] = []
 _BACKEND = choose_backend(os.environ.get("CONVERGE_STACK_BACKEND", "auto"))
 _CLASSES = service_classes(_BACKEND)
 
 
-def _start(service: Service) -> Service:
-    try:
-        service.start()
-    except Exception as exc:  # noqa: BLE001 - a broken service fails the tests that need it, with its log
-        service.stop()
-        pytest.fail(f"could not start {service.name}: {exc}", pytrace=False)
-    _started.append(service)
-    return service
+def _start(make: Callable[[int], Service], *, pair: bool = False) -> Service:
+    """Start ``make(free_port)``; another process may grab the port first, so retry a few times."""
+    for attempt in range(3):
+        service = make(free_port(pair=pair))
+        try:
+            service.start()
+        except PortInUse:
+            if attempt == 2:
+                raise
+            continue
+        except Exception as exc:  # noqa: BLE001 - a broken service fails its tests, with its log
+            service.stop()
+            pytest.fail(f"could not start {service.name}: {exc}", pytrace=False)
+        _started.append(service)
+        return service
+    raise AssertionError("unreachable")
 
 
 def _stop(service: Service) -> None:
@@ -60,7 +68,7 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres(stack_dir: Path) -> Iterator[Postgres]:
     """Postgres on a free port; ``.dsn`` (role ``converge``), ``.admin_dsn`` (superuser)."""
-    service = _start(_CLASSES["postgres"](stack_dir, free_port(), durable=False))
+    service = _start(lambda port: _CLASSES["postgres"](stack_dir, port, durable=False))
     yield service
     _stop(service)
 
@@ -72,7 +80,7 @@ def pgbouncer(postgres: Postgres) -> Iterator[PgBouncer]:
     Queries fail after 3 s without a server, so outage tests are quick.
     """
     service = _start(
-        _CLASSES["pgbouncer"](postgres.state_dir, postgres, free_port(), query_wait_timeout=3)
+        lambda port: _CLASSES["pgbouncer"](postgres.state_dir, postgres, port, query_wait_timeout=3)
     )
     yield service
     _stop(service)
@@ -81,7 +89,7 @@ def pgbouncer(postgres: Postgres) -> Iterator[PgBouncer]:
 @pytest.fixture(scope="session")
 def redis_server(stack_dir: Path) -> Iterator[Redis]:
     """Redis without persistence on a free port; ``.url``."""
-    service = _start(_CLASSES["redis"](stack_dir, free_port()))
+    service = _start(lambda port: _CLASSES["redis"](stack_dir, port))
     yield service
     _stop(service)
 
@@ -89,7 +97,7 @@ def redis_server(stack_dir: Path) -> Iterator[Redis]:
 @pytest.fixture(scope="session")
 def s3_server(stack_dir: Path) -> Iterator[S3]:
     """SeaweedFS S3 on free ports with the models bucket; ``.url``, ``.bucket``, ``.client()``."""
-    service = _start(_CLASSES["s3"](stack_dir, free_port()))
+    service = _start(lambda port: _CLASSES["s3"](stack_dir, port))
     yield service
     _stop(service)
 
@@ -104,7 +112,7 @@ def _h2o(stack_dir: Path) -> H2O:
 @pytest.fixture(scope="session")
 def h2o_server(_h2o: H2O) -> Iterator[H2O]:
     """A one-node H2O cluster (started on first use); ``.url``, ``.cloud()``."""
-    service = _start(_h2o)
+    service = _start(lambda port: _h2o)
     yield service
     _stop(service)
 

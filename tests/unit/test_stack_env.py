@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from converge.settings import Settings
 from converge.stack.stack import Stack
@@ -34,7 +37,11 @@ def test_credentials_and_preferred_ports_come_from_settings(tmp_path: Path) -> N
     }
 
 
-def test_stack_env_round_trips_through_settings(tmp_path: Path) -> None:
+def test_stack_env_round_trips_through_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in [k for k in os.environ if k.startswith("CONVERGE_")]:
+        monkeypatch.delenv(key)  # the environment outranks the file
     stack = Stack(_settings(tmp_path), ports={"postgres": 7002, "pgbouncer": 7001, "redis": 7003})
     services = [stack.postgres, stack.pgbouncer, stack.redis]
     path = stack.write_env(services)

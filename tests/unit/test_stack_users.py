@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from converge.stack.users import demoted_user, reachable
@@ -10,15 +12,19 @@ from converge.stack.users import demoted_user, reachable
 STRANGER = (54321, 54321)  # a uid/gid that owns nothing here
 
 
-def test_a_private_ancestor_blocks_other_users(tmp_path: Path) -> None:
-    private = tmp_path / "private"
-    inner = private / "state"
-    inner.mkdir(parents=True)
-    tmp_path.chmod(0o755)
-    private.chmod(0o700)
-    assert not reachable(inner, *STRANGER)
-    private.chmod(0o711)  # search without listing is enough
-    assert reachable(inner, *STRANGER) or not reachable(tmp_path, *STRANGER)
+def test_a_private_ancestor_blocks_other_users() -> None:
+    base = Path(tempfile.mkdtemp())  # under the system temp dir, which everyone can search
+    try:
+        base.chmod(0o755)
+        private = base / "private"
+        inner = private / "state"
+        inner.mkdir(parents=True)
+        private.chmod(0o700)
+        assert not reachable(inner, *STRANGER)
+        private.chmod(0o711)  # search without listing is enough
+        assert reachable(inner, *STRANGER)
+    finally:
+        shutil.rmtree(base)
 
 
 def test_root_demotes_and_others_run_as_themselves() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import typer
@@ -47,11 +48,15 @@ def up(
     try:
         stack = _local_stack()
         started = stack.up(h2o=not no_h2o)
-        env = stack.env(started)
-        services = [dict(s.describe(), reused=s.reused) for s in started]
+        env = stack.env()
+        services = [
+            dict(s.describe(), reused=s.reused or s not in started)
+            for s in stack.services.values()
+            if s in started or s.is_running()
+        ]
     except KeyboardInterrupt:
         raise _fail("interrupted") from None
-    except Exception as exc:  # one line for the operator, not a traceback
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, not a traceback
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     if as_json:
         typer.echo(json.dumps({"services": services, "env": env, "env_file": str(stack.env_file)}))
@@ -60,7 +65,7 @@ def up(
         typer.echo(_line(info) + ("  (reused)" if info["reused"] else ""))
     typer.echo(f"\n# {stack.env_file}")
     for key, value in sorted(env.items()):
-        typer.echo(f"export {key}={value}")
+        typer.echo(f"export {key}={shlex.quote(value)}")
 
 
 @app.command()
@@ -70,7 +75,7 @@ def down() -> None:
         stack = _local_stack()
         was = [s.name for s in stack.running()]
         stack.down()
-    except Exception as exc:  # one line for the operator, not a traceback
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, not a traceback
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     typer.echo("stopped: " + (", ".join(was) if was else "nothing was running"))
 
@@ -83,7 +88,7 @@ def status(
     try:
         stack = _local_stack()
         services = stack.status()
-    except Exception as exc:  # one line for the operator, not a traceback
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, not a traceback
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     if as_json:
         typer.echo(json.dumps({"state_dir": str(stack.state_dir), "services": services}))

@@ -24,6 +24,10 @@ class ServiceError(RuntimeError):
     """A service could not be started, reached or stopped; the message says which and why."""
 
 
+class PortInUse(ServiceError):
+    """A port the caller insisted on is taken (another process got it first)."""
+
+
 class Service(ABC):
     """One local process. Subclasses give the command line, readiness check and variables."""
 
@@ -229,7 +233,7 @@ class Service(ABC):
             if key == "main" and self._fixed_port is not None:
                 port = self._fixed_port
                 if not self._port_usable(port):
-                    raise ServiceError(f"{self.name}: port {port} on {self.host} is already in use")
+                    raise PortInUse(f"{self.name}: port {port} on {self.host} is already in use")
             else:
                 wishes = [previous.get(key)]
                 if key == "main":

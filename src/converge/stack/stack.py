@@ -111,7 +111,9 @@ class Stack:
                         done.stop()
                 raise
             started.append(service)
-        self.write_env(started)
+        # Everything that runs, not just what this call started: `up --no-h2o` next to a running
+        # H2O must keep publishing it.
+        self.write_env()
         return started
 
     def down(self) -> None:
