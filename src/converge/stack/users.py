@@ -1,8 +1,9 @@
 """Postgres and PgBouncer refuse to run as root: when we are root, run them as an unprivileged user.
 
-The stack's state directory may sit under a home directory that user cannot enter (root's home
-is usually mode 0700). Rather than loosening permissions on directories we do not own, the demoted process gets the
-single ambient capability to traverse and read them (CAP_DAC_READ_SEARCH), and only then.
+The stack's state directory may sit under a home directory that user cannot enter (root's home is
+usually mode 0700). Rather than loosening permissions on directories we do not own, the demoted
+process gets the single ambient capability to traverse and read them (CAP_DAC_READ_SEARCH), and
+only then.
 """
 
 from __future__ import annotations
