@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "converge:pred"
 
+# One command for a whole batch of writes: far cheaper to encode than a pipeline of SETs.
+_SET_ALL = """
+local ttl = ARGV[1]
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'EX', ttl)
+end
+return #KEYS
+"""
+
 
 def _normalise(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str | float):
@@ -55,7 +64,7 @@ class PredictionCache:
     """Look-aside cache of JSON predictions; every failure reads as a miss.
 
     Concurrent requests share round trips: reads issued in the same event-loop iteration go out
-    as one ``MGET``, writes are buffered and flushed as one pipeline. Under load that turns two
+    as one ``MGET``, writes are buffered and flushed as one script call. Under load that turns two
     Redis calls per request into two per loop iteration.
     """
 
@@ -67,6 +76,7 @@ class PredictionCache:
         self._writes: dict[str, bytes] = {}
         self._flushing_writes = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._set_all = redis.register_script(_SET_ALL)
 
     async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
         """Decoded values in key order; ``None`` for misses and when Redis is unavailable."""
@@ -109,14 +119,10 @@ class PredictionCache:
             while self._writes:
                 batch, self._writes = self._writes, {}
 
-                async def write(batch: dict[str, bytes] = batch) -> None:
-                    pipe = self.redis.pipeline(transaction=False)
-                    for key, value in batch.items():
-                        pipe.set(key, value, ex=self.ttl_s)
-                    await pipe.execute()
-
                 try:
-                    await self.breaker.call(write)
+                    await self.breaker.call(
+                        self._set_all, keys=list(batch), args=[self.ttl_s, *batch.values()]
+                    )
                 except Exception as exc:  # noqa: BLE001 - a lost write only costs a future miss
                     log.debug("cache write skipped: %s", exc)
                     self._writes.clear()
