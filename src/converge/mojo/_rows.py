@@ -109,10 +109,19 @@ class RowSchema:
 
     # -- native encoding -------------------------------------------------------------------------
     def encode_value(self, name: str, idx: int, v) -> float:
+        t = type(v)  # fast paths for the JSON types; everything else goes through normalize()
+        levels = self.levels[idx]
+        if t is float and levels is None:
+            return v
+        if t is str and levels is not None:
+            j = levels.get(v)
+            if j is not None:
+                return float(j)
+        elif t is int and levels is None:
+            return float(v)
         v = self.normalize(name, idx, v)
         if v is None:
             return math.nan
-        levels = self.levels[idx]
         if levels is None:
             if isinstance(v, str):
                 try:

@@ -111,6 +111,8 @@ class Model:
 
     def predict_raw(self, data, offset=None) -> np.ndarray:
         """genmodel's ``preds`` per row: ``[label_index, p_0..]`` (classifiers) or ``[value]``."""
+        if type(data) is list:
+            return self.backend.preds_records(data, self._offset(offset, len(data)))
         if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
             records = list(data)
             return self.backend.preds_records(records, self._offset(offset, len(records)))
@@ -135,9 +137,9 @@ class Model:
 
     def predict_records(self, records, offset=None) -> list[dict]:
         """Score dict rows without pandas; returns one dict per row keyed by output names."""
-        if isinstance(records, Mapping):
-            records = [records]
-        P = self.predict_raw(list(records), offset)
+        if type(records) is not list:
+            records = [records] if isinstance(records, Mapping) else list(records)
+        P = self.predict_raw(records, offset)
         return self._to_records(P)
 
     def predict_numpy(self, X, offset=None) -> np.ndarray:

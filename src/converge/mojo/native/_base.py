@@ -30,6 +30,9 @@ class NativeScorer:
             )
         self.n_features = info.n_features
         self.n_classes = info.n_classes
+        self.threshold = float(info.get("default_threshold", 0.5))
+        self.prior = info.get("prior_class_distrib")
+        self.balance = bool(info.get("balance_classes", False))
 
     def requires_offset(self) -> bool:
         return False

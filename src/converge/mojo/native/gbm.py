@@ -108,12 +108,14 @@ class GbmScorer(TreeScorer):
 
 def finish_classification(scorer: NativeScorer, P: np.ndarray, raw: np.ndarray) -> np.ndarray:
     """Balance-class correction, then labels; returns ``[label, p...]`` rows."""
-    info = scorer.info
-    if info.get("balance_classes", False):
+    if scorer.balance:
         P = _labels.correct_probabilities(
-            P, info.get("prior_class_distrib"), info.get("model_class_distrib")
+            P, scorer.prior, scorer.info.get("model_class_distrib")
         )
     out = np.empty((P.shape[0], P.shape[1] + 1))
     out[:, 1:] = P
-    out[:, 0] = _labels.labels(P, info, raw)
+    if P.shape[1] == 2:
+        out[:, 0] = P[:, 1] >= scorer.threshold
+    else:
+        out[:, 0] = _labels.multinomial_labels(P, scorer.prior, raw)
     return out

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import CorruptMojoError, UnsupportedMojoError
 from ._base import NativeScorer
-from .deeplearning import one_hot_cats
+from .deeplearning import cat_hot_index
 
 _NODE = np.dtype([("parent", "<i4"), ("cleft", "<i4"), ("cright", "<i4"), ("sindex", "<u4"),
                   ("value", "<f4")])
@@ -219,21 +219,39 @@ class XGBoostScorer(NativeScorer):
         if (K > 2 and groups != K) or (K <= 2 and groups != 1):
             raise CorruptMojoError(f"booster has {groups} output groups for {K} classes", info.source)
         self.supports_offset = self.has_offset
+        # only the inputs some split reads are built; node columns are renumbered accordingly
+        b = self.booster
+        internal = np.isfinite(b.cond)
+        self.used = np.unique(b.col[internal]) if internal.any() else np.zeros(1, dtype=np.intp)
+        b.col = np.searchsorted(self.used, b.col).astype(np.intp)
+        b.col[~internal] = 0
+        cw = int(self.cat_offsets[-1])
+        self.n_used_cat = int(np.searchsorted(self.used, cw))
+        self.cat_map = np.zeros(max(cw, 1), dtype=np.intp)
+        for c in range(self.cats):
+            self.cat_map[self.cat_offsets[c] : self.cat_offsets[c + 1]] = c
 
     def requires_offset(self) -> bool:
         return self.has_offset
 
     def features(self, raw: np.ndarray) -> np.ndarray:
-        """``OneHotEncoderFactory.fromArray`` as a float32 matrix (NaN = missing)."""
-        not_hot = np.float32(np.nan) if self.sparse else np.float32(0)
-        hot = one_hot_cats(raw, self.cats, self.cat_offsets, self.use_all, dtype=np.float32)
-        F = np.empty((raw.shape[0], hot.shape[1] + self.nums), dtype=np.float32)
-        F[:, : hot.shape[1]] = np.where(hot == 1, np.float32(1), not_hot)
-        with np.errstate(over="ignore"):
-            nums = raw[:, self.cats : self.cats + self.nums].astype(np.float32)
-        if self.sparse:
-            nums = np.where(nums == 0, np.float32(np.nan), nums)
-        F[:, hot.shape[1] :] = nums
+        """``OneHotEncoderFactory.fromArray`` as float32 (NaN = missing), only for the features the
+        trees split on (columns in ``self.used`` order)."""
+        n = raw.shape[0]
+        cw = int(self.cat_offsets[-1])
+        F = np.empty((n, self.used.size), dtype=np.float32)
+        k = self.n_used_cat
+        if k:
+            not_hot = np.float32(np.nan) if self.sparse else np.float32(0)
+            hot = cat_hot_index(raw, self.cats, self.cat_offsets, self.use_all)
+            slots = self.used[:k]
+            F[:, :k] = np.where(hot[:, self.cat_map[slots]] == slots, np.float32(1), not_hot)
+        if k < self.used.size:
+            with np.errstate(over="ignore"):
+                nums = raw[:, self.cats + (self.used[k:] - cw)].astype(np.float32)
+            if self.sparse:
+                nums[nums == 0] = np.float32(np.nan)
+            F[:, k:] = nums
         return F
 
     def score(self, raw, offset):
