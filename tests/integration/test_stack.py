@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -159,14 +160,28 @@ def test_h2o_forms_a_one_node_cloud_on_loopback(h2o_server: H2O, stack_settings:
 
 
 def _listeners(pids: set[int | None]) -> set[tuple[str, int]]:
-    """(address, port) of the TCP listening sockets owned by ``pids``, from ``ss``."""
-    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    """(address, port) of the TCP listening sockets owned by ``pids``, read from /proc."""
+    inodes: set[str] = set()
+    for pid in filter(None, pids):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
     found = set()
-    for line in out.splitlines():
-        if any(f"pid={pid}," in line for pid in pids if pid):
-            local = line.split()[3]
-            addr, _, port = local.rpartition(":")
-            found.add((addr.strip("[]"), int(port)))
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A = LISTEN
+                continue
+            addr_hex, port_hex = local.split(":")
+            raw = bytes.fromhex(addr_hex)
+            # The kernel prints each 32-bit word in host (little-endian) order.
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add((str(ipaddress.ip_address(words)), int(port_hex, 16)))
     return found
 
 
