@@ -24,15 +24,10 @@ import json
 import os
 import platform
 import re
-import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,19 +35,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import orjson  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
+import orjson
 
-from converge.db import create_pool  # noqa: E402
-from converge.serving.testing import (  # noqa: E402
+from converge.db import create_pool
+from converge.serving.testing import (
     FunctionProcess,
     corpus_dir,
     migrate,
     read_rows,
     register_model,
 )
-from converge.settings import Settings  # noqa: E402
-from converge.stack.procs import free_port, port_open  # noqa: E402
+from converge.settings import Settings
+from converge.stack.procs import free_port
 
 SECTION = "## Predict function"
 HOST = "127.0.0.1"
@@ -208,73 +202,31 @@ class Bodies:
         return [body] * n
 
 
-# -- the stack ---------------------------------------------------------------------------------
-class Proc:
-    """A throw-away local process in its own process group."""
-
-    def __init__(self, name: str, argv: list[str], port: int, workdir: Path) -> None:
-        self.name, self.argv, self.port, self.workdir = name, argv, port, workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> Proc:
-        log = open(self.workdir / f"{self.name}.log", "ab")
-        self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not port_open(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start; see {self.workdir / (self.name + '.log')}")
-            time.sleep(0.1)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def start_redis(workdir: Path) -> tuple[Proc, str]:
-    port = free_port()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server not found")
-    proc = Proc("redis", [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"], port, workdir).start()
-    return proc, f"redis://{HOST}:{port}/0"
-
-
-def start_s3(workdir: Path) -> tuple[Proc, str]:
-    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-             "filer.port.grpc", "s3.port", "s3.port.grpc", "webdav.port", "admin.port", "admin.port.grpc"]  # fmt: skip
-    ports = {n: free_port() for n in names}
-    data = workdir / "s3"
-    data.mkdir()
-    identities = {"identities": [{"name": "converge", "credentials": [{"accessKey": "converge", "secretKey": "converge-secret"}],
-                                  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}  # fmt: skip
-    (workdir / "s3.json").write_text(json.dumps(identities))
-    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-    argv = [weed, "mini", "-dir", str(data), "-ip", HOST, "-ip.bind", HOST, "-master.telemetry=false",
-            "-s3.config", str(workdir / "s3.json")] + [f"-{k}={v}" for k, v in ports.items()]  # fmt: skip
-    proc = Proc("s3", argv, ports["s3.port"], workdir).start()
-    time.sleep(1.0)
-    return proc, f"http://{HOST}:{ports['s3.port']}"
-
-
 # -- H2O REST baseline -------------------------------------------------------------------------
-def start_h2o(workdir: Path) -> tuple[Proc, int]:
-    import h2o
+def _threads_back_to_back(
+    fn, items: list, concurrency: int, duration: float
+) -> tuple[list[float], float]:
+    """Call ``fn(item)`` from ``concurrency`` threads back to back for ``duration`` seconds."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + duration
+    counter = iter(range(len(items)))
 
-    port = free_port(pair=True)
-    flatfile = workdir / "flatfile"
-    flatfile.write_text(f"{HOST}:{port}\n")
-    jar = Path(h2o.__file__).parent / "backend" / "bin" / "h2o.jar"
-    java = os.environ.get("H2O_JAVA_HOME")
-    java = str(Path(java) / "bin" / "java") if java else (shutil.which("java") or "java")
-    argv = [java, "-Xmx1g", f"-Dai.h2o.flatfile={flatfile}", "-jar", str(jar), "-name", f"bench-{uuid.uuid4().hex[:6]}",
-            "-ip", HOST, "-port", str(port), "-flatfile", str(flatfile), "-nthreads", str(os.cpu_count() or 2),
-            "-log_level", "WARN", "-ice_root", str(workdir / "h2o")]  # fmt: skip
-    return Proc("h2o", argv, port, workdir).start(timeout=120), port
+    def worker() -> None:
+        while time.perf_counter() < stop_at:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            start = time.perf_counter()
+            fn(items[i])
+            latencies.append(time.perf_counter() - start)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    return latencies, time.perf_counter() - t0
 
 
 def h2o_baseline(port: int, mojo_path: Path, rows: list[dict], duration: float) -> dict:
@@ -305,30 +257,9 @@ def h2o_baseline(port: int, mojo_path: Path, rows: list[dict], duration: float) 
     for label, size in (("single", 1), ("batch100", 100)):
         batches = [[rows[(i * size + j) % len(rows)] for j in range(size)] for i in range(4000)]
         score(batches[0])  # warm-up
-        latencies: list[float] = []
-        lock = threading.Lock()
-        stop_at = time.perf_counter() + duration
-        counter = iter(range(len(batches)))
-
-        def worker() -> None:
-            while time.perf_counter() < stop_at:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                start = time.perf_counter()
-                score(batches[i])
-                latencies.append(time.perf_counter() - start)
-
-        # The Python client shares one connection; H2O itself is the bottleneck, not the client.
-        concurrency = 4
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(concurrency) as pool:
-            for f in [pool.submit(worker) for _ in range(concurrency)]:
-                f.result()
-        took = time.perf_counter() - t0
+        latencies, took = _threads_back_to_back(score, batches, concurrency=4, duration=duration)
         out[label] = {
-            "concurrency": concurrency, "n": len(latencies), "throughput": len(latencies) / took,
+            "concurrency": 4, "n": len(latencies), "throughput": len(latencies) / took,
             "p50": pct(latencies, 0.5) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
         }  # fmt: skip
     h2o.connection().close()
@@ -350,7 +281,13 @@ def start_predict(settings: Settings, workdir: Path, mode: str) -> FunctionProce
     import httpx
 
     os.environ["CONVERGE_SCORING_MODE"] = mode
-    fn = FunctionProcess("predict", ROOT / "functions" / "main.py", settings, free_port(), workdir / f"predict-{mode}.log")
+    fn = FunctionProcess(
+        "predict",
+        ROOT / "functions" / "main.py",
+        settings,
+        free_port(),
+        workdir / f"predict-{mode}.log",
+    )
     fn.start()
     deadline = time.monotonic() + 120
     while httpx.get(fn.url + "/readyz").status_code != 200:
@@ -360,7 +297,9 @@ def start_predict(settings: Settings, workdir: Path, mode: str) -> FunctionProce
     return fn
 
 
-async def measure_function(port: int, pgid: int, bodies: Bodies, duration: float, full: bool) -> dict:
+async def measure_function(
+    port: int, pgid: int, bodies: Bodies, duration: float, full: bool
+) -> dict:
     results: dict = {}
 
     async def measured(coro) -> dict:
@@ -371,17 +310,33 @@ async def measure_function(port: int, pgid: int, bodies: Bodies, duration: float
 
     # Warm-up: imports, first scores, connections.
     await closed_loop(port, bodies.misses(400), 8, 1.0)
-    results["peak_single_miss"] = await measured(closed_loop(port, bodies.misses(int(4000 * duration)), 32, duration))
-    results["open_single_miss_1000"] = await measured(open_loop(port, bodies.misses(int(1000 * duration)), 1000))
+    results["peak_single_miss"] = await measured(
+        closed_loop(port, bodies.misses(int(4000 * duration)), 32, duration)
+    )
+    results["open_single_miss_1000"] = await measured(
+        open_loop(port, bodies.misses(int(1000 * duration)), 1000)
+    )
     if not full:
         return results
     for rate in (100, 500):
-        results[f"open_single_miss_{rate}"] = await measured(open_loop(port, bodies.misses(int(rate * duration)), rate))
-    results["open_single_hit_1000"] = await measured(open_loop(port, bodies.hits(int(1000 * duration)), 1000))
-    results["peak_single_hit"] = await measured(closed_loop(port, bodies.hits(int(6000 * duration)), 32, duration))
-    results["open_batch100_miss_20"] = await measured(open_loop(port, bodies.misses(int(20 * duration), 100), 20))
-    results["peak_batch100_miss"] = await measured(closed_loop(port, bodies.misses(int(100 * duration), 100), 8, duration))
-    results["peak_batch100_hit"] = await measured(closed_loop(port, bodies.hits(int(400 * duration), 100), 8, duration))
+        results[f"open_single_miss_{rate}"] = await measured(
+            open_loop(port, bodies.misses(int(rate * duration)), rate)
+        )
+    results["open_single_hit_1000"] = await measured(
+        open_loop(port, bodies.hits(int(1000 * duration)), 1000)
+    )
+    results["peak_single_hit"] = await measured(
+        closed_loop(port, bodies.hits(int(6000 * duration)), 32, duration)
+    )
+    results["open_batch100_miss_20"] = await measured(
+        open_loop(port, bodies.misses(int(20 * duration), 100), 20)
+    )
+    results["peak_batch100_miss"] = await measured(
+        closed_loop(port, bodies.misses(int(100 * duration), 100), 8, duration)
+    )
+    results["peak_batch100_hit"] = await measured(
+        closed_loop(port, bodies.hits(int(400 * duration), 100), 8, duration)
+    )
     return results
 
 
@@ -397,7 +352,9 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
-def render(args: argparse.Namespace, runs: dict, modes: dict, h2o: dict, took: float, algos: dict) -> str:
+def render(
+    args: argparse.Namespace, runs: dict, modes: dict, h2o: dict, took: float, algos: dict
+) -> str:
     """``runs[model]``: full results in the default mode; ``modes[mode]``: first model per mode."""
     main_mode = next(iter(modes))
     first = next(iter(runs))
@@ -421,15 +378,19 @@ def render(args: argparse.Namespace, runs: dict, modes: dict, h2o: dict, took: f
     for model, res in runs.items():
         label = f"{model} ({algos[model]})"
 
-        def open_row(name: str, key: str) -> None:
+        def open_row(name: str, key: str, res: dict = res, label: str = label) -> None:
             r = res.get(key)
             if r:
-                lines.append(f"| {label} | {name} | {r['rate']:,.0f}/s | {r['achieved']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:,.0f} | {r['errors']} |")
+                lines.append(
+                    f"| {label} | {name} | {r['rate']:,.0f}/s | {r['achieved']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:,.0f} | {r['errors']} |"
+                )
 
-        def peak_row(name: str, key: str) -> None:
+        def peak_row(name: str, key: str, res: dict = res, label: str = label) -> None:
             r = res.get(key)
             if r:
-                lines.append(f"| {label} | {name} | peak, c={r['concurrency']} | {r['throughput']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:,.0f} | {r['errors']} |")
+                lines.append(
+                    f"| {label} | {name} | peak, c={r['concurrency']} | {r['throughput']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:,.0f} | {r['errors']} |"
+                )
 
         for rate in (100, 500, 1000):
             open_row("single row, miss", f"open_single_miss_{rate}")
@@ -445,7 +406,9 @@ def render(args: argparse.Namespace, runs: dict, modes: dict, h2o: dict, took: f
               "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for mode, r in modes.items():
         o, p = r["open_single_miss_1000"], r["peak_single_miss"]
-        lines.append(f"| {mode} | {o['p50']:.2f} | {o['p99']:.2f} | {o['achieved']:,.0f} | {o['cpu_us']:,.0f} | {p['throughput']:,.0f} | {p['cpu_us']:,.0f} |")
+        lines.append(
+            f"| {mode} | {o['p50']:.2f} | {o['p99']:.2f} | {o['achieved']:,.0f} | {o['cpu_us']:,.0f} | {p['throughput']:,.0f} | {p['cpu_us']:,.0f} |"
+        )
     lines += ["", "`inline` micro-batches the requests that reach the scorer in one loop iteration and scores",
               "them on the loop; `batch` does the same through a thread pool sized to the cores; `offload`",
               "sends each request to the pool on its own."]  # fmt: skip
@@ -461,20 +424,29 @@ def render(args: argparse.Namespace, runs: dict, modes: dict, h2o: dict, took: f
             "|---|---|---:|---:|---:|---:|",
         ]
         for model, base in h2o.items():
-            for name, key, ours_key in (("single row", "single", "peak_single_miss"), ("batch of 100", "batch100", "peak_batch100_miss")):
+            for name, key, ours_key in (
+                ("single row", "single", "peak_single_miss"),
+                ("batch of 100", "batch100", "peak_batch100_miss"),
+            ):
                 ours = runs[model][ours_key]["throughput"]
                 theirs = base[key]["throughput"]
-                lines.append(f"| {model} | {name} | {theirs:,.1f} | {base[key]['p50']:.1f} | {ours:,.0f} | {ours / theirs:,.1f}x |")
+                lines.append(
+                    f"| {model} | {name} | {theirs:,.1f} | {base[key]['p50']:.1f} | {ours:,.0f} | {ours / theirs:,.1f}x |"
+                )
 
     lines += ["", "Targets:"]
     for model, res in runs.items():
         o = res["open_single_miss_1000"]
         ok = o["p99"] < 5 and o["errors"] == 0 and o["achieved"] >= 950
-        lines.append(f"- {model}: single-row cache-miss p99 < 5 ms at 1,000 req/s on one worker: "
-                     f"**{'met' if ok else 'not met'}** (p99 {o['p99']:.2f} ms, {o['achieved']:,.0f} req/s achieved).")
+        lines.append(
+            f"- {model}: single-row cache-miss p99 < 5 ms at 1,000 req/s on one worker: "
+            f"**{'met' if ok else 'not met'}** (p99 {o['p99']:.2f} ms, {o['achieved']:,.0f} req/s achieved)."
+        )
         if model in h2o:
             ratio = res["peak_single_miss"]["throughput"] / h2o[model]["single"]["throughput"]
-            lines.append(f"- {model}: >= 10x H2O REST throughput (single row): **{'met' if ratio >= 10 else 'not met'}** ({ratio:,.1f}x).")
+            lines.append(
+                f"- {model}: >= 10x H2O REST throughput (single row): **{'met' if ratio >= 10 else 'not met'}** ({ratio:,.1f}x)."
+            )
     lines += ["", ""]
     return "\n".join(lines)
 
@@ -482,7 +454,7 @@ def render(args: argparse.Namespace, runs: dict, modes: dict, h2o: dict, took: f
 def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
     """Replace our section (up to the next ``## `` heading) and leave the others alone."""
     current = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(current):
         updated = pattern.sub(lambda _: text, current, count=1)
     else:
@@ -493,14 +465,21 @@ def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
-    ap.add_argument("--models", default="binomial,gbm_variable_importance", help="corpus MOJO names")
-    ap.add_argument("--modes", default="inline,batch,offload", help="the first one gets the full run")
+    ap.add_argument(
+        "--models", default="binomial,gbm_variable_importance", help="corpus MOJO names"
+    )
+    ap.add_argument(
+        "--modes", default="inline,batch,offload", help="the first one gets the full run"
+    )
     ap.add_argument("--no-h2o", action="store_true", help="skip the H2O REST baseline")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args()
 
     from converge.mojo import load_mojo
+    from converge.stack.h2o import H2O
     from converge.stack.postgres import Postgres
+    from converge.stack.redis import Redis
+    from converge.stack.s3 import S3
 
     corpus = corpus_dir(ROOT)
     names = args.models.split(",")
@@ -524,15 +503,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="converge-bench-") as tmp:
         work = Path(tmp)
         try:
+            # The local stack's own services, throw-away, in a temporary directory.
             pg = Postgres(work, free_port(), durable=False)
-            pg.start()
-            procs.append(pg)
-            redis, redis_url = start_redis(work)
-            procs.append(redis)
-            s3, s3_url = start_s3(work)
-            procs.append(s3)
+            redis = Redis(work, free_port())
+            s3 = S3(work, free_port())
+            env: dict[str, str] = {}
+            for service in (pg, redis, s3):
+                service.start()
+                procs.append(service)
+                env.update(service.env())
             settings = Settings(
-                database_url=SecretStr(pg.dsn), redis_url=redis_url, s3_endpoint_url=s3_url,
+                **{k.removeprefix("CONVERGE_").lower(): v for k, v in env.items()},
                 default_model=names[0].replace("_", "-"), registry_poll_s=30.0, state_dir=work,
             )  # fmt: skip
             asyncio.run(prepare(settings, models))
@@ -543,7 +524,13 @@ def main() -> int:
                 try:
                     for name in names if mode == mode_list[0] else names[:1]:
                         result = asyncio.run(
-                            measure_function(fn.port, fn.proc.pid, bodies[name], args.duration, full=mode == mode_list[0])
+                            measure_function(
+                                fn.port,
+                                fn.proc.pid,
+                                bodies[name],
+                                args.duration,
+                                full=mode == mode_list[0],
+                            )
                         )
                         if mode == mode_list[0]:
                             runs[name] = result
@@ -553,10 +540,16 @@ def main() -> int:
                 finally:
                     fn.stop()
             if not args.no_h2o:
-                node, port = start_h2o(work)
+                node = H2O(work, free_port(pair=True), heap="1g")
+                node.start()
                 procs.append(node)
                 for name in names:
-                    h2o[name] = h2o_baseline(port, corpus / f"{name}.zip", models[name.replace("_", "-")][1], args.duration)
+                    h2o[name] = h2o_baseline(
+                        node.port,
+                        corpus / f"{name}.zip",
+                        models[name.replace("_", "-")][1],
+                        args.duration,
+                    )
                     print("h2o", name, json.dumps(h2o[name]), flush=True)
         finally:
             for p in reversed(procs):

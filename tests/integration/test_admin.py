@@ -167,7 +167,9 @@ async def test_promote_reload_and_rollback_move_what_predict_serves(client, sett
 async def test_admin_bad_input(client, settings):
     name = settings.default_model
     r = await client.post(
-        "/admin/reload-model", content=b"{nope", headers={**AUTH, "content-type": "application/json"}
+        "/admin/reload-model",
+        content=b"{nope",
+        headers={**AUTH, "content-type": "application/json"},
     )
     assert r.status_code == 400
     r = await client.post("/admin/reload-model", json={"name": name}, headers=AUTH)

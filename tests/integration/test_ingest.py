@@ -33,7 +33,9 @@ async def pool(stack_settings):
 @pytest.fixture(scope="module")
 async def server(stack_settings, pool, tmp_path_factory):
     log = tmp_path_factory.mktemp("ingest") / "ingest.log"
-    proc = FunctionProcess("ingest", REPO / "functions" / "main.py", stack_settings, free_port(), log)
+    proc = FunctionProcess(
+        "ingest", REPO / "functions" / "main.py", stack_settings, free_port(), log
+    )
     proc.start()
     yield proc
     proc.stop()
@@ -132,13 +134,26 @@ async def test_online_copy_is_refreshed(client, redis_server, stack_settings):
     [
         (b"{oops", 400, None),
         (b'{"vectors": []}', 422, ["vectors"]),
-        (b'{"entity_id": "a", "event_time": "2024-01-01T00:00:00", "features": {}}', 422, ["event_time"]),
-        (b'{"entity_id": "a", "event_time": "2024-01-01T00:00:00Z", "features": {"x": [1]}}',
-         422, ["features", "x"]),
-        (b'{"vectors": [{"entity_id": "", "event_time": "2024-01-01T00:00:00Z", "features": {}}]}',
-         422, ["vectors", 0, "entity_id"]),
-        (b'{"entity_id": "a", "event_time": "2024-01-01T00:00:00Z", "features": {}, "x": 1}',
-         422, ["x"]),
+        (
+            b'{"entity_id": "a", "event_time": "2024-01-01T00:00:00", "features": {}}',
+            422,
+            ["event_time"],
+        ),
+        (
+            b'{"entity_id": "a", "event_time": "2024-01-01T00:00:00Z", "features": {"x": [1]}}',
+            422,
+            ["features", "x"],
+        ),
+        (
+            b'{"vectors": [{"entity_id": "", "event_time": "2024-01-01T00:00:00Z", "features": {}}]}',
+            422,
+            ["vectors", 0, "entity_id"],
+        ),
+        (
+            b'{"entity_id": "a", "event_time": "2024-01-01T00:00:00Z", "features": {}, "x": 1}',
+            422,
+            ["x"],
+        ),
     ],
 )
 async def test_invalid_input_names_the_field(client, body, status, loc):
@@ -154,7 +169,12 @@ async def test_wrong_event_type_is_a_400(client):
     r = await client.post(
         "/",
         json=vectors(1)[0],
-        headers={"ce-specversion": "1.0", "ce-type": "model.published", "ce-source": "t", "ce-id": "1"},
+        headers={
+            "ce-specversion": "1.0",
+            "ce-type": "model.published",
+            "ce-source": "t",
+            "ce-id": "1",
+        },
     )
     assert r.status_code == 400
     assert "model.published" in r.json()["error"]

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from converge.contracts import FeatureVector
 from converge.db import create_pool
 from converge.features import FeatureStore
-from converge.contracts import FeatureVector
 from converge.serving.testing import (
     FunctionProcess,
     corpus_dir,

@@ -8,6 +8,7 @@ polling when the message was missed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from pathlib import Path
@@ -63,7 +64,10 @@ def models():
     """Two different artifacts to alternate: a binomial and a regression stacked ensemble."""
     out = {}
     for name in ("binomial", "regression"):
-        out[name] = ((CORPUS / f"{name}.zip").read_bytes(), read_rows(CORPUS / f"{name}.input.csv", 8))
+        out[name] = (
+            (CORPUS / f"{name}.zip").read_bytes(),
+            read_rows(CORPUS / f"{name}.input.csv", 8),
+        )
     return out
 
 
@@ -149,7 +153,8 @@ async def test_scenario_b_zero_downtime_reloads(clients, settings, pool, models)
             mojo, rows = models[kind]
             mv = await register_model(settings, pool, name, mojo, rows)
             r = await reload_client.post(
-                "/", json=published(name, mv.version),
+                "/",
+                json=published(name, mv.version),
                 headers={"content-type": "application/cloudevents+json"},
             )
             assert r.status_code == 200, r.text
@@ -170,7 +175,7 @@ async def test_scenario_b_zero_downtime_reloads(clients, settings, pool, models)
     assert statuses.count(200) == len(statuses), {s for s in statuses if s != 200}
     versions = [v for _, v in results]
     assert set(versions) <= set(promoted)
-    assert all(a <= b for a, b in zip(versions, versions[1:], strict=False)), "version went back"
+    assert all(a <= b for a, b in itertools.pairwise(versions)), "version went back"
     assert versions[-1] == promoted[-1]
     assert len(set(versions)) >= 3, "reloads did not take effect during the load"
 
@@ -197,7 +202,9 @@ async def test_bad_artifact_is_rejected_and_old_version_keeps_serving(
         await asyncio.to_thread(ArtifactStore(settings).put, model_key(name, mv.version), other)
     elif fault == "not-a-mojo":
         junk = b"PK\x03\x04 this is not a zip archive" + bytes(200)
-        mv = await register_model(settings, pool, name, junk, rows, predictions=[{"predict": "0"}] * len(rows))
+        mv = await register_model(
+            settings, pool, name, junk, rows, predictions=[{"predict": "0"}] * len(rows)
+        )
     else:
         preds = trainer_predictions(mojo, rows)
         preds[2] = dict(preds[2], p1=preds[2]["p1"] + 1e-6, p0=preds[2]["p0"] - 1e-6)
@@ -231,12 +238,19 @@ async def test_binary_cloudevent_for_an_unknown_version_is_a_404(clients, settin
     wrong_type = await reload_client.post(
         "/",
         json={"name": settings.default_model, "version": 1},
-        headers={"ce-specversion": "1.0", "ce-type": "features.ingest", "ce-source": "t", "ce-id": "2"},
+        headers={
+            "ce-specversion": "1.0",
+            "ce-type": "features.ingest",
+            "ce-source": "t",
+            "ce-id": "2",
+        },
     )
     assert wrong_type.status_code == 400
 
 
-async def test_replica_that_missed_the_message_catches_up_by_polling(clients, settings, pool, models):
+async def test_replica_that_missed_the_message_catches_up_by_polling(
+    clients, settings, pool, models
+):
     """Promote in the registry directly: no Redis message, only the poll can tell the replica."""
     _, predict_client = clients
     name = settings.default_model

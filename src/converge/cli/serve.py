@@ -67,7 +67,9 @@ def read_instances(text: str, fmt: str) -> list[dict[str, Any]]:
 def predict(
     source: str = typer.Argument("-", help="JSON or CSV file, '-' for stdin"),
     model: str = typer.Option(None, "--model", "-m", help="model name (default: the server's)"),
-    entity: list[str] = typer.Option(None, "--entity", "-e", help="score an entity's latest features"),
+    entity: list[str] = typer.Option(
+        None, "--entity", "-e", help="score an entity's latest features"
+    ),
     url: str = typer.Option(
         "http://127.0.0.1:8080", envvar="CONVERGE_PREDICT_URL", help="gateway or predict function"
     ),
@@ -95,8 +97,12 @@ def predict(
         body["model"] = model
     endpoint = url.rstrip("/") + ("" if url.rstrip("/").endswith("/predict") else "/predict")
     try:
-        response = httpx.post(endpoint, content=orjson.dumps(body),
-                              headers={"content-type": "application/json"}, timeout=60.0)
+        response = httpx.post(
+            endpoint,
+            content=orjson.dumps(body),
+            headers={"content-type": "application/json"},
+            timeout=60.0,
+        )
     except httpx.HTTPError as exc:
         typer.echo(f"error: {endpoint}: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -79,9 +79,12 @@ class FunctionApp:
         request = Request(scope, receive)
         path = scope["path"].rstrip("/") or "/"
         handler = None
-        if scope["method"] == "POST" and self.event_handler is not None:
-            if is_cloudevent(request.headers):
-                handler = self.event_handler
+        if (
+            scope["method"] == "POST"
+            and self.event_handler is not None
+            and is_cloudevent(request.headers)
+        ):
+            handler = self.event_handler
         if handler is None:
             handler = self.routes.get((scope["method"], path))
         if handler is None and self.fallback is not None:
@@ -102,7 +105,7 @@ class FunctionApp:
             response = error_response(exc)
         except ValidationError as exc:
             response = error_response(validation_error(exc))
-        except Exception:  # noqa: BLE001 - logged with its trace, answered without it
+        except Exception:
             log.exception("unhandled error on %s %s", scope["method"], path)
             response = error_response(ServingError(500, "internal error"))
         finally:
@@ -175,7 +178,11 @@ def predict_app(runtime: Runtime) -> FunctionApp:
 
     routes = {("POST", "/"): predict, ("POST", "/predict"): predict, **_probes(runtime, ready)}
     return FunctionApp(
-        "predict", runtime, routes, fallback=open_inference_app(runtime), event_handler=predict_event
+        "predict",
+        runtime,
+        routes,
+        fallback=open_inference_app(runtime),
+        event_handler=predict_event,
     )
 
 
@@ -203,7 +210,9 @@ def reload_app(runtime: Runtime) -> FunctionApp:
         return JSONResponse(await service.reload(_reload_ref(event.data)))
 
     routes = _probes(runtime, lambda: True)
-    return FunctionApp("reload", runtime, routes, fallback=admin_app(runtime), event_handler=on_event)
+    return FunctionApp(
+        "reload", runtime, routes, fallback=admin_app(runtime), event_handler=on_event
+    )
 
 
 # -- ingest -----------------------------------------------------------------------------------

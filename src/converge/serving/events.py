@@ -34,7 +34,7 @@ def is_cloudevent(headers: Headers) -> bool:
     if "ce-specversion" in headers:
         return True
     content_type = headers.get("content-type", "").lower()
-    return content_type.startswith(STRUCTURED) or content_type.startswith(BATCH)
+    return content_type.startswith((STRUCTURED, BATCH))
 
 
 def parse_event(headers: Headers, body: bytes, expected: set[str] | None = None) -> Event:

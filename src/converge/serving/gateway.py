@@ -36,7 +36,12 @@ class Gateway:
             await self._event(scope, receive, send)
         elif path.startswith("/ingest"):
             await self.ingest(scope, receive, send)
-        elif path.startswith(("/predict", "/v2")) or path in ("/healthz", "/readyz", "/metrics", "/"):
+        elif path.startswith(("/predict", "/v2")) or path in (
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/",
+        ):
             await self.predict(scope, receive, send)
         else:
             await self.reload(scope, receive, send)

@@ -163,7 +163,7 @@ class ReplicaSync:
         for task in self._tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - shutting down
                 pass
         self._tasks.clear()
 
@@ -198,8 +198,13 @@ class ReplicaSync:
             "serving %s v%s",
             name,
             loaded.version,
-            extra={"fields": {"model": name, "version": loaded.version,
-                              "previous": previous.version if previous else None}},
+            extra={
+                "fields": {
+                    "model": name,
+                    "version": loaded.version,
+                    "previous": previous.version if previous else None,
+                }
+            },
         )
 
     async def offer(self, loaded: LoadedModel) -> None:
@@ -265,7 +270,7 @@ class ReplicaSync:
                 if client is not None:
                     try:
                         await client.aclose()
-                    except Exception:  # noqa: BLE001
+                    except Exception:  # noqa: BLE001, S110 - the link is gone anyway
                         pass
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import random
 import sys
 import time
-import random
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest

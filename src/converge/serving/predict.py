@@ -69,8 +69,11 @@ class PredictService:
         missing = []
         for i, hit in enumerate(hits):
             if isinstance(hit, dict) and "label" in hit:
-                results[i] = {"label": hit["label"], "probabilities": hit.get("probabilities"),
-                              "cached": True}
+                results[i] = {
+                    "label": hit["label"],
+                    "probabilities": hit.get("probabilities"),
+                    "cached": True,
+                }
             else:
                 missing.append(i)
         CACHE_HITS.inc(len(keys) - len(missing))
@@ -79,7 +82,7 @@ class PredictService:
         if missing:
             try:
                 scored = await self.scorer.score(loaded, [features[i] for i in missing])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the model refused these features
                 log.warning("scoring failed: %s", exc)
                 raise ServingError(422, f"features could not be scored: {exc}") from None
             fresh: dict[str, Any] = {}

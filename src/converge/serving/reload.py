@@ -94,8 +94,10 @@ class ReloadService:
             rows = await self.loader.validate(loaded, mv.validation_sample)
         except ValidationMismatch as exc:
             raise ServingError(422, f"artifact rejected: validation failed: {exc}") from None
-        except Exception as exc:  # the model loads but cannot score its own sample
-            raise ServingError(422, f"artifact rejected: cannot score validation sample ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - the model loads but cannot score its sample
+            raise ServingError(
+                422, f"artifact rejected: cannot score validation sample ({exc})"
+            ) from None
 
         try:
             await self.db_breaker.call(self.registry.promote, ref.name, ref.version)
@@ -107,10 +109,17 @@ class ReloadService:
             await self.on_promoted(loaded)
         await self._announce(ref.name, loaded.version, loaded.sha256)
         RELOADS.labels(outcome="promoted").inc()
-        log.info("promoted %s v%s", ref.name, ref.version,
-                 extra={"fields": {"model": ref.name, "version": ref.version, "rows": rows}})
+        log.info(
+            "promoted %s v%s",
+            ref.name,
+            ref.version,
+            extra={"fields": {"model": ref.name, "version": ref.version, "rows": rows}},
+        )
         return ReloadResult(
-            name=ref.name, version=loaded.version, sha256=loaded.sha256, stage="production",
+            name=ref.name,
+            version=loaded.version,
+            sha256=loaded.sha256,
+            stage="production",
             validated_rows=rows,
         )
 

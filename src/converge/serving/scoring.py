@@ -83,7 +83,9 @@ class _Batcher:
     def _kick(self) -> None:
         while self.pending and self.in_flight < self.scorer.workers:
             batch, rows = [], 0
-            while self.pending and (not batch or rows + len(self.pending[0][0]) <= self.scorer.max_batch_rows):
+            while self.pending and (
+                not batch or rows + len(self.pending[0][0]) <= self.scorer.max_batch_rows
+            ):
                 item = self.pending.pop(0)
                 batch.append(item)
                 rows += len(item[0])
@@ -180,7 +182,7 @@ class Scorer:
         flat = [r for records, _ in batch for r in records]
         try:
             out = predict_rows(loaded, flat)
-        except Exception:
+        except Exception:  # noqa: BLE001 - retried per request below
             for records, future in batch:  # one bad request must not fail its neighbours
                 try:
                     future.set_result(predict_rows(loaded, records))
