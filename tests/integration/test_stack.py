@@ -256,3 +256,19 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "stack_backend" in done.stderr
+
+
+def test_pgbouncer_starts_while_postgres_is_down(postgres: Postgres, pgbouncer: PgBouncer) -> None:
+    """Clients get a pooler that fails queries quickly, and it recovers when Postgres returns."""
+    pgbouncer.stop()
+    postgres.stop()
+    pgbouncer.start()
+    with (
+        pytest.raises(psycopg.OperationalError),
+        psycopg.connect(pgbouncer.dsn, prepare_threshold=None) as conn,
+    ):
+        conn.execute("SELECT 1")
+    postgres.start()
+    pgbouncer.wait_ready(30)
+    with psycopg.connect(pgbouncer.dsn, prepare_threshold=None) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -70,10 +70,19 @@ class PgBouncer(Service):
 
     def _prepare(self) -> None:
         """Write the config and userlist; they are rewritten on every start (the port may move)."""
+        import psycopg
+
         pg = self.postgres
-        secret = pg.scram_secret(pg.user)
-        (self.dir / "userlist.txt").write_text(f'"{pg.user}" "{secret}"\n')
-        (self.dir / "userlist.txt").chmod(0o600)
+        userlist = self.dir / "userlist.txt"
+        try:
+            secret = pg.scram_secret(pg.user)
+        except psycopg.OperationalError as exc:
+            # Postgres is down (a fault test): PgBouncer can still start with the secret it had.
+            if not userlist.exists():
+                raise ServiceError(f"pgbouncer needs Postgres for its first start: {exc}") from exc
+        else:
+            userlist.write_text(f'"{pg.user}" "{secret}"\n')
+            userlist.chmod(0o600)
         self.config_file.write_text(
             "\n".join(
                 [
