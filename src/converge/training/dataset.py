@@ -1,7 +1,8 @@
 """The training set as one DataFrame: a point-in-time snapshot of the feature store, or a file.
 
 Training must see exactly what existed at the cut-off, so the feature store is read in one
-consistent snapshot (rows ingested after ``as_of`` are invisible), chunk by chunk. A CSV or
+consistent snapshot (rows ingested after ``as_of`` are invisible), chunk by chunk, over a direct
+Postgres connection (``database_direct_url``). A CSV or
 Parquet file with ``entity_id``, ``event_time`` and feature columns is the offline alternative.
 Event times become epoch milliseconds, the form H2O and MOJOs use.
 """
@@ -44,7 +45,9 @@ async def _from_store(settings: Settings, as_of: datetime, chunk_rows: int) -> p
     from converge.db import create_pool
     from converge.features import FeatureStore
 
-    pool = await create_pool(settings)
+    # A snapshot stream holds one server connection for its whole life (REPEATABLE READ plus a
+    # server-side cursor, a session feature): go to Postgres directly, not through PgBouncer.
+    pool = await create_pool(settings, dsn=settings.database_direct_url.get_secret_value(), min_size=1, max_size=1)
     try:
         parts = [chunk.to_pandas() async for chunk in FeatureStore(pool).training_set(as_of, chunk_rows=chunk_rows)]
     finally:
