@@ -165,7 +165,7 @@ def predict_app(runtime: Runtime) -> FunctionApp:
         except ValidationError as exc:
             raise validation_error(exc) from None
         service = await runtime.predict_service()
-        result = await service.predict(req)
+        result = await service.predict_dict(req)
         PREDICT_LATENCY.observe(time.perf_counter() - started)
         return JSONResponse(result)
 

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from converge.cache import PredictionCache, cache_key
-from converge.contracts import FeatureVector, PredictRequest
+from converge.contracts import FeatureVector, Prediction, PredictRequest, PredictResponse
 from converge.errors import ModelNotFound
 from converge.resilience import CircuitBreaker
 from converge.serving.http import ServingError
@@ -49,7 +49,16 @@ class PredictService:
         self.max_rows = max_rows
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def predict(self, request: PredictRequest) -> dict[str, Any]:
+    async def predict(self, request: PredictRequest) -> PredictResponse:
+        """Score ``request``; see :meth:`predict_dict` for the wire fast path."""
+        out = await self.predict_dict(request)
+        return PredictResponse.model_construct(
+            model=out["model"],
+            version=out["version"],
+            predictions=[Prediction.model_construct(**p) for p in out["predictions"]],
+        )
+
+    async def predict_dict(self, request: PredictRequest) -> dict[str, Any]:
         """The :class:`PredictResponse` as a plain dict (built without model objects: for a batch
         of 100 rows that is a millisecond less per request)."""
         if len(request.instances) > self.max_rows:
