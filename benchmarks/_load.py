@@ -1,0 +1,404 @@
+"""Bounded load and fault scenarios, shared by ``tests/reliability`` and ``bench_reliability.py``.
+
+Everything here talks to real servers on loopback. Every load is open-loop (request ``i`` is due at
+``t0 + i / rate``, latency counts from that moment) and bounded twice: by a request count and by
+time. The tests assert on what these functions return; the benchmark writes the same numbers.
+
+- :class:`Steady` sends a steady stream and records every request (due time, latency, status,
+  the model version predict answered with).
+- :class:`EventStream` sends ``features.ingest`` CloudEvents (binary mode), each a small batch of
+  vectors with unique entity ids, and remembers which were acknowledged (2xx).
+- :func:`fault_run` runs both streams, stops a service, starts it again, waits for a clean
+  second, redelivers every unacknowledged event the way Knative Eventing would, and counts what
+  the database holds: acknowledged-but-missing, lost and doubled vectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+Send = Callable[[int], Awaitable[tuple[int, Any]]]
+
+
+@dataclass
+class Sample:
+    due: float  # loop time the request was due
+    latency: float  # seconds from due to answer (or to the failure)
+    status: int  # HTTP status; 0 for a transport error
+    version: int | None = None
+
+    @property
+    def done(self) -> float:
+        return self.due + self.latency
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class Steady:
+    """Open-loop load: ``rate`` requests/s, at most ``max_requests`` and ``max_seconds``."""
+
+    def __init__(
+        self,
+        send: Send,
+        rate: float,
+        *,
+        max_requests: int,
+        max_seconds: float,
+        max_in_flight: int = 256,
+    ) -> None:
+        self.send = send
+        self.rate = rate
+        self.max_requests = max_requests
+        self.max_seconds = max_seconds
+        self.samples: list[Sample] = []
+        self.stop = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self.t0 = 0.0
+
+    async def run(self) -> list[Sample]:
+        loop = asyncio.get_running_loop()
+        self.t0 = loop.time()
+        tasks: list[asyncio.Task[None]] = []
+
+        async def one(i: int, due: float) -> None:
+            async with self._slots:
+                try:
+                    status, version = await self.send(i)
+                except (httpx.HTTPError, OSError, asyncio.IncompleteReadError):
+                    status, version = 0, None
+                self.samples.append(Sample(due, loop.time() - due, status, version))
+
+        for i in range(self.max_requests):
+            due = self.t0 + i / self.rate
+            if self.stop.is_set() or due - self.t0 > self.max_seconds:
+                break
+            delay = due - loop.time()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                    break
+                except TimeoutError:
+                    pass
+            tasks.append(loop.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+        self.samples.sort(key=lambda s: s.due)
+        return self.samples
+
+
+# -- senders -------------------------------------------------------------------------------------
+def predict_bodies(rows: list[dict[str, Any]], numeric: str, n: int, model: str | None = None) -> list[bytes]:
+    """``n`` single-row requests with unique features (so every one is a cache miss)."""
+    base = int(time.time() * 1000) % 1_000_000
+    out = []
+    for i in range(n):
+        row = dict(rows[i % len(rows)])
+        row[numeric] = float(base + i) / 1000.0
+        body: dict[str, Any] = {"features": row}
+        if model:
+            body["model"] = model
+        out.append(orjson.dumps(body))
+    return out
+
+
+def httpx_predict(client: httpx.AsyncClient, bodies: list[bytes], path: str = "/predict") -> Send:
+    async def send(i: int) -> tuple[int, Any]:
+        r = await client.post(
+            path, content=bodies[i % len(bodies)], headers={"content-type": "application/json"}
+        )
+        version = r.json().get("version") if r.status_code == 200 else None
+        return r.status_code, version
+
+    return send
+
+
+class _Conn:
+    """A lean HTTP/1.1 keep-alive connection: the generator must cost far less than the server."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _Conn:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(
+            b"POST %s HTTP/1.1\r\nHost: load\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class RawPredict:
+    """A pool of lean connections for 1,000 req/s and more; a broken one is replaced."""
+
+    def __init__(self, port: int, bodies: list[bytes], path: str = "/predict") -> None:
+        self.port, self.bodies, self.path = port, bodies, path
+        self._idle: list[_Conn] = []
+
+    async def __call__(self, i: int) -> tuple[int, Any]:
+        conn = self._idle.pop() if self._idle else await _Conn.open(self.port)
+        try:
+            status, body = await conn.post(self.path, self.bodies[i % len(self.bodies)])
+        except BaseException:
+            conn.close()
+            raise
+        self._idle.append(conn)
+        if status != 200:
+            return status, None
+        # The version is the only field we need; skip decoding the predictions.
+        marker = body.find(b'"version":')
+        end = body.find(b",", marker)
+        return status, int(body[marker + 10 : end]) if marker >= 0 else None
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+# -- ingest events -------------------------------------------------------------------------------
+@dataclass
+class Delivery:
+    event_id: str
+    entity_ids: list[str]
+    status: int = -1
+    written: int | None = None
+    attempts: int = 0
+
+
+class EventStream:
+    """``features.ingest`` CloudEvents of ``per_event`` vectors each, every entity id unique."""
+
+    def __init__(self, client: httpx.AsyncClient, per_event: int = 5, prefix: str | None = None):
+        self.client = client
+        self.per_event = per_event
+        self.prefix = prefix or f"rel-{uuid.uuid4().hex[:10]}"
+        self.events: dict[int, Delivery] = {}
+        self.written_total = 0
+
+    def _payload(self, i: int) -> tuple[Delivery, bytes]:
+        d = self.events.get(i)
+        if d is None:
+            ids = [f"{self.prefix}-{i}-{j}" for j in range(self.per_event)]
+            d = self.events[i] = Delivery(f"{self.prefix}-ev-{i}", ids)
+        vectors = [
+            {
+                "entity_id": e,
+                "event_time": "2025-01-01T00:00:00Z",
+                "features": {"i": i, "j": j, "note": "steady"},
+            }
+            for j, e in enumerate(d.entity_ids)
+        ]
+        return d, orjson.dumps({"vectors": vectors})
+
+    async def send(self, i: int) -> tuple[int, Any]:
+        d, body = self._payload(i)
+        d.attempts += 1
+        headers = {
+            "ce-specversion": "1.0",
+            "ce-type": "features.ingest",
+            "ce-source": "reliability/stream",
+            "ce-id": d.event_id,  # a redelivery carries the same id, as Knative's does
+            "content-type": "application/json",
+        }
+        try:
+            r = await self.client.post("/", content=body, headers=headers)
+        except httpx.HTTPError:
+            d.status = 0
+            raise
+        d.status = r.status_code
+        if r.status_code == 200:
+            written = int(r.json()["written"])
+            d.written = written if d.written is None else d.written + written
+            self.written_total += written
+        return r.status_code, None
+
+    def unacknowledged(self) -> list[int]:
+        return [i for i, d in self.events.items() if d.status != 200]
+
+    def acknowledged_ids(self) -> list[str]:
+        return [e for d in self.events.values() if d.status == 200 for e in d.entity_ids]
+
+    def all_ids(self) -> list[str]:
+        return [e for d in self.events.values() for e in d.entity_ids]
+
+    async def redeliver(self, timeout: float = 60.0, backoff: float = 0.2) -> int:
+        """Resend every unacknowledged event until it is acknowledged; returns the resends."""
+        deadline = time.monotonic() + timeout
+        resent = 0
+        while pending := self.unacknowledged():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} events still unacknowledged")
+            for i in pending:
+                resent += 1
+                try:
+                    await self.send(i)
+                except httpx.HTTPError:
+                    pass
+            if self.unacknowledged():
+                await asyncio.sleep(backoff)
+        return resent
+
+
+async def stored_ids(dsn: str, prefix: str) -> list[str]:
+    """Entity ids of ``prefix`` in the feature store, one per row (read straight from Postgres)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, statement_cache_size=0)
+    try:
+        rows = await conn.fetch(
+            "SELECT entity_id FROM features WHERE entity_id LIKE $1", prefix + "-%"
+        )
+    finally:
+        await conn.close()
+    return [r["entity_id"] for r in rows]
+
+
+# -- one fault ----------------------------------------------------------------------------------
+@dataclass
+class FaultResult:
+    fault: str
+    predict_sent: int = 0
+    predict_failed: int = 0
+    predict_p99_ms: float = 0.0
+    predict_max_ms: float = 0.0
+    ingest_sent: int = 0
+    ingest_failed: int = 0  # not acknowledged on first delivery
+    down_s: float = 0.0  # stop() called -> start() returned
+    recovery_s: float = 0.0  # start() returned -> last failed request answered (0: none after)
+    acked_missing: int = 0  # vectors of acknowledged events not in the store (must be 0)
+    redelivered: int = 0
+    lost: int = 0  # vectors never stored after redelivery
+    doubled: int = 0  # rows beyond one per vector, or writes counted twice
+    vectors: int = 0
+    settled: bool = False  # both streams ran clean for `clean_s` after the restart
+    failure_statuses: dict[int, int] = field(default_factory=dict)
+    # the first 40 failed or slow (> 250 ms) requests: (s after stop(), latency ms, status, stream)
+    incidents: list[tuple[float, float, int, str]] = field(default_factory=list)
+    generator_lag_ms: float = 0.0  # worst stall of the load generator's own loop
+    notes: list[str] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _failures(samples: list[Sample]) -> list[Sample]:
+    return [s for s in samples if not s.ok]
+
+
+async def _watch_lag(result: FaultResult, tick: float = 0.01) -> None:
+    """Record how late the generator's own loop wakes up: a busy generator inflates latency."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(tick)
+        late = (loop.time() - before - tick) * 1e3
+        result.generator_lag_ms = max(result.generator_lag_ms, late)
+
+
+async def fault_run(
+    fault: str,
+    stop: Callable[[], Any],
+    start: Callable[[], Any],
+    *,
+    predict: Send,
+    ingest: EventStream,
+    direct_dsn: str,
+    predict_rate: float = 60.0,
+    ingest_rate: float = 10.0,
+    warm_s: float = 1.5,
+    down_s: float = 2.0,
+    clean_s: float = 1.5,
+    max_s: float = 60.0,
+    during_outage: Callable[[], Awaitable[Any]] | None = None,
+) -> FaultResult:
+    """Steady predict and ingest load; stop, wait, start; run until ``clean_s`` without a failure.
+
+    ``stop``/``start`` are blocking (they run in a thread so the load keeps going). The run is
+    bounded by ``max_s``. ``during_outage`` (optional) runs while the service is down.
+    """
+    loop = asyncio.get_running_loop()
+    p = Steady(predict, predict_rate, max_requests=int(predict_rate * max_s), max_seconds=max_s)
+    g = Steady(ingest.send, ingest_rate, max_requests=int(ingest_rate * max_s), max_seconds=max_s)
+    result = FaultResult(fault)
+    lag = loop.create_task(_watch_lag(result))
+    tasks = [loop.create_task(p.run()), loop.create_task(g.run())]
+    try:
+        await asyncio.sleep(warm_s)
+        t_stop = loop.time()
+        await asyncio.to_thread(stop)
+        if during_outage is not None:
+            result.notes.append(str(await during_outage()))
+        await asyncio.sleep(max(0.0, down_s - (loop.time() - t_stop)))
+        await asyncio.to_thread(start)
+        t_up = loop.time()
+        result.down_s = t_up - t_stop
+        # Run on until both streams have been clean for `clean_s` (or the bound is reached).
+        deadline = t_up + max_s / 2
+        while loop.time() < deadline:
+            await asyncio.sleep(0.2)
+            now = loop.time()
+            recent = [s for s in p.samples + g.samples if s.done > now - clean_s]
+            settled = now - t_up > clean_s and recent and all(s.ok for s in recent)
+            if settled:
+                result.settled = True
+                break
+    finally:
+        p.stop.set()
+        g.stop.set()
+        await asyncio.gather(*tasks)
+        lag.cancel()
+
+    failed = _failures(p.samples) + _failures(g.samples)
+    late = [s.done - t_up for s in failed if s.done > t_up]
+    result.recovery_s = max(late, default=0.0)
+    for s in failed:
+        result.failure_statuses[s.status] = result.failure_statuses.get(s.status, 0) + 1
+    for stream, samples in (("predict", p.samples), ("ingest", g.samples)):
+        for s in samples:
+            if (not s.ok or s.latency > 0.25) and len(result.incidents) < 40:
+                result.incidents.append(
+                    (round(s.due - t_stop, 3), round(s.latency * 1e3, 1), s.status, stream)
+                )
+    lat = [s.latency * 1e3 for s in p.samples]
+    result.predict_sent, result.predict_failed = len(p.samples), len(_failures(p.samples))
+    result.predict_p99_ms, result.predict_max_ms = pct(lat, 0.99), max(lat, default=0.0)
+    result.ingest_sent, result.ingest_failed = len(g.samples), len(_failures(g.samples))
+
+    # Acknowledged means stored: check before anything is redelivered.
+    stored = await stored_ids(direct_dsn, ingest.prefix)
+    present = set(stored)
+    result.acked_missing = sum(1 for e in ingest.acknowledged_ids() if e not in present)
+    # Knative redelivers what was not acknowledged; then every vector must be there exactly once.
+    result.redelivered = await ingest.redeliver()
+    stored = await stored_ids(direct_dsn, ingest.prefix)
+    expected = set(ingest.all_ids())
+    result.vectors = len(expected)
+    result.lost = len(expected - set(stored))
+    result.doubled = (len(stored) - len(set(stored))) + len(set(stored) - expected)
+    result.doubled += max(0, ingest.written_total - len(expected))
+    return result

@@ -1,0 +1,73 @@
+"""Fixtures for the reliability tests: real function processes against the session's real stack.
+
+The load generators and the fault scenario live in ``benchmarks/_load.py`` so the tests and
+``benchmarks/bench_reliability.py`` measure the same thing; this file puts that folder on the path.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from converge.db import create_pool
+from converge.serving.testing import FunctionProcess, migrate, read_rows
+from converge.settings import Settings
+from converge.stack.procs import free_port
+
+for _path in (Path(__file__).resolve().parents[2] / "benchmarks", Path(__file__).parent):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from reliability_support import CORPUS, SOURCE, TOKEN
+
+
+@pytest.fixture(scope="module")
+def settings(stack_settings: Settings) -> Settings:
+    """A model name of this module's own, a short registry poll, an admin token."""
+    return stack_settings.model_copy(
+        update={
+            "default_model": f"rel-{uuid.uuid4().hex[:8]}",
+            "registry_poll_s": 2.0,
+            "admin_token": SecretStr(TOKEN),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def pool(settings):
+    await migrate(settings)
+    pool = await create_pool(settings, min_size=0)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+def corpus() -> dict[str, tuple[bytes, list[dict]]]:
+    """Two corpus models to alternate (binomial, regression), each with 8 validation rows."""
+    return {
+        name: ((CORPUS / f"{name}.zip").read_bytes(), read_rows(CORPUS / f"{name}.input.csv", 8))
+        for name in ("binomial", "regression")
+    }
+
+
+@pytest.fixture(scope="module")
+def start_function(tmp_path_factory) -> Iterator[Callable[..., FunctionProcess]]:
+    """Start ``functions-framework --target <role>`` processes; all are stopped at module end."""
+    started: list[FunctionProcess] = []
+    logs = tmp_path_factory.mktemp("functions")
+
+    def start(role: str, settings: Settings, **env: str) -> FunctionProcess:
+        name = f"{role}-{len(started)}"
+        fn = FunctionProcess(role, SOURCE, settings, free_port(), logs / f"{name}.log")
+        fn.env.update(env)
+        started.append(fn)
+        return fn.start()
+
+    yield start
+    for fn in reversed(started):
+        fn.stop()
