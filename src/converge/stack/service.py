@@ -127,8 +127,12 @@ class Service(ABC):
         self._choose_ports()
         self._prepare()
         self._launch()
-        self.wait_ready(timeout)
-        self._after_start()
+        try:
+            self.wait_ready(timeout)
+            self._after_start()
+        except BaseException:
+            self.stop()  # never leave a half-started process behind
+            raise
         return self
 
     def stop(self, timeout: float = 20.0) -> None:
