@@ -512,10 +512,17 @@ def main() -> int:
                 service.start()
                 procs.append(service)
                 env.update(service.env())
+            # Every address explicit: nothing may fall back to a running `converge up` stack.
+            env["CONVERGE_DATABASE_URL"] = pg.dsn
             settings = Settings(
                 **{k.removeprefix("CONVERGE_").lower(): v for k, v in env.items()},
                 default_model=names[0].replace("_", "-"), registry_poll_s=30.0, state_dir=work,
             )  # fmt: skip
+            for field in ("database_url", "redis_url", "s3_endpoint_url"):
+                value = getattr(settings, field)
+                value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+                if not any(value == v for v in env.values()):
+                    raise SystemExit(f"{field} does not point at the benchmark's own stack")
             asyncio.run(prepare(settings, models))
             mode_list = args.modes.split(",")
             for mode in mode_list:
