@@ -86,7 +86,11 @@ def parse_json(body: bytes) -> Any:
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for bodies over ``limit`` bytes, declared or streamed."""
+    """ASGI middleware: 413 for bodies over ``limit`` bytes, declared or streamed.
+
+    A streamed (chunked) body is read up to the limit before the app runs, because FastAPI turns
+    any error raised while it parses a body into a 400.
+    """
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app = app
@@ -96,21 +100,26 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        too_large = error_response(ServingError(413, f"body larger than {self.limit} bytes"))
         for key, value in scope.get("headers", ()):
             if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await error_response(ServingError(413, f"body larger than {self.limit} bytes"))(
-                    scope, receive, send
-                )
+                await too_large(scope, receive, send)
                 return
+        messages: list[Any] = []
         seen = 0
-
-        async def limited() -> Any:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise ServingError(413, f"body larger than {self.limit} bytes")
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body"):
+                break
 
-        await self.app(scope, limited, send)
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
