@@ -1,6 +1,7 @@
 // Pure-Java genmodel baseline for benchmarks/bench_mojo.py (compiled with javac at benchmark time).
 // Usage: java -cp h2o.jar:. MojoHarness MOJO CSV MODE ROWS REPEATS
-//   MODE = easy  : EasyPredictModelWrapper on RowData built beforehand (like a service after JSON parsing)
+//   MODE = easy  : EasyPredictModelWrapper on RowData built beforehand (typed like parsed JSON:
+//                  Double for numeric columns, String for categorical ones)
 //          score0: GenModel.score0 on double[] rows already encoded (like predict_numpy)
 //          cold  : load the MOJO and predict the first CSV row, then exit (fresh-JVM cold start)
 // Prints one line: rows_per_second (easy/score0) or the elapsed milliseconds (cold).
@@ -31,12 +32,24 @@ class MojoHarness {
         List<RowData> data = new ArrayList<>();
         try (BufferedReader r = new BufferedReader(new FileReader(csv))) {
             String[] header = r.readLine().split(",", -1);
+            java.util.Map<String, Integer> index = new java.util.HashMap<>();
+            String[] names = model.getNames();
+            for (int i = 0; i < names.length; i++) index.put(names[i], i);
             String line;
             while ((line = r.readLine()) != null && data.size() < rows) {
                 String[] cells = line.split(",", -1);
                 RowData row = new RowData();
                 for (int i = 0; i < header.length && i < cells.length; i++) {
-                    if (!cells[i].isEmpty()) row.put(header[i], cells[i]);
+                    if (cells[i].isEmpty()) continue;
+                    // typed like parsed JSON: numbers as Double for numeric columns, strings for enums
+                    Integer idx = index.get(header[i]);
+                    boolean numeric = idx != null && idx < model.nfeatures() && model.getDomainValues(idx) == null;
+                    if (numeric) {
+                        try { row.put(header[i], Double.parseDouble(cells[i])); }
+                        catch (NumberFormatException e) { /* missing */ }
+                    } else {
+                        row.put(header[i], cells[i]);
+                    }
                 }
                 data.add(row);
                 if (mode.equals("cold")) break;

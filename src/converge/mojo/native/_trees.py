@@ -30,6 +30,8 @@ _NA_CODE, _OOR_CODE = -1, -2
 _CHUNK_CELLS = 1 << 16
 #: rows x nodes up to which every node's test is evaluated up front (single-row latency)
 _SMALL_CELLS = 1 << 15
+#: trees deeper than this are walked with an active set that drops walkers already at a leaf
+_DEEP = 8
 
 _NA_LEFT = (2, 4)  # NaSplitDir NALeft, Left
 _NA_VS_REST = 1
@@ -267,6 +269,8 @@ class Forest:
         self.value2 = np.repeat(self.value, 2)
         self.roots2 = 2 * self.flat_roots
         self.tbl_nodes = np.flatnonzero(self.tbl_node)
+        ids = np.arange(self.thr.size)
+        self.is_leaf2 = np.repeat((self.child[0::2] == ids) & (self.child[1::2] == ids), 2)
 
     def _views(self, X: np.ndarray):
         """The three compare views, side by side: NaN->-inf, NaN->+inf, is-missing (0/1)."""
@@ -315,7 +319,8 @@ class Forest:
             s = np.empty(n * T, dtype=np.intp)
             for i in range(0, n, chunk):
                 part = X[i : i + chunk]
-                s[i * T : (i + part.shape[0]) * T] = self._walk(part)
+                walk = self._walk_deep if self.max_depth > _DEEP else self._walk
+                s[i * T : (i + part.shape[0]) * T] = walk(part)
         vals = np.take(self.value2, s).reshape(n, n_tpc, n_groups)
         if n_groups == 1:
             return vals[:, :, 0].copy()
@@ -348,6 +353,36 @@ class Forest:
             np.add(s, r, out=s)
             np.take(self.child2, s, out=s, mode="clip")
         return s
+
+    def _walk_deep(self, X: np.ndarray) -> np.ndarray:
+        """As ``_walk``, but every other level walkers that reached a leaf are set aside, so deep
+        unbalanced trees (DRF/XRT) stop paying for their longest path on every row."""
+        n = X.shape[0]
+        T = self.flat_roots.size
+        V, codes = self._views(X)
+        Vf = V.ravel()
+        M = n * T
+        out = np.empty(M, dtype=np.intp)
+        s = np.tile(self.roots2, n)
+        base = np.repeat(np.arange(n, dtype=np.intp) * V.shape[1], T)
+        pos = np.arange(M, dtype=np.intp)
+        for level in range(self.max_depth):
+            if level >= 3 and level % 2 == 1:
+                leaf = self.is_leaf2.take(s)
+                if np.count_nonzero(leaf) * 4 > s.size:
+                    out[pos[leaf]] = s[leaf]
+                    keep = ~leaf
+                    s, base, pos = s[keep], base[keep], pos[keep]
+                    if s.size == 0:
+                        return out
+            r = Vf.take(self.vc2.take(s) + base) >= self.thr2.take(s)
+            if self.has_tables:
+                tb = np.flatnonzero(self.tbl_node.take(s >> 1))
+                if tb.size:
+                    r[tb] = self._table_decisions(s[tb] >> 1, pos[tb] // T, codes)
+            s = self.child2.take(s + r)
+        out[pos] = s
+        return out
 
     def _walk_small(self, X: np.ndarray) -> np.ndarray:
         """For a handful of rows: evaluate every node's test up front, then only follow pointers."""
