@@ -21,6 +21,8 @@ MAX_KEY_LENGTH = 128
 MAX_STRING_VALUE = 1024
 MAX_ENTITY_ID = 256
 MAX_BATCH = 10_000
+# Model versions are Postgres `integer`s: anything larger is a 422 here, not a 500 in the query.
+MAX_VERSION = 2**31 - 1
 
 Stage = Literal["staging", "production", "archived"]
 FeatureValue = float | int | str | bool | None
@@ -94,7 +96,9 @@ class IngestResult(BaseModel):
 
 class ModelRef(_Strict):
     name: ModelName
-    version: int | None = Field(default=None, ge=1, description="None means production")
+    version: int | None = Field(
+        default=None, ge=1, le=MAX_VERSION, description="None means production"
+    )
 
 
 class PredictInstance(_Strict):
@@ -141,7 +145,7 @@ class ModelPublished(_Strict):
     """Data of a `model.published` CloudEvent and the body of a reload request."""
 
     name: ModelName
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class ReloadResult(BaseModel):

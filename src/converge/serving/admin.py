@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from converge.contracts import ErrorBody, ModelName, ModelPublished, ReloadResult
+from converge.contracts import MAX_VERSION, ErrorBody, ModelName, ModelPublished, ReloadResult
 from converge.errors import ModelNotFound, NoRollbackTarget, NotFound
 from converge.serving.http import BodyLimit, JSONResponse, ServingError, error_response
 from converge.serving.runtime import Runtime
@@ -29,7 +29,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 class Promote(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 def _bearer_guard(runtime: Runtime) -> Any:

@@ -88,7 +88,10 @@ class FunctionApp:
         if handler is None:
             handler = self.routes.get((scope["method"], path))
         if handler is None and self.fallback is not None:
-            await self.fallback(scope, receive, send)
+            try:
+                await self.fallback(scope, receive, send)
+            except Exception:  # Starlette has answered 500 already, then re-raised
+                log.exception("unhandled error on %s %s", scope["method"], path)
             return
         rid = new_request_id(request.headers.get("x-request-id"))
         token = request_id.set(rid)
