@@ -3,9 +3,10 @@
 Plain ``mage run PROJECT PIPELINE`` fails on dynamic pipelines, and ``mage run --pipeline-run-id``
 runs block runs one after another. This runner does what Mage's scheduler does, without a server:
 it creates the pipeline run (under a ``converge-train`` trigger, so the run shows in Mage's UI),
-then repeatedly asks Mage which block runs are executable and starts each as its own
-``mage run --block-uuid --block-run-id`` process (Mage's per-block executor), up to ``parallelism``
-at a time. Dynamic children (one per split) therefore train concurrently on the H2O cluster.
+then repeatedly asks Mage which block runs are executable and executes them with Mage's block
+executor: blocks that run alone in this process, and each dynamic child (one per split) as its own
+``mage run --block-uuid --block-run-id`` process, up to ``parallelism`` at a time, so the splits
+train concurrently on the H2O cluster.
 
 It must run in the training environment (mage-ai installed): ``python -m converge.training.runner``.
 The last line on stdout is a JSON summary; the exit code is 0 only if every block completed.
@@ -74,6 +75,8 @@ def launch(
     parallelism: int = 8,
     timeout_s: float = 3600.0,
     env: dict[str, str] | None = None,
+    inline: bool = True,
+    children: str | None = None,
 ) -> dict[str, Any]:
     """Run :func:`run` in the training environment from any environment; return its summary."""
     cmd = [
@@ -87,6 +90,10 @@ def launch(
         cmd += ["--project", str(project)]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
+    if not inline:
+        cmd.append("--no-inline")
+    if children:
+        cmd += ["--children", children]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout_s + 120
     )
@@ -183,12 +190,26 @@ def run(
     parallelism: int = 8,
     timeout_s: float = 3600.0,
     env: dict[str, str] | None = None,
+    inline: bool = True,
+    children: str = "fork" if hasattr(os, "fork") else "spawn",
 ) -> RunResult:
-    """Create a pipeline run and execute it to the end; never raises for a failed block."""
+    """Create a pipeline run and execute it to the end; never raises for a failed block.
+
+    With ``inline`` the blocks that run alone (loader, planner, the dynamic controller, the
+    reduce) execute in this process, one after another as their dependencies demand; only the
+    dynamic children get processes of their own, which is where parallelism pays. ``children``
+    says how those processes start: ``fork`` (a copy of this process, Mage and h2o already
+    imported) or ``spawn`` (a fresh ``mage run`` per block run, what a remote executor does).
+    """
     project = (project or default_project()).resolve()
     data_dir = (data_dir or default_data_dir()).resolve()
     parallelism = max(1, parallelism)
     started = time.perf_counter()
+    if env:
+        os.environ.update(env)
+    from converge.settings import get_settings
+
+    get_settings.cache_clear()
     _prepare_mage(project, data_dir)
 
     from mage_ai.data_preparation.models.pipeline import Pipeline
@@ -211,7 +232,9 @@ def run(
         variables=run_vars,
     )
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    running: dict[int, tuple[subprocess.Popen, str, float, Path]] = {}
+    running: dict[int, tuple[Any, str, float, Path]] = {}
+    if children not in ("fork", "spawn"):
+        raise ValueError(f"children must be 'fork' or 'spawn', got {children!r}")
     launched: set[int] = set()
     timings: list[BlockTiming] = []
     error: str | None = None
@@ -219,18 +242,48 @@ def run(
     def launch(block_run) -> None:
         log_path = logs / f"{block_run.block_uuid.replace(':', '__')}.log"
         block_run.update(status=BlockRun.BlockRunStatus.RUNNING, started_at=datetime.now(UTC))
-        cmd = [
-            sys.executable, "-m", "mage_ai.cli.main", "run", str(project), pipeline_uuid,
-            "--block-uuid", block_run.block_uuid,
-            "--block-run-id", str(block_run.id),
-            "--pipeline-run-id", str(pipeline_run.id),
-            "--execution-partition", pipeline_run.execution_partition,
-            "--skip-sensors",
-        ]
-        with open(log_path, "wb") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=str(project))
+        if children == "fork":
+            proc: Any = _Forked(lambda: _execute_block(pipeline, pipeline_run, block_run.id, block_run.block_uuid),
+                                log_path)
+        else:
+            cmd = [
+                sys.executable, "-m", "mage_ai.cli.main", "run", str(project), pipeline_uuid,
+                "--block-uuid", block_run.block_uuid,
+                "--block-run-id", str(block_run.id),
+                "--pipeline-run-id", str(pipeline_run.id),
+                "--execution-partition", pipeline_run.execution_partition,
+                "--skip-sensors",
+            ]
+            with open(log_path, "wb") as out:
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=str(project))
         running[block_run.id] = (proc, block_run.block_uuid, time.perf_counter(), log_path)
         launched.add(block_run.id)
+
+    def run_inline(block_run) -> None:
+        """One block run in this process, the way ``mage run --block-uuid`` would run it."""
+        nonlocal error
+        import contextlib
+        import traceback
+
+        log_path = logs / f"{block_run.block_uuid.replace(':', '__')}.log"
+        launched.add(block_run.id)
+        block_run.update(status=BlockRun.BlockRunStatus.RUNNING, started_at=datetime.now(UTC))
+        t0 = time.perf_counter()
+        failure = None
+        with open(log_path, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                _execute_block(pipeline, pipeline_run, block_run.id, block_run.block_uuid)
+            except Exception as exc:  # the block's own error, reported below
+                traceback.print_exc(file=out)
+                failure = f"{type(exc).__name__}: {_first_line(exc)}"
+        _refresh(block_run)
+        if failure and block_run.status != BlockRun.BlockRunStatus.FAILED:
+            block_run.update(status=BlockRun.BlockRunStatus.FAILED)
+        status = str(block_run.status.value if hasattr(block_run.status, "value") else block_run.status)
+        timings.append(BlockTiming(block_run.block_uuid, status, time.perf_counter() - t0, t0 - started,
+                                   None, str(log_path)))
+        if status != "completed" and error is None:
+            error = f"block {block_run.block_uuid} failed: {failure or 'see ' + str(log_path)}"
 
     def reap() -> None:
         nonlocal error
@@ -260,7 +313,11 @@ def run(
         if error is None:
             pipeline_run.update_block_run_statuses(pipeline_run.initial_block_runs)
             ready = [b for b in pipeline_run.executable_block_runs() if b.id not in launched]
-            for block_run in ready[: parallelism - len(running)]:
+            alone = [b for b in ready if inline and ":" not in b.block_uuid]
+            if alone and not running:
+                run_inline(alone[0])
+                continue
+            for block_run in [b for b in ready if b not in alone][: parallelism - len(running)]:
                 launch(block_run)
         if not running:
             _refresh(pipeline_run)
@@ -295,6 +352,70 @@ def run(
     )
 
 
+def _execute_block(pipeline, pipeline_run, block_run_id: int, block_uuid: str) -> None:
+    """Mage's block executor on one block run, as ``mage run --block-uuid --block-run-id`` does."""
+    from mage_ai.data_preparation.executors.executor_factory import ExecutorFactory
+
+    ExecutorFactory.get_block_executor(
+        pipeline, block_uuid, block_run_id=block_run_id, execution_partition=pipeline_run.execution_partition
+    ).execute(
+        analyze_outputs=False,
+        block_run_id=block_run_id,
+        global_vars=pipeline_run.get_variables(),
+        pipeline_run_id=pipeline_run.id,
+        update_status=False,
+    )
+
+
+class _Forked:
+    """A block run in a forked copy of this process; ``poll()`` like a Popen."""
+
+    def __init__(self, work, log_path: Path) -> None:
+        from mage_ai.orchestration.db import db_connection
+
+        db_connection.session.commit()  # no database connection checked out while forking
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        self.returncode: int | None = None
+        if self.pid == 0:  # the child: own database connections, output to the block's log
+            code = 1
+            try:
+                import traceback
+
+                from mage_ai.orchestration.db import engine
+
+                engine.dispose(close=False)  # new connections here; the parent keeps its own
+                fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                try:
+                    work()
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def terminate(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, 15)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]
+
+
 def _refresh(row) -> None:
     from mage_ai.orchestration.db import db_connection
 
@@ -313,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--no-inline", action="store_true", help="every block run in its own process")
+    parser.add_argument("--children", choices=("fork", "spawn"), default=None,
+                        help="how dynamic children start (default: fork where available)")
     args = parser.parse_args(argv)
     variables = json.loads(args.vars)
     try:
@@ -323,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=args.data_dir,
             parallelism=args.parallelism,
             timeout_s=args.timeout,
+            inline=not args.no_inline,
+            **({"children": args.children} if args.children else {}),
         )
     except Exception as exc:  # set-up failed before any block ran
         print(json.dumps({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}))
