@@ -54,14 +54,31 @@ HOST = "127.0.0.1"
 
 # -- a lean HTTP/1.1 keep-alive client: the generator must cost far less than the server -------
 class Conn:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    # gunicorn closes keep-alive connections idle for 2 s; reconnect before that, as clients do.
+    MAX_IDLE_S = 1.5
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.used = 0.0
 
     @classmethod
     async def open(cls, port: int) -> Conn:
-        return cls(*await asyncio.open_connection(HOST, port))
+        conn = cls(port)
+        await conn._connect()
+        return conn
+
+    async def _connect(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        self.used = time.monotonic()
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if time.monotonic() - self.used > self.MAX_IDLE_S or self.reader.at_eof():
+            await self._connect()
+        self.used = time.monotonic()
         self.writer.write(
             b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
@@ -72,10 +89,13 @@ class Conn:
         for line in head.split(b"\r\n")[1:]:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
-        return status, await self.reader.readexactly(length)
+        data = await self.reader.readexactly(length)
+        self.used = time.monotonic()
+        return status, data
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def group_cpu(pgid: int) -> float:
@@ -108,19 +128,21 @@ async def open_loop(port: int, bodies: list[bytes], rate: float, conns: int = 64
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     errors = 0
+    first_error: dict[str, str] = {}
     t0 = loop.time() + 0.05
 
     async def one(body: bytes, due: float) -> None:
         nonlocal errors
         conn = await pool.get()
         try:
-            status, _ = await conn.post("/predict", body)
+            status, body = await conn.post("/predict", body)
         except (OSError, asyncio.IncompleteReadError):
             errors += 1
             conn = await Conn.open(port)
         else:
             if status != 200:
                 errors += 1
+                first_error.setdefault("body", f"{status} {body[:200]!r}")
             latencies.append(loop.time() - due)
         pool.put_nowait(conn)
 
@@ -137,6 +159,7 @@ async def open_loop(port: int, bodies: list[bytes], rate: float, conns: int = 64
         pool.get_nowait().close()
     return {
         "rate": rate, "n": len(bodies), "errors": errors, "achieved": len(latencies) / took,
+        "first_error": first_error.get("body"),
         "p50": pct(latencies, 0.50) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
     }  # fmt: skip
 
@@ -278,15 +301,18 @@ async def prepare(settings: Settings, models: dict[str, tuple[bytes, list[dict]]
 
 
 def start_predict(settings: Settings, workdir: Path, mode: str) -> FunctionProcess:
+    """``mode``: a scoring mode, or ``<mode>+uvicorn`` for the app without functions-framework."""
     import httpx
 
-    os.environ["CONVERGE_SCORING_MODE"] = mode
+    scoring, _, server = mode.partition("+")
+    os.environ["CONVERGE_SCORING_MODE"] = scoring
     fn = FunctionProcess(
         "predict",
         ROOT / "functions" / "main.py",
         settings,
         free_port(),
-        workdir / f"predict-{mode}.log",
+        workdir / f"predict-{scoring}-{server or 'ff'}.log",
+        plain=server == "uvicorn",
     )
     fn.start()
     deadline = time.monotonic() + 120
@@ -411,7 +437,8 @@ def render(
         )
     lines += ["", "`inline` micro-batches the requests that reach the scorer in one loop iteration and scores",
               "them on the loop; `batch` does the same through a thread pool sized to the cores; `offload`",
-              "sends each request to the pool on its own."]  # fmt: skip
+              "sends each request to the pool on its own. `+uvicorn`: the same function app under bare",
+              "uvicorn, without the functions-framework wrapper (what the wrapper costs per request)."]  # fmt: skip
 
     if h2o:
         lines += [
@@ -469,7 +496,9 @@ def main() -> int:
         "--models", default="binomial,gbm_variable_importance", help="corpus MOJO names"
     )
     ap.add_argument(
-        "--modes", default="inline,batch,offload", help="the first one gets the full run"
+        "--modes",
+        default="inline,batch,offload,inline+uvicorn",
+        help="scoring modes (the first gets the full run); '+uvicorn': without functions-framework",
     )
     ap.add_argument("--no-h2o", action="store_true", help="skip the H2O REST baseline")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")

@@ -229,3 +229,17 @@ async def test_metrics(client):
         "converge_model_reloads_total",
     ):
         assert name in text
+
+
+async def test_database_down_features_still_score_entities_are_503(client, pgbouncer, rows):
+    """The loaded model needs no database; entity lookups and unloaded models answer 503."""
+    pgbouncer.stop()
+    try:
+        by_features = await client.post("/predict", json={"features": dict(rows[9], AGE=33.0)})
+        assert by_features.status_code == 200, by_features.text
+        by_entity = await client.post("/predict", json={"entity_id": "someone-not-cached"})
+        assert by_entity.status_code == 503, by_entity.text
+        other = await client.post("/predict", json={"model": "not-loaded", "features": rows[9]})
+        assert other.status_code == 503, other.text
+    finally:
+        pgbouncer.start()

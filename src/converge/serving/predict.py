@@ -70,6 +70,10 @@ class PredictService:
                 loaded = await self.sync.ensure(name)
             except ModelNotFound as exc:
                 raise ServingError(404, f"model: {exc}") from None
+            except Exception as exc:
+                if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
+                    raise ServingError(503, f"model {name!r} not loaded yet; retry later") from None
+                raise
         features = await self._features(request)
 
         keys = [cache_key(loaded.name, loaded.version, f) for f in features]

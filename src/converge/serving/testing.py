@@ -102,11 +102,23 @@ async def register_model(
 
 
 class FunctionProcess:
-    """``functions-framework --asgi --target <target>`` in its own process group."""
+    """``functions-framework --asgi --target <target>`` in its own process group.
+
+    ``plain=True`` serves the same function app with bare uvicorn instead (no functions-framework
+    wrapper), for measuring what the wrapper costs.
+    """
 
     def __init__(
-        self, target: str, source: Path, settings: Settings, port: int, log_path: Path
+        self,
+        target: str,
+        source: Path,
+        settings: Settings,
+        port: int,
+        log_path: Path,
+        *,
+        plain: bool = False,
     ) -> None:
+        self.plain = plain
         self.target = target
         self.source = source
         self.port = port
@@ -120,6 +132,13 @@ class FunctionProcess:
             sys.executable, "-m", "functions_framework", "--asgi", "--target", self.target,
             "--source", str(self.source), "--host", "127.0.0.1", "--port", str(self.port),
         ]  # fmt: skip
+        if self.plain:
+            code = (
+                "import uvicorn; from converge.serving.functions import function_app; "
+                f"uvicorn.run(function_app({self.target!r}), host='127.0.0.1', port={self.port}, "
+                "log_level='warning', access_log=False, lifespan='off')"
+            )
+            argv = [sys.executable, "-c", code]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
