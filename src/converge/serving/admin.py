@@ -50,6 +50,25 @@ def _bearer_guard(runtime: Runtime) -> Any:
     return require_token
 
 
+class _TokenFirst:
+    """Check the token on ``/admin`` before FastAPI reads the body: it parses bodies before it
+    runs dependencies, so a malformed body would otherwise get a 400 without any credentials."""
+
+    def __init__(self, app: Any, require: Any) -> None:
+        self.app = app
+        self.require = require
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/admin"):
+            try:
+                self.require(Request(scope))
+            except ServingError as exc:
+                response = error_response(exc, headers=getattr(exc, "headers", None))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class _Auth(ServingError):
     def __init__(self, status: int, message: str, headers: dict[str, str]) -> None:
         super().__init__(status, message)
@@ -67,7 +86,8 @@ def admin_app(runtime: Runtime) -> FastAPI:
         description="Model registry and reload control for the converge functions.",
         responses=_ERRORS,
     )
-    guard = Depends(_bearer_guard(runtime))
+    require_token = _bearer_guard(runtime)
+    guard = Depends(require_token)
 
     @app.exception_handler(ServingError)
     async def _serving_error(request: Request, exc: ServingError) -> JSONResponse:
@@ -156,4 +176,5 @@ def admin_app(runtime: Runtime) -> FastAPI:
         service = await runtime.reload_service()
         return await service.reload(body)
 
-    return BodyLimit(app, runtime.settings.max_body_bytes)  # type: ignore[return-value]
+    limited = BodyLimit(app, runtime.settings.max_body_bytes)
+    return _TokenFirst(limited, require_token)  # type: ignore[return-value]
