@@ -44,8 +44,8 @@ def settings(stack_settings):
     return stack_settings.model_copy(
         update={
             "default_model": f"reload-{uuid.uuid4().hex[:8]}",
-            # Long enough that Scenario B exercises the Redis channel, not the poll.
-            "registry_poll_s": 5.0,
+            # Far longer than the test: only the Redis channel can move these replicas.
+            "registry_poll_s": 600.0,
             "admin_token": SecretStr(TOKEN),
         }
     )
@@ -249,15 +249,26 @@ async def test_binary_cloudevent_for_an_unknown_version_is_a_404(clients, settin
 
 
 async def test_replica_that_missed_the_message_catches_up_by_polling(
-    clients, settings, pool, models
+    servers, settings, pool, models, tmp_path
 ):
     """Promote in the registry directly: no Redis message, only the poll can tell the replica."""
-    _, predict_client = clients
-    name = settings.default_model
-    mojo, rows = models["binomial"]
-    mv = await register_model(settings, pool, name, mojo, rows, promote=True)
+    polling = settings.model_copy(update={"registry_poll_s": 0.5})
+    log = tmp_path / "predict-polling.log"
+    replica = FunctionProcess("predict", SOURCE, polling, free_port(), log).start()
+    try:
+        async with httpx.AsyncClient(base_url=replica.url, timeout=10.0) as client:
 
-    async def caught_up():
-        return await served_version(predict_client, rows[0]) == mv.version
+            async def ready():
+                return (await client.get("/readyz")).status_code == 200
 
-    await wait_until(caught_up, timeout=settings.registry_poll_s * 4 + 10, interval=0.2)
+            await wait_until(ready, timeout=60)
+            name = settings.default_model
+            mojo, rows = models["binomial"]
+            mv = await register_model(settings, pool, name, mojo, rows, promote=True)
+
+            async def caught_up():
+                return await served_version(client, rows[0]) == mv.version
+
+            await wait_until(caught_up, timeout=30, interval=0.2)
+    finally:
+        replica.stop()
