@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -106,7 +109,18 @@ def test_downgrade_and_upgrade_round_trip_on_a_scratch_database(postgres) -> Non
             "AND tablename IN ('features', 'models', 'model_versions')",
         )
         assert tables == []
-        assert migrations.upgrade(scratch) == migrations.head()
+        # Two deploys racing (two processes running `converge migrate`): the advisory lock
+        # serialises them, and the second finds nothing to do.
+        env = {**os.environ, "CONVERGE_DATABASE_URL": scratch.database_url.get_secret_value()}
+        argv = [sys.executable, "-c", "from converge.cli import app; app()", "migrate"]
+        procs = [
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        assert all(f"database at revision {migrations.head()}" in out for out in outputs)
+        assert migrations.current(scratch) == migrations.head()
     finally:
         with psycopg.connect(postgres.admin_dsn, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -7,6 +7,7 @@ transaction-scoped advisory lock so two migrators racing at deploy time do not c
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -32,6 +33,9 @@ __all__ = [
 
 HERE = Path(__file__).resolve().parent
 HEAD = "head"
+# Alembic's `context`/`op` are module-global proxies: one command at a time per process. Across
+# processes the advisory lock in env.py does the serialising.
+_COMMAND_LOCK = threading.Lock()
 
 
 def make_engine(url: str) -> Engine:
@@ -61,13 +65,15 @@ def alembic_config(settings: Settings | None = None, *, with_url: bool = True) -
 
 def upgrade(settings: Settings | None = None, revision: str = HEAD) -> str | None:
     """Apply migrations up to ``revision``; returns the revision the database is at afterwards."""
-    command.upgrade(alembic_config(settings), revision)
+    with _COMMAND_LOCK:
+        command.upgrade(alembic_config(settings), revision)
     return current(settings)
 
 
 def downgrade(settings: Settings | None = None, revision: str = "base") -> str | None:
     """Revert to ``revision`` (``base`` drops everything the migrations created)."""
-    command.downgrade(alembic_config(settings), revision)
+    with _COMMAND_LOCK:
+        command.downgrade(alembic_config(settings), revision)
     return current(settings)
 
 
