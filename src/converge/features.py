@@ -7,7 +7,9 @@ leaves nothing behind, and a redelivered batch changes nothing and reports 0 row
 
 Point in time: a training set "as of" T contains rows with ``ingested_at <= T``. A vector that is
 corrected later gets a new ``ingested_at`` (the old value is not kept), so an old cut-off never sees
-a value from its future; it loses that row instead.
+a value from its future; it loses that row instead. ``ingested_at`` is the start time of the
+writing transaction, so a cut-off is reproducible once it is older than the longest ingest
+transaction (seconds): a batch still in flight at T becomes visible only after it commits.
 """
 
 from __future__ import annotations
