@@ -156,9 +156,9 @@ def h2o_conn(request, tmp_path_factory):
     """The shared ``h2o_server`` fixture if the suite has one, else a private local node."""
     h2o = pytest.importorskip("h2o")
     own = None
-    if _has_fixture(request, "h2o_server"):
+    try:
         url = request.getfixturevalue("h2o_server").url
-    else:
+    except pytest.FixtureLookupError:
         err = None
         for _attempt in range(3):  # a port taken between probe and bind: try another pair
             try:
@@ -178,10 +178,3 @@ def h2o_conn(request, tmp_path_factory):
         except Exception:
             pass
         own.stop()
-
-
-def _has_fixture(request, name: str) -> bool:
-    try:
-        return name in request._fixturemanager._arg2fixturedefs
-    except AttributeError:
-        return False

@@ -112,7 +112,7 @@ def _value_strategy(model, idx: int, thresholds):
     levels = st.sampled_from(dom) if dom else st.nothing()
     return st.one_of(
         levels, levels, st.text(max_size=5), st.just(""), st.none(),
-        st.integers(-2, len(dom) + 2), st.floats(allow_nan=True),
+        st.integers(-2, len(dom) + 2), st.just(math.nan),
         st.floats(0, len(dom)).map(math.floor).map(float), levels.map(lambda v: f"{name}.{v}"),
     )
 
@@ -179,6 +179,15 @@ def test_wrong_value_types_are_refused_by_both_backends(name, corpus_dir, jvm):
                 model.predict_raw([{col: bad}])
 
     check()
+
+
+def test_fractional_number_for_a_categorical_is_refused_by_both(corpus_dir, jvm):
+    native, ref = _pair(corpus_dir, "binomial_titanic")
+    for model in (native, ref):
+        with pytest.raises(InvalidInputError, match="sex"):
+            model.predict_raw([{"sex": 0.5}])
+    a, b = native.predict_raw([{"sex": 1.0}]), ref.predict_raw([{"sex": 1.0}])
+    np.testing.assert_allclose(a, b, rtol=0, atol=TOL)
 
 
 @pytest.mark.parametrize("name", MODELS)

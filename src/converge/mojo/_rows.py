@@ -20,6 +20,8 @@ from ._javafloat import parse_java_double
 from .errors import InvalidInputError
 
 MISSING = None  # normalised "no value" marker
+_NUMBER_TYPES = {float, int, type(None)}
+_STR_TYPES = {str, type(None)}
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -157,25 +159,38 @@ class RowSchema:
         return float(v)
 
     def encode_records(self, records) -> tuple[np.ndarray, np.ndarray | None]:
-        """Rows as dicts -> (raw matrix, offsets or None)."""
+        """Rows as dicts -> (raw matrix, offsets or None), column by column."""
         n = len(records)
-        raw = np.full((n, self.n_features), np.nan)
-        index = self.index
-        off_col = self.offset_column
-        offsets = None
         for r, rec in enumerate(records):
             if not isinstance(rec, dict):
                 raise InvalidInputError(f"row {r} is a {type(rec).__name__}, not a mapping", self.source)
-            row = raw[r]
-            for name, v in rec.items():
-                i = index.get(name)
-                if i is not None:
-                    row[i] = self.encode_value(name, i, v)
-            if off_col is not None and off_col in rec:
-                if offsets is None:
-                    offsets = np.zeros(n)
-                offsets[r] = self.offset_value(rec[off_col])
+        raw = np.empty((n, self.n_features))
+        for name, i in self.index.items():
+            raw[:, i] = self._encode_list(name, i, [rec.get(name) for rec in records])
+        offsets = None
+        off_col = self.offset_column
+        if off_col is not None:
+            vals = [rec.get(off_col) for rec in records]
+            if any(v is not None for v in vals):
+                offsets = np.array([self.offset_value(v) for v in vals], dtype=np.float64)
         return raw, offsets
+
+    def _encode_list(self, name: str, i: int, col: list) -> np.ndarray:
+        """One column of Python values; JSON-typed columns take a vectorised path."""
+        types = set(map(type, col))
+        levels = self.levels[i]
+        if levels is None:
+            if types <= _NUMBER_TYPES:
+                return np.array(col, dtype=np.float64)  # None -> NaN
+        elif types <= _STR_TYPES:
+            get = levels.get
+            codes = [get(v) for v in col]
+            out = np.array(codes, dtype=np.float64)  # None (missing or unseen) -> NaN
+            for r in np.flatnonzero(np.isnan(out)).tolist():
+                if col[r] is not None:  # unseen: "column.value" retry and the unknown-level policy
+                    out[r] = self.encode_value(name, i, col[r])
+            return out
+        return np.array([self.encode_value(name, i, v) for v in col], dtype=np.float64)
 
     def encode_columns(self, cols: dict, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Columns (name -> 1-D array/list) -> (raw matrix, offsets or None); fast for numbers."""

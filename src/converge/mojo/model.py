@@ -217,6 +217,10 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
         return load_daimojo(path_or_bytes)
     archive = MojoArchive.open(path_or_bytes)
     info = read_info(archive)
+    category = str(info.get("category", ""))
+    if category not in _CLASSIFICATION + ("Regression",):
+        # the output layout of other categories (clusters, anomalies, ordinal...) is not modelled
+        raise UnsupportedMojoError(f"model category {category!r} is not supported", info.source)
     offset_col = info.get("offset_column")
     schema = RowSchema(
         info.columns, info.domains, info.n_features,
