@@ -464,6 +464,13 @@ def render(
     lines += ["", "Targets:"]
     for model, res in runs.items():
         o = res["open_single_miss_1000"]
+        lines.append(
+            f"- {model}: at 1,000 req/s (single row, miss) the server used {o['cpu_us']:,.0f} us of CPU per"
+            f" request, {o['cpu_us'] / 10:,.0f}% of one core; latency beyond the scoring time is queueing"
+            " whenever the process did not get that share of this shared machine."
+        )
+    for model, res in runs.items():
+        o = res["open_single_miss_1000"]
         ok = o["p99"] < 5 and o["errors"] == 0 and o["achieved"] >= 950
         lines.append(
             f"- {model}: single-row cache-miss p99 < 5 ms at 1,000 req/s on one worker: "
