@@ -129,6 +129,9 @@ def sink() -> Iterator[EventSink]:
 def train_env(
     stack_settings: Settings, h2o_server: Any, s3_server: Any, sink: EventSink
 ) -> dict[str, str]:
+    from converge import migrations
+
+    migrations.upgrade(stack_settings)
     env = settings_env(stack_settings)
     env["CONVERGE_BROKER_URL"] = sink.url
     return env
