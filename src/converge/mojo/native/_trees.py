@@ -269,6 +269,7 @@ class Forest:
         self.value2 = np.repeat(self.value, 2)
         self.roots2 = 2 * self.flat_roots
         self.tbl_nodes = np.flatnonzero(self.tbl_node)
+        self.tbl_node2 = np.repeat(self.tbl_node, 2)
         ids = np.arange(self.thr.size)
         self.is_leaf2 = np.repeat((self.child[0::2] == ids) & (self.child[1::2] == ids), 2)
 
@@ -347,7 +348,7 @@ class Forest:
             np.take(self.thr2, s, out=t, mode="clip")
             np.greater_equal(x, t, out=r)
             if self.has_tables:
-                tb = np.flatnonzero(np.take(self.tbl_node, s >> 1))
+                tb = np.flatnonzero(self.tbl_node2.take(s))
                 if tb.size:
                     r[tb] = self._table_decisions(s[tb] >> 1, tb // T, codes)
             np.add(s, r, out=s)
@@ -377,7 +378,7 @@ class Forest:
                         return out
             r = Vf.take(self.vc2.take(s) + base) >= self.thr2.take(s)
             if self.has_tables:
-                tb = np.flatnonzero(self.tbl_node.take(s >> 1))
+                tb = np.flatnonzero(self.tbl_node2.take(s))
                 if tb.size:
                     r[tb] = self._table_decisions(s[tb] >> 1, pos[tb] // T, codes)
             s = self.child2.take(s + r)

@@ -77,14 +77,11 @@ def input_layer(hot: np.ndarray, nums: np.ndarray, cat_width: int, W: np.ndarray
     full = (cols // 8) * 8
     rows = np.arange(n)
     lanes = np.zeros((n, 8, out_n))
-    slots = []  # (column per row, value per row) in increasing column order
-    for i in range(hot.shape[1]):
-        col = hot[:, i]
-        slots.append((np.where(col >= 0, col, 0), (col >= 0).astype(np.float64)))
-    for j in range(nums.shape[1]):
-        slots.append((np.full(n, cat_width + j), nums[:, j]))
     tail = []
-    for col, x in slots:
+    for i in range(hot.shape[1]):  # categoricals first: the hot column differs from row to row
+        col = hot[:, i]
+        x = (col >= 0).astype(np.float64)
+        col = np.where(col >= 0, col, 0)
         contrib = W[:, col].T * x[:, None]  # (n, out)
         in_lane = col < full
         if in_lane.all():
@@ -92,6 +89,13 @@ def input_layer(hot: np.ndarray, nums: np.ndarray, cat_width: int, W: np.ndarray
         else:
             lanes[rows, col % 8] += np.where(in_lane[:, None], contrib, 0.0)
             tail.append(np.where(in_lane[:, None], 0.0, contrib))
+    for j in range(nums.shape[1]):  # then the numerics, at fixed columns
+        c = cat_width + j
+        contrib = W[:, c][None, :] * nums[:, j : j + 1]
+        if c < full:
+            lanes[:, c % 8] += contrib
+        else:
+            tail.append(contrib)
     z = np.zeros((n, out_n))
     z += ((lanes[:, 0] + lanes[:, 1]) + lanes[:, 2]) + lanes[:, 3]
     z += ((lanes[:, 4] + lanes[:, 5]) + lanes[:, 6]) + lanes[:, 7]
