@@ -101,7 +101,9 @@ class Steady:
 
 
 # -- senders -------------------------------------------------------------------------------------
-def predict_bodies(rows: list[dict[str, Any]], numeric: str, n: int, model: str | None = None) -> list[bytes]:
+def predict_bodies(
+    rows: list[dict[str, Any]], numeric: str, n: int, model: str | None = None
+) -> list[bytes]:
     """``n`` single-row requests with unique features (so every one is a cache miss)."""
     base = int(time.time() * 1000) % 1_000_000
     out = []
@@ -402,3 +404,112 @@ async def fault_run(
     result.doubled = (len(stored) - len(set(stored))) + len(set(stored) - expected)
     result.doubled += max(0, ingest.written_total - len(expected))
     return result
+
+
+# -- reloads under load ---------------------------------------------------------------------------
+@dataclass
+class ReloadStep:
+    version: int
+    status: int = 0  # what the reload answered
+    posted: float = 0.0  # loop time the reload was sent
+    answered: float = 0.0
+    seen: float | None = None  # first due time of a prediction answered with this version
+
+
+@dataclass
+class ReloadResult:
+    sent: int = 0
+    non_200: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    versions: list[int] = field(default_factory=list)  # distinct versions served, in order seen
+    regressions: int = 0  # answers older than one already received before the request was sent
+    steady_p50_ms: float = 0.0
+    steady_p99_ms: float = 0.0
+    reload_p50_ms: float = 0.0
+    reload_p99_ms: float = 0.0
+    steady_n: int = 0
+    reload_n: int = 0
+    achieved_rps: float = 0.0
+    generator_lag_ms: float = 0.0
+    steps: list[ReloadStep] = field(default_factory=list)
+
+    @property
+    def p99_ratio(self) -> float:
+        return self.reload_p99_ms / self.steady_p99_ms if self.steady_p99_ms else float("nan")
+
+
+def regressions(samples: list[Sample]) -> int:
+    """Requests answered with an older version than some answer that arrived before they were
+    sent: the only ordering a client can observe, whatever the concurrency."""
+    by_done = sorted((s for s in samples if s.version is not None), key=lambda s: s.done)
+    count, newest, j = 0, 0, 0
+    for s in sorted((s for s in samples if s.version is not None), key=lambda s: s.due):
+        while j < len(by_done) and by_done[j].done < s.due:
+            newest = max(newest, by_done[j].version or 0)
+            j += 1
+        count += (s.version or 0) < newest
+    return count
+
+
+async def reload_run(
+    predict: Send,
+    reload: Callable[[int], Awaitable[int]],
+    plan: list[int],
+    *,
+    rate: float,
+    steady_s: float,
+    gap_s: float,
+    max_s: float,
+    settle_s: float = 0.5,
+) -> ReloadResult:
+    """Open-loop predictions at ``rate``; after ``steady_s``, reload each version of ``plan`` in
+    turn (``reload(version)`` returns the HTTP status), ``gap_s`` apart, waiting for a good one
+    to show up in the answers. Steady state is the time before the first reload."""
+    loop = asyncio.get_running_loop()
+    load = Steady(predict, rate, max_requests=int(rate * max_s), max_seconds=max_s)
+    out = ReloadResult()
+    lag = FaultResult("reload")
+    watch = loop.create_task(_watch_lag(lag))
+    task = loop.create_task(load.run())
+    try:
+        await asyncio.sleep(steady_s)
+        for version in plan:
+            step = ReloadStep(version, posted=loop.time())
+            out.steps.append(step)
+            step.status = await reload(version)
+            step.answered = loop.time()
+            if step.status == 200:
+                deadline = loop.time() + 30
+                while loop.time() < deadline:
+                    hits = [s.due for s in load.samples if s.version == version]
+                    if hits:
+                        step.seen = min(hits)
+                        break
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(max(0.0, step.posted + gap_s - loop.time()))
+        await asyncio.sleep(settle_s)
+    finally:
+        load.stop.set()
+        samples = await task
+        watch.cancel()
+    out.generator_lag_ms = lag.generator_lag_ms
+    out.sent = len(samples)
+    for s in samples:
+        if not s.ok:
+            out.non_200 += 1
+            out.statuses[s.status] = out.statuses.get(s.status, 0) + 1
+    for s in samples:
+        if s.version is not None and s.version not in out.versions:
+            out.versions.append(s.version)
+    out.regressions = regressions(samples)
+    t0 = load.t0
+    first = out.steps[0].posted if out.steps else loop.time()
+    last = max((s.seen or s.answered for s in out.steps), default=first) + settle_s
+    steady = [s.latency * 1e3 for s in samples if t0 + 0.5 <= s.due < first]
+    during = [s.latency * 1e3 for s in samples if first <= s.due <= last]
+    out.steady_n, out.reload_n = len(steady), len(during)
+    out.steady_p50_ms, out.steady_p99_ms = pct(steady, 0.5), pct(steady, 0.99)
+    out.reload_p50_ms, out.reload_p99_ms = pct(during, 0.5), pct(during, 0.99)
+    took = max((s.done for s in samples), default=t0) - t0
+    out.achieved_rps = len(samples) / took if took > 0 else 0.0
+    return out
