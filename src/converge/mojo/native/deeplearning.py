@@ -16,17 +16,14 @@ _CHUNK_CELLS = 1 << 22
 def cat_hot_index(raw, cats, cat_offsets, use_all) -> np.ndarray:
     """``GenModel.setCats``: the hot slot per categorical (-1 for none); NaN and levels past the
     training domain go to the last (NA) slot."""
-    n = raw.shape[0]
-    hot = np.empty((n, cats), dtype=np.int64)
-    for i in range(cats):
-        v = raw[:, i]
-        nan = np.isnan(v)
-        c = np.trunc(np.nan_to_num(v, nan=0.0, posinf=2**31 - 1, neginf=-(2**31))).astype(np.int64)
-        lo, hi = int(cat_offsets[i]), int(cat_offsets[i + 1])
-        h = c + lo if use_all else np.where(c != 0, c - 1 + lo, -1)
-        h = np.where(h >= hi, hi - 1, h)
-        hot[:, i] = np.where(nan, hi - 1, h)
-    return hot
+    v = raw[:, :cats]
+    nan = np.isnan(v)
+    c = np.trunc(np.clip(np.where(nan, 0.0, v), -(2.0**31), 2.0**31 - 1)).astype(np.int64)
+    lo = np.asarray(cat_offsets[:cats], dtype=np.int64)
+    hi = np.asarray(cat_offsets[1 : cats + 1], dtype=np.int64)
+    h = c + lo if use_all else np.where(c != 0, c - 1 + lo, -1)
+    h = np.where(h >= hi, hi - 1, h)
+    return np.where(nan, hi - 1, h)
 
 
 def one_hot_cats(raw, cats, cat_offsets, use_all, dtype=np.float64) -> np.ndarray:
