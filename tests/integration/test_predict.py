@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from converge.contracts import FeatureVector
 from converge.db import create_pool
 from converge.features import FeatureStore
+from converge.resilience import CircuitBreaker
+from converge.serving.online import OnlineFeatures
 from converge.serving.testing import (
     FunctionProcess,
     corpus_dir,
@@ -133,6 +136,24 @@ async def test_entity_features_come_from_the_feature_store(client, pool, rows, m
     missing = await client.post("/predict", json={"entity_id": "nobody-" + entity})
     assert missing.status_code == 404
     assert "entity_id" in missing.json()["error"]
+
+
+async def test_entity_features_from_the_online_copy(client, settings, rows, mojo):
+    """An entity only Redis knows (as right after an ingest): no feature store read needed."""
+    entity = f"online-only-{uuid.uuid4().hex[:6]}"
+    features = dict(rows[11])
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        written = await OnlineFeatures(redis, CircuitBreaker("redis"), 60).refresh(
+            [FeatureVector(entity_id=entity, event_time="2024-06-01T00:00:00Z", features=features)]
+        )
+        assert written
+    finally:
+        await redis.aclose()
+    expected = trainer_predictions(mojo, [features])[0]
+    response = await client.post("/predict", json={"instances": [{"entity_id": entity}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0]["probabilities"]["1"] == expected["p1"]
 
 
 async def test_cloudevents_binary_and_structured(client, rows):
