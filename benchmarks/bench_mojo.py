@@ -133,6 +133,12 @@ def cold_native(mojo: Path, row: dict) -> float:
     return time.perf_counter() - t
 
 
+def cold_floor(code: str) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t
+
+
 def cold_java(mojo: Path, csv_path: Path, classpath: str) -> float:
     t = time.perf_counter()
     java_run([str(mojo), str(csv_path), "cold", "1", "1"], classpath)
@@ -242,6 +248,8 @@ def main() -> None:
             r["cold_native_med"], r["cold_java_med"] = statistics.median(cn), statistics.median(cj)
             print({k: v for k, v in r.items() if k not in ("label",)}, flush=True)
             results.append(r)
+        info["py_start"] = min(cold_floor("pass") for _ in range(5))
+        info["numpy_import"] = min(cold_floor("import numpy") for _ in range(5))
         info["load_after"] = os.getloadavg()[0]
         text = report(results, info, args, started, time.perf_counter() - t_start)
         print(text)
@@ -302,6 +310,9 @@ def report(results, info, args, started, elapsed) -> str:
         out.append(f"| {r['label']} | {r['cold_native']:.2f} / {r['cold_native_med']:.2f} | "
                    f"{r['cold_java']:.2f} / {r['cold_java_med']:.2f} | "
                    f"{r['cold_java'] / r['cold_native']:.1f}x |")
+    out += ["", f"For scale, in the same run: a bare `python -c pass` takes {info['py_start']:.2f} s and "
+            f"`python -c 'import numpy'` {info['numpy_import']:.2f} s (best of 5); NumPy's import is "
+            "most of the native cold start."]
     gbm = results[0]
     batch_ok = all(r["native_numpy"] >= 2 * r["java_score0"] for r in results)
     rec_ok = all(r["native_records"] >= 2 * r["java_easy"] for r in results)

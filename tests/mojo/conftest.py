@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +110,6 @@ class _LocalH2O:
     """One H2O node on 127.0.0.1 (flatfile, no multicast), started from the h2o wheel's jar."""
 
     def __init__(self, workdir: Path) -> None:
-        import subprocess
         import time
         import urllib.request
 
@@ -146,7 +147,7 @@ class _LocalH2O:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
 
@@ -164,7 +165,7 @@ def h2o_conn(request, tmp_path_factory):
             try:
                 own = _LocalH2O(tmp_path_factory.mktemp("h2o"))
                 break
-            except Exception as e:
+            except (OSError, RuntimeError) as e:  # no Java, or the node did not come up
                 err = e
         if own is None:
             pytest.skip(f"cannot start H2O: {err}")
@@ -173,8 +174,6 @@ def h2o_conn(request, tmp_path_factory):
     h2o.no_progress()
     yield h2o
     if own is not None:
-        try:
+        with contextlib.suppress(h2o.exceptions.H2OError):  # already closed is fine
             h2o.connection().close()
-        except Exception:
-            pass
         own.stop()

@@ -67,8 +67,8 @@ def test_unpacked_folder_and_bytes_give_the_same_answers(fixture, tmp_path):
 
 @pytest.fixture(scope="module")
 def genmodel_available():
-    from converge.mojo.errors import BackendUnavailableError
     from converge.mojo.backends.genmodel import _jvm
+    from converge.mojo.errors import BackendUnavailableError
 
     try:
         _jvm()

@@ -18,8 +18,8 @@ __all__ = [
     "BackendUnavailableError",
     "CorruptMojoError",
     "InvalidInputError",
-    "MojoError",
     "Model",
+    "MojoError",
     "UnsupportedMojoError",
     "load_mojo",
 ]

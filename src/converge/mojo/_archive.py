@@ -41,7 +41,7 @@ class MojoArchive:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def open(cls, path_or_bytes) -> "MojoArchive":
+    def open(cls, path_or_bytes) -> MojoArchive:
         """Open a zip path, a folder path or the bytes of a zip."""
         if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
             return cls._from_zip(io.BytesIO(bytes(path_or_bytes)), "<bytes>")
@@ -56,7 +56,7 @@ class MojoArchive:
             raise CorruptMojoError(f"cannot read: {e}", str(path)) from e
 
     @classmethod
-    def _from_zip(cls, fh, source: str) -> "MojoArchive":
+    def _from_zip(cls, fh, source: str) -> MojoArchive:
         try:
             zf = zipfile.ZipFile(fh)
         except (zipfile.BadZipFile, OSError, ValueError) as e:
@@ -100,7 +100,7 @@ class MojoArchive:
         return cls(source, files, read)
 
     @classmethod
-    def _from_dir(cls, root: Path) -> "MojoArchive":
+    def _from_dir(cls, root: Path) -> MojoArchive:
         root_resolved = root.resolve()
         files: dict[str, Path] = {}
         for dirpath, _dirs, names in os.walk(root):
@@ -122,7 +122,7 @@ class MojoArchive:
         return cls(str(root), files, read)
 
     # -- access -------------------------------------------------------------------------------
-    def sub(self, prefix: str) -> "MojoArchive":
+    def sub(self, prefix: str) -> MojoArchive:
         """The same archive seen from a nested model folder (StackedEnsemble sub-models)."""
         _check_name(prefix, self.source)
         if prefix and not prefix.endswith("/"):

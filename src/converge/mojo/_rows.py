@@ -23,7 +23,7 @@ MISSING = None  # normalised "no value" marker
 _NUMBER_TYPES = {float, int, type(None)}
 _STR_TYPES = {str, type(None)}
 
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 def _is_na_scalar(v) -> bool:
@@ -35,7 +35,7 @@ def epoch_millis(v) -> float:
     """Date-times as H2O stores them: milliseconds since the epoch (naive values taken as UTC)."""
     if isinstance(v, _dt.datetime):
         if v.tzinfo is None:
-            v = v.replace(tzinfo=_dt.timezone.utc)
+            v = v.replace(tzinfo=_dt.UTC)
         d = v - _EPOCH
         return float((d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000)
     if isinstance(v, _dt.date):

@@ -167,18 +167,22 @@ class Model:
 
     def _labels(self, P: np.ndarray) -> list[str]:
         classes = self.classes or []
-        out = []
-        for v in P[:, 0].tolist():
-            if math.isnan(v) or not (0 <= int(v) < len(classes)):
-                raise MojoError(f"model returned an invalid class index {v!r}", self._info.source)
-            out.append(classes[int(v)])
-        return out
+        idx = P[:, 0]
+        ok = (idx >= 0) & (idx < len(classes))  # NaN fails both
+        if not ok.all():
+            bad = idx[~ok][0]
+            raise MojoError(f"model returned an invalid class index {bad!r}", self._info.source)
+        return np.asarray(classes, dtype=object)[idx.astype(np.intp)].tolist()
 
     def _to_records(self, P: np.ndarray) -> list[dict]:
         if self.classes is None:
             return [{"predict": v} for v in P[:, 0].tolist()]
         labels = self._labels(P)
         names = self.output_names[1:]
+        if len(names) == 2:
+            a, b = names
+            return [{"predict": lab, a: p, b: q}
+                    for lab, p, q in zip(labels, P[:, 1].tolist(), P[:, 2].tolist())]
         rows = P[:, 1:].tolist()
         return [dict(zip(names, r), predict=lab) for lab, r in zip(labels, rows)]
 

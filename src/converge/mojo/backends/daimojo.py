@@ -20,7 +20,7 @@ _LICENSE_VARS = ("DRIVERLESS_AI_LICENSE_FILE", "DRIVERLESS_AI_LICENSE_KEY")
 
 def _import_daimojo():
     try:
-        import daimojo.model as dm  # noqa: PLC0415 (optional, heavy, licensed)
+        import daimojo.model as dm
     except ImportError as e:
         raise BackendUnavailableError(
             "the 'daimojo' package is not installed (pip install 'converge[daimojo]'); it scores "
@@ -29,7 +29,7 @@ def _import_daimojo():
     return dm
 
 
-def load_daimojo(path_or_bytes) -> "DaimojoModel":
+def load_daimojo(path_or_bytes) -> DaimojoModel:
     """Load a Driverless AI pipeline; raises BackendUnavailableError without package or license."""
     dm = _import_daimojo()
     if not any(os.environ.get(v) for v in _LICENSE_VARS):

@@ -127,9 +127,9 @@ class GenmodelBackend(Backend):
             row.put(self._String(name), self._String(v) if isinstance(v, str) else self._Double(v))
         return row
 
-    def _run(self, fn):
+    def _run(self, fn, *args):
         try:
-            return fn()
+            return fn(*args)
         except self._PredictException as e:
             raise InvalidInputError(str(e.getMessage()), self.info.source) from e
         except self._jpype.JException as e:
@@ -149,7 +149,7 @@ class GenmodelBackend(Backend):
             else:
                 o = 0.0
             row = self._row(rec)
-            out[r] = np.asarray(self._run(lambda: self.wrapper.predictRaw(row, o)))[: self._width]
+            out[r] = np.asarray(self._run(self.wrapper.predictRaw, row, o))[: self._width]
         return out
 
     def preds_columns(self, cols, n, offset):
@@ -169,9 +169,9 @@ class GenmodelBackend(Backend):
             preds = JDouble(self._preds_size)
             o = 0.0 if offset is None else float(offset[r])
             if self._requires_offset or o != 0:
-                res = self._run(lambda: self.model.score0(raw, o, preds))
+                res = self._run(self.model.score0, raw, o, preds)
             else:
-                res = self._run(lambda: self.model.score0(raw, preds))
+                res = self._run(self.model.score0, raw, preds)
             out[r] = np.asarray(res)[: self._width]
         return out
 

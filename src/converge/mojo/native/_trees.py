@@ -94,7 +94,7 @@ class _Builder:
         if len(buf) < 7:
             self.fail("tree shorter than a leaf", name)
         try:
-            root, end = self._node(buf, 0, name, None, 1)
+            root, _end = self._node(buf, 0, name, None, 1)
         except (struct.error, IndexError) as e:
             self.fail(f"truncated tree ({e})", name)
         return root
@@ -151,7 +151,6 @@ class _Builder:
                 stale = bitset[:2]
         me = self._new()
         self.col[me] = col
-        cat_len = self.cat_lens[col]
         if split_val is not None or (na_vs_rest and (equal == 0 or stale is None or v == 1.0)):
             # plain compare; NaN (and, for >= 1.2, level >= domain size) -> NA direction
             if na_vs_rest:
@@ -325,8 +324,13 @@ class Forest:
         vals = np.take(self.value2, s).reshape(n, n_tpc, n_groups)
         if n_groups == 1:
             return vals[:, :, 0].copy()
-        # sequential float64 accumulation in tree order (cumsum is strictly left-to-right)
-        return np.cumsum(vals, axis=2)[:, :, -1]
+        # float64 sums in tree order, as genmodel adds them; both forms are strictly sequential
+        if n * n_tpc < 256:
+            return np.cumsum(vals, axis=2)[:, :, -1]
+        acc = vals[:, :, 0].copy()
+        for j in range(1, n_groups):
+            acc += vals[:, :, j]
+        return acc
 
     def _walk(self, X: np.ndarray) -> np.ndarray:
         """Level-synchronous walk of every (row, tree); returns the doubled leaf states."""
