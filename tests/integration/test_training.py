@@ -418,3 +418,8 @@ def test_split_jobs_leave_no_frames_on_the_cluster(stack_settings, h2o_server, d
     glm = trainer.TrainConfig(target="demand", features=("price", "weekday"), estimator="glm")
     assert "rmse" in trainer.train_split(frame, plan[0], glm, run_id="leakcheck")["metrics"]
     assert set(h2o.ls()["key"]) == before
+    automl = trainer.TrainConfig(target="demand", features=("price", "weekday"), estimator="automl",
+                                 max_models=1, params={"nfolds": 0, "include_algos": ["GBM"]})
+    result = trainer.train_split(frame, plan[0], automl, run_id="leakcheck")
+    assert result["algo"] == "gbm" and "rmse" in result["metrics"]
+    assert set(h2o.ls()["key"]) == before  # AutoML's sessions, leaderboards and event logs too

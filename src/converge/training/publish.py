@@ -135,6 +135,7 @@ def fit_final(frame: pd.DataFrame, cfg: TrainConfig, *, run_id: str, name: str, 
         if cfg.estimator == "automl" and estimator is not None:
             trainer.remove_automl(estimator)
         trainer.remove(pred, sample_h2o, frame_h2o, model if cfg.estimator != "automl" else None)
+        trainer.sweep(prefix)
     return {
         "mojo": mojo,
         "metrics": metrics,

@@ -169,14 +169,12 @@ def build_estimator(cfg: TrainConfig, model_id: str, classification: bool):
     params = dict(cfg.params)
     name = cfg.estimator
     if name == "automl":
-        return H2OAutoML(
-            max_models=cfg.max_models,
-            seed=cfg.seed,
-            project_name=model_id,
-            max_runtime_secs=cfg.max_runtime_secs or None,
-            exclude_algos=params.pop("exclude_algos", ["StackedEnsemble", "DeepLearning"]),
-            **params,
-        )
+        if "include_algos" not in params:
+            # Stacked ensembles need cross-validation and deep learning is not reproducible.
+            params.setdefault("exclude_algos", ["StackedEnsemble", "DeepLearning"])
+        if cfg.max_runtime_secs:
+            params.setdefault("max_runtime_secs", cfg.max_runtime_secs)
+        return H2OAutoML(max_models=cfg.max_models, seed=cfg.seed, project_name=model_id, **params)
     if name == "xgboost" and not H2OXGBoostEstimator.available():
         raise InvalidInput("estimator 'xgboost' is not available on this H2O cluster")
     if name == "deeplearning":
@@ -269,6 +267,22 @@ def remove_automl(aml) -> None:
         pass
 
 
+def sweep(prefix: str) -> None:
+    """Remove every key that carries this job's prefix (AutoML leaves sessions, leaderboards,
+    event logs and frame copies named after its project)."""
+    h2o = _h2o()
+    try:
+        keys = [str(k) for k in h2o.ls()["key"]]
+    except Exception:
+        return
+    for key in keys:
+        if prefix in key:
+            try:
+                h2o.remove(key, cascade=True)
+            except Exception:
+                pass
+
+
 def _predicted_values(pred_frame, classification: bool) -> np.ndarray:
     rows = pred_frame["predict"].as_data_frame(use_pandas=False, header=False)
     values = [r[0] for r in rows]
@@ -318,6 +332,7 @@ def train_split(
         if cfg.estimator == "automl" and estimator is not None:
             remove_automl(estimator)
         remove(pred, train_frame, test_frame, model if cfg.estimator != "automl" else None)
+        sweep(prefix)
     h2o_seconds = time.perf_counter() - h2o_started
     actual = test_df[cfg.target].to_numpy()
     idx = np.linspace(0, len(actual) - 1, num=min(sample_points, len(actual))).astype(int)
