@@ -49,6 +49,7 @@ from converge.settings import Settings
 from converge.stack.procs import free_port
 
 SECTION = "## Predict function"
+H2O_CLIENT_THREADS = (4, 16, 64)
 HOST = "127.0.0.1"
 
 
@@ -280,11 +281,17 @@ def h2o_baseline(port: int, mojo_path: Path, rows: list[dict], duration: float) 
     for label, size in (("single", 1), ("batch100", 100)):
         batches = [[rows[(i * size + j) % len(rows)] for j in range(size)] for i in range(4000)]
         score(batches[0])  # warm-up
-        latencies, took = _threads_back_to_back(score, batches, concurrency=4, duration=duration)
-        out[label] = {
-            "concurrency": 4, "n": len(latencies), "throughput": len(latencies) / took,
-            "p50": pct(latencies, 0.5) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
-        }  # fmt: skip
+        # The client sleeps between job polls, so more threads keep H2O busier; keep the best.
+        best: dict = {}
+        for concurrency in H2O_CLIENT_THREADS:
+            latencies, took = _threads_back_to_back(score, batches, concurrency, duration)
+            result = {
+                "concurrency": concurrency, "n": len(latencies), "throughput": len(latencies) / took,
+                "p50": pct(latencies, 0.5) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
+            }  # fmt: skip
+            if result["throughput"] > best.get("throughput", 0):
+                best = result
+        out[label] = best
     h2o.connection().close()
     return out
 
@@ -445,10 +452,11 @@ def render(
             "",
             "Baseline, same run: H2O-3 REST on one local node (all cores): `h2o.upload_mojo` once, then per",
             "request `H2OFrame` upload + parse, `model.predict` (`/3/Predictions`), fetch, remove; the",
-            "official Python client, 4 threads back to back. converge: peak (cache miss) from the table above.",
+            "official Python client, the best of 4, 16 and 64 threads back to back (the client sleeps between",
+            "job polls). converge: peak (cache miss) from the table above.",
             "",
-            "| model | request | H2O req/s | H2O p50 ms | converge req/s | ratio |",
-            "|---|---|---:|---:|---:|---:|",
+            "| model | request | H2O req/s | H2O threads | H2O p50 ms | converge req/s | ratio |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
         for model, base in h2o.items():
             for name, key, ours_key in (
@@ -458,7 +466,8 @@ def render(
                 ours = runs[model][ours_key]["throughput"]
                 theirs = base[key]["throughput"]
                 lines.append(
-                    f"| {model} | {name} | {theirs:,.1f} | {base[key]['p50']:.1f} | {ours:,.0f} | {ours / theirs:,.1f}x |"
+                    f"| {model} | {name} | {theirs:,.1f} | {base[key]['concurrency']} | {base[key]['p50']:.1f}"
+                    f" | {ours:,.0f} | {ours / theirs:,.1f}x |"
                 )
 
     lines += ["", "Targets:"]
