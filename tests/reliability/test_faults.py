@@ -15,7 +15,7 @@ import time
 
 import httpx
 import pytest
-from _load import EventStream, fault_run, httpx_predict, predict_bodies
+from _load import CLIENT_LIMITS, EventStream, fault_run, httpx_predict, predict_bodies
 from reliability_support import TOKEN, log_problems, wait_ready
 
 from converge.registry import Registry
@@ -38,8 +38,12 @@ async def functions(settings, pool, corpus, start_function):
 @pytest.fixture
 async def clients(functions):
     async with (
-        httpx.AsyncClient(base_url=functions["predict"].url, timeout=10.0) as predict,
-        httpx.AsyncClient(base_url=functions["ingest"].url, timeout=10.0) as ingest,
+        httpx.AsyncClient(
+            base_url=functions["predict"].url, timeout=10.0, limits=CLIENT_LIMITS
+        ) as predict,
+        httpx.AsyncClient(
+            base_url=functions["ingest"].url, timeout=10.0, limits=CLIENT_LIMITS
+        ) as ingest,
         httpx.AsyncClient(
             base_url=functions["reload"].url,
             timeout=30.0,
@@ -119,7 +123,9 @@ async def test_reload_during_s3_outage_is_retryable_and_keeps_serving(
     mv = await register_model(settings, pool, name, mojo, rows)
     s3_server.stop()
     try:
-        r = await reload_client.post("/admin/reload-model", json={"name": name, "version": mv.version})
+        r = await reload_client.post(
+            "/admin/reload-model", json={"name": name, "version": mv.version}
+        )
         assert r.status_code == 503, r.text
         assert (await registry.production(name)).version == before
         p = await predict_client.post("/predict", json={"features": rows[0]})

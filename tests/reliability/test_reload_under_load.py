@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from _load import httpx_predict, predict_bodies, reload_run
+from _load import CLIENT_LIMITS, httpx_predict, predict_bodies, reload_run
 from reliability_support import TOKEN, log_problems, wait_ready
 
 from converge.registry import Registry
@@ -70,7 +70,9 @@ async def test_five_reloads_one_corrupt_under_load_answer_only_200(
     features = {**corpus["regression"][1][0], **corpus["binomial"][1][0]}
     bodies = predict_bodies([features], "PSA", 3000)
     async with (
-        httpx.AsyncClient(base_url=functions["predict"].url, timeout=30.0) as predict,
+        httpx.AsyncClient(
+            base_url=functions["predict"].url, timeout=30.0, limits=CLIENT_LIMITS
+        ) as predict,
         httpx.AsyncClient(
             base_url=functions["reload"].url, timeout=60.0,
             headers={"authorization": f"Bearer {TOKEN}"},

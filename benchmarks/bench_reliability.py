@@ -1,0 +1,432 @@
+"""Reliability numbers: faults under load, and reloads under 1,000 req/s.
+
+Starts its own local stack (Postgres, PgBouncer, Redis, SeaweedFS S3) in a temporary directory
+and the functions exactly as deployed (``functions-framework --asgi --target ...``, one worker),
+all on loopback. Everything is bounded in request count and time.
+
+1. Faults: predict (explicit features, cache misses) at ``--predict-rate`` and ingest
+   (``features.ingest`` CloudEvents of 10 vectors) at ``--ingest-rate`` while Redis, PgBouncer,
+   Postgres, S3 and a predict process are stopped for ``--down`` seconds and started again, one at
+   a time. Per fault: failed requests, time until healthy, and whether any event was lost or
+   doubled (acknowledged vs stored; then every unacknowledged event is redelivered, as Knative
+   Eventing does, and every vector must be stored exactly once).
+2. Reload under load: ``--rate`` req/s open-loop for ``--duration`` s; after a third of it, five
+   consecutive reloads, one of them a corrupt artifact. Non-200 count, versions seen, and p99
+   during the reloads against steady state.
+
+Usage:  python benchmarks/bench_reliability.py [--rate 1000] [--duration 15] [--no-faults]
+                                              [--no-reload] [--no-write]
+
+Writes the generated part of RELIABILITY.md and the "## Reload under load" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import httpx
+import psutil
+from _load import (
+    CLIENT_LIMITS,
+    EventStream,
+    FaultResult,
+    RawPredict,
+    ReloadResult,
+    fault_run,
+    httpx_predict,
+    predict_bodies,
+    reload_run,
+)
+from pydantic import SecretStr
+
+from converge.db import create_pool
+from converge.serving.testing import (
+    FunctionProcess,
+    corpus_dir,
+    migrate,
+    read_rows,
+    register_model,
+)
+from converge.settings import Settings
+from converge.stack.pgbouncer import PgBouncer
+from converge.stack.postgres import Postgres
+from converge.stack.procs import free_port
+from converge.stack.redis import Redis
+from converge.stack.s3 import S3
+
+SECTION = "## Reload under load"
+BEGIN = "<!-- bench_reliability: generated, do not edit by hand -->"
+END = "<!-- /bench_reliability -->"
+TOKEN = "bench-admin-token"
+SOURCE = ROOT / "functions" / "main.py"
+FAULTS = ("redis", "pgbouncer", "postgres", "s3", "predict")
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return f"{cpu}, nproc {os.cpu_count()}, {platform.system()} {platform.release()}"
+
+
+def group_rss(fn: FunctionProcess) -> int:
+    root = psutil.Process(fn.proc.pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
+
+class Stack:
+    """The four services on free loopback ports; stopped whatever happens."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.started: list = []
+
+    def start(self) -> Settings:
+        self.pg = self._up(Postgres(self.work, free_port(), durable=False))
+        self.pgb = self._up(PgBouncer(self.work, self.pg, free_port(), query_wait_timeout=3))
+        self.redis = self._up(Redis(self.work, free_port()))
+        self.s3 = self._up(S3(self.work, free_port()))
+        return Settings(
+            state_dir=self.work,
+            stack_backend="local",
+            database_url=SecretStr(self.pgb.dsn),
+            database_direct_url=SecretStr(self.pg.dsn),
+            redis_url=self.redis.url,
+            s3_endpoint_url=self.s3.url,
+            s3_access_key=SecretStr(self.s3.access_key),
+            s3_secret_key=SecretStr(self.s3.secret_key),
+            s3_bucket=self.s3.bucket,
+            s3_region=self.s3.region,
+            default_model=f"bench-rel-{uuid.uuid4().hex[:6]}",
+            registry_poll_s=2.0,
+            admin_token=SecretStr(TOKEN),
+        )
+
+    def _up(self, service):
+        service.start()
+        self.started.append(service)
+        return service
+
+    def stop(self) -> None:
+        for service in reversed(self.started):
+            service.stop()
+
+
+def corpus() -> dict[str, tuple[bytes, list[dict]]]:
+    root = corpus_dir(ROOT)
+    return {
+        name: ((root / f"{name}.zip").read_bytes(), read_rows(root / f"{name}.input.csv", 8))
+        for name in ("binomial", "regression")
+    }
+
+
+async def wait_ready(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
+        while True:
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} never became ready")
+            await asyncio.sleep(0.1)
+
+
+# -- 1. faults ----------------------------------------------------------------------------------
+async def run_faults(
+    stack: Stack, settings: Settings, models, work: Path, args
+) -> list[FaultResult]:
+    def start(role: str) -> FunctionProcess:
+        return FunctionProcess(role, SOURCE, settings, free_port(), work / f"{role}.log").start()
+
+    predict, ingest = start("predict"), start("ingest")
+    await wait_ready(predict.url)
+    bodies = predict_bodies(models["binomial"][1], "PSA", int(args.predict_rate * 120))
+
+    def restart_predict() -> None:
+        predict.start()
+        asyncio.run(wait_ready(predict.url))
+
+    services = {
+        "redis": (stack.redis.stop, stack.redis.start),
+        "pgbouncer": (stack.pgb.stop, stack.pgb.start),
+        "postgres": (stack.pg.stop, stack.pg.start),
+        "s3": (stack.s3.stop, stack.s3.start),
+        "predict": (predict.stop, restart_predict),
+    }
+    results = []
+    try:
+        async with (
+            httpx.AsyncClient(base_url=predict.url, timeout=10.0, limits=CLIENT_LIMITS) as pc,
+            httpx.AsyncClient(base_url=ingest.url, timeout=10.0, limits=CLIENT_LIMITS) as ic,
+        ):  # fmt: skip
+            for fault in args.faults.split(","):
+                stop, up = services[fault]
+                result = await fault_run(
+                    fault, stop, up,
+                    predict=httpx_predict(pc, bodies), ingest=EventStream(ic, per_event=10),
+                    direct_dsn=stack.pg.dsn, predict_rate=args.predict_rate,
+                    ingest_rate=args.ingest_rate, warm_s=2.0, down_s=args.down, clean_s=2.0,
+                    max_s=90.0,
+                )  # fmt: skip
+                row = result.row()
+                row.pop("incidents")
+                print(json.dumps(row), flush=True)
+                results.append(result)
+                await asyncio.sleep(1.0)
+    finally:
+        predict.stop()
+        ingest.stop()
+    return results
+
+
+# -- 2. reload under load -----------------------------------------------------------------------
+async def run_reloads(settings: Settings, models, work: Path, args) -> tuple[ReloadResult, dict]:
+    name = settings.default_model
+    # Replicas learn of a promotion through the Redis channel; the poll is only the safety net.
+    slow_poll = settings.model_copy(update={"registry_poll_s": 30.0})
+    predict = FunctionProcess(
+        "predict", SOURCE, slow_poll, free_port(), work / "predict-reload.log"
+    ).start()
+    reload_fn = FunctionProcess(
+        "reload", SOURCE, settings, free_port(), work / "reload.log"
+    ).start()
+    kinds = ["regression", "binomial", "corrupt", "regression", "binomial"]
+    pool = await create_pool(settings, min_size=0)
+    plan = []
+    try:
+        for kind in kinds:
+            if kind == "corrupt":
+                mojo, rows = models["regression"]
+                mv = await register_model(settings, pool, name, mojo[: len(mojo) // 2], rows,
+                                          predictions=[{"predict": 0.0}] * len(rows))  # fmt: skip
+            else:
+                mojo, rows = models[kind]
+                mv = await register_model(settings, pool, name, mojo, rows)
+            plan.append(mv.version)
+    finally:
+        await pool.close()
+    await wait_ready(predict.url)
+    features = {**models["regression"][1][0], **models["binomial"][1][0]}
+    bodies = predict_bodies([features], "PSA", int(args.rate * args.duration) + 10)
+    sender = RawPredict(predict.port, bodies, max_idle_s=args.client_idle)
+    rss = {}
+    try:
+        # Warm-up: connections, first scores (not measured).
+        warm = RawPredict(predict.port, bodies[:500])
+        for i in range(500):
+            await warm(i)
+        warm.close()
+        rss["before"] = group_rss(predict)
+        async with httpx.AsyncClient(
+            base_url=reload_fn.url, timeout=60.0, headers={"authorization": f"Bearer {TOKEN}"}
+        ) as admin:
+
+            async def reload(version: int) -> int:
+                r = await admin.post("/admin/reload-model", json={"name": name, "version": version})
+                return r.status_code
+
+            steady = args.duration / 3
+            result = await reload_run(
+                sender, reload, plan, rate=args.rate, steady_s=steady,
+                gap_s=(args.duration - steady - 0.5) / len(plan), max_s=args.duration + 30,
+            )  # fmt: skip
+        rss["after"] = group_rss(predict)
+        print(json.dumps({k: v for k, v in result.__dict__.items() if k != "steps"}), flush=True)
+    finally:
+        sender.close()
+        predict.stop()
+        reload_fn.stop()
+    result_plan = {"plan": list(zip(plan, kinds, strict=True)), "stale": sender.stale_errors}
+    return result, {**rss, **result_plan}
+
+
+# -- rendering ----------------------------------------------------------------------------------
+def render_faults(results: list[FaultResult], args, took: float) -> str:
+    lines = [
+        BEGIN,
+        "",
+        f"`.venv/bin/python benchmarks/bench_reliability.py` ({datetime.now(UTC):%Y-%m-%d}, {took:.0f} s wall).",
+        f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end (shared with other jobs).",
+        (
+            f"Load: predict {args.predict_rate:g} req/s (explicit features, every request a cache miss), ingest"
+            f" {args.ingest_rate:g} CloudEvents/s of 10 vectors; each service stopped for about {args.down:g} s."
+        ),
+        "",
+        "| fault | predict sent | predict failed | predict p99 ms | events sent | events not acked | down s | healthy again after restart s | acked but not stored | redelivered | lost | doubled | generator stall ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.fault} | {r.predict_sent} | {r.predict_failed} | {r.predict_p99_ms:,.0f} | {r.ingest_sent} "
+            f"| {r.ingest_failed} | {r.down_s:.1f} | {r.recovery_s:.2f}{'' if r.settled else ' (not settled)'} "
+            f"| {r.acked_missing} | {r.redelivered} | {r.lost} | {r.doubled} | {r.generator_lag_ms:,.0f} |"
+        )
+
+    def statuses(r: FaultResult) -> str:
+        parts = [f"{k or 'connection error'} x{v}" for k, v in sorted(r.failure_statuses.items())]
+        return ", ".join(parts) or "none"
+
+    lines += [
+        "",
+        "Failure statuses: " + "; ".join(f"{r.fault}: {statuses(r)}" for r in results) + ".",
+        "",
+    ]
+    targets = []
+    for r in results:
+        if r.fault in ("redis", "postgres", "s3", "pgbouncer"):
+            targets.append(
+                f"- {r.fault}: predict loses no request: **{'met' if r.predict_failed == 0 else 'not met'}** ({r.predict_failed} failed)."
+            )
+        targets.append(f"- {r.fault}: ingest acknowledges nothing it did not store, exactly once after redelivery: "
+                       f"**{'met' if r.acked_missing == r.lost == r.doubled == 0 else 'not met'}**.")  # fmt: skip
+    lines += ["Targets:", *targets, "", END]
+    return "\n".join(lines)
+
+
+def render_reload(r: ReloadResult, extra: dict, args, took: float) -> str:
+    statuses = ", ".join(
+        f"{s.version} ({kind}): {s.status}"
+        for s, (_, kind) in zip(r.steps, extra["plan"], strict=True)
+    )
+    swap = [f"{(s.seen - s.posted) * 1e3:,.0f}" for s in r.steps if s.seen is not None]
+    ratio = r.p99_ratio
+    ok = r.non_200 == 0 and ratio <= 2.0
+    lines = [
+        SECTION,
+        "",
+        (
+            f"`.venv/bin/python benchmarks/bench_reliability.py --rate {args.rate:g} --duration {args.duration:g}` "
+            f"({datetime.now(UTC):%Y-%m-%d}, {took:.0f} s wall)."
+        ),
+        f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end (shared with other jobs).",
+        f"Predict (one worker) takes {args.rate:,.0f} req/s open-loop for {args.duration:g} s (single rows, every one a cache",
+        "miss; latency counts from each request's due time). After a third of the run, five reloads go to the",
+        "reload function one after the other, one of them a corrupt artifact (the MOJO cut in half); predict",
+        "swaps through the Redis reload channel. Steady state = the time before the first reload.",
+        "",
+        "| requests | achieved req/s | non-200 | steady p50 ms | steady p99 ms | p50 ms during reloads | p99 ms during reloads | p99 ratio | versions served | older version after newer | generator stall ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        (
+            f"| {r.sent:,} | {r.achieved_rps:,.0f} | {r.non_200} | {r.steady_p50_ms:.2f} | {r.steady_p99_ms:.2f} | "
+            f"{r.reload_p50_ms:.2f} | {r.reload_p99_ms:.2f} | {ratio:.2f}x | {' -> '.join(map(str, r.versions))} | "
+            f"{r.regressions} | {r.generator_lag_ms:,.0f} |"
+        ),
+        "",
+        (
+            f"Non-200 statuses: {r.statuses or 'none'} ({extra['stale']} on connections idle > 1 s)."
+            f" The generator drops idle connections after {args.client_idle:g} s (the server closes"
+            " them after 2 s)."
+        ),
+        f"Reload answers (version (artifact): status): {statuses}.",
+        f"Promotion to first answer with the new version, ms: {', '.join(swap)}.",
+        f"Predict RSS {extra['before'] / 2**20:,.0f} MiB before, {extra['after'] / 2**20:,.0f} MiB after.",
+        "",
+        (
+            f"Target: zero non-200 and p99 during reloads within 2x of steady state: **{'met' if ok else 'not met'}**"
+            f" ({r.non_200} non-200, {ratio:.2f}x)."
+        ),
+        "",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
+    """Replace our section (up to the next ``## `` heading) and leave the others alone."""
+    current = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: text, current, count=1)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
+    path.write_text(updated.rstrip("\n") + "\n")
+
+
+def write_generated(text: str, path: Path = ROOT / "RELIABILITY.md") -> None:
+    """Replace the generated block of RELIABILITY.md; the prose around it is kept."""
+    current = path.read_text()
+    pattern = re.compile(rf"{re.escape(BEGIN)}.*?{re.escape(END)}", re.DOTALL)
+    if not pattern.search(current):
+        raise SystemExit(f"{path.name}: no generated block ({BEGIN} ... {END}) to replace")
+    path.write_text(pattern.sub(lambda _: text, current, count=1))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--rate", type=float, default=1000.0, help="predict req/s during the reloads")
+    ap.add_argument("--duration", type=float, default=15.0, help="seconds of the reload run")
+    ap.add_argument("--predict-rate", type=float, default=200.0, help="predict req/s during faults")
+    ap.add_argument("--ingest-rate", type=float, default=20.0, help="ingest events/s during faults")
+    ap.add_argument("--down", type=float, default=3.0, help="seconds each service stays down")
+    ap.add_argument("--faults", default=",".join(FAULTS))
+    ap.add_argument(
+        "--client-idle",
+        type=float,
+        default=1.0,
+        help="seconds the generator keeps an idle connection (server keep-alive: 2 s)",
+    )
+    ap.add_argument("--no-faults", action="store_true")
+    ap.add_argument("--no-reload", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args()
+
+    models = corpus()
+    with tempfile.TemporaryDirectory(prefix="converge-rel-") as tmp:
+        work = Path(tmp)
+        stack = Stack(work)
+        try:
+            settings = stack.start()
+            asyncio.run(migrate(settings))
+
+            async def prepare() -> None:
+                pool = await create_pool(settings, min_size=0)
+                try:
+                    mojo, rows = models["binomial"]
+                    await register_model(
+                        settings, pool, settings.default_model, mojo, rows, promote=True
+                    )
+                finally:
+                    await pool.close()
+
+            asyncio.run(prepare())
+            if not args.no_faults:
+                started = time.perf_counter()
+                results = asyncio.run(run_faults(stack, settings, models, work, args))
+                text = render_faults(results, args, time.perf_counter() - started)
+                print(text)
+                if not args.no_write:
+                    write_generated(text)
+            if not args.no_reload:
+                started = time.perf_counter()
+                result, extra = asyncio.run(run_reloads(settings, models, work, args))
+                text = render_reload(result, extra, args, time.perf_counter() - started)
+                print(text)
+                if not args.no_write:
+                    write_section(text)
+        finally:
+            stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
