@@ -37,8 +37,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def h2o_booleans(model: Any, records: Sequence[Record]) -> Sequence[Record]:
+    """JSON booleans as H2O's parser saw them in training: levels "True"/"False", or 1/0 numbers.
+
+    genmodel itself accepts only strings and numbers, so without this a feature stored as a JSON
+    boolean could be trained on but never scored.
+    """
+    if not any(isinstance(v, bool) for r in records for v in r.values()):
+        return records
+    domains = getattr(model, "domains", {}) or {}
+    return [
+        {k: (str(v) if domains.get(k) else float(v)) if isinstance(v, bool) else v for k, v in r.items()}
+        for r in records
+    ]
+
+
 def score_rows(model: Any, records: Sequence[Record]) -> list[dict[str, Any]]:
     """Raw rows (``predict`` + one column per class) from whichever API the model offers."""
+    records = h2o_booleans(model, records)
     fast = getattr(model, "predict_records", None)
     if fast is not None:
         return list(fast(list(records)))

@@ -179,23 +179,36 @@ def cloud_event(name: str, version: int, settings: Settings, sha256: str | None 
     return event
 
 
-def emit(event: dict[str, Any], url: str, timeout_s: float = 10.0) -> dict[str, Any]:
-    """POST the event; a broker that is down is reported, not raised: the version is registered."""
+def emit(
+    event: dict[str, Any], url: str, timeout_s: float = 60.0, attempts: int = 4
+) -> dict[str, Any]:
+    """POST the event, retrying refused connections and 5xx as a broker would; a broker that stays
+    down is reported, not raised: the version is registered and can be reloaded by hand."""
+    import time
+
     import httpx
 
-    try:
-        response = httpx.post(
-            url,
-            content=json.dumps(event).encode(),
-            headers={"Content-Type": "application/cloudevents+json; charset=utf-8"},
-            timeout=timeout_s,
-        )
-    except httpx.HTTPError as exc:
-        return {"delivered": False, "url": url, "error": f"{type(exc).__name__}: {exc}"}
-    ok = 200 <= response.status_code < 300
-    out: dict[str, Any] = {"delivered": ok, "url": url, "status": response.status_code}
-    if not ok:
+    out: dict[str, Any] = {"delivered": False, "url": url}
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(min(2.0**attempt, 10.0))
+        try:
+            response = httpx.post(
+                url,
+                content=json.dumps(event).encode(),
+                headers={"Content-Type": "application/cloudevents+json; charset=utf-8"},
+                timeout=timeout_s,
+            )
+        except httpx.HTTPError as exc:
+            out["error"] = f"{type(exc).__name__}: {exc}"
+            continue
+        out = {"delivered": 200 <= response.status_code < 300, "url": url, "status": response.status_code}
+        if out["delivered"] or response.status_code < 500:
+            if not out["delivered"]:
+                out["error"] = response.text[:300]
+            break
         out["error"] = response.text[:300]
+    out["attempts"] = attempt + 1
     return out
 
 
