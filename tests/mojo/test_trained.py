@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from converge.mojo import load_mojo
+from converge.mojo import UnsupportedMojoError, load_mojo
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,7 @@ SPECS = {
     "xgb_binomial": ("XGB", {"ntrees": 10, "max_depth": 4, "seed": 1}, "y_bin", False),
     "xgb_multinomial": ("XGB", {"ntrees": 6, "max_depth": 3, "seed": 1}, "y_multi", False),
     "xgb_regression": ("XGB", {"ntrees": 10, "max_depth": 4, "seed": 1}, "y_reg", True),
+    "xgb_gblinear": ("XGB", {"booster": "gblinear", "ntrees": 5, "seed": 1}, "y_reg", True),
     "automl_se_binomial": ("AUTOML", {"max_models": 3, "seed": 1, "nfolds": 3,
                                           "include_algos": ["GBM", "GLM", "DRF", "DeepLearning", "StackedEnsemble"]},
                            "y_bin", False),
@@ -153,7 +154,23 @@ def _records(df):
     return recs
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+NATIVE_UNSUPPORTED = {"xgb_gblinear"}  # auto falls back to genmodel for these
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE_UNSUPPORTED))
+def test_auto_backend_falls_back_to_genmodel(name, trained, data, genmodel_ok):
+    path = trained(name)
+    if not str(path).endswith(".zip"):
+        pytest.skip(str(path))
+    with pytest.raises(UnsupportedMojoError, match="gblinear"):
+        load_mojo(path, backend="native")
+    auto = load_mojo(path)
+    assert auto.backend.name == "genmodel"
+    recs = _records(data[1])
+    np.testing.assert_array_equal(auto.predict_raw(recs), load_mojo(path, backend="genmodel").predict_raw(recs))
+
+
+@pytest.mark.parametrize("name", [n for n in SPECS if n not in NATIVE_UNSUPPORTED])
 def test_trained_model_native_equals_genmodel(name, trained, data, genmodel_ok):
     path = trained(name)
     if isinstance(path, str) and not path.endswith(".zip"):
@@ -189,7 +206,8 @@ def test_trained_model_native_equals_genmodel(name, trained, data, genmodel_ok):
 def test_trained_mojos_cover_the_current_writer_versions(trained, genmodel_ok):
     """H2O 3.46 writes GBM/DRF 1.40, GLM 1.00, DL 1.10, XGBoost 1.10, SE 1.01 (with Logit)."""
     want = {"gbm_binomial": 1.4, "drf_binomial": 1.4, "glm_binomial": 1.0, "dl_binomial": 1.1,
-            "automl_se_binomial": 1.01, "xgb_binomial": 1.1}
+            "xgb_gblinear": ("XGB", {"booster": "gblinear", "ntrees": 5, "seed": 1}, "y_reg", True),
+    "automl_se_binomial": 1.01, "xgb_binomial": 1.1}
     for name, version in want.items():
         path = trained(name)
         if not str(path).endswith(".zip"):

@@ -12,7 +12,7 @@ from ._archive import MojoArchive
 from ._ini import MojoInfo, read_info
 from ._rows import RowSchema
 from .backends import NAMES, Backend
-from .errors import InvalidInputError, MojoError, UnsupportedMojoError
+from .errors import BackendUnavailableError, InvalidInputError, MojoError, UnsupportedMojoError
 
 _CLASSIFICATION = ("Binomial", "Multinomial")
 
@@ -231,14 +231,23 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
         str(offset_col) if offset_col else None, info.source,
         unknown_levels=unknown_levels, invalid_numbers=invalid_numbers,
     )
+    native_refusal = None
     if backend in ("native", "auto"):
         try:
             from .backends.native import NativeBackend
 
             return Model(info, schema, NativeBackend(archive, info, schema))
-        except UnsupportedMojoError:
+        except UnsupportedMojoError as e:
             if backend == "native":
                 raise
+            native_refusal = e
     from .backends.genmodel import GenmodelBackend
 
-    return Model(info, schema, GenmodelBackend(path_or_bytes, archive, info, schema))
+    try:
+        return Model(info, schema, GenmodelBackend(path_or_bytes, archive, info, schema))
+    except BackendUnavailableError as e:
+        if native_refusal is None:
+            raise
+        raise UnsupportedMojoError(
+            f"{native_refusal.reason}; the genmodel fallback is unavailable: {e.reason}", info.source
+        ) from e
