@@ -100,19 +100,26 @@ def test_native_equals_genmodel_on_encoded_matrix(fixture, genmodel_available):
     np.testing.assert_allclose(a[:, 1:], b[:, 1:], rtol=0, atol=tol)
 
 
-@pytest.mark.parametrize("walker", ["small", "level", "deep", "tiny-chunks"])
+@pytest.mark.parametrize("walker", ["python", "small-single", "small", "level", "deep", "tiny-chunks"])
 def test_every_tree_walker_gives_the_same_answers(fixture, walker, monkeypatch):
     """The tree walkers (decide-all, level-synchronous, active-set, chunked) are interchangeable."""
     from converge.mojo.native import _trees
 
     settings = {
-        "small": {"_SMALL_CELLS": 1 << 40},
-        "level": {"_SMALL_CELLS": 0, "_DEEP": 1 << 30},
-        "deep": {"_SMALL_CELLS": 0, "_DEEP": 0},
-        "tiny-chunks": {"_SMALL_CELLS": 0, "_CHUNK_CELLS": 7},
+        "python": {"_PY_TREES": 1 << 30, "_PY_DEPTH": 0},
+        "small-single": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 1 << 40},
+        "small": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 1 << 40},
+        "level": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 0, "_DEEP": 1 << 30},
+        "deep": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 0, "_DEEP": 0},
+        "tiny-chunks": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 0, "_CHUNK_CELLS": 7},
     }[walker]
     for name, value in settings.items():
         monkeypatch.setattr(_trees, name, value)
     model = load_mojo(fixture.zip_path, backend="native")
-    out = model.predict_records(fixture.records())
+    records = fixture.records()
+    if walker in ("python", "small-single"):  # single-row walkers: one row per call
+        raw = np.vstack([model.predict_raw([r]) for r in records])
+        out = model._to_records(raw)
+    else:
+        out = model.predict_records(records)
     check_outputs(fixture, model, {c: [r[c] for r in out] for c in model.output_names})

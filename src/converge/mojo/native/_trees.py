@@ -30,6 +30,10 @@ _NA_CODE, _OOR_CODE = -1, -2
 _CHUNK_CELLS = 1 << 16
 #: rows x nodes up to which every node's test is evaluated up front (single-row latency)
 _SMALL_CELLS = 1 << 15
+#: single rows through forests of at most this many trees are walked in plain Python
+_PY_TREES = 24
+#: ... or through forests at least this deep (unbalanced trees end early)
+_PY_DEPTH = 10
 #: trees deeper than this are walked with an active set that drops walkers already at a leaf
 _DEEP = 8
 
@@ -312,7 +316,10 @@ class Forest:
         if n == 0 or n_groups == 0:
             return np.zeros((n, n_tpc))
         T = self.flat_roots.size
-        if n * self.thr.size <= _SMALL_CELLS:  # tiny batch: decide every node once
+        if n == 1 and (T <= _PY_TREES or self.max_depth >= _PY_DEPTH):
+            # few or deep trees: plain Python beats NumPy's per-call cost on one row
+            s = self._walk_python(X)
+        elif n * self.thr.size <= _SMALL_CELLS:  # tiny batch: decide every node once
             s = self._walk_small(X)
         else:
             chunk = max(1, _CHUNK_CELLS // max(T, 1))
@@ -388,6 +395,32 @@ class Forest:
             s = self.child2.take(s + r)
         out[pos] = s
         return out
+
+    def _walk_python(self, X: np.ndarray) -> np.ndarray:
+        """One row, node by node, with the same decision rules as the vectorised walkers."""
+        lists = self.__dict__.get("_lists")
+        if lists is None:
+            lists = self._lists = (
+                self.vc2.tolist(), self.thr2.tolist(), self.child2.tolist(), self.is_leaf2.tolist(),
+                self.tbl_node2.tolist(), self.col.tolist(), self.tbl_off.tolist(),
+                self.tbl_len.tolist(), self.tables.tolist())
+        vc2, thr2, child2, is_leaf2, tbl2, col, tbl_off, tbl_len, tables = lists
+        V, codes = self._views(X)
+        v = V[0].tolist()
+        crow = codes[0].tolist() if codes is not None else None
+        out = []
+        for s in self.roots2.tolist():
+            while not is_leaf2[s]:
+                if tbl2[s]:
+                    node = s >> 1
+                    c = crow[col[node]]
+                    slot = 0 if c == _NA_CODE else (1 if c < 0 or c >= tbl_len[node] else c + 2)
+                    r = tables[tbl_off[node] + slot]
+                else:
+                    r = v[vc2[s]] >= thr2[s]
+                s = child2[s + r]
+            out.append(s)
+        return np.array(out, dtype=np.intp)
 
     def _walk_small(self, X: np.ndarray) -> np.ndarray:
         """For a handful of rows: evaluate every node's test up front, then only follow pointers."""
