@@ -34,15 +34,16 @@ import tempfile
 import time
 import zipfile
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from converge.mojo import load_mojo  # noqa: E402
-from converge.mojo.backends.genmodel import find_h2o_jar  # noqa: E402
+from converge.mojo import load_mojo
+from converge.mojo.backends.genmodel import find_h2o_jar
 
 CORPUS = Path(os.environ.get("CONVERGE_MOJO_CORPUS", str(ROOT.parent / "shared" / "mojo-corpus")))
 HARNESS = Path(__file__).resolve().parent / "mojo_harness.java"
@@ -88,9 +89,8 @@ def sample_rows(model, input_csv: Path, n: int, seed: int = 0) -> list[dict]:
 def write_csv(rows: list[dict], names: list[str], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(",".join(names) + "\n")
-        for r in rows:
-            f.write(",".join("" if r.get(c) is None else (repr(r[c]) if isinstance(r[c], float) else r[c])
-                             for c in names) + "\n")
+        f.writelines(",".join("" if r.get(c) is None else (repr(r[c]) if isinstance(r[c], float) else r[c])
+                             for c in names) + "\n" for r in rows)
 
 
 # -- measurements -------------------------------------------------------------------------------
@@ -148,13 +148,12 @@ def cold_java(mojo: Path, csv_path: Path, classpath: str) -> float:
 def machine() -> dict:
     cpu = "unknown"
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
     except OSError:
         pass
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True,
+                          check=True).stderr.splitlines()[0]
     return {"cpu": cpu, "nproc": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "java": java, "os": f"{platform.system()} {platform.release()}",
             "load": os.getloadavg()[0]}
@@ -168,7 +167,7 @@ def fmt(v: float) -> str:
 def write_section(text: str) -> None:
     path = ROOT / "BENCHMARKS.md"
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(old):
         new = pattern.sub(lambda _m: text, old)
     else:
@@ -220,15 +219,15 @@ def main() -> None:
             b = ref.predict_raw(rows[:500])
             assert np.array_equal(a[:, 0], b[:, 0]) and np.allclose(a, b, rtol=0, atol=1e-12)
             r = {"label": label, "mojo": mojo.name}
-            r["native_records"] = best_rate(lambda: native.predict_records(rows), len(rows), args.repeats)
-            r["native_numpy"] = best_rate(lambda: native.predict_numpy(raw), len(rows), args.repeats)
+            r["native_records"] = best_rate(partial(native.predict_records, rows), len(rows), args.repeats)
+            r["native_numpy"] = best_rate(partial(native.predict_numpy, raw), len(rows), args.repeats)
             jp = rows[: args.jpype_rows]
-            r["jpype_records"] = best_rate(lambda: ref.predict_raw(jp), len(jp), 1)
+            r["jpype_records"] = best_rate(partial(ref.predict_raw, jp), len(jp), 1)
             r["java_easy"] = float(java_run([str(mojo), str(csv_path), "easy", str(len(rows)), "5"], classpath))
             r["java_score0"] = float(java_run([str(mojo), str(csv_path), "score0", str(len(rows)), "5"], classpath))
             if not args.no_h2o_pandas:
-                import pandas as pd
                 import h2o
+                import pandas as pd
 
                 df = pd.DataFrame(rows, columns=native.feature_names)
                 t = time.perf_counter()
@@ -236,9 +235,9 @@ def main() -> None:
                 r["h2o_pandas"] = len(rows) / (time.perf_counter() - t)
             one = rows[0]
             one_x = raw[:1]
-            r["single_records"] = single_row(lambda: native.predict_records([one]), args.single_calls)
-            r["single_numpy"] = single_row(lambda: native.predict_numpy(one_x), args.single_calls)
-            r["single_jpype"] = single_row(lambda: ref.predict_raw([one]), min(500, args.single_calls))
+            r["single_records"] = single_row(partial(native.predict_records, [one]), args.single_calls)
+            r["single_numpy"] = single_row(partial(native.predict_numpy, one_x), args.single_calls)
+            r["single_jpype"] = single_row(partial(ref.predict_raw, [one]), min(500, args.single_calls))
             # interleaved, so both see the same background load; the minimum is the least disturbed
             cn, cj = [], []
             for _ in range(5):
@@ -265,20 +264,20 @@ def report(results, info, args, started, elapsed) -> str:
         cmd += " --no-h2o-pandas"
     out = [SECTION, "",
            f"`{cmd}` ({started:%Y-%m-%d}, {elapsed:.0f} s wall).",
-           f"Machine: {info['cpu']}, {info['nproc']} cores, {info['os']}; Python {info['python']}, "
-           f"NumPy {info['numpy']}; {info['java']}; h2o-genmodel from the h2o 3.46.0.11 wheel.",
-           f"Load average before/after: {info['load']:.1f} / {info['load_after']:.1f}. The machine is "
-           "shared, so wall-clock figures are noisy; ratios come from the same run and the same rows.",
+           (f"Machine: {info['cpu']}, {info['nproc']} cores, {info['os']}; Python {info['python']}, "
+           f"NumPy {info['numpy']}; {info['java']}; h2o-genmodel from the h2o 3.46.0.11 wheel."),
+           (f"Load average before/after: {info['load']:.1f} / {info['load_after']:.1f}. The machine is "
+           "shared, so wall-clock figures are noisy; ratios come from the same run and the same rows."),
            "",
-           f"Batch: {args.rows:,} rows drawn from each model's corpus input (NAs and unseen levels "
+           (f"Batch: {args.rows:,} rows drawn from each model's corpus input (NAs and unseen levels "
            "included), typed like parsed JSON. Java figures are the best of 5 JIT-warm passes in one "
            "JVM (`benchmarks/mojo_harness.java`); JPype is genmodel called row by row from Python "
            f"({args.jpype_rows:,} rows); `h2o.mojo_predict_pandas` runs PredictCsv in a new JVM "
-           "(start-up and CSV files included).",
+           "(start-up and CSV files included)."),
            "",
-           "| model | native records rows/s | native numpy rows/s | Java EasyPredict rows/s | "
+           ("| model | native records rows/s | native numpy rows/s | Java EasyPredict rows/s | "
            "Java score0 rows/s | genmodel JPype rows/s | mojo_predict_pandas rows/s | "
-           "records vs EasyPredict | numpy vs score0 |",
+           "records vs EasyPredict | numpy vs score0 |"),
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         out.append(
@@ -287,11 +286,11 @@ def report(results, info, args, started, elapsed) -> str:
             f"{fmt(r['h2o_pandas']) if 'h2o_pandas' in r else 'n/a'} | "
             f"{r['native_records'] / r['java_easy']:.2f}x | {r['native_numpy'] / r['java_score0']:.2f}x |")
     out += ["",
-            "Single row (one row per call; wall-clock median / p99, and CPU time per call). Java's "
-            "per-row cost in a warm loop is 1e6 / (EasyPredict rows/s).",
+            ("Single row (one row per call; wall-clock median / p99, and CPU time per call). Java's "
+            "per-row cost in a warm loop is 1e6 / (EasyPredict rows/s)."),
             "",
-            "| model | native records p50 / p99 us | CPU us | native numpy p50 / p99 us | CPU us | "
-            "genmodel JPype p50 us | Java EasyPredict us/row |",
+            ("| model | native records p50 / p99 us | CPU us | native numpy p50 / p99 us | CPU us | "
+            "genmodel JPype p50 us | Java EasyPredict us/row |"),
             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         sr, sn, sj = r["single_records"], r["single_numpy"], r["single_jpype"]
@@ -300,19 +299,19 @@ def report(results, info, args, started, elapsed) -> str:
             f"{sn['p50']:.0f} / {sn['p99']:.0f} | {sn['cpu']:.0f} | {sj['p50']:.0f} | "
             f"{1e6 / r['java_easy']:.1f} |")
     out += ["",
-            "Cold start: a new process from spawn to its first prediction (interpreter or JVM start, "
-            "imports/class loading, MOJO load, one row); 5 runs each, interleaved; best and median.",
+            ("Cold start: a new process from spawn to its first prediction (interpreter or JVM start, "
+            "imports/class loading, MOJO load, one row); 5 runs each, interleaved; best and median."),
             "",
-            "| model | native s (best / median) | fresh JVM with h2o.jar s (best / median) | "
-            "JVM / native (best) |",
+            ("| model | native s (best / median) | fresh JVM with h2o.jar s (best / median) | "
+            "JVM / native (best) |"),
             "|---|---:|---:|---:|"]
     for r in results:
         out.append(f"| {r['label']} | {r['cold_native']:.2f} / {r['cold_native_med']:.2f} | "
                    f"{r['cold_java']:.2f} / {r['cold_java_med']:.2f} | "
                    f"{r['cold_java'] / r['cold_native']:.1f}x |")
-    out += ["", f"For scale, in the same run: a bare `python -c pass` takes {info['py_start']:.2f} s and "
+    out += ["", (f"For scale, in the same run: a bare `python -c pass` takes {info['py_start']:.2f} s and "
             f"`python -c 'import numpy'` {info['numpy_import']:.2f} s (best of 5); NumPy's import is "
-            "most of the native cold start."]
+            "most of the native cold start.")]
     gbm = results[0]
     batch_ok = all(r["native_numpy"] >= 2 * r["java_score0"] for r in results)
     rec_ok = all(r["native_records"] >= 2 * r["java_easy"] for r in results)
@@ -323,16 +322,16 @@ def report(results, info, args, started, elapsed) -> str:
     slow_batch = ", ".join(r["label"] for r in results if r["native_numpy"] < 2 * r["java_score0"])
     slow_rec = ", ".join(r["label"] for r in results if r["native_records"] < 2 * r["java_easy"])
     out += ["", "Targets:",
-            f"- batch >= 2x pure-Java genmodel: encoded matrices (numpy vs score0) "
+            (f"- batch >= 2x pure-Java genmodel: encoded matrices (numpy vs score0) "
             f"{'met' if batch_ok else 'NOT met'} for "
             f"{'all models' if batch_ok else slow_batch}; "
-            f"dict rows (records vs EasyPredict) {'met' if rec_ok else 'not met for ' + slow_rec}.",
-            f"- single row < 50 us for the 50-tree GBM: numpy path p50 {gbm['single_numpy']['p50']:.0f} us "
+            f"dict rows (records vs EasyPredict) {'met' if rec_ok else 'not met for ' + slow_rec}."),
+            (f"- single row < 50 us for the 50-tree GBM: numpy path p50 {gbm['single_numpy']['p50']:.0f} us "
             f"({'met' if single_ok else 'NOT met'} on wall clock); records path "
             f"{gbm['single_records']['cpu']:.0f} us CPU per call ({'met' if single_cpu_ok else 'NOT met'}), "
-            f"p50 wall {gbm['single_records']['p50']:.0f} us.",
-            f"- cold start >= 2x sooner than a fresh JVM: {'met' if cold_ok else 'NOT met'} "
-            f"({cold_ratios}).",
+            f"p50 wall {gbm['single_records']['p50']:.0f} us."),
+            (f"- cold start >= 2x sooner than a fresh JVM: {'met' if cold_ok else 'NOT met'} "
+            f"({cold_ratios})."),
             ""]
     return "\n".join(out) + "\n"
 

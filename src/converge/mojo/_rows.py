@@ -3,9 +3,13 @@
 Semantics follow ``EasyPredictModelWrapper`` as ``PredictCsv`` configures it: columns are matched
 by name (unknown names ignored, absent ones missing), numeric strings are parsed like
 ``Double.parseDouble``, categorical values are looked up exactly (then as ``"column.value"``) and
-unseen levels become missing. Python conveniences on top, identical for every backend:
-``None``/NaN are missing, ``int`` works where Java wants a ``Double`` (and, for a categorical
-column, is looked up as its decimal string), date-times become epoch milliseconds.
+unseen levels become missing. A numeric string that does not parse becomes missing by default
+(``invalid_numbers="na"``; PredictCsv does that only with ``--setConvertInvalidNumbersToNa`` and
+otherwise fails, which ``invalid_numbers="raise"`` reproduces). Python conveniences on top,
+identical for every backend: ``None``/NaN are missing, ``int`` works where Java wants a ``Double``
+(and, for a categorical column, is looked up as its decimal string, as is an integral float),
+date-times become epoch milliseconds (naive ones taken as UTC), booleans and other types are
+refused with :class:`InvalidInputError`.
 """
 
 from __future__ import annotations
