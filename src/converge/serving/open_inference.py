@@ -42,7 +42,8 @@ class RequestOutput(BaseModel):
 
 
 class InferRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Clients add fields of their own (KServe's sends model_name); the protocol's are checked.
+    model_config = ConfigDict(extra="ignore")
     id: str | None = Field(default=None, max_length=256)
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput] = Field(min_length=1, max_length=1024)
