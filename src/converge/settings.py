@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     # Serving.
     default_model: str = "demo"
     scorer_backend: str = "auto"
+    # inline (measured default: small requests scored on the loop, merged), batch, or offload;
+    # see BENCHMARKS.md, "Predict function".
+    scoring_mode: Literal["inline", "batch", "offload"] = "inline"
     admin_token: SecretStr = SecretStr("")
     registry_poll_s: float = 10.0
     max_body_bytes: int = 1_048_576

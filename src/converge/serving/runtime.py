@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from functools import cached_property
 from typing import Any
 
@@ -98,9 +97,7 @@ class Runtime:
 
     @cached_property
     def scorer(self) -> Scorer:
-        # CONVERGE_SCORING_MODE (inline, batch, offload) exists for the benchmark's comparison;
-        # inline is the measured default (see BENCHMARKS.md, "Predict function").
-        return self._scorer or Scorer(os.environ.get("CONVERGE_SCORING_MODE", "inline"))
+        return self._scorer or Scorer(self.settings.scoring_mode)
 
     @cached_property
     def loader(self) -> ModelLoader:
