@@ -312,11 +312,10 @@ def start_predict(settings: Settings, workdir: Path, mode: str) -> FunctionProce
     import httpx
 
     scoring, _, server = mode.partition("+")
-    os.environ["CONVERGE_SCORING_MODE"] = scoring
     fn = FunctionProcess(
         "predict",
         ROOT / "functions" / "main.py",
-        settings,
+        settings.model_copy(update={"scoring_mode": scoring}),
         free_port(),
         workdir / f"predict-{scoring}-{server or 'ff'}.log",
         plain=server == "uvicorn",
