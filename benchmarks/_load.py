@@ -169,8 +169,14 @@ class RawPredict:
     """
 
     def __init__(
-        self, port: int, bodies: list[bytes], path: str = "/predict", max_idle_s: float = 1.0
+        self,
+        port: int,
+        bodies: list[bytes],
+        path: str = "/predict",
+        max_idle_s: float = 1.0,
+        timeout_s: float = 10.0,
     ) -> None:
+        self.timeout_s = timeout_s
         self.port, self.bodies, self.path = port, bodies, path
         self.max_idle_s = max_idle_s
         self._idle: list[tuple[_Conn, float]] = []
@@ -188,7 +194,9 @@ class RawPredict:
         if conn is None:
             conn, last = await _Conn.open(self.port), now
         try:
-            status, body = await conn.post(self.path, self.bodies[i % len(self.bodies)])
+            status, body = await asyncio.wait_for(
+                conn.post(self.path, self.bodies[i % len(self.bodies)]), self.timeout_s
+            )
         except BaseException:
             conn.close()
             self.stale_errors += now - last > 1.0
@@ -481,16 +489,21 @@ async def reload_run(
     plan: list[int],
     *,
     rate: float,
+    duration_s: float,
     steady_s: float,
     gap_s: float,
-    max_s: float,
-    settle_s: float = 0.5,
+    ramp_s: float = 0.5,
 ) -> ReloadResult:
-    """Open-loop predictions at ``rate``; after ``steady_s``, reload each version of ``plan`` in
-    turn (``reload(version)`` returns the HTTP status), ``gap_s`` apart, waiting for a good one
-    to show up in the answers. Steady state is the time before the first reload."""
+    """Open-loop predictions at ``rate`` for ``duration_s``; from ``steady_s`` on, reload each
+    version of ``plan`` in turn (``reload(version)`` returns the HTTP status), ``gap_s`` apart,
+    waiting for a good one to show up in the answers.
+
+    Steady state is ``[ramp_s, steady_s)`` (the ramp is the generator opening its connections),
+    "during reloads" is ``[steady_s, duration_s)``. An empty plan is the control run: the same
+    windows without any reload, to tell the reloads' cost from the machine's own noise.
+    """
     loop = asyncio.get_running_loop()
-    load = Steady(predict, rate, max_requests=int(rate * max_s), max_seconds=max_s)
+    load = Steady(predict, rate, max_requests=int(rate * duration_s), max_seconds=duration_s)
     out = ReloadResult()
     lag = FaultResult("reload")
     watch = loop.create_task(_watch_lag(lag))
@@ -505,16 +518,14 @@ async def reload_run(
             if step.status == 200:
                 deadline = loop.time() + 30
                 while loop.time() < deadline:
-                    hits = [s.due for s in load.samples if s.version == version]
+                    hits = [s.done for s in load.samples if s.version == version]
                     if hits:
                         step.seen = min(hits)
                         break
                     await asyncio.sleep(0.02)
             await asyncio.sleep(max(0.0, step.posted + gap_s - loop.time()))
-        await asyncio.sleep(settle_s)
     finally:
-        load.stop.set()
-        samples = await task
+        samples = await task  # runs until duration_s
         watch.cancel()
     out.generator_lag_ms = lag.generator_lag_ms
     out.sent = len(samples)
@@ -527,10 +538,8 @@ async def reload_run(
             out.versions.append(s.version)
     out.regressions = regressions(samples)
     t0 = load.t0
-    first = out.steps[0].posted if out.steps else loop.time()
-    last = max((s.seen or s.answered for s in out.steps), default=first) + settle_s
-    steady = [s.latency * 1e3 for s in samples if t0 + 0.5 <= s.due < first]
-    during = [s.latency * 1e3 for s in samples if first <= s.due <= last]
+    steady = [s.latency * 1e3 for s in samples if t0 + ramp_s <= s.due < t0 + steady_s]
+    during = [s.latency * 1e3 for s in samples if s.due >= t0 + steady_s]
     out.steady_n, out.reload_n = len(steady), len(during)
     out.steady_p50_ms, out.steady_p99_ms = pct(steady, 0.5), pct(steady, 0.99)
     out.reload_p50_ms, out.reload_p99_ms = pct(during, 0.5), pct(during, 0.99)

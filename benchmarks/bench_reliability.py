@@ -48,7 +48,6 @@ from _load import (
     RawPredict,
     ReloadResult,
     fault_run,
-    httpx_predict,
     predict_bodies,
     reload_run,
 )
@@ -176,14 +175,13 @@ async def run_faults(
     results = []
     try:
         async with (
-            httpx.AsyncClient(base_url=predict.url, timeout=10.0, limits=CLIENT_LIMITS) as pc,
             httpx.AsyncClient(base_url=ingest.url, timeout=10.0, limits=CLIENT_LIMITS) as ic,
         ):  # fmt: skip
             for fault in args.faults.split(","):
                 stop, up = services[fault]
                 result = await fault_run(
                     fault, stop, up,
-                    predict=httpx_predict(pc, bodies), ingest=EventStream(ic, per_event=10),
+                    predict=RawPredict(predict.port, bodies), ingest=EventStream(ic, per_event=10),
                     direct_dsn=stack.pg.dsn, predict_rate=args.predict_rate,
                     ingest_rate=args.ingest_rate, warm_s=2.0, down_s=args.down, clean_s=2.0,
                     max_s=90.0,
@@ -200,7 +198,9 @@ async def run_faults(
 
 
 # -- 2. reload under load -----------------------------------------------------------------------
-async def run_reloads(settings: Settings, models, work: Path, args) -> tuple[ReloadResult, dict]:
+async def run_reloads(
+    settings: Settings, models, work: Path, args, control: bool = False
+) -> tuple[ReloadResult, dict]:
     name = settings.default_model
     # Replicas learn of a promotion through the Redis channel; the poll is only the safety net.
     slow_poll = settings.model_copy(update={"registry_poll_s": 30.0})
@@ -214,7 +214,7 @@ async def run_reloads(settings: Settings, models, work: Path, args) -> tuple[Rel
     pool = await create_pool(settings, min_size=0)
     plan = []
     try:
-        for kind in kinds:
+        for kind in [] if control else kinds:
             if kind == "corrupt":
                 mojo, rows = models["regression"]
                 mv = await register_model(settings, pool, name, mojo[: len(mojo) // 2], rows,
@@ -245,10 +245,11 @@ async def run_reloads(settings: Settings, models, work: Path, args) -> tuple[Rel
                 r = await admin.post("/admin/reload-model", json={"name": name, "version": version})
                 return r.status_code
 
-            steady = args.duration / 3
+            # 2 s ramp (not counted), 4 s steady state, then the reloads over the rest.
             result = await reload_run(
-                sender, reload, plan, rate=args.rate, steady_s=steady,
-                gap_s=(args.duration - steady - 0.5) / len(plan), max_s=args.duration + 30,
+                sender, reload, plan if not control else [], rate=args.rate,
+                duration_s=args.duration, steady_s=6.0, ramp_s=2.0,
+                gap_s=(args.duration - 6.0 - 1.5) / len(kinds),
             )  # fmt: skip
         rss["after"] = group_rss(predict)
         print(json.dumps({k: v for k, v in result.__dict__.items() if k != "steps"}), flush=True)
@@ -256,7 +257,8 @@ async def run_reloads(settings: Settings, models, work: Path, args) -> tuple[Rel
         sender.close()
         predict.stop()
         reload_fn.stop()
-    result_plan = {"plan": list(zip(plan, kinds, strict=True)), "stale": sender.stale_errors}
+    pairs = [] if control else list(zip(plan, kinds, strict=True))
+    result_plan = {"plan": pairs, "stale": sender.stale_errors, "control": control}
     return result, {**rss, **result_plan}
 
 
@@ -303,51 +305,53 @@ def render_faults(results: list[FaultResult], args, took: float) -> str:
     return "\n".join(lines)
 
 
-def render_reload(r: ReloadResult, extra: dict, args, took: float) -> str:
-    statuses = ", ".join(
-        f"{s.version} ({kind}): {s.status}"
-        for s, (_, kind) in zip(r.steps, extra["plan"], strict=True)
-    )
-    swap = [f"{(s.seen - s.posted) * 1e3:,.0f}" for s in r.steps if s.seen is not None]
-    ratio = r.p99_ratio
-    ok = r.non_200 == 0 and ratio <= 2.0
+def render_reload(runs: list[tuple[ReloadResult, dict]], args, took: float) -> str:
     lines = [
         SECTION,
         "",
-        (
-            f"`.venv/bin/python benchmarks/bench_reliability.py --rate {args.rate:g} --duration {args.duration:g}` "
-            f"({datetime.now(UTC):%Y-%m-%d}, {took:.0f} s wall)."
-        ),
+        (f"`.venv/bin/python benchmarks/bench_reliability.py --rate {args.rate:g} --duration {args.duration:g}` "
+         f"({datetime.now(UTC):%Y-%m-%d}, {took:.0f} s wall, {len(runs)} runs)."),
         f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end (shared with other jobs).",
         f"Predict (one worker) takes {args.rate:,.0f} req/s open-loop for {args.duration:g} s (single rows, every one a cache",
-        "miss; latency counts from each request's due time). After a third of the run, five reloads go to the",
-        "reload function one after the other, one of them a corrupt artifact (the MOJO cut in half); predict",
-        "swaps through the Redis reload channel. Steady state = the time before the first reload.",
+        "miss; latency counts from each request's due time, so a queue shows). The first 2 s are the",
+        "generator's ramp and not counted; 2-6 s is steady state; from 6 s on, five reloads go to the",
+        "reload function one after the other, one of them a corrupt artifact (the MOJO cut in half), and",
+        "predict swaps through the Redis reload channel. Each reload run follows a control run with the",
+        "same windows and no reload, which shows how much p99 moves on this shared machine by itself.",
+        "Each run starts a fresh predict process.",
         "",
-        "| requests | achieved req/s | non-200 | steady p50 ms | steady p99 ms | p50 ms during reloads | p99 ms during reloads | p99 ratio | versions served | older version after newer | generator stall ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
-        (
-            f"| {r.sent:,} | {r.achieved_rps:,.0f} | {r.non_200} | {r.steady_p50_ms:.2f} | {r.steady_p99_ms:.2f} | "
+        "| run | requests | achieved req/s | non-200 | steady p50 ms | steady p99 ms | p50 ms from 6 s | p99 ms from 6 s | p99 ratio | versions served | older version after newer | generator stall ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]  # fmt: skip
+    notes = []
+    all_ok = True
+    for n, (r, extra) in enumerate(runs, 1):
+        ratio = r.p99_ratio
+        kind = "control, no reload" if extra["control"] else "five reloads"
+        if not extra["control"]:
+            all_ok &= r.non_200 == 0 and ratio <= 2.0
+        lines.append(
+            f"| {n}: {kind} | {r.sent:,} | {r.achieved_rps:,.0f} | {r.non_200} | {r.steady_p50_ms:.2f} | {r.steady_p99_ms:.2f} | "
             f"{r.reload_p50_ms:.2f} | {r.reload_p99_ms:.2f} | {ratio:.2f}x | {' -> '.join(map(str, r.versions))} | "
             f"{r.regressions} | {r.generator_lag_ms:,.0f} |"
-        ),
-        "",
-        (
-            f"Non-200 statuses: {r.statuses or 'none'} ({extra['stale']} on connections idle > 1 s)."
-            f" The generator drops idle connections after {args.client_idle:g} s (the server closes"
-            " them after 2 s)."
-        ),
-        f"Reload answers (version (artifact): status): {statuses}.",
-        f"Promotion to first answer with the new version, ms: {', '.join(swap)}.",
-        f"Predict RSS {extra['before'] / 2**20:,.0f} MiB before, {extra['after'] / 2**20:,.0f} MiB after.",
-        "",
-        (
-            f"Target: zero non-200 and p99 during reloads within 2x of steady state: **{'met' if ok else 'not met'}**"
-            f" ({r.non_200} non-200, {ratio:.2f}x)."
-        ),
-        "",
-        "",
-    ]
+        )
+        if extra["control"]:
+            continue
+        answers = ", ".join(
+            f"v{s.version} {kind}: {s.status}"
+            for s, (_, kind) in zip(r.steps, extra["plan"], strict=True)
+        )
+        swap = ", ".join(f"{(s.seen - s.posted) * 1e3:,.0f}" for s in r.steps if s.seen is not None)
+        notes.append(
+            f"- Run {n}: reload answers {answers}; from the reload request to the first answer with the new version {swap} ms;"
+            f" non-200 {r.statuses or 'none'} ({extra['stale']} on connections idle > 1 s);"
+            f" predict RSS {extra['before'] / 2**20:,.0f} -> {extra['after'] / 2**20:,.0f} MiB."
+        )
+    lines += ["", *notes, "",
+              f"The generator drops connections idle for {args.client_idle:g} s (the server closes them after 2 s).",
+              "",
+              f"Target: zero non-200 and p99 during reloads within 2x of steady state: **{'met' if all_ok else 'not met'}**.",
+              "", ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -375,8 +379,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--rate", type=float, default=1000.0, help="predict req/s during the reloads")
     ap.add_argument("--duration", type=float, default=15.0, help="seconds of the reload run")
-    ap.add_argument("--predict-rate", type=float, default=200.0, help="predict req/s during faults")
-    ap.add_argument("--ingest-rate", type=float, default=20.0, help="ingest events/s during faults")
+    ap.add_argument("--predict-rate", type=float, default=100.0, help="predict req/s during faults")
+    ap.add_argument("--ingest-rate", type=float, default=10.0, help="ingest events/s during faults")
     ap.add_argument("--down", type=float, default=3.0, help="seconds each service stays down")
     ap.add_argument("--faults", default=",".join(FAULTS))
     ap.add_argument(
@@ -385,6 +389,7 @@ def main() -> int:
         default=1.0,
         help="seconds the generator keeps an idle connection (server keep-alive: 2 s)",
     )
+    ap.add_argument("--repeat", type=int, default=2, help="reload runs")
     ap.add_argument("--no-faults", action="store_true")
     ap.add_argument("--no-reload", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only")
@@ -418,8 +423,13 @@ def main() -> int:
                     write_generated(text)
             if not args.no_reload:
                 started = time.perf_counter()
-                result, extra = asyncio.run(run_reloads(settings, models, work, args))
-                text = render_reload(result, extra, args, time.perf_counter() - started)
+                runs = []
+                for _ in range(args.repeat):  # a control run (no reload) before each reload run
+                    runs.append(
+                        asyncio.run(run_reloads(settings, models, work, args, control=True))
+                    )
+                    runs.append(asyncio.run(run_reloads(settings, models, work, args)))
+                text = render_reload(runs, args, time.perf_counter() - started)
                 print(text)
                 if not args.no_write:
                     write_section(text)

@@ -80,7 +80,7 @@ async def test_five_reloads_one_corrupt_under_load_answer_only_200(
     ):  # fmt: skip
         result = await reload_run(
             httpx_predict(predict, bodies), reloader(admin, name), plan,
-            rate=100, steady_s=2.0, gap_s=1.5, max_s=25.0,
+            rate=100, duration_s=10.0, steady_s=2.0, gap_s=1.5,
         )  # fmt: skip
     print(result)
 
