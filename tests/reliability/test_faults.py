@@ -135,3 +135,26 @@ async def test_reload_during_s3_outage_is_retryable_and_keeps_serving(
     r = await reload_client.post("/admin/reload-model", json={"name": name, "version": mv.version})
     assert r.status_code == 200, r.text
     assert (await registry.production(name)).version == mv.version
+
+
+async def test_unknown_model_while_the_database_is_down_is_a_503(
+    functions, clients, pgbouncer, corpus
+):
+    """A model this replica does not serve yet needs the registry; without it, retry later (503),
+    while the model it does serve keeps answering."""
+    predict_client, _, _ = clients
+    rows = corpus["binomial"][1]
+    pgbouncer.stop()
+    try:
+        r = await predict_client.post(
+            "/predict", json={"model": "not-loaded-here", "features": rows[0]}
+        )
+        assert r.status_code == 503, r.text
+        r = await predict_client.post("/predict", json={"features": rows[0]})
+        assert r.status_code == 200, r.text
+    finally:
+        pgbouncer.start()
+    r = await predict_client.post(
+        "/predict", json={"model": "not-loaded-here", "features": rows[0]}
+    )
+    assert r.status_code == 404, r.text
