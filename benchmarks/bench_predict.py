@@ -121,7 +121,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def open_loop(port: int, bodies: list[bytes], rate: float, conns: int = 64) -> dict:
+async def open_loop(
+    port: int, bodies: list[bytes], rate: float, conns: int = 64, path: str = "/predict"
+) -> dict:
     """Send ``len(bodies)`` requests at ``rate``/s; latency counts from each request's due time."""
     pool: asyncio.Queue[Conn] = asyncio.Queue()
     for _ in range(conns):
@@ -136,7 +138,7 @@ async def open_loop(port: int, bodies: list[bytes], rate: float, conns: int = 64
         nonlocal errors
         conn = await pool.get()
         try:
-            status, body = await conn.post("/predict", body)
+            status, body = await conn.post(path, body)
         except (OSError, asyncio.IncompleteReadError):
             errors += 1
             conn = await Conn.open(port)
@@ -165,7 +167,9 @@ async def open_loop(port: int, bodies: list[bytes], rate: float, conns: int = 64
     }  # fmt: skip
 
 
-async def closed_loop(port: int, bodies: list[bytes], concurrency: int, duration: float) -> dict:
+async def closed_loop(
+    port: int, bodies: list[bytes], concurrency: int, duration: float, path: str = "/predict"
+) -> dict:
     """``concurrency`` clients back to back for ``duration`` s (bounded by ``len(bodies)``)."""
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
@@ -180,7 +184,7 @@ async def closed_loop(port: int, bodies: list[bytes], concurrency: int, duration
             body = bodies[index]
             index += 1
             start = loop.time()
-            status, _ = await conn.post("/predict", body)
+            status, _ = await conn.post(path, body)
             latencies.append(loop.time() - start)
             errors += status != 200
         conn.close()

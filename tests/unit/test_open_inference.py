@@ -94,3 +94,15 @@ def test_outputs_carry_labels_and_class_probabilities():
         encode_outputs(predictions, ["no", "yes"], parse_request(
             {"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [1]}], "outputs": [{"name": "p"}]}
         ).outputs)
+
+
+def test_overlong_strings_are_refused():
+    with pytest.raises(InferenceError, match="does not match datatype BYTES"):
+        _decode({"inputs": [{"name": "city", "shape": [1], "datatype": "BYTES", "data": ["x" * 5000]}]})
+
+
+def test_fast_and_validated_parsing_agree():
+    body = {"id": "r1", "inputs": [{"name": "age", "shape": [1], "datatype": "FP64", "data": [3.0]}]}
+    fast = parse_request(body)
+    slow = parse_request({**body, "parameters": {}})  # parameters take the validated path
+    assert fast.model_dump(exclude={"parameters"}) == slow.model_dump(exclude={"parameters"})

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from converge.contracts import MAX_STRING_VALUE
+
 PROTOCOL_VERSION = "2"
 log = logging.getLogger(__name__)
 Datatype = Literal[
@@ -56,8 +58,46 @@ class TensorSpec(BaseModel):
     shape: list[int]
 
 
+_DATATYPES = set(Datatype.__args__)  # type: ignore[attr-defined]
+
+
+def _well_formed(body: Any) -> bool:
+    """The common, valid request, checked without building pydantic validators per tensor."""
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
+        return False
+    if not set(body) <= {"id", "parameters", "inputs", "outputs", "model_name", "model_version"}:
+        return False
+    if body.get("outputs") is not None or body.get("parameters") is not None:
+        return False
+    if body.get("id") is not None and not isinstance(body["id"], str):
+        return False
+    for tensor in body["inputs"]:
+        if not isinstance(tensor, dict) or set(tensor) - {"name", "shape", "datatype", "data", "parameters"}:
+            return False
+        name, shape = tensor.get("name"), tensor.get("shape")
+        if not isinstance(name, str) or not 0 < len(name) <= 128 or tensor.get("parameters") is not None:
+            return False
+        if not isinstance(shape, list) or not 1 <= len(shape) <= 2:
+            return False
+        if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            return False
+        if tensor.get("datatype") not in _DATATYPES or not isinstance(tensor.get("data"), list):
+            return False
+    return len(body["inputs"]) <= 1024
+
+
 def parse_request(body: Any) -> InferRequest:
     """Validate the JSON body; the error names the first offending field."""
+    if _well_formed(body):
+        return InferRequest.model_construct(
+            id=body.get("id"),
+            parameters=None,
+            outputs=None,
+            inputs=[
+                RequestInput.model_construct(parameters=None, **{k: v for k, v in t.items() if k != "parameters"})
+                for t in body["inputs"]
+            ],
+        )
     try:
         return InferRequest.model_validate(body)
     except ValidationError as exc:
@@ -103,7 +143,7 @@ def _check_values(tensor: RequestInput, values: list[Any]) -> list[Any]:
         if value is None:
             continue
         if kind == "BYTES":
-            ok = isinstance(value, str)
+            ok = isinstance(value, str) and len(value) <= MAX_STRING_VALUE
         elif kind == "BOOL":
             ok = isinstance(value, bool)
         elif kind.startswith(("INT", "UINT")):
@@ -312,13 +352,11 @@ def open_inference_app(runtime: Any) -> Any:
         loaded = await loaded_model(request)
         records = decode_inputs(parsed, loaded.model.feature_names, categorical(loaded.model))
         service = await runtime.predict_service()
-        try:
-            native = PredictRequest(
-                model=loaded.name, instances=[PredictInstance(features=r) for r in records]
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InferenceError(f"invalid input {first['loc'][-1]}: {first['msg']}") from None
+        # Names are the model's own features and values were type-checked by decode_inputs.
+        native = PredictRequest.model_construct(
+            model=loaded.name,
+            instances=[PredictInstance.model_construct(features=r, entity_id=None) for r in records],
+        )
         result = await service.predict(native)
         outputs = encode_outputs(result.predictions, _labels(loaded), parsed.outputs)
         PREDICT_LATENCY.observe(time.perf_counter() - started)
