@@ -71,6 +71,7 @@ def _service(request, fault: str, functions):
     return service.stop, service.start
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["redis", "pgbouncer", "postgres", "s3", "predict"])
 async def test_fault_under_load_loses_no_prediction_and_no_event(
     request, fault, functions, clients, corpus, postgres

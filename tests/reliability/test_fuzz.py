@@ -12,12 +12,10 @@ import httpx
 import hypothesis
 import orjson
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from reliability_support import TOKEN, log_problems, wait_ready
-from schemathesis.checks import not_a_server_error
 
 from converge.serving.testing import register_model
 
@@ -50,10 +48,16 @@ def _admin_operations(functions) -> list:
     The schemathesis pytest loader (``from_fixture``) does not run under pytest 9, so each
     operation's hypothesis strategy is used directly.
     """
+    schemathesis = _schemathesis()
     schema = schemathesis.openapi.from_url(functions["reload"].url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 6, [op.label for op in operations]
     return operations
+
+
+def _schemathesis():
+    """schemathesis (4.32.5 in the development environment; not yet a declared dependency)."""
+    return pytest.importorskip("schemathesis", minversion="4.32")
 
 
 def _strategy(operation, mode: str, settings):
@@ -61,11 +65,13 @@ def _strategy(operation, mode: str, settings):
     if mode == "known-model" and "{name}" in operation.path:
         kwargs["path_parameters"] = {"name": settings.default_model}
     generation = "negative" if mode == "negative" else "positive"
-    return operation.as_strategy(generation_mode=schemathesis.GenerationMode(generation), **kwargs)
+    mode_enum = _schemathesis().GenerationMode(generation)
+    return operation.as_strategy(generation_mode=mode_enum, **kwargs)
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative", "known-model"])
 def test_admin_api_with_the_token_never_answers_5xx(functions, settings, mode):
+    not_a_server_error = _schemathesis().checks.not_a_server_error
     seen: dict[tuple[str, int], int] = {}
     for operation in _admin_operations(functions):
 

@@ -38,6 +38,7 @@ def group_pids(fn: FunctionProcess) -> set[int]:
     return {p.pid for p in [root, *root.children(recursive=True)]}
 
 
+@pytest.mark.slow
 async def test_memory_of_predict_and_reload_stays_flat_across_many_reloads(
     settings, pool, corpus, start_function
 ):
