@@ -105,4 +105,24 @@ def test_fast_and_validated_parsing_agree():
     body = {"id": "r1", "inputs": [{"name": "age", "shape": [1], "datatype": "FP64", "data": [3.0]}]}
     fast = parse_request(body)
     slow = parse_request({**body, "parameters": {}})  # parameters take the validated path
-    assert fast.model_dump(exclude={"parameters"}) == slow.model_dump(exclude={"parameters"})
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/v2", ("server_metadata", {})),
+        ("GET", "/v2/health/ready", ("server_ready", {})),
+        ("GET", "/v2/models/m", ("model_metadata", {"name": "m"})),
+        ("GET", "/v2/models/m/versions/3/ready", ("model_ready", {"name": "m", "version": "3"})),
+        ("POST", "/v2/models/m/infer", ("infer", {"name": "m"})),
+        ("POST", "/v2/models/m/versions/3/infer", ("infer", {"name": "m", "version": "3"})),
+        ("GET", "/v2/models/m/infer", None),
+        ("POST", "/v2/models//infer", None),
+        ("GET", "/v3", None),
+    ],
+)
+def test_routes(method, path, expected):
+    from converge.serving.open_inference import _route
+
+    assert _route(method, path) == expected

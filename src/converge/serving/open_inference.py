@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -86,24 +87,42 @@ def _well_formed(body: Any) -> bool:
     return len(body["inputs"]) <= 1024
 
 
-def parse_request(body: Any) -> InferRequest:
-    """Validate the JSON body; the error names the first offending field."""
-    if _well_formed(body):
-        return InferRequest.model_construct(
-            id=body.get("id"),
-            parameters=None,
-            outputs=None,
-            inputs=[
-                RequestInput.model_construct(parameters=None, **{k: v for k, v in t.items() if k != "parameters"})
-                for t in body["inputs"]
-            ],
-        )
-    try:
-        return InferRequest.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InferenceError(f"invalid inference request: {where}: {first['msg']}") from None
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A request after validation: plain values, cheap to build on the hot path."""
+
+    id: str | None
+    inputs: list[Tensor]
+    outputs: list[str] | None
+
+
+def parse_request(body: Any) -> Parsed:
+    """Validate the JSON body; the error names the first offending field.
+
+    Well-formed bodies (nearly all of them) are checked by hand; anything else goes through the
+    pydantic models, which produce the message.
+    """
+    if not _well_formed(body):
+        try:
+            body = InferRequest.model_validate(body).model_dump()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            raise InferenceError(f"invalid inference request: {where}: {first['msg']}") from None
+    outputs = body.get("outputs")
+    return Parsed(
+        id=body.get("id"),
+        inputs=[Tensor(t["name"], t["shape"], t["datatype"], t["data"]) for t in body["inputs"]],
+        outputs=[o["name"] for o in outputs] if outputs else None,
+    )
 
 
 def input_specs(feature_names: Sequence[str], categorical: set[str]) -> list[TensorSpec]:
@@ -123,6 +142,8 @@ def output_specs(classes: Sequence[str] | None) -> list[TensorSpec]:
 
 
 def _flatten(data: list[Any]) -> list[Any]:
+    if not any(isinstance(item, list) for item in data):
+        return data
     flat: list[Any] = []
     stack = [iter(data)]
     while stack:
@@ -136,7 +157,7 @@ def _flatten(data: list[Any]) -> list[Any]:
     return flat
 
 
-def _check_values(tensor: RequestInput, values: list[Any]) -> list[Any]:
+def _check_values(tensor: Tensor, values: list[Any]) -> list[Any]:
     """Values must match the declared datatype; JSON nulls are missing values."""
     kind = tensor.datatype
     for value in values:
@@ -162,7 +183,7 @@ def _check_values(tensor: RequestInput, values: list[Any]) -> list[Any]:
 
 
 def decode_inputs(
-    request: InferRequest, feature_names: Sequence[str], categorical: set[str]
+    request: Parsed, feature_names: Sequence[str], categorical: set[str]
 ) -> list[dict[str, Any]]:
     """Turn V2 input tensors into records: one tensor per feature, or one [N, F] row-major tensor."""
     features = list(feature_names)
@@ -202,7 +223,7 @@ def decode_inputs(
 
 
 def _decode_matrix(
-    tensor: RequestInput, features: list[str], categorical: set[str]
+    tensor: Tensor, features: list[str], categorical: set[str]
 ) -> list[dict[str, Any]]:
     if len(tensor.shape) != 2:
         raise InferenceError(
@@ -229,7 +250,7 @@ def _decode_matrix(
 def encode_outputs(
     predictions: Sequence[Any],
     classes: Sequence[str] | None,
-    wanted: list[RequestOutput] | None,
+    wanted: list[str] | None,
 ) -> list[dict[str, Any]]:
     """``predict`` plus one FP64 tensor per class, restricted to the requested outputs."""
     n = len(predictions)
@@ -252,10 +273,10 @@ def encode_outputs(
         )
     if wanted:
         names = {o["name"] for o in outputs}
-        unknown = [w.name for w in wanted if w.name not in names]
+        unknown = [w for w in wanted if w not in names]
         if unknown:
             raise InferenceError(f"unknown output '{unknown[0]}'; outputs are {sorted(names)}")
-        keep = {w.name for w in wanted}
+        keep = set(wanted)
         outputs = [o for o in outputs if o["name"] in keep]
     return outputs
 
@@ -266,11 +287,35 @@ def _labels(loaded: Any) -> list[str] | None:
 
 
 # -- HTTP routes --------------------------------------------------------------------------------
+def _route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
+    """(handler name, path parameters) for a V2 path; a split, not a regex table, on the hot path."""
+    parts = path.rstrip("/").split("/")[1:]  # "/v2/models/m/infer" -> ["v2", "models", "m", "infer"]
+    if not parts or parts[0] != "v2":
+        return None
+    if method == "GET" and len(parts) == 1:
+        return "server_metadata", {}
+    if method == "GET" and len(parts) == 3 and parts[1] == "health" and parts[2] in ("live", "ready"):
+        return f"server_{parts[2]}", {}
+    if len(parts) < 3 or parts[1] != "models" or not parts[2]:
+        return None
+    params = {"name": parts[2]}
+    rest = parts[3:]
+    if len(rest) >= 2 and rest[0] == "versions":
+        params["version"] = rest[1]
+        rest = rest[2:]
+    if not rest and method == "GET":
+        return "model_metadata", params
+    if rest == ["ready"] and method == "GET":
+        return "model_ready", params
+    if rest == ["infer"] and method == "POST":
+        return "infer", params
+    return None
+
+
 def open_inference_app(runtime: Any) -> Any:
     """The V2 REST routes, mounted beside predict's own; scoring goes through the predict service."""
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.routing import Route, Router
 
     from converge import __version__
     from converge.contracts import PredictInstance, PredictRequest
@@ -281,8 +326,8 @@ def open_inference_app(runtime: Any) -> Any:
     def error(status: int, message: str) -> Response:
         return JSONResponse({"error": message}, status)
 
-    async def loaded_model(request: Request) -> Any:
-        name = request.path_params["name"]
+    async def loaded_model(params: dict[str, str]) -> Any:
+        name = params["name"]
         loaded = runtime.holder.get(name)
         if loaded is None:
             service = await runtime.predict_service()
@@ -290,7 +335,7 @@ def open_inference_app(runtime: Any) -> Any:
                 loaded = await service.sync.ensure(name)
             except ModelNotFound:
                 raise ServingError(404, f"model '{name}' not found") from None
-        version = request.path_params.get("version")
+        version = params.get("version")
         if version is not None and version != str(loaded.version):
             raise ServingError(
                 404, f"model '{name}' version {version} is not served (serving {loaded.version})"
@@ -298,38 +343,21 @@ def open_inference_app(runtime: Any) -> Any:
         return loaded
 
     def categorical(model: Any) -> set[str]:
-        return {n for n in model.feature_names if model.domains.get(n)}
+        domains = model.domains
+        return {n for n in model.feature_names if domains.get(n)}
 
-    def guarded(handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except InferenceError as exc:
-                return error(400, str(exc))
-            except ServingError as exc:
-                return error(exc.status, exc.message)
-            except Exception:  # noqa: BLE001 - logged with its trace, answered without it
-                log.exception("unhandled error on %s", request.url.path)
-                return error(500, "internal error")
-
-        return endpoint
-
-    async def not_found(scope: Any, receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        await error(404, f"{scope.get('method', 'GET')} {path}: no such route")(scope, receive, send)
-
-    async def server_live(request: Request) -> Response:
+    async def server_live(request: Request, params: dict[str, str]) -> Response:
         return JSONResponse({"live": True})
 
-    async def server_ready(request: Request) -> Response:
+    async def server_ready(request: Request, params: dict[str, str]) -> Response:
         ready = runtime.holder.get(runtime.settings.default_model) is not None
         return JSONResponse({"ready": ready}, 200 if ready else 400)
 
-    async def server_metadata(request: Request) -> Response:
+    async def server_metadata(request: Request, params: dict[str, str]) -> Response:
         return JSONResponse({"name": "converge", "version": __version__, "extensions": []})
 
-    async def model_metadata(request: Request) -> Response:
-        loaded = await loaded_model(request)
+    async def model_metadata(request: Request, params: dict[str, str]) -> Response:
+        loaded = await loaded_model(params)
         model = loaded.model
         return JSONResponse(
             {
@@ -341,15 +369,15 @@ def open_inference_app(runtime: Any) -> Any:
             }
         )
 
-    async def model_ready(request: Request) -> Response:
-        loaded = await loaded_model(request)
+    async def model_ready(request: Request, params: dict[str, str]) -> Response:
+        loaded = await loaded_model(params)
         return JSONResponse({"name": loaded.name, "ready": True})
 
-    async def infer(request: Request) -> Response:
+    async def infer(request: Request, params: dict[str, str]) -> Response:
         started = time.perf_counter()
         body = parse_json(await read_body(request, runtime.settings.max_body_bytes))
         parsed = parse_request(body)
-        loaded = await loaded_model(request)
+        loaded = await loaded_model(params)
         records = decode_inputs(parsed, loaded.model.feature_names, categorical(loaded.model))
         service = await runtime.predict_service()
         # Names are the model's own features and values were type-checked by decode_inputs.
@@ -369,17 +397,31 @@ def open_inference_app(runtime: Any) -> Any:
             answer["id"] = parsed.id
         return JSONResponse(answer)
 
-    model = "/v2/models/{name}"
-    versioned = "/v2/models/{name}/versions/{version}"
-    routes = [
-        Route("/v2", guarded(server_metadata), methods=["GET"]),
-        Route("/v2/health/live", guarded(server_live), methods=["GET"]),
-        Route("/v2/health/ready", guarded(server_ready), methods=["GET"]),
-    ]
-    for base in (model, versioned):
-        routes += [
-            Route(base, guarded(model_metadata), methods=["GET"]),
-            Route(base + "/ready", guarded(model_ready), methods=["GET"]),
-            Route(base + "/infer", guarded(infer), methods=["POST"]),
-        ]
-    return Router(routes=routes, default=not_found)
+    handlers = {
+        "server_metadata": server_metadata,
+        "server_live": server_live,
+        "server_ready": server_ready,
+        "model_metadata": model_metadata,
+        "model_ready": model_ready,
+        "infer": infer,
+    }
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        method, path = scope["method"], scope["path"]
+        match = _route(method, path)
+        request = Request(scope, receive)
+        if match is None:
+            response = error(404, f"{method} {path}: no such route")
+        else:
+            try:
+                response = await handlers[match[0]](request, match[1])
+            except InferenceError as exc:
+                response = error(400, str(exc))
+            except ServingError as exc:
+                response = error(exc.status, exc.message)
+            except Exception:  # noqa: BLE001 - logged with its trace, answered without it
+                log.exception("unhandled error on %s %s", method, path)
+                response = error(500, "internal error")
+        await response(scope, receive, send)
+
+    return app
