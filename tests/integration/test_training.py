@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 import urllib.request
@@ -423,3 +424,25 @@ def test_split_jobs_leave_no_frames_on_the_cluster(stack_settings, h2o_server, d
     result = trainer.train_split(frame, plan[0], automl, run_id="leakcheck")
     assert result["algo"] == "gbm" and "rmse" in result["metrics"]
     assert set(h2o.ls()["key"]) == before  # AutoML's sessions, leaderboards and event logs too
+
+
+def test_cli_trains_through_the_pipeline_and_prints_the_splits(train_env, data_file, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "converge.cli", "train", "--file", str(data_file), "--splits", "2",
+           "--params", TINY_GBM, "--no-publish"]
+    text = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert text.returncode == 0, text.stderr[-2000:]
+    assert "split 2025-04" in text.stdout and "split 2025-05" in text.stdout and "rmse=" in text.stdout
+    assert "trained demo (not published)" in text.stdout
+
+    as_json = subprocess.run([*cmd, "--json", "--estimator", "drf"], env=env, capture_output=True,
+                             text=True, timeout=600)
+    summary = json.loads(as_json.stdout)
+    assert summary["status"] == "completed"
+    assert [s["split"] for s in summary["result"]["splits"]] == ["2025-04", "2025-05"]
+
+    bad = subprocess.run([*cmd, "--estimator", "svm"], env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 1 and "estimator must be one of" in bad.stderr

@@ -63,6 +63,9 @@ def test_error_line_is_found_in_a_block_log():
           "converge.training.splits.LeakageError: split 'x' leaks: ...\n│ box drawing │\n"
     assert runner.error_from_log(log) == "LeakageError: split 'x' leaks: ..."
     assert runner.error_from_log("all good") is None
+    assert runner.error_from_log("converge.errors.InvalidInput: estimator must be one of") == (
+        "InvalidInput: estimator must be one of")
+    assert runner.error_from_log('INFO:walk_forward/1:{"message": "x"}\nWARNING:traitlets:x') is None
 
 
 def test_report_is_one_self_contained_page():

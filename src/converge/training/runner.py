@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEDULE_NAME = "converge-train"
-_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Unavailable|Failure|Exit)): (.+)$")
+# The last line of a Python traceback: ``package.module.SomeError: message``.
+_ERROR_LINE = re.compile(r"^((?:[a-z_]\w*\.)*[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*): (.+)$")
 
 
 def default_project() -> Path:
@@ -159,7 +160,13 @@ def _prepare_mage(project: Path, data_dir: Path) -> None:
     from mage_ai.orchestration.db import db_connection
     from mage_ai.orchestration.db.database_manager import database_manager
 
-    database_manager.run_migrations(log_level=logging.WARNING)
+    # Mage's own schema migrations take seconds; run them once per data directory and Mage version.
+    from mage_ai.server.constants import VERSION
+
+    marker = data_dir / f".converge-mage-schema-{VERSION}"
+    if not marker.exists():
+        database_manager.run_migrations(log_level=logging.WARNING)
+        marker.touch()
     db_connection.start_session()
 
 
