@@ -201,6 +201,7 @@ def check_predictions(
     """Predict the latest rows of a few entities and compare with the scorer's own answers."""
     from converge.artifacts import ArtifactStore
     from converge.mojo import load_mojo
+    from converge.serving.scoring import score_rows
 
     latest: dict[str, FeatureVector] = {}
     for vector in vectors:
@@ -221,7 +222,7 @@ def check_predictions(
     registry_version = asyncio.run(_registry_version(settings, model, version))
     mojo = ArtifactStore(settings).get(registry_version.artifact_uri, expected_sha256=registry_version.sha256)
     scorer = load_mojo(mojo)
-    expected = scorer.predict_records([dict(latest[e].features) for e in chosen])
+    expected = score_rows(scorer, [dict(latest[e].features) for e in chosen])
     out = []
     for entity, got, want in zip(chosen, body["predictions"], expected, strict=True):
         if str(got["label"]) != str(want["predict"]):

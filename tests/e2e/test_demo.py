@@ -66,6 +66,7 @@ def test_demo_stores_trains_publishes_and_serves(demo_run):
     from converge.features import FeatureStore
     from converge.mojo import load_mojo
     from converge.registry import Registry
+    from converge.serving.scoring import score_rows
 
     summary, env = demo_run
     settings = _settings(env)
@@ -89,7 +90,7 @@ def test_demo_stores_trains_publishes_and_serves(demo_run):
 
     scorer = load_mojo(ArtifactStore(settings).get(production.artifact_uri, expected_sha256=production.sha256))
     served = summary["predictions"]
-    expected = scorer.predict_records([dict(latest[p["entity_id"]].features) for p in served])
+    expected = score_rows(scorer, [dict(latest[p["entity_id"]].features) for p in served])
     for got, want in zip(served, expected, strict=True):
         assert got["label"] == want["predict"]
         for label, probability in got["probabilities"].items():

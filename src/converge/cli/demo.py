@@ -33,6 +33,7 @@ def demo(
     from converge import demo as steps
     from converge.datasets import BINARY_TARGET, NUMERIC_TARGET
     from converge.errors import ConvergeError
+    from converge.mojo import MojoError
     from converge.settings import Settings
 
     console = Console(stderr=as_json)
@@ -134,7 +135,7 @@ def demo(
         if gateway:
             gateway.stop()
         raise _fail("interrupted") from None
-    except (ConvergeError, OSError, RuntimeError) as exc:
+    except (ConvergeError, MojoError, OSError, RuntimeError) as exc:
         if gateway:
             gateway.stop()
         raise _fail(f"{exc}\n  logs: {settings_dir()}/logs; the stack keeps running (`converge down` stops it)") from None
