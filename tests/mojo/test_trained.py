@@ -76,6 +76,7 @@ SPECS = {
     "xgb_multinomial": ("XGB", {"ntrees": 6, "max_depth": 3, "seed": 1}, "y_multi", False),
     "xgb_regression": ("XGB", {"ntrees": 10, "max_depth": 4, "seed": 1}, "y_reg", True),
     "xgb_gblinear": ("XGB", {"booster": "gblinear", "ntrees": 5, "seed": 1}, "y_reg", True),
+    "se_logit_multinomial": ("SE", {"metalearner_transform": "Logit"}, "y_multi", False),
     "automl_se_binomial": ("AUTOML", {"max_models": 3, "seed": 1, "nfolds": 3,
                                           "include_algos": ["GBM", "GLM", "DRF", "DeepLearning", "StackedEnsemble"]},
                            "y_bin", False),
@@ -114,7 +115,21 @@ def trained(h2o_conn, data, tmp_path_factory):
         if kind == "XGB" and not H2OXGBoostEstimator.available():
             cache[name] = "XGBoost is not available in this H2O build on this machine"
             return cache[name]
-        if kind == "AUTOML":
+        if kind == "SE":
+            from h2o.estimators import H2OStackedEnsembleEstimator
+
+            bases = []
+            for j, est_cls in enumerate((H2OGradientBoostingEstimator, H2ORandomForestEstimator,
+                                         H2OGeneralizedLinearEstimator)):
+                extra = {"ntrees": 8, "max_depth": 4} if j < 2 else {}
+                b = est_cls(model_id=f"m_{name}_base{j}", nfolds=3, seed=1,
+                            keep_cross_validation_predictions=True,
+                            fold_assignment="Modulo", **extra)
+                b.train(x=FEATURES, y=y, training_frame=frame)
+                bases.append(b)
+            model = H2OStackedEnsembleEstimator(model_id=f"m_{name}", base_models=bases, **kw)
+            model.train(x=FEATURES, y=y, training_frame=frame)
+        elif kind == "AUTOML":
             from h2o.automl import H2OAutoML
 
             aml = H2OAutoML(project_name=f"p_{name}", **kw)
@@ -127,10 +142,12 @@ def trained(h2o_conn, data, tmp_path_factory):
         else:
             est = {"GBM": H2OGradientBoostingEstimator, "DRF": H2ORandomForestEstimator,
                    "GLM": H2OGeneralizedLinearEstimator, "DL": H2ODeepLearningEstimator,
-                   "XGB": H2OXGBoostEstimator}[kind](**kw)
+                   "XGB": H2OXGBoostEstimator}[kind](model_id=f"m_{name}", **kw)
             est.train(x=FEATURES, y=y, training_frame=frame)
             model = est
-        cache[name] = model.download_mojo(path=str(out_dir))
+        folder = out_dir / name  # one folder per spec: MOJO file names come from model ids
+        folder.mkdir()
+        cache[name] = model.download_mojo(path=str(folder))
         return cache[name]
 
     return get
@@ -206,8 +223,7 @@ def test_trained_model_native_equals_genmodel(name, trained, data, genmodel_ok):
 def test_trained_mojos_cover_the_current_writer_versions(trained, genmodel_ok):
     """H2O 3.46 writes GBM/DRF 1.40, GLM 1.00, DL 1.10, XGBoost 1.10, SE 1.01 (with Logit)."""
     want = {"gbm_binomial": 1.4, "drf_binomial": 1.4, "glm_binomial": 1.0, "dl_binomial": 1.1,
-            "xgb_gblinear": ("XGB", {"booster": "gblinear", "ntrees": 5, "seed": 1}, "y_reg", True),
-    "automl_se_binomial": 1.01, "xgb_binomial": 1.1}
+            "automl_se_binomial": 1.01, "xgb_binomial": 1.1}
     for name, version in want.items():
         path = trained(name)
         if not str(path).endswith(".zip"):
@@ -216,6 +232,10 @@ def test_trained_mojos_cover_the_current_writer_versions(trained, genmodel_ok):
         assert m.mojo_version == version, name
     se = load_mojo(trained("automl_se_binomial"), backend="native")
     assert se.info.get("metalearner_transform", "NONE") in ("NONE", "Logit")
+    bases = se.backend.scorer.bases
+    assert len(bases) >= 1 and se.backend.scorer.meta.info.algo == "glm"
+    explicit = load_mojo(trained("se_logit_multinomial"), backend="native").backend.scorer
+    assert explicit.logit and len(explicit.bases) == 3
 
 
 def test_time_columns_take_datetimes_or_epoch_millis(trained, data):
