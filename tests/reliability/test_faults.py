@@ -11,6 +11,9 @@ scenario and writes the numbers to RELIABILITY.md. H2O dying during training is 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 
 import httpx
@@ -159,3 +162,20 @@ async def test_unknown_model_while_the_database_is_down_is_a_503(
         "/predict", json={"model": "not-loaded-here", "features": rows[0]}
     )
     assert r.status_code == 404, r.text
+
+
+async def test_sigterm_lets_the_requests_in_flight_finish(settings, functions, start_function):
+    """Knative scales down with SIGTERM: batches being scored at that moment still get their 200."""
+    fn = start_function("predict", settings)
+    await wait_ready(fn.url)
+    batch = {"instances": [{"features": {"AGE": 60, "PSA": i / 7}} for i in range(10_000)]}
+    async with httpx.AsyncClient(base_url=fn.url, timeout=60.0) as client:
+        loop = asyncio.get_running_loop()
+        in_flight = [loop.create_task(client.post("/predict", json=batch)) for _ in range(4)]
+        await asyncio.sleep(0.3)  # the bodies are sent and scoring has begun
+        assert not all(t.done() for t in in_flight), "all batches finished before the signal"
+        os.killpg(fn.proc.pid, signal.SIGTERM)
+        answers = await asyncio.gather(*in_flight)
+    assert [r.status_code for r in answers] == [200] * 4, answers[0].text[:300]
+    assert all(len(r.json()["predictions"]) == 10_000 for r in answers)
+    await asyncio.to_thread(fn.proc.wait, 30)
