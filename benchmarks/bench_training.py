@@ -80,18 +80,33 @@ def run_direct(vars_: dict[str, Any]) -> dict[str, Any]:
     items, _ = steps.plan(frame, vars_)
     results = [steps.train(item, frame, vars_) for item in items]
     summary = steps.publish(results, frame, vars_)
-    return {"wall": time.perf_counter() - started, "h2o": summary["h2o_seconds"], "train_span": None}
+    return {
+        "wall": time.perf_counter() - started,
+        "h2o": summary["h2o_seconds"],
+        "train_span": None,
+    }
 
 
-def run_mage(vars_: dict[str, Any], parallelism: int, data_dir: Path, spawn: bool = False) -> dict[str, Any]:
+def run_mage(
+    vars_: dict[str, Any], parallelism: int, data_dir: Path, spawn: bool = False
+) -> dict[str, Any]:
     from converge.training import runner
 
-    out = runner.launch("walk_forward", vars_, data_dir=data_dir, parallelism=parallelism, timeout_s=1800,
-                        inline=not spawn, children="spawn" if spawn else "fork")
+    out = runner.launch(
+        "walk_forward",
+        vars_,
+        data_dir=data_dir,
+        parallelism=parallelism,
+        timeout_s=1800,
+        inline=not spawn,
+        children="spawn" if spawn else "fork",
+    )
     if out["status"] != "completed":
         raise SystemExit(f"pipeline failed: {out['error']}")
     children = [b for b in out["blocks"] if b["block_uuid"].startswith("train_split:")]
-    span = max(b["started_s"] + b["seconds"] for b in children) - min(b["started_s"] for b in children)
+    span = max(b["started_s"] + b["seconds"] for b in children) - min(
+        b["started_s"] for b in children
+    )
     split_h2o = sum(s["h2o_seconds"] for s in out["result"]["splits"])
     in_block = sum(s["seconds"] for s in out["result"]["splits"])  # inside the block function
     return {
@@ -107,27 +122,43 @@ def run_mage(vars_: dict[str, Any], parallelism: int, data_dir: Path, spawn: boo
 
 
 def render(results: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> str:
-    med = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0] if isinstance(rs[0][k], int | float)}
-           for m, rs in results.items()}
+    med = {
+        m: {
+            k: statistics.median(r[k] for r in rs)
+            for k in rs[0]
+            if isinstance(rs[0][k], int | float)
+        }
+        for m, rs in results.items()
+    }
     d, s, p, sp = med["direct"], med["mage-seq"], med["mage-par"], med["mage-par-spawn"]
     lines = [
         SECTION,
         "",
-        f"`.venv-mage/bin/python benchmarks/bench_training.py --splits {meta['splits']} --entities "
-        f"{meta['entities']} --repeats {meta['repeats']}` ({meta['date']}, {meta['total']:.0f} s wall).",
-        f"Machine: {meta['cpu']}, {os.cpu_count()} cores, Linux {platform.release()}; one local H2O "
-        f"{meta['h2o_version']} node ({meta['heap']} heap), Mage 0.9.80. Load average before/after: "
-        f"{meta['load_before']:.1f} / {meta['load_after']:.1f}. Shared machine: read the ratios.",
+        (
+            f"`.venv-mage/bin/python benchmarks/bench_training.py --splits {meta['splits']} --entities "
+            f"{meta['entities']} --repeats {meta['repeats']}` ({meta['date']}, {meta['total']:.0f} s wall)."
+        ),
+        (
+            f"Machine: {meta['cpu']}, {os.cpu_count()} cores, Linux {platform.release()}; one local H2O "
+            f"{meta['h2o_version']} node ({meta['heap']} heap), Mage 0.9.80. Load average before/after: "
+            f"{meta['load_before']:.1f} / {meta['load_after']:.1f}. Shared machine: read the ratios."
+        ),
         "",
-        f"Job: {meta['rows']:,} rows (`converge.datasets.synthetic_demand`), {meta['splits']} monthly "
-        f"expanding walk-forward splits, GBM {PARAMS['ntrees']} trees depth {PARAMS['max_depth']}, "
-        "then the final fit, MOJO export and MOJO check (no upload). Medians of the repeats.",
+        (
+            f"Job: {meta['rows']:,} rows (`converge.datasets.synthetic_demand`), {meta['splits']} monthly "
+            f"expanding walk-forward splits, GBM {PARAMS['ntrees']} trees depth {PARAMS['max_depth']}, "
+            "then the final fit, MOJO export and MOJO check (no upload). Medians of the repeats."
+        ),
         "",
         "| mode | wall s | inside H2O s | outside H2O s | share outside H2O | split stage s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, m in (("direct (no Mage, sequential)", d), ("Mage, parallelism 1", s), ("Mage, parallel splits", p),
-                    ("Mage, parallel, a new process per block run", sp)):
+    for name, m in (
+        ("direct (no Mage, sequential)", d),
+        ("Mage, parallelism 1", s),
+        ("Mage, parallel splits", p),
+        ("Mage, parallel, a new process per block run", sp),
+    ):
         span = f"{m['train_span']:.1f}" if m.get("train_span") else "-"
         lines.append(
             f"| {name} | {m['wall']:.1f} | {m['h2o']:.1f} | {m['wall'] - m['h2o']:.1f} | "
@@ -138,25 +169,35 @@ def render(results: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> st
     spawn_overhead = sp["wall"] - p["wall"]
     lines += [
         "",
-        f"- Mage orchestration overhead (Mage sequential minus direct): {overhead:.1f} s per run, "
-        f"{per_block:.2f} s per block run ({int(s['blocks'])} block runs: loader, planner, the dynamic "
-        f"controller, {meta['splits']} children, publish), {overhead / s['wall']:.0%} of the run; "
-        f"the time inside H2O is {s['h2o']:.1f} s. Where it goes: {s['setup']:.1f} s before the first "
-        "block (importing Mage, its run database, creating the run), and per dynamic child "
-        f"{s['child_wrap']:.2f} s around the block function (fork, Mage's block executor reading the "
-        "upstream outputs back from disk and writing the child's output, the H2O connect).",
-        f"- Starting a fresh `mage run` process per block run instead costs {spawn_overhead:.1f} s more "
-        f"per run ({sp['wall'] / p['wall']:.1f}x the forked runner's wall time): importing Mage, pandas "
-        "and h2o in every block run, several at once on this box.",
-        f"- Parallel over sequential on the same cluster: whole run {s['wall'] / p['wall']:.2f}x faster; "
-        f"the split stage (first child start to last child end) {s['train_span'] / p['train_span']:.2f}x "
-        f"faster, with {meta['splits']} children sharing {os.cpu_count()} cores and one H2O node.",
-        "- The speed-up is bounded by idle CPU: GBM training is CPU-bound inside the one H2O node, and "
-        f"this box has {os.cpu_count()} cores shared with other work (load average "
-        f"{meta['load_before']:.1f} to {meta['load_after']:.1f} during the run). What parallel children "
-        "overlap for free is the per-block orchestration time and the client-side waits.",
-        "- Inside H2O, parallel splits cost more per split (they share the node's cores): "
-        f"sum of split times {p['split_h2o']:.1f} s parallel vs {s['split_h2o']:.1f} s sequential.",
+        (
+            f"- Mage orchestration overhead (Mage sequential minus direct): {overhead:.1f} s per run, "
+            f"{per_block:.2f} s per block run ({int(s['blocks'])} block runs: loader, planner, the dynamic "
+            f"controller, {meta['splits']} children, publish), {overhead / s['wall']:.0%} of the run; "
+            f"the time inside H2O is {s['h2o']:.1f} s. Where it goes: {s['setup']:.1f} s before the first "
+            "block (importing Mage, its run database, creating the run), and per dynamic child "
+            f"{s['child_wrap']:.2f} s around the block function (fork, Mage's block executor reading the "
+            "upstream outputs back from disk and writing the child's output, the H2O connect)."
+        ),
+        (
+            f"- Starting a fresh `mage run` process per block run instead costs {spawn_overhead:.1f} s more "
+            f"per run ({sp['wall'] / p['wall']:.1f}x the forked runner's wall time): importing Mage, pandas "
+            "and h2o in every block run, several at once on this box."
+        ),
+        (
+            f"- Parallel over sequential on the same cluster: whole run {s['wall'] / p['wall']:.2f}x faster; "
+            f"the split stage (first child start to last child end) {s['train_span'] / p['train_span']:.2f}x "
+            f"faster, with {meta['splits']} children sharing {os.cpu_count()} cores and one H2O node."
+        ),
+        (
+            "- The speed-up is bounded by idle CPU: GBM training is CPU-bound inside the one H2O node, and "
+            f"this box has {os.cpu_count()} cores shared with other work (load average "
+            f"{meta['load_before']:.1f} to {meta['load_after']:.1f} during the run). What parallel children "
+            "overlap for free is the per-block orchestration time and the client-side waits."
+        ),
+        (
+            "- Inside H2O, parallel splits cost more per split (they share the node's cores): "
+            f"sum of split times {p['split_h2o']:.1f} s parallel vs {s['split_h2o']:.1f} s sequential."
+        ),
         "- The overhead is per block run, not per row: bigger models or more data shrink its share.",
         "",
     ]
@@ -166,7 +207,7 @@ def render(results: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> st
 def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
     """Replace our section (up to the next ``## `` heading) and leave the others alone."""
     current = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(current):
         updated = pattern.sub(lambda _: text, current, count=1)
     else:
@@ -220,16 +261,25 @@ def main() -> int:
             from converge.training import trainer
 
             h2o_version = trainer.connect(url)
-            results: dict[str, list[dict[str, Any]]] = {"direct": [], "mage-seq": [], "mage-par": [],
-                                                        "mage-par-spawn": []}
+            results: dict[str, list[dict[str, Any]]] = {
+                "direct": [],
+                "mage-seq": [],
+                "mage-par": [],
+                "mage-par-spawn": [],
+            }
             run_direct(vars_)  # warm the JVM (class loading, JIT) before anything is timed
             for i in range(args.repeats):
                 results["direct"].append(run_direct(vars_))
                 results["mage-seq"].append(run_mage(vars_, 1, tmpdir / "mage"))
                 results["mage-par"].append(run_mage(vars_, args.splits + 2, tmpdir / "mage"))
-                results["mage-par-spawn"].append(run_mage(vars_, args.splits + 2, tmpdir / "mage", spawn=True))
-                print(f"repeat {i + 1}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in results.items()),
-                      file=sys.stderr)
+                results["mage-par-spawn"].append(
+                    run_mage(vars_, args.splits + 2, tmpdir / "mage", spawn=True)
+                )
+                print(
+                    f"repeat {i + 1}: "
+                    + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in results.items()),
+                    file=sys.stderr,
+                )
         finally:
             if server is not None:
                 server.stop()

@@ -1,7 +1,8 @@
 """Reduce: final fit up to the cut-off, MOJO to object storage, registry row, `model.published`."""
+
 from converge.training import steps
 
-if 'data_exporter' not in globals():
+if "data_exporter" not in globals():
     from mage_ai.data_preparation.decorators import data_exporter
 
 

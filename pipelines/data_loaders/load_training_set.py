@@ -1,9 +1,10 @@
 """Load the training set: the feature store as of the cut-off (or `training_file`)."""
+
 from converge.training import steps
 
-if 'data_loader' not in globals():
+if "data_loader" not in globals():
     from mage_ai.data_preparation.decorators import data_loader
-if 'test' not in globals():
+if "test" not in globals():
     from mage_ai.data_preparation.decorators import test
 
 
@@ -14,4 +15,4 @@ def load_training_set(*args, **kwargs):
 
 @test
 def test_output(output, *args) -> None:
-    assert output is not None and len(output) > 0, 'the training set is empty'
+    assert output is not None and len(output) > 0, "the training set is empty"

@@ -1,7 +1,8 @@
 """Dynamic block: one item per walk-forward split; every split is checked for leakage here."""
+
 from converge.training import steps
 
-if 'transformer' not in globals():
+if "transformer" not in globals():
     from mage_ai.data_preparation.decorators import transformer
 
 

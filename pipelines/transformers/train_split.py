@@ -1,7 +1,8 @@
 """Dynamic child: train and evaluate one split as one job on the persistent H2O cluster."""
+
 from converge.training import steps
 
-if 'transformer' not in globals():
+if "transformer" not in globals():
     from mage_ai.data_preparation.decorators import transformer
 
 

@@ -53,7 +53,7 @@ class EventSink:
         received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 received.append({"headers": dict(self.headers), "body": body})
                 self.send_response(202)
@@ -419,8 +419,13 @@ def test_split_jobs_leave_no_frames_on_the_cluster(stack_settings, h2o_server, d
     glm = trainer.TrainConfig(target="demand", features=("price", "weekday"), estimator="glm")
     assert "rmse" in trainer.train_split(frame, plan[0], glm, run_id="leakcheck")["metrics"]
     assert set(h2o.ls()["key"]) == before
-    automl = trainer.TrainConfig(target="demand", features=("price", "weekday"), estimator="automl",
-                                 max_models=1, params={"nfolds": 0, "include_algos": ["GBM"]})
+    automl = trainer.TrainConfig(
+        target="demand",
+        features=("price", "weekday"),
+        estimator="automl",
+        max_models=1,
+        params={"nfolds": 0, "include_algos": ["GBM"]},
+    )
     result = trainer.train_split(frame, plan[0], automl, run_id="leakcheck")
     assert result["algo"] == "gbm" and "rmse" in result["metrics"]
     assert set(h2o.ls()["key"]) == before  # AutoML's sessions, leaderboards and event logs too
@@ -431,18 +436,44 @@ def test_cli_trains_through_the_pipeline_and_prints_the_splits(train_env, data_f
     import sys
 
     env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path)}
-    cmd = [sys.executable, "-m", "converge.cli", "train", "--file", str(data_file), "--splits", "2",
-           "--params", TINY_GBM, "--no-publish"]
-    text = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    cmd = [
+        sys.executable,
+        "-m",
+        "converge.cli",
+        "train",
+        "--file",
+        str(data_file),
+        "--splits",
+        "2",
+        "--params",
+        TINY_GBM,
+        "--no-publish",
+    ]
+    text = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert text.returncode == 0, text.stderr[-2000:]
-    assert "split 2025-04" in text.stdout and "split 2025-05" in text.stdout and "rmse=" in text.stdout
+    assert (
+        "split 2025-04" in text.stdout and "split 2025-05" in text.stdout and "rmse=" in text.stdout
+    )
     assert "trained demo (not published)" in text.stdout
 
-    as_json = subprocess.run([*cmd, "--json", "--estimator", "drf"], env=env, capture_output=True,
-                             text=True, timeout=600)
+    as_json = subprocess.run(
+        [*cmd, "--json", "--estimator", "drf"],
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=600,
+    )
     summary = json.loads(as_json.stdout)
     assert summary["status"] == "completed"
     assert [s["split"] for s in summary["result"]["splits"]] == ["2025-04", "2025-05"]
 
-    bad = subprocess.run([*cmd, "--estimator", "svm"], env=env, capture_output=True, text=True, timeout=600)
+    bad = subprocess.run(
+        [*cmd, "--estimator", "svm"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert bad.returncode == 1 and "estimator must be one of" in bad.stderr

@@ -32,7 +32,14 @@ TIMES = _daily(JAN, 212)  # 2025-01-01 .. 2025-07-31
 
 def test_monthly_expanding_is_jan_feb_then_jan_mar():
     splits = walk_forward(TIMES, n_splits=6)
-    assert [s.name for s in splits] == ["2025-02", "2025-03", "2025-04", "2025-05", "2025-06", "2025-07"]
+    assert [s.name for s in splits] == [
+        "2025-02",
+        "2025-03",
+        "2025-04",
+        "2025-05",
+        "2025-06",
+        "2025-07",
+    ]
     assert all(s.train_start_ms is None for s in splits)
     assert splits[0].train_end_ms == to_ms(datetime(2025, 2, 1, tzinfo=UTC))
     assert splits[0].test_end_ms == to_ms(datetime(2025, 3, 1, tzinfo=UTC))
@@ -76,8 +83,14 @@ def test_too_many_splits_is_refused_with_the_limit():
 
 
 def test_leaking_split_is_named():
-    leaky = Split(0, "leaky-march", None, to_ms("2025-03-15T00:00:00Z"),
-                  to_ms("2025-03-01T00:00:00Z"), to_ms("2025-04-01T00:00:00Z"))
+    leaky = Split(
+        0,
+        "leaky-march",
+        None,
+        to_ms("2025-03-15T00:00:00Z"),
+        to_ms("2025-03-01T00:00:00Z"),
+        to_ms("2025-04-01T00:00:00Z"),
+    )
     with pytest.raises(LeakageError, match="leaky-march") as info:
         check_plan([*walk_forward(TIMES, n_splits=2), leaky], TIMES)
     assert info.value.split == "leaky-march"
@@ -85,8 +98,14 @@ def test_leaking_split_is_named():
 
 
 def test_empty_split_is_refused():
-    future = Split(0, "2030-01", None, to_ms("2030-01-01T00:00:00Z"),
-                   to_ms("2030-01-01T00:00:00Z"), to_ms("2030-02-01T00:00:00Z"))
+    future = Split(
+        0,
+        "2030-01",
+        None,
+        to_ms("2030-01-01T00:00:00Z"),
+        to_ms("2030-01-01T00:00:00Z"),
+        to_ms("2030-02-01T00:00:00Z"),
+    )
     with pytest.raises(EmptySplitError, match="2030-01"):
         check_split(future, TIMES)
     with pytest.raises(EmptySplitError):
@@ -96,8 +115,12 @@ def test_empty_split_is_refused():
 def test_plan_round_trips_through_dicts():
     for s in walk_forward(TIMES, n_splits=3, window="sliding", train_periods=1):
         assert Split.from_dict(s.to_dict()) == s
-    iso = {"name": "x", "train_end": "2025-02-01T00:00:00Z", "test_start": "2025-02-01T00:00:00Z",
-           "test_end": "2025-03-01T00:00:00Z"}
+    iso = {
+        "name": "x",
+        "train_end": "2025-02-01T00:00:00Z",
+        "test_start": "2025-02-01T00:00:00Z",
+        "test_end": "2025-03-01T00:00:00Z",
+    }
     assert Split.from_dict(iso).train_end_ms == to_ms(JAN + timedelta(days=31))
 
 
@@ -106,8 +129,9 @@ def test_random_data_never_leaks(seed):
     rng = np.random.default_rng(seed)
     times = np.sort(rng.integers(to_ms(JAN), to_ms(JAN + timedelta(days=300)), size=500))
     for window, train_periods in (("expanding", None), ("sliding", 2)):
-        splits = walk_forward(times, n_splits=4, window=window, train_periods=train_periods,
-                              gap_periods=int(seed % 2))
+        splits = walk_forward(
+            times, n_splits=4, window=window, train_periods=train_periods, gap_periods=int(seed % 2)
+        )
         for s in splits:
             train, test = s.masks(times)
             if train.any() and test.any():

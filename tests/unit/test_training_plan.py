@@ -16,9 +16,15 @@ from converge.training.splits import LeakageError, to_ms
 def _frame(days: int = 120) -> pd.DataFrame:
     start = datetime(2025, 1, 1, tzinfo=UTC)
     rows = [
-        {"entity_id": f"e{e}", "event_time": to_ms(start + timedelta(days=d)), "x": float(d),
-         "region": "north" if e % 2 else "South West", "demand": float(d + e)}
-        for d in range(days) for e in range(4)
+        {
+            "entity_id": f"e{e}",
+            "event_time": to_ms(start + timedelta(days=d)),
+            "x": float(d),
+            "region": "north" if e % 2 else "South West",
+            "demand": float(d + e),
+        }
+        for d in range(days)
+        for e in range(4)
     ]
     return pd.DataFrame(rows)
 
@@ -26,7 +32,11 @@ def _frame(days: int = 120) -> pd.DataFrame:
 def test_dynamic_block_returns_items_and_metadata():
     items, metadata = steps.plan(_frame(), {"n_splits": "3"})
     assert [i["split"]["name"] for i in items] == ["2025-02", "2025-03", "2025-04"]
-    assert [m["block_uuid"] for m in metadata] == ["split_2025-02", "split_2025-03", "split_2025-04"]
+    assert [m["block_uuid"] for m in metadata] == [
+        "split_2025-02",
+        "split_2025-03",
+        "split_2025-04",
+    ]
     json.dumps(items)  # Mage stores the items between processes
 
 
@@ -34,21 +44,39 @@ def test_segment_plan_fans_out_per_value():
     items, metadata = steps.plan(_frame(), {"n_splits": 2, "segment": "region"})
     assert len(items) == 4
     assert {m["block_uuid"] for m in metadata} == {
-        "north_2025-03", "north_2025-04", "south-west_2025-03", "south-west_2025-04"}
+        "north_2025-03",
+        "north_2025-04",
+        "south-west_2025-03",
+        "south-west_2025-04",
+    }
     assert {i["segment"] for i in items} == {"north", "South West"}
 
 
 def test_explicit_leaking_plan_is_refused_by_the_planner():
-    plan = [{"name": "bad", "train_end": "2025-03-10T00:00:00Z", "test_start": "2025-03-01T00:00:00Z",
-             "test_end": "2025-04-01T00:00:00Z"}]
+    plan = [
+        {
+            "name": "bad",
+            "train_end": "2025-03-10T00:00:00Z",
+            "test_start": "2025-03-01T00:00:00Z",
+            "test_end": "2025-04-01T00:00:00Z",
+        }
+    ]
     with pytest.raises(LeakageError, match="bad"):
         steps.plan(_frame(), {"split_plan": json.dumps(plan)})
 
 
 def test_variables_typed_in_the_ui_are_parsed():
-    opts = steps.RunOptions.from_kwargs({
-        "n_splits": "4", "estimator_params": '{"ntrees": 5}', "exclude": "a, b", "as_of": "2025-05-01",
-        "publish": "false", "train_periods": "None", "segment": ""})
+    opts = steps.RunOptions.from_kwargs(
+        {
+            "n_splits": "4",
+            "estimator_params": '{"ntrees": 5}',
+            "exclude": "a, b",
+            "as_of": "2025-05-01",
+            "publish": "false",
+            "train_periods": "None",
+            "segment": "",
+        }
+    )
     assert opts.n_splits == 4 and opts.estimator_params == {"ntrees": 5}
     assert opts.exclude == ("a", "b") and opts.publish is False and opts.train_periods is None
     assert opts.as_of == datetime(2025, 5, 1, tzinfo=UTC) and opts.segment is None
@@ -59,27 +87,46 @@ def test_variables_typed_in_the_ui_are_parsed():
 
 
 def test_error_line_is_found_in_a_block_log():
-    log = "noise\nTraceback (most recent call last):\n  File x\n" \
-          "converge.training.splits.LeakageError: split 'x' leaks: ...\n│ box drawing │\n"
+    log = (
+        "noise\nTraceback (most recent call last):\n  File x\n"
+        "converge.training.splits.LeakageError: split 'x' leaks: ...\n│ box drawing │\n"
+    )
     assert runner.error_from_log(log) == "LeakageError: split 'x' leaks: ..."
     assert runner.error_from_log("all good") is None
     assert runner.error_from_log("converge.errors.InvalidInput: estimator must be one of") == (
-        "InvalidInput: estimator must be one of")
-    assert runner.error_from_log('INFO:walk_forward/1:{"message": "x"}\nWARNING:traitlets:x') is None
+        "InvalidInput: estimator must be one of"
+    )
+    assert (
+        runner.error_from_log('INFO:walk_forward/1:{"message": "x"}\nWARNING:traitlets:x') is None
+    )
 
 
 def test_report_is_one_self_contained_page():
     pytest.importorskip("matplotlib", reason="the report renders in the training environment")
     result = {
-        "split": {"name": "2025-02", "test_start_ms": 1}, "segment": None, "label": "2025-02",
-        "problem": "regression", "primary_metric": "rmse", "metrics": {"rmse": 1.5, "r2": 0.9},
-        "n_train": 10, "n_test": 5, "max_train_time_ms": 0, "min_test_time_ms": 1, "h2o_seconds": 0.1,
+        "split": {"name": "2025-02", "test_start_ms": 1},
+        "segment": None,
+        "label": "2025-02",
+        "problem": "regression",
+        "primary_metric": "rmse",
+        "metrics": {"rmse": 1.5, "r2": 0.9},
+        "n_train": 10,
+        "n_test": 5,
+        "max_train_time_ms": 0,
+        "min_test_time_ms": 1,
+        "h2o_seconds": 0.1,
         "sample": {"actual": list(np.arange(5.0)), "predicted": list(np.arange(5.0) + 0.1)},
     }
-    html = report.render(name="demo", version=3, results=[result],
-                         final={"metrics": {"rmse": 1.0}, "variable_importance": [
-                             {"variable": "x", "importance": 1.0}]},
-                         lineage={"cut_off": "2025-03-01T00:00:00Z", "parameters": {"estimator": "gbm"}})
+    html = report.render(
+        name="demo",
+        version=3,
+        results=[result],
+        final={
+            "metrics": {"rmse": 1.0},
+            "variable_importance": [{"variable": "x", "importance": 1.0}],
+        },
+        lineage={"cut_off": "2025-03-01T00:00:00Z", "parameters": {"estimator": "gbm"}},
+    )
     assert html.count("data:image/png;base64,") == 3
     assert "<script" not in html and "http" not in html.split("<body>")[1]
     assert "demo v3" in html and "2025-02" in html

@@ -22,19 +22,31 @@ def _when(ms: int) -> str:
 @app.command()
 def train(
     as_of: str = typer.Option(None, "--as-of", help="data cut-off (ISO 8601); default: now"),
-    estimator: str = typer.Option("gbm", "--estimator", "-e", help="gbm, drf, glm, xgboost, deeplearning, automl"),
+    estimator: str = typer.Option(
+        "gbm", "--estimator", "-e", help="gbm, drf, glm, xgboost, deeplearning, automl"
+    ),
     splits: int = typer.Option(6, "--splits", "-n", help="number of walk-forward splits"),
-    segment: str = typer.Option(None, "--segment", help="column: one model per value (regional pipeline)"),
+    segment: str = typer.Option(
+        None, "--segment", help="column: one model per value (regional pipeline)"
+    ),
     model: str = typer.Option("demo", "--model", "-m", help="registered model name"),
     target: str = typer.Option("demand", "--target", "-t", help="target column"),
-    params: str = typer.Option(None, "--params", help='estimator parameters as JSON, e.g. \'{"ntrees": 50}\''),
+    params: str = typer.Option(
+        None, "--params", help="estimator parameters as JSON, e.g. '{\"ntrees\": 50}'"
+    ),
     period: str = typer.Option("month", "--period", help="split period: month, week, day"),
     window: str = typer.Option("expanding", "--window", help="expanding or sliding"),
-    train_periods: int = typer.Option(None, "--train-periods", help="sliding window length in periods"),
+    train_periods: int = typer.Option(
+        None, "--train-periods", help="sliding window length in periods"
+    ),
     gap: int = typer.Option(0, "--gap", help="embargo periods between train and test"),
     max_models: int = typer.Option(5, "--max-models", help="AutoML: models to train"),
-    training_file: Path = typer.Option(None, "--file", help="train on a CSV/Parquet file instead of the feature store"),
-    parallelism: int = typer.Option(8, "--parallelism", "-p", help="block runs at once (1 = sequential)"),
+    training_file: str = typer.Option(
+        None, "--file", help="train on a CSV/Parquet file instead of the feature store"
+    ),
+    parallelism: int = typer.Option(
+        8, "--parallelism", "-p", help="block runs at once (1 = sequential)"
+    ),
     no_publish: bool = typer.Option(False, "--no-publish", help="train and report, store nothing"),
     as_json: bool = typer.Option(False, "--json", help="print the full JSON summary"),
 ) -> None:
@@ -61,7 +73,7 @@ def train(
     if segment:
         variables["segment"] = segment
     if training_file:
-        variables["training_file"] = str(training_file.resolve())
+        variables["training_file"] = str(Path(training_file).resolve())
     pipeline = "walk_forward_regional" if segment else "walk_forward"
     if not as_json:
         typer.echo(f"running Mage pipeline {pipeline} ({splits} splits, {estimator}) ...", err=True)
@@ -78,7 +90,9 @@ def train(
     if as_json:
         return
     result = outcome["result"] or {}
-    typer.echo(f"pipeline run {outcome['pipeline_run_id']} completed in {outcome['wall_seconds']:.1f} s")
+    typer.echo(
+        f"pipeline run {outcome['pipeline_run_id']} completed in {outcome['wall_seconds']:.1f} s"
+    )
     for s in result.get("splits", []):
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in s["metrics"].items())
         typer.echo(
@@ -90,6 +104,10 @@ def train(
             typer.echo(f"trained {p['name']} (not published)")
             continue
         event = p.get("event") or {}
-        note = "event delivered" if event.get("delivered") else f"event NOT delivered: {event.get('error')}"
+        note = (
+            "event delivered"
+            if event.get("delivered")
+            else f"event NOT delivered: {event.get('error')}"
+        )
         typer.echo(f"published {p['name']} v{p['version']} ({p['stage']}) {p['artifact_uri']}")
         typer.echo(f"  sha256 {p['sha256']}  report {p['report_uri']}  {note}")

@@ -47,9 +47,14 @@ async def _from_store(settings: Settings, as_of: datetime, chunk_rows: int) -> p
 
     # A snapshot stream holds one server connection for its whole life (REPEATABLE READ plus a
     # server-side cursor, a session feature): go to Postgres directly, not through PgBouncer.
-    pool = await create_pool(settings, dsn=settings.database_direct_url.get_secret_value(), min_size=1, max_size=1)
+    pool = await create_pool(
+        settings, dsn=settings.database_direct_url.get_secret_value(), min_size=1, max_size=1
+    )
     try:
-        parts = [chunk.to_pandas() async for chunk in FeatureStore(pool).training_set(as_of, chunk_rows=chunk_rows)]
+        parts = [
+            chunk.to_pandas()
+            async for chunk in FeatureStore(pool).training_set(as_of, chunk_rows=chunk_rows)
+        ]
     finally:
         await pool.close()
     if not parts:
@@ -57,7 +62,9 @@ async def _from_store(settings: Settings, as_of: datetime, chunk_rows: int) -> p
     return pd.concat(parts, ignore_index=True)
 
 
-def from_feature_store(settings: Settings, as_of: datetime, chunk_rows: int = 50_000) -> pd.DataFrame:
+def from_feature_store(
+    settings: Settings, as_of: datetime, chunk_rows: int = 50_000
+) -> pd.DataFrame:
     """Every row ingested up to ``as_of``, read in one snapshot."""
     return normalise(asyncio.run(_from_store(settings, as_of, chunk_rows)))
 

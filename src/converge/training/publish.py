@@ -50,7 +50,10 @@ def _json_value(value: Any) -> Any:
 def validation_rows(frame: pd.DataFrame, cfg: TrainConfig, n: int) -> list[dict[str, Any]]:
     """The ``n`` newest rows' features, JSON-ready (missing values as null)."""
     picked = frame.tail(n)
-    return [{k: _json_value(v) for k, v in rec.items()} for rec in picked[list(cfg.features)].to_dict("records")]
+    return [
+        {k: _json_value(v) for k, v in rec.items()}
+        for rec in picked[list(cfg.features)].to_dict("records")
+    ]
 
 
 def _predictions(pred_frame) -> list[dict[str, Any]]:
@@ -65,7 +68,11 @@ def _predictions(pred_frame) -> list[dict[str, Any]]:
         row: dict[str, Any] = {}
         for col, raw in rec.items():
             raw = _json_value(raw)
-            row[str(col)] = raw if col == "predict" and isinstance(raw, str) else (None if raw is None else float(raw))
+            row[str(col)] = (
+                raw
+                if col == "predict" and isinstance(raw, str)
+                else (None if raw is None else float(raw))
+            )
         out.append(row)
     return out
 
@@ -85,7 +92,9 @@ def mojo_check(mojo: bytes, rows: list[dict[str, Any]], expected: list[dict[str,
     try:
         got = model.predict_records(rows)
     except Exception as exc:
-        raise PublishError(f"MOJO check: converge.mojo cannot score the validation sample: {exc}") from exc
+        raise PublishError(
+            f"MOJO check: converge.mojo cannot score the validation sample: {exc}"
+        ) from exc
     finally:
         model.close()
     for i, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
@@ -93,13 +102,17 @@ def mojo_check(mojo: bytes, rows: list[dict[str, Any]], expected: list[dict[str,
             have = mine.get(key)
             if isinstance(want, float) and have is not None:
                 if abs(float(have) - want) > 1e-6 * max(1.0, abs(want)):
-                    raise PublishError(f"MOJO check: row {i} {key}={have!r}, the trainer saw {want!r}")
+                    raise PublishError(
+                        f"MOJO check: row {i} {key}={have!r}, the trainer saw {want!r}"
+                    )
             elif str(have) != str(want):
                 raise PublishError(f"MOJO check: row {i} {key}={have!r}, the trainer saw {want!r}")
     return f"ok: {len(rows)} rows agree"
 
 
-def fit_final(frame: pd.DataFrame, cfg: TrainConfig, *, run_id: str, name: str, n_validation: int) -> dict[str, Any]:
+def fit_final(
+    frame: pd.DataFrame, cfg: TrainConfig, *, run_id: str, name: str, n_validation: int
+) -> dict[str, Any]:
     """Fit on every row before the cut-off; return MOJO bytes, metrics, importance and a sample."""
     h2o = trainer._h2o()
     classification = trainer.problem_of(frame[cfg.target], cfg.problem) == "classification"
@@ -125,9 +138,15 @@ def fit_final(frame: pd.DataFrame, cfg: TrainConfig, *, run_id: str, name: str, 
             info = {
                 "algo": str(model.algo),
                 "model_id": str(model.model_id),
-                "parameters": {k: _json_value(v["actual"]) for k, v in model.params.items()
-                               if isinstance(v, dict) and v.get("actual") != v.get("default")
-                               and isinstance(_json_value(v.get("actual")), str | int | float | bool | type(None))},
+                "parameters": {
+                    k: _json_value(v["actual"])
+                    for k, v in model.params.items()
+                    if isinstance(v, dict)
+                    and v.get("actual") != v.get("default")
+                    and isinstance(
+                        _json_value(v.get("actual")), str | int | float | bool | type(None)
+                    )
+                },
             }
             varimp = trainer.variable_importance(model)
             h2o_version = str(h2o.cluster().version)
@@ -162,7 +181,9 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def cloud_event(name: str, version: int, settings: Settings, sha256: str | None = None) -> dict[str, Any]:
+def cloud_event(
+    name: str, version: int, settings: Settings, sha256: str | None = None
+) -> dict[str, Any]:
     """A structured-mode CloudEvent 1.0 for ``model.published``; data is exactly ModelPublished."""
     event = {
         "specversion": "1.0",
@@ -175,7 +196,9 @@ def cloud_event(name: str, version: int, settings: Settings, sha256: str | None 
         "data": ModelPublished(name=name, version=version).model_dump(),
     }
     if sha256:
-        event["sha256"] = sha256  # an extension attribute: lets a subscriber filter without a lookup
+        event["sha256"] = (
+            sha256  # an extension attribute: lets a subscriber filter without a lookup
+        )
     return event
 
 
@@ -202,7 +225,11 @@ def emit(
         except httpx.HTTPError as exc:
             out["error"] = f"{type(exc).__name__}: {exc}"
             continue
-        out = {"delivered": 200 <= response.status_code < 300, "url": url, "status": response.status_code}
+        out = {
+            "delivered": 200 <= response.status_code < 300,
+            "url": url,
+            "status": response.status_code,
+        }
         if out["delivered"] or response.status_code < 500:
             if not out["delivered"]:
                 out["error"] = response.text[:300]
@@ -263,16 +290,24 @@ def publish(
     check = mojo_check(final["mojo"], final["rows"], final["predictions"])
     metrics = {**aggregate(results), "final_training": final["metrics"]}
     lineage = {
-        "cut_off": datetime.fromtimestamp(cut_off_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z"),
+        "cut_off": datetime.fromtimestamp(cut_off_ms / 1000, tz=UTC)
+        .isoformat()
+        .replace("+00:00", "Z"),
         "row_count": len(data),
         "first_event_time": _iso(int(data[TIME_COLUMN].min())),
         "last_event_time": _iso(int(data[TIME_COLUMN].max())),
-        "split_plan": [r["split"] for r in sorted(results, key=lambda r: r["split"]["test_start_ms"])],
+        "split_plan": [
+            r["split"] for r in sorted(results, key=lambda r: r["split"]["test_start_ms"])
+        ],
         "segment": segment,
         "h2o_version": final["h2o_version"],
         "h2o_client_version": _h2o_client_version(),
         "converge_version": converge.__version__,
-        "parameters": {**cfg.to_dict(), "algo": final["model"]["algo"], "h2o": final["model"]["parameters"]},
+        "parameters": {
+            **cfg.to_dict(),
+            "algo": final["model"]["algo"],
+            "h2o": final["model"]["parameters"],
+        },
         "run_id": run_id,
         "mojo_check": check,
     }
@@ -289,11 +324,17 @@ def publish(
         return out
     store = ArtifactStore(settings)
     version_guess = asyncio.run(_next_version(settings, name))
-    mojo_art = store.put(store.model_key(name, version_guess), final["mojo"], content_type="application/zip")
-    html = report.render(name=name, version=version_guess, results=results, final=final, lineage=lineage)
+    mojo_art = store.put(
+        store.model_key(name, version_guess), final["mojo"], content_type="application/zip"
+    )
+    html = report.render(
+        name=name, version=version_guess, results=results, final=final, lineage=lineage
+    )
     try:
         report_art = store.put(
-            store.model_key(name, version_guess, "report.html"), html.encode(), content_type="text/html; charset=utf-8"
+            store.model_key(name, version_guess, "report.html"),
+            html.encode(),
+            content_type="text/html; charset=utf-8",
         )
         registered = asyncio.run(
             _register(
@@ -310,10 +351,13 @@ def publish(
         )
     except BaseException:
         # Nothing half-published: no registry row was written, so the uploads go too.
-        for key in (store.model_key(name, version_guess), store.model_key(name, version_guess, "report.html")):
+        for key in (
+            store.model_key(name, version_guess),
+            store.model_key(name, version_guess, "report.html"),
+        ):
             try:
                 store.delete(key)
-            except Exception:
+            except Exception:  # noqa: BLE001
                 log.warning("could not delete %s after a failed publish", key)
         raise
     event = cloud_event(name, registered.version, settings, registered.sha256)

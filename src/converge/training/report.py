@@ -64,7 +64,9 @@ def predicted_vs_actual(results: Sequence[dict[str, Any]]) -> str | None:
         return None
     fig, ax = _figure(5.0, 4.2)
     if results[0]["problem"] == "regression":
-        pairs = [(float(a), float(p)) for a, p in zip(actual, predicted, strict=True) if a is not None]
+        pairs = [
+            (float(a), float(p)) for a, p in zip(actual, predicted, strict=True) if a is not None
+        ]
         xs, ys = zip(*pairs, strict=True) if pairs else ((), ())
         ax.scatter(xs, ys, s=6, alpha=0.5)
         if xs:
@@ -105,7 +107,15 @@ def _table(results: Sequence[dict[str, Any]]) -> str:
     metric_names = sorted({k for r in results for k in r["metrics"]})
     head = "".join(
         f"<th>{html.escape(h)}</th>"
-        for h in ["split", "train rows", "test rows", "max train time", "min test time", *metric_names, "H2O s"]
+        for h in [
+            "split",
+            "train rows",
+            "test rows",
+            "max train time",
+            "min test time",
+            *metric_names,
+            "H2O s",
+        ]
     )
     body = []
     for r in sorted(results, key=lambda r: (str(r.get("segment")), r["split"]["test_start_ms"])):
@@ -163,7 +173,8 @@ def render(
         ),
     }
     facts_html = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in facts.items()
     )
     title = f"Training report: {name}" + (f" v{version}" if version is not None else "")
     return f"""<!doctype html>

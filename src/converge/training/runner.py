@@ -81,11 +81,17 @@ def launch(
 ) -> dict[str, Any]:
     """Run :func:`run` in the training environment from any environment; return its summary."""
     cmd = [
-        str(python or training_python()), "-m", "converge.training.runner",
-        "--pipeline", pipeline_uuid,
-        "--vars", json.dumps(variables or {}, default=str),
-        "--parallelism", str(parallelism),
-        "--timeout", str(timeout_s),
+        str(python or training_python()),
+        "-m",
+        "converge.training.runner",
+        "--pipeline",
+        pipeline_uuid,
+        "--vars",
+        json.dumps(variables or {}, default=str),
+        "--parallelism",
+        str(parallelism),
+        "--timeout",
+        str(timeout_s),
     ]
     if project is not None:
         cmd += ["--project", str(project)]
@@ -96,12 +102,20 @@ def launch(
     if children:
         cmd += ["--children", children]
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout_s + 120
+        cmd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout_s + 120,
+        check=False,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        return {"status": "failed", "error": f"runner exited {proc.returncode}: " + " | ".join(tail)}
+        return {
+            "status": "failed",
+            "error": f"runner exited {proc.returncode}: " + " | ".join(tail),
+        }
     return json.loads(lines[-1])
 
 
@@ -172,7 +186,11 @@ def _prepare_mage(project: Path, data_dir: Path) -> None:
 
 def _schedule(pipeline_uuid: str, project: Path):
     """The API trigger the runs hang under; inactive, so a Mage server never starts it on its own."""
-    from mage_ai.orchestration.db.models.schedules import PipelineSchedule, ScheduleStatus, ScheduleType
+    from mage_ai.orchestration.db.models.schedules import (
+        PipelineSchedule,
+        ScheduleStatus,
+        ScheduleType,
+    )
 
     found = PipelineSchedule.query.filter(
         PipelineSchedule.name == SCHEDULE_NAME, PipelineSchedule.pipeline_uuid == pipeline_uuid
@@ -250,19 +268,32 @@ def run(
         log_path = logs / f"{block_run.block_uuid.replace(':', '__')}.log"
         block_run.update(status=BlockRun.BlockRunStatus.RUNNING, started_at=datetime.now(UTC))
         if children == "fork":
-            proc: Any = _Forked(lambda: _execute_block(pipeline, pipeline_run, block_run.id, block_run.block_uuid),
-                                log_path)
+            proc: Any = _Forked(
+                lambda: _execute_block(pipeline, pipeline_run, block_run.id, block_run.block_uuid),
+                log_path,
+            )
         else:
             cmd = [
-                sys.executable, "-m", "mage_ai.cli.main", "run", str(project), pipeline_uuid,
-                "--block-uuid", block_run.block_uuid,
-                "--block-run-id", str(block_run.id),
-                "--pipeline-run-id", str(pipeline_run.id),
-                "--execution-partition", pipeline_run.execution_partition,
+                sys.executable,
+                "-m",
+                "mage_ai.cli.main",
+                "run",
+                str(project),
+                pipeline_uuid,
+                "--block-uuid",
+                block_run.block_uuid,
+                "--block-run-id",
+                str(block_run.id),
+                "--pipeline-run-id",
+                str(pipeline_run.id),
+                "--execution-partition",
+                pipeline_run.execution_partition,
                 "--skip-sensors",
             ]
             with open(log_path, "wb") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=str(project))
+                proc = subprocess.Popen(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=str(project)
+                )
         running[block_run.id] = (proc, block_run.block_uuid, time.perf_counter(), log_path)
         launched.add(block_run.id)
 
@@ -277,18 +308,32 @@ def run(
         block_run.update(status=BlockRun.BlockRunStatus.RUNNING, started_at=datetime.now(UTC))
         t0 = time.perf_counter()
         failure = None
-        with open(log_path, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        with (
+            open(log_path, "w") as out,
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(out),
+        ):
             try:
                 _execute_block(pipeline, pipeline_run, block_run.id, block_run.block_uuid)
-            except Exception as exc:  # the block's own error, reported below
+            except Exception as exc:  # noqa: BLE001 - the block's own error, reported below
                 traceback.print_exc(file=out)
                 failure = f"{type(exc).__name__}: {_first_line(exc)}"
         _refresh(block_run)
         if failure and block_run.status != BlockRun.BlockRunStatus.FAILED:
             block_run.update(status=BlockRun.BlockRunStatus.FAILED)
-        status = str(block_run.status.value if hasattr(block_run.status, "value") else block_run.status)
-        timings.append(BlockTiming(block_run.block_uuid, status, time.perf_counter() - t0, t0 - started,
-                                   None, str(log_path)))
+        status = str(
+            block_run.status.value if hasattr(block_run.status, "value") else block_run.status
+        )
+        timings.append(
+            BlockTiming(
+                block_run.block_uuid,
+                status,
+                time.perf_counter() - t0,
+                t0 - started,
+                None,
+                str(log_path),
+            )
+        )
         if status != "completed" and error is None:
             error = f"block {block_run.block_uuid} failed: {failure or 'see ' + str(log_path)}"
 
@@ -305,7 +350,9 @@ def run(
                 br.update(status=BlockRun.BlockRunStatus.FAILED)
             status = str(br.status.value if hasattr(br.status, "value") else br.status)
             timings.append(
-                BlockTiming(block_uuid, status, time.perf_counter() - t0, t0 - started, code, str(log_path))
+                BlockTiming(
+                    block_uuid, status, time.perf_counter() - t0, t0 - started, code, str(log_path)
+                )
             )
             if status != "completed" and error is None:
                 detail = error_from_log(log_path.read_text(errors="replace")) or f"exit code {code}"
@@ -330,8 +377,14 @@ def run(
             _refresh(pipeline_run)
             if pipeline_run.all_blocks_completed():
                 break
-            if error is None and not [b for b in pipeline_run.executable_block_runs() if b.id not in launched]:
-                stuck = [f"{b.block_uuid}={b.status}" for b in pipeline_run.block_runs if b.status != "completed"]
+            if error is None and not [
+                b for b in pipeline_run.executable_block_runs() if b.id not in launched
+            ]:
+                stuck = [
+                    f"{b.block_uuid}={b.status}"
+                    for b in pipeline_run.block_runs
+                    if b.status != "completed"
+                ]
                 error = f"pipeline run {pipeline_run.id} cannot make progress: {', '.join(stuck)}"
                 break
         if time.monotonic() > deadline:
@@ -343,7 +396,9 @@ def run(
 
     status = "completed" if error is None else "failed"
     pipeline_run.update(
-        status=PipelineRun.PipelineRunStatus.COMPLETED if error is None else PipelineRun.PipelineRunStatus.FAILED,
+        status=PipelineRun.PipelineRunStatus.COMPLETED
+        if error is None
+        else PipelineRun.PipelineRunStatus.FAILED,
         completed_at=datetime.now(UTC),
     )
     result = json.loads(result_path.read_text()) if result_path.exists() and error is None else None
@@ -364,7 +419,10 @@ def _execute_block(pipeline, pipeline_run, block_run_id: int, block_uuid: str) -
     from mage_ai.data_preparation.executors.executor_factory import ExecutorFactory
 
     ExecutorFactory.get_block_executor(
-        pipeline, block_uuid, block_run_id=block_run_id, execution_partition=pipeline_run.execution_partition
+        pipeline,
+        block_uuid,
+        block_run_id=block_run_id,
+        execution_partition=pipeline_run.execution_partition,
     ).execute(
         analyze_outputs=False,
         block_run_id=block_run_id,
@@ -399,7 +457,7 @@ class _Forked:
                 try:
                     work()
                     code = 0
-                except BaseException:
+                except BaseException:  # noqa: BLE001
                     traceback.print_exc()
             finally:
                 sys.stdout.flush()
@@ -428,22 +486,30 @@ def _refresh(row) -> None:
 
     try:
         db_connection.session.refresh(row)
-    except Exception:
+    except Exception:  # noqa: BLE001
         db_connection.session.rollback()
         db_connection.session.refresh(row)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m converge.training.runner", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m converge.training.runner", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--pipeline", default="walk_forward")
     parser.add_argument("--vars", default="{}", help="pipeline variables as a JSON object")
     parser.add_argument("--project", type=Path, default=None)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=3600.0)
-    parser.add_argument("--no-inline", action="store_true", help="every block run in its own process")
-    parser.add_argument("--children", choices=("fork", "spawn"), default=None,
-                        help="how dynamic children start (default: fork where available)")
+    parser.add_argument(
+        "--no-inline", action="store_true", help="every block run in its own process"
+    )
+    parser.add_argument(
+        "--children",
+        choices=("fork", "spawn"),
+        default=None,
+        help="how dynamic children start (default: fork where available)",
+    )
     args = parser.parse_args(argv)
     variables = json.loads(args.vars)
     try:
@@ -457,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             inline=not args.no_inline,
             **({"children": args.children} if args.children else {}),
         )
-    except Exception as exc:  # set-up failed before any block ran
+    except Exception as exc:  # noqa: BLE001 - set-up failed before any block ran
         print(json.dumps({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}))
         return 2
     print(json.dumps(outcome.to_dict(), default=str))

@@ -47,15 +47,15 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def to_ms(value: datetime | str | int | float) -> int:
+def to_ms(value: datetime | str | float) -> int:
     """Epoch milliseconds from a datetime (naive means UTC), an ISO string or a number."""
     if isinstance(value, int | float | np.integer | np.floating):
         return int(value)
     if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return int(round(value.timestamp() * 1000))
+    return round(value.timestamp() * 1000)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,11 @@ def _json(value: Any, default: Any) -> Any:
 
 
 def _list(value: Any) -> list[str]:
-    value = _json(value, []) if isinstance(value, str) and value.strip().startswith("[") else _none(value)
+    value = (
+        _json(value, [])
+        if isinstance(value, str) and value.strip().startswith("[")
+        else _none(value)
+    )
     if value is None:
         return []
     if isinstance(value, str):
@@ -84,7 +88,7 @@ class RunOptions:
         get = kwargs.get
         as_of = _none(get("as_of"))
         if isinstance(as_of, str):
-            as_of = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+            as_of = datetime.fromisoformat(as_of)
         if isinstance(as_of, datetime) and as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=UTC)
         train_periods = _none(get("train_periods"))
@@ -108,10 +112,15 @@ class RunOptions:
             validation_rows=int(_none(get("validation_rows")) or 50),
             run_id=str(_none(get("run_id")) or uuid.uuid4().hex[:10]),
             result_path=_none(get("result_path")),
-            publish=str(_none(get("publish")) if _none(get("publish")) is not None else "true").lower() in _TRUE,
+            publish=str(
+                _none(get("publish")) if _none(get("publish")) is not None else "true"
+            ).lower()
+            in _TRUE,
         )
         if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", opts.model_name) or len(opts.model_name) > 48:
-            raise InvalidInput(f"model_name {opts.model_name!r}: lowercase letters, digits, '.', '_', '-'")
+            raise InvalidInput(
+                f"model_name {opts.model_name!r}: lowercase letters, digits, '.', '_', '-'"
+            )
         return opts
 
     def cut_off(self, frame: pd.DataFrame) -> int:
@@ -122,7 +131,9 @@ class RunOptions:
 
     def train_config(self, frame: pd.DataFrame) -> TrainConfig:
         if self.target not in frame.columns:
-            raise InvalidInput(f"target column {self.target!r} is not in the training set ({sorted(frame.columns)[:20]})")
+            raise InvalidInput(
+                f"target column {self.target!r} is not in the training set ({sorted(frame.columns)[:20]})"
+            )
         skip = {ENTITY_COLUMN, TIME_COLUMN, self.target, *self.exclude}
         if self.segment:
             skip.add(self.segment)
@@ -154,7 +165,9 @@ def load(kwargs: dict[str, Any], settings: Settings | None = None) -> pd.DataFra
     else:
         frame = dataset.from_feature_store(settings, opts.as_of or datetime.now(UTC))
     if frame.empty:
-        raise splits.EmptySplitError("the training set is empty: nothing was ingested before the cut-off")
+        raise splits.EmptySplitError(
+            "the training set is empty: nothing was ingested before the cut-off"
+        )
     opts.train_config(frame)  # fail here, before any H2O work, if target or features are wrong
     return frame
 
@@ -194,7 +207,11 @@ def plan(frame: pd.DataFrame, kwargs: dict[str, Any]) -> list[list[dict[str, Any
             try:
                 splits.check_plan(seg_plan, times[rows])
             except splits.SplitError as exc:
-                raise type(exc)(f"segment {value!r}: {exc}") if not isinstance(exc, splits.LeakageError) else exc
+                raise (
+                    type(exc)(f"segment {value!r}: {exc}")
+                    if not isinstance(exc, splits.LeakageError)
+                    else exc
+                )
             for s in seg_plan:
                 items.append({"split": s.to_dict(), "segment": _plain(value)})
                 metadata.append({"block_uuid": f"{slug(value)}_{s.name}"})
@@ -206,7 +223,12 @@ def plan(frame: pd.DataFrame, kwargs: dict[str, Any]) -> list[list[dict[str, Any
     return [items, metadata]
 
 
-def train(item: dict[str, Any], frame: pd.DataFrame, kwargs: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+def train(
+    item: dict[str, Any],
+    frame: pd.DataFrame,
+    kwargs: dict[str, Any],
+    settings: Settings | None = None,
+) -> dict[str, Any]:
     """One dynamic child: train and evaluate one split on the H2O cluster."""
     from converge.training import trainer
 
@@ -223,7 +245,12 @@ def train(item: dict[str, Any], frame: pd.DataFrame, kwargs: dict[str, Any], set
     )
 
 
-def publish(results: list[dict[str, Any]], frame: pd.DataFrame, kwargs: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+def publish(
+    results: list[dict[str, Any]],
+    frame: pd.DataFrame,
+    kwargs: dict[str, Any],
+    settings: Settings | None = None,
+) -> dict[str, Any]:
     """Reduce: aggregate split metrics, fit the final model(s), upload, register, announce."""
     from converge.training import publish as publisher
 
@@ -255,9 +282,15 @@ def publish(results: list[dict[str, Any]], frame: pd.DataFrame, kwargs: dict[str
         )
     summary = {
         "run_id": opts.run_id,
-        "splits": [_split_summary(r) for r in sorted(results, key=lambda r: (str(r.get("segment")), r["split"]["test_start_ms"]))],
+        "splits": [
+            _split_summary(r)
+            for r in sorted(
+                results, key=lambda r: (str(r.get("segment")), r["split"]["test_start_ms"])
+            )
+        ],
         "published": published,
-        "h2o_seconds": sum(r["h2o_seconds"] for r in results) + sum(p.get("h2o_seconds", 0.0) for p in published),
+        "h2o_seconds": sum(r["h2o_seconds"] for r in results)
+        + sum(p.get("h2o_seconds", 0.0) for p in published),
     }
     if opts.result_path:
         Path(opts.result_path).write_text(json.dumps(summary, indent=2, default=str))

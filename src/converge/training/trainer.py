@@ -54,7 +54,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
-            raise InvalidInput(f"estimator must be one of {', '.join(ESTIMATORS)}; got {self.estimator!r}")
+            raise InvalidInput(
+                f"estimator must be one of {', '.join(ESTIMATORS)}; got {self.estimator!r}"
+            )
         if not self.features:
             raise InvalidInput("no feature columns to train on")
         if self.target in self.features:
@@ -74,10 +76,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return cls(**{**data, "features": tuple(data["features"]), "params": dict(data.get("params") or {})})
+        return cls(
+            **{
+                **data,
+                "features": tuple(data["features"]),
+                "params": dict(data.get("params") or {}),
+            }
+        )
 
 
-def problem_of(target: pd.Series, problem: Problem = "auto") -> Literal["classification", "regression"]:
+def problem_of(
+    target: pd.Series, problem: Problem = "auto"
+) -> Literal["classification", "regression"]:
     """Strings, booleans and categoricals are classification; numbers are regression."""
     if problem != "auto":
         return problem
@@ -203,19 +213,26 @@ def fit(estimator, cfg: TrainConfig, frame):
 
 def metrics_of(perf, classification: bool) -> dict[str, float]:
     """The metrics a walk-forward report compares across splits."""
+
     def safe(fn) -> float | None:
         try:
             value = fn()
-        except Exception:
+        except Exception:  # noqa: BLE001
             return None
         if isinstance(value, list):  # some accessors return [[threshold, value]]
             value = value[0][-1] if value and isinstance(value[0], list) else value[0]
         return None if value is None or not np.isfinite(value) else float(value)
 
     if not classification:
-        return {k: v for k, v in {
-            "rmse": safe(perf.rmse), "mae": safe(perf.mae), "r2": safe(perf.r2),
-        }.items() if v is not None}
+        return {
+            k: v
+            for k, v in {
+                "rmse": safe(perf.rmse),
+                "mae": safe(perf.mae),
+                "r2": safe(perf.r2),
+            }.items()
+            if v is not None
+        }
     out = {"logloss": safe(perf.logloss), "mean_per_class_error": safe(perf.mean_per_class_error)}
     if hasattr(perf, "auc") and type(perf).__name__.startswith("H2OBinomial"):
         out["auc"] = safe(perf.auc)
@@ -232,7 +249,7 @@ def primary_metric(classification: bool, metrics: dict[str, float]) -> str:
 def variable_importance(model, limit: int = 20) -> list[dict[str, Any]]:
     try:
         table = model.varimp(use_pandas=False) or []
-    except Exception:
+    except Exception:  # noqa: BLE001
         return []
     return [{"variable": str(r[0]), "importance": float(r[2])} for r in table[:limit]]
 
@@ -245,7 +262,7 @@ def remove(*objects) -> None:
             continue
         try:
             h2o.remove(obj, cascade=True)
-        except Exception:
+        except Exception:  # noqa: BLE001,S110
             pass
 
 
@@ -253,17 +270,20 @@ def remove_automl(aml) -> None:
     """Remove every model of an AutoML project (leaderboard, base models) and the project itself."""
     h2o = _h2o()
     try:
-        ids = [str(m) for m in aml.leaderboard["model_id"].as_data_frame(use_pandas=False, header=False)]
-    except Exception:
+        ids = [
+            str(m)
+            for m in aml.leaderboard["model_id"].as_data_frame(use_pandas=False, header=False)
+        ]
+    except Exception:  # noqa: BLE001
         ids = []
     for model_id in ids:
         try:
-            h2o.remove(model_id.strip('[]"\''), cascade=True)
-        except Exception:
+            h2o.remove(model_id.strip("[]\"'"), cascade=True)
+        except Exception:  # noqa: BLE001,S110
             pass
     try:
         h2o.remove(aml.project_name)
-    except Exception:
+    except Exception:  # noqa: BLE001,S110
         pass
 
 
@@ -273,13 +293,13 @@ def sweep(prefix: str) -> None:
     h2o = _h2o()
     try:
         keys = [str(k) for k in h2o.ls()["key"]]
-    except Exception:
+    except Exception:  # noqa: BLE001
         return
     for key in keys:
         if prefix in key:
             try:
                 h2o.remove(key, cascade=True)
-            except Exception:
+            except Exception:  # noqa: BLE001,S110
                 pass
 
 
