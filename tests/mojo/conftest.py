@@ -173,7 +173,7 @@ def h2o_conn(request, tmp_path_factory):
     h2o.connect(url=url, verbose=False)
     h2o.no_progress()
     yield h2o
+    with contextlib.suppress(h2o.exceptions.H2OError):  # our client session only; closed is fine
+        h2o.connection().close()
     if own is not None:
-        with contextlib.suppress(h2o.exceptions.H2OError):  # already closed is fine
-            h2o.connection().close()
         own.stop()
