@@ -100,7 +100,9 @@ def test_native_equals_genmodel_on_encoded_matrix(fixture, genmodel_available):
     np.testing.assert_allclose(a[:, 1:], b[:, 1:], rtol=0, atol=tol)
 
 
-@pytest.mark.parametrize("walker", ["python", "small-single", "small", "level", "deep", "tiny-chunks"])
+@pytest.mark.parametrize(
+    "walker", ["python", "small-single", "small", "level", "deep", "tiny-chunks", "decoded-tables"]
+)
 def test_every_tree_walker_gives_the_same_answers(fixture, walker, monkeypatch):
     """The tree walkers (decide-all, level-synchronous, active-set, chunked) are interchangeable."""
     from converge.mojo.native import _trees
@@ -112,6 +114,8 @@ def test_every_tree_walker_gives_the_same_answers(fixture, walker, monkeypatch):
         "level": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 0, "_DEEP": 1 << 30},
         "deep": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 0, "_DEEP": 0},
         "tiny-chunks": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 0, "_CHUNK_CELLS": 7},
+        "decoded-tables": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 0,
+                           "_FIXED_TABLE_CELLS": 0},
     }[walker]
     for name, value in settings.items():
         monkeypatch.setattr(_trees, name, value)

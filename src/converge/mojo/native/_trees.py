@@ -32,6 +32,8 @@ _CHUNK_CELLS = 1 << 16
 _SMALL_CELLS = 1 << 15
 #: single rows through forests of at most this many trees are walked in plain Python
 _PY_TREES = 24
+#: padded bitset tables (nodes x width) above this size fall back to per-level decoding
+_FIXED_TABLE_CELLS = 1 << 24
 #: ... or through forests at least this deep (unbalanced trees end early)
 _PY_DEPTH = 10
 #: trees deeper than this are walked with an active set that drops walkers already at a leaf
@@ -275,6 +277,34 @@ class Forest:
         self.tbl_node2 = np.repeat(self.tbl_node, 2)
         ids = np.arange(self.thr.size)
         self.is_leaf2 = np.repeat((self.child[0::2] == ids) & (self.child[1::2] == ids), 2)
+        self._fixed_tables()
+
+    def _fixed_tables(self) -> None:
+        """For the level walkers: every table padded to one width W, read with a level code
+        carried as a fourth input view (NA -> W-2, outside -> W-1), so a table node costs one
+        gather instead of a per-level decode. Skipped when the padded tables would be large."""
+        self.fixed_w = 0
+        k = self.tbl_nodes.size
+        if k == 0:
+            return
+        W = int(self.tbl_len[self.tbl_nodes].max()) + 2
+        if k * W > _FIXED_TABLE_CELLS:
+            return
+        fixed = np.empty((k, W), dtype=np.bool_)
+        trow = np.zeros(self.thr.size, dtype=np.intp)
+        for j, node in enumerate(self.tbl_nodes.tolist()):
+            off, tl = int(self.tbl_off[node]), int(self.tbl_len[node])
+            na, oor = self.tables[off], self.tables[off + 1]
+            fixed[j, :tl] = self.tables[off + 2 : off + 2 + tl]
+            fixed[j, tl : W - 2] = oor
+            fixed[j, W - 2] = na
+            fixed[j, W - 1] = oor
+            trow[node] = j
+        self.fixed = fixed.ravel()
+        self.fixed_w = W
+        self.trow2 = np.repeat(trow * W, 2)
+        # table nodes read the code view (block 3) in the main gather
+        self.vc2 = np.where(self.tbl_node2, np.repeat(3 * self.nf + self.col, 2), self.vc2)
 
     def _views(self, X: np.ndarray):
         """The three compare views, side by side: NaN->-inf, NaN->+inf, is-missing (0/1)."""
@@ -300,7 +330,15 @@ class Forest:
             codes = c.astype(np.int64)
             codes[codes < 0] = _OOR_CODE
             codes[missing] = _NA_CODE
+            if self.fixed_w:
+                W = self.fixed_w
+                code_view = np.where((codes < 0) | (codes >= W - 2), W - 1, codes)
+                code_view[codes == _NA_CODE] = W - 2
+                V = np.concatenate([V, code_view.astype(np.float64)], axis=1)
         return V, codes
+
+    def _fixed_decisions(self, s_tb: np.ndarray, x_tb: np.ndarray) -> np.ndarray:
+        return self.fixed.take(self.trow2.take(s_tb) + x_tb.astype(np.intp))
 
     def _table_decisions(self, nodes, rows, codes) -> np.ndarray:
         """go_right for bitset/"stale bitset" nodes: table lookup on the integer level."""
@@ -361,7 +399,10 @@ class Forest:
             if self.has_tables:
                 tb = np.flatnonzero(self.tbl_node2.take(s))
                 if tb.size:
-                    r[tb] = self._table_decisions(s[tb] >> 1, tb // T, codes)
+                    if self.fixed_w:
+                        r[tb] = self._fixed_decisions(s[tb], x[tb])
+                    else:
+                        r[tb] = self._table_decisions(s[tb] >> 1, tb // T, codes)
             np.add(s, r, out=s)
             np.take(self.child2, s, out=s, mode="clip")
         return s
@@ -387,11 +428,15 @@ class Forest:
                     s, base, pos = s[keep], base[keep], pos[keep]
                     if s.size == 0:
                         return out
-            r = Vf.take(self.vc2.take(s) + base) >= self.thr2.take(s)
+            x = Vf.take(self.vc2.take(s) + base)
+            r = x >= self.thr2.take(s)
             if self.has_tables:
                 tb = np.flatnonzero(self.tbl_node2.take(s))
                 if tb.size:
-                    r[tb] = self._table_decisions(s[tb] >> 1, pos[tb] // T, codes)
+                    if self.fixed_w:
+                        r[tb] = self._fixed_decisions(s[tb], x[tb])
+                    else:
+                        r[tb] = self._table_decisions(s[tb] >> 1, pos[tb] // T, codes)
             s = self.child2.take(s + r)
         out[pos] = s
         return out
