@@ -356,36 +356,39 @@ class Forest:
         T = self.flat_roots.size
         if n == 1 and (T <= _PY_TREES or self.max_depth >= _PY_DEPTH):
             # few or deep trees: plain Python beats NumPy's per-call cost on one row
-            s = self._walk_python(X)
-        elif n * self.thr.size <= _SMALL_CELLS:  # tiny batch: decide every node once
-            s = self._walk_small(X)
-        else:
-            chunk = max(1, _CHUNK_CELLS // max(T, 1))
-            s = np.empty(n * T, dtype=np.intp)
-            for i in range(0, n, chunk):
-                part = X[i : i + chunk]
-                walk = self._walk_deep if self.max_depth > _DEEP else self._walk
-                s[i * T : (i + part.shape[0]) * T] = walk(part)
+            return self._row_major_sums(self._walk_python(X), n)
+        if n * self.thr.size <= _SMALL_CELLS:  # tiny batch: decide every node once
+            return self._row_major_sums(self._walk_small(X), n)
+        chunk = max(1, _CHUNK_CELLS // max(T, 1))
+        walk = self._walk_deep if self.max_depth > _DEEP else self._walk
+        out = np.empty((n, n_tpc))
+        for i in range(0, n, chunk):
+            part = X[i : i + chunk]
+            m = part.shape[0]
+            # tree-major walkers: the leaves of tree t for all rows are contiguous
+            vals = self.value2.take(walk(part)).reshape(n_tpc, n_groups, m)
+            acc = vals[:, 0, :].copy()
+            for j in range(1, n_groups):  # float64, in tree order, as genmodel adds them
+                acc += vals[:, j, :]
+            out[i : i + m] = acc.T
+        return out
+
+    def _row_major_sums(self, s: np.ndarray, n: int) -> np.ndarray:
+        n_tpc, n_groups = self.roots.shape
         vals = np.take(self.value2, s).reshape(n, n_tpc, n_groups)
         if n_groups == 1:
             return vals[:, :, 0].copy()
-        # float64 sums in tree order, as genmodel adds them; both forms are strictly sequential
-        if n * n_tpc < 256:
-            return np.cumsum(vals, axis=2)[:, :, -1]
-        acc = vals[:, :, 0].copy()
-        for j in range(1, n_groups):
-            acc += vals[:, :, j]
-        return acc
+        return np.cumsum(vals, axis=2)[:, :, -1]  # strictly sequential, in tree order
 
     def _walk(self, X: np.ndarray) -> np.ndarray:
-        """Level-synchronous walk of every (row, tree); returns the doubled leaf states."""
+        """Level-synchronous walk of every (row, tree); returns the doubled leaf states, tree-major."""
         n = X.shape[0]
         T = self.flat_roots.size
         V, codes = self._views(X)
         Vf = V.ravel()
         M = n * T
-        base = np.repeat(np.arange(n, dtype=np.intp) * V.shape[1], T)
-        s = np.tile(self.roots2, n)
+        base = np.tile(np.arange(n, dtype=np.intp) * V.shape[1], T)  # walker t*n + row
+        s = np.repeat(self.roots2, n)
         idx = np.empty(M, dtype=np.intp)
         x = np.empty(M)
         t = np.empty(M)
@@ -402,7 +405,7 @@ class Forest:
                     if self.fixed_w:
                         r[tb] = self._fixed_decisions(s[tb], x[tb])
                     else:
-                        r[tb] = self._table_decisions(s[tb] >> 1, tb // T, codes)
+                        r[tb] = self._table_decisions(s[tb] >> 1, tb % n, codes)
             np.add(s, r, out=s)
             np.take(self.child2, s, out=s, mode="clip")
         return s
@@ -416,8 +419,8 @@ class Forest:
         Vf = V.ravel()
         M = n * T
         out = np.empty(M, dtype=np.intp)
-        s = np.tile(self.roots2, n)
-        base = np.repeat(np.arange(n, dtype=np.intp) * V.shape[1], T)
+        s = np.repeat(self.roots2, n)  # tree-major: walker t*n + row
+        base = np.tile(np.arange(n, dtype=np.intp) * V.shape[1], T)
         pos = np.arange(M, dtype=np.intp)
         for level in range(self.max_depth):
             if level >= 3 and level % 2 == 1:
@@ -436,7 +439,7 @@ class Forest:
                     if self.fixed_w:
                         r[tb] = self._fixed_decisions(s[tb], x[tb])
                     else:
-                        r[tb] = self._table_decisions(s[tb] >> 1, pos[tb] // T, codes)
+                        r[tb] = self._table_decisions(s[tb] >> 1, pos[tb] % n, codes)
             s = self.child2.take(s + r)
         out[pos] = s
         return out
