@@ -72,7 +72,7 @@ def test_python_images_install_from_their_lock_file(name, lock, extra):
 def test_function_image_serves_functions_main_with_the_asgi_framework_on_8080():
     ins = instructions(DOCKER / "Dockerfile.functions")
     entry = " ".join(a for k, a in ins if k == "ENTRYPOINT")
-    for needle in ("functions-framework", "--asgi", "--source functions/main.py", '--target \\"$FUNCTION_TARGET\\"', "8080"):
+    for needle in ("converge.serving.serve_function", "--source functions/main.py", '--target \\"$FUNCTION_TARGET\\"', "8080"):
         assert needle in entry, needle
     assert ("EXPOSE", "8080") in ins
     assert (REPO / "functions" / "main.py").is_file()

@@ -102,7 +102,7 @@ async def register_model(
 
 
 class FunctionProcess:
-    """``functions-framework --asgi --target <target>`` in its own process group.
+    """A function target served as the image serves it, in its own process group.
 
     ``plain=True`` serves the same function app with bare uvicorn instead (no functions-framework
     wrapper), for measuring what the wrapper costs.
@@ -128,8 +128,9 @@ class FunctionProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> FunctionProcess:
+        # The image's command: functions-framework's ASGI app under uvicorn (serve_function).
         argv = [
-            sys.executable, "-m", "functions_framework", "--asgi", "--target", self.target,
+            sys.executable, "-m", "converge.serving.serve_function", "--target", self.target,
             "--source", str(self.source), "--host", "127.0.0.1", "--port", str(self.port),
         ]  # fmt: skip
         if self.plain:
