@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -36,6 +34,7 @@ from converge.contracts import FeatureVector  # noqa: E402
 from converge.db import create_pool  # noqa: E402
 from converge.features import FeatureStore  # noqa: E402
 from converge.settings import Settings  # noqa: E402
+from _report import machine, write_section  # noqa: E402
 
 SECTION = "## Feature ingest"
 PARTITIONS = 8
@@ -215,18 +214,6 @@ def _per_row(seconds: float | None, rows: int) -> float | None:
     return None if seconds is None else seconds / rows
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
 def render(
     results: list[dict], rows: int, batch: int, pg_version: str, took_s: float, load: str
 ) -> str:
@@ -288,17 +275,6 @@ def render(
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace our section (up to the next ``## `` heading) and leave the others alone."""
-    current = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    path.write_text(updated.rstrip("\n") + "\n")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--rows", type=int, default=100_000)
@@ -337,7 +313,7 @@ def main() -> int:
     text = render(results, args.rows, args.batch, f"PostgreSQL {pg_version}", took, load)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, SECTION)
     return 0
 
 

@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import re
 import sys
 import tempfile
 import threading
@@ -47,6 +45,7 @@ from converge.serving.testing import (
 )
 from converge.settings import Settings
 from converge.stack.procs import free_port
+from _report import machine, write_section  # noqa: E402
 
 SECTION = "## Predict function"
 H2O_CLIENT_THREADS = (4, 16, 64)
@@ -376,18 +375,6 @@ async def measure_function(
     return results
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
 def render(
     args: argparse.Namespace, runs: dict, modes: dict, h2o: dict, took: float, algos: dict
 ) -> str:
@@ -497,17 +484,6 @@ def render(
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace our section (up to the next ``## `` heading) and leave the others alone."""
-    current = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    path.write_text(updated.rstrip("\n") + "\n")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
@@ -612,7 +588,7 @@ def main() -> int:
     text = render(args, runs, modes, h2o, time.perf_counter() - started, algos)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, SECTION)
     return 0
 
 

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -67,6 +66,7 @@ from converge.stack.postgres import Postgres
 from converge.stack.procs import free_port
 from converge.stack.redis import Redis
 from converge.stack.s3 import S3
+from _report import machine, write_section  # noqa: E402
 
 SECTION = "## Reload under load"
 BEGIN = "<!-- bench_reliability: generated, do not edit by hand -->"
@@ -74,15 +74,6 @@ END = "<!-- /bench_reliability -->"
 TOKEN = "bench-admin-token"
 SOURCE = ROOT / "functions" / "main.py"
 FAULTS = ("redis", "pgbouncer", "postgres", "s3", "predict")
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{cpu}, nproc {os.cpu_count()}, {platform.system()} {platform.release()}"
 
 
 def group_rss(fn: FunctionProcess) -> int:
@@ -368,17 +359,6 @@ def render_reload(runs: list[tuple[ReloadResult, dict]], args, took: float) -> s
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace our section (up to the next ``## `` heading) and leave the others alone."""
-    current = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    path.write_text(updated.rstrip("\n") + "\n")
-
-
 def write_generated(text: str, path: Path = ROOT / "RELIABILITY.md") -> None:
     """Replace the generated block of RELIABILITY.md; the prose around it is kept."""
     current = path.read_text()
@@ -445,7 +425,7 @@ def main() -> int:
                 text = render_reload(runs, args, time.perf_counter() - started)
                 print(text)
                 if not args.no_write:
-                    write_section(text)
+                    write_section(text, SECTION)
         finally:
             stack.stop()
     return 0
