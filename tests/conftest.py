@@ -175,3 +175,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """No process outlives the session, even if a fixture teardown did not run."""
     for service in reversed(_started):
         service.stop()
+
+
+@pytest.fixture(scope="module")
+async def pool(settings):
+    """A pool on the requesting module's own ``settings`` fixture, with the schema at head."""
+    from converge.db import create_pool
+    from converge.serving.testing import migrate
+
+    await migrate(settings)
+    pool = await create_pool(settings, min_size=0)
+    yield pool
+    await pool.close()

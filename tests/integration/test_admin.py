@@ -10,14 +10,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from converge.db import create_pool
 from converge.registry import Registry
 from converge.serving.gateway import create_gateway
 from converge.serving.runtime import Runtime
 from converge.serving.testing import (
     InProcessServer,
     corpus_dir,
-    migrate,
     read_rows,
     register_model,
     wait_until,
@@ -41,14 +39,6 @@ def settings(stack_settings):
             "registry_poll_s": 1.0,
         }
     )
-
-
-@pytest.fixture(scope="module")
-async def pool(settings):
-    await migrate(settings)
-    pool = await create_pool(settings, min_size=0)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture(scope="module")

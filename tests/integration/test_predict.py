@@ -16,14 +16,12 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from converge.contracts import FeatureVector
-from converge.db import create_pool
 from converge.features import FeatureStore
 from converge.resilience import CircuitBreaker
 from converge.serving.online import OnlineFeatures
 from converge.serving.testing import (
     FunctionProcess,
     corpus_dir,
-    migrate,
     read_rows,
     register_model,
     trainer_predictions,
@@ -46,14 +44,6 @@ def settings(stack_settings):
             "admin_token": SecretStr("predict-test-token"),
         }
     )
-
-
-@pytest.fixture(scope="module")
-async def pool(settings):
-    await migrate(settings)
-    pool = await create_pool(settings, min_size=0)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,10 @@ import pytest
 from pydantic import SecretStr
 
 from converge.artifacts import ArtifactStore, model_key
-from converge.db import create_pool
 from converge.registry import Registry
 from converge.serving.testing import (
     FunctionProcess,
     corpus_dir,
-    migrate,
     read_rows,
     register_model,
     trainer_predictions,
@@ -49,14 +47,6 @@ def settings(stack_settings):
             "admin_token": SecretStr(TOKEN),
         }
     )
-
-
-@pytest.fixture(scope="module")
-async def pool(settings):
-    await migrate(settings)
-    pool = await create_pool(settings, min_size=0)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture(scope="module")

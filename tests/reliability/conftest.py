@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from converge.db import create_pool
-from converge.serving.testing import FunctionProcess, migrate, read_rows
+from converge.serving.testing import FunctionProcess, read_rows
 from converge.settings import Settings
 from converge.stack.procs import free_port
 
@@ -36,14 +35,6 @@ def settings(stack_settings: Settings) -> Settings:
             "admin_token": SecretStr(TOKEN),
         }
     )
-
-
-@pytest.fixture(scope="module")
-async def pool(settings):
-    await migrate(settings)
-    pool = await create_pool(settings, min_size=0)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture(scope="module")
