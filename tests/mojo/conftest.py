@@ -177,3 +177,9 @@ def h2o_conn(request, tmp_path_factory):
         h2o.connection().close()
     if own is not None:
         own.stop()
+
+
+@pytest.fixture(scope="session")
+def corpus_loader(corpus_dir):
+    """``load_fixture`` for tests that pick a corpus entry by name."""
+    return load_fixture
