@@ -154,6 +154,11 @@ class DeepLearningScorer(NativeScorer):
         return out
 
     def score(self, raw, offset):
+        # +/-inf inputs give inf - inf = NaN, exactly as in genmodel (which then refuses the row)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._score(raw, offset)
+
+    def _score(self, raw, offset):
         self._check_offset(offset)
         n = raw.shape[0]
         hot = cat_hot_index(raw, self.cats, self.cat_offsets, self.use_all)

@@ -87,7 +87,8 @@ class GlmScorer(NativeScorer):
                 beta[self.noff + self.cats : self.noff + self.cats + self.nums] * raw[:, self.cats :]
             )
         terms[:, -1] = beta[-1]
-        return np.cumsum(terms, axis=1)[:, -1]
+        with np.errstate(invalid="ignore"):  # inf - inf = NaN, as in genmodel
+            return np.cumsum(terms, axis=1)[:, -1]
 
     def _link_inv(self, eta):
         link = self.link
