@@ -130,3 +130,21 @@ def test_report_is_one_self_contained_page():
     assert html.count("data:image/png;base64,") == 3
     assert "<script" not in html and "http" not in html.split("<body>")[1]
     assert "demo v3" in html and "2025-02" in html
+
+
+def test_rows_without_a_label_are_not_trained_on(tmp_path):
+    import pandas as pd
+
+    from converge.training import steps
+
+    path = tmp_path / "sales.csv"
+    pd.DataFrame(
+        {
+            "event_time": ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z"],
+            "entity_id": ["a", "b", "c"],
+            "x": [1.0, 2.0, 3.0],
+            "label": ["yes", None, "no"],
+        }
+    ).to_csv(path, index=False)
+    frame = steps.load({"training_file": str(path), "target": "label"})
+    assert sorted(frame["label"].tolist()) == ["no", "yes"]

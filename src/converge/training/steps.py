@@ -164,6 +164,10 @@ def load(kwargs: dict[str, Any], settings: Settings | None = None) -> pd.DataFra
             frame = frame[frame[TIME_COLUMN] < splits.to_ms(opts.as_of)].reset_index(drop=True)
     else:
         frame = dataset.from_feature_store(settings, opts.as_of or datetime.now(UTC))
+    if opts.target in frame.columns:
+        # A row without a label teaches nothing, and on its way to H2O a missing string label
+        # would become a class of its own ("<NA>").
+        frame = frame[frame[opts.target].notna()].reset_index(drop=True)
     if frame.empty:
         raise splits.EmptySplitError(
             "the training set is empty: nothing was ingested before the cut-off"
