@@ -1,0 +1,112 @@
+"""The command line against a real gateway (`converge serve`) and the real local stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from converge.serving.testing import corpus_dir, read_rows, register_model, settings_env, wait_until
+from converge.stack.procs import free_port
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = corpus_dir(REPO)
+TOKEN = "cli-test-token"
+
+
+@pytest.fixture(scope="module")
+def settings(stack_settings):
+    return stack_settings.model_copy(
+        update={"default_model": f"cli-{uuid.uuid4().hex[:8]}", "admin_token": SecretStr(TOKEN), "registry_poll_s": 1.0}
+    )
+
+
+@pytest.fixture(scope="module")
+async def gateway(settings, pool, tmp_path_factory):
+    import httpx
+
+    env = {**os.environ, **settings_env(settings)}
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("cli") / "serve.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "converge.cli", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+    )
+
+    async def up():
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await wait_until(up, timeout=60)
+    yield f"http://127.0.0.1:{port}", env
+    proc.terminate()
+    proc.wait(10)
+
+
+def converge(env, *args):
+    return subprocess.run([sys.executable, "-m", "converge.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_ingest_a_csv_file_twice_stores_it_once(gateway, tmp_path):
+    url, env = gateway
+    path = tmp_path / "sales.csv"
+    path.write_text(
+        "ts,store,units,city\n"
+        + "".join(f"2024-01-{d:02d}T00:00:00Z,cli-{uuid.uuid4().hex[:4]}-{d},{d},Oslo\n" for d in range(1, 11))
+    )
+    args = ["ingest", str(path), "--time-column", "ts", "--entity-column", "store", "--url", url, "--json"]
+    first = converge(env, *args)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"file": str(path), "rows": 10, "written": 10}
+    again = converge(env, *args)
+    assert json.loads(again.stdout)["written"] == 0
+
+
+def test_ingest_names_the_file_and_the_problem(gateway, tmp_path):
+    url, env = gateway
+    path = tmp_path / "naive.csv"
+    path.write_text("ts,store,units\nyesterday,s1,3\n")
+    result = converge(env, "ingest", str(path), "--time-column", "ts", "--entity-column", "store", "--url", url)
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "'ts'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_models_list_promote_versions_rollback(gateway, settings, pool):
+    url, env = gateway
+    name = settings.default_model
+    mojo = (CORPUS / "binomial.zip").read_bytes()
+    rows = read_rows(CORPUS / "binomial.input.csv", 10)
+    await register_model(settings, pool, name, mojo, rows, promote=True)
+    await register_model(settings, pool, name, mojo, rows)
+    env = {**env, "CONVERGE_ADMIN_URL": url}
+
+    listed = json.loads(converge(env, "models", "list", "--json").stdout)
+    mine = next(m for m in listed if m["name"] == name)
+    assert (mine["versions"], mine["production_version"]) == (2, 1)
+
+    promoted = converge(env, "models", "promote", name, "2")
+    assert promoted.returncode == 0, promoted.stderr
+    stages = {v["version"]: v["stage"] for v in json.loads(converge(env, "models", "versions", name, "--json").stdout)}
+    assert stages == {2: "production", 1: "archived"}
+
+    assert converge(env, "models", "rollback", name).returncode == 0
+    stages = {v["version"]: v["stage"] for v in json.loads(converge(env, "models", "versions", name, "--json").stdout)}
+    assert stages[1] == "production" and stages[2] != "production"
+
+
+def test_models_with_a_wrong_token_fail_clearly(gateway):
+    url, env = gateway
+    result = converge({**env, "CONVERGE_ADMIN_URL": url, "CONVERGE_ADMIN_TOKEN": "wrong"}, "models", "list")
+    assert result.returncode == 2
+    assert "403" in result.stderr and "Traceback" not in result.stderr
