@@ -31,6 +31,7 @@ def train(
     ),
     model: str = typer.Option("demo", "--model", "-m", help="registered model name"),
     target: str = typer.Option("demand", "--target", "-t", help="target column"),
+    exclude: list[str] = typer.Option(None, "--exclude", "-x", help="column not to train on (repeatable)"),
     params: str = typer.Option(
         None, "--params", help="estimator parameters as JSON, e.g. '{\"ntrees\": 50}'"
     ),
@@ -66,6 +67,8 @@ def train(
     }
     if params:
         variables["estimator_params"] = params
+    if exclude:
+        variables["exclude"] = list(exclude)
     if as_of:
         variables["as_of"] = as_of
     if train_periods:
