@@ -132,19 +132,36 @@ def httpx_predict(client: httpx.AsyncClient, bodies: list[bytes], path: str = "/
     return send
 
 
-class _Conn:
+class Conn:
     """A lean HTTP/1.1 keep-alive connection: the generator must cost far less than the server."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    # gunicorn closes keep-alive connections idle for 2 s; reconnect before that, as clients do.
+    MAX_IDLE_S = 1.5
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.used = 0.0
 
     @classmethod
-    async def open(cls, port: int) -> _Conn:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
+    async def open(cls, port: int) -> Conn:
+        conn = cls(port)
+        await conn._connect()
+        return conn
+
+    async def _connect(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.used = time.monotonic()
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if time.monotonic() - self.used > self.MAX_IDLE_S or self.reader.at_eof():
+            await self._connect()
+        self.used = time.monotonic()
         self.writer.write(
-            b"POST %s HTTP/1.1\r\nHost: load\r\nContent-Type: application/json\r\n"
+            b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
         )
         head = await self.reader.readuntil(b"\r\n\r\n")
@@ -153,10 +170,13 @@ class _Conn:
         for line in head.split(b"\r\n")[1:]:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
-        return status, await self.reader.readexactly(length)
+        data = await self.reader.readexactly(length)
+        self.used = time.monotonic()
+        return status, data
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 class RawPredict:
@@ -179,7 +199,7 @@ class RawPredict:
         self.timeout_s = timeout_s
         self.port, self.bodies, self.path = port, bodies, path
         self.max_idle_s = max_idle_s
-        self._idle: list[tuple[_Conn, float]] = []
+        self._idle: list[tuple[Conn, float]] = []
         self.stale_errors = 0
 
     async def __call__(self, i: int) -> tuple[int, Any]:
@@ -192,7 +212,7 @@ class RawPredict:
             conn.close()
             conn = None
         if conn is None:
-            conn, last = await _Conn.open(self.port), now
+            conn, last = await Conn.open(self.port), now
         try:
             status, body = await asyncio.wait_for(
                 conn.post(self.path, self.bodies[i % len(self.bodies)]), self.timeout_s

@@ -45,6 +45,7 @@ from converge.serving.testing import (
 )
 from converge.settings import Settings
 from converge.stack.procs import free_port
+from _load import Conn  # noqa: E402
 from _report import machine, write_section  # noqa: E402
 
 SECTION = "## Predict function"
@@ -52,50 +53,6 @@ H2O_CLIENT_THREADS = (4, 16, 64)
 HOST = "127.0.0.1"
 
 
-# -- a lean HTTP/1.1 keep-alive client: the generator must cost far less than the server -------
-class Conn:
-    # gunicorn closes keep-alive connections idle for 2 s; reconnect before that, as clients do.
-    MAX_IDLE_S = 1.5
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.used = 0.0
-
-    @classmethod
-    async def open(cls, port: int) -> Conn:
-        conn = cls(port)
-        await conn._connect()
-        return conn
-
-    async def _connect(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
-        self.used = time.monotonic()
-
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        if time.monotonic() - self.used > self.MAX_IDLE_S or self.reader.at_eof():
-            await self._connect()
-        self.used = time.monotonic()
-        self.writer.write(
-            b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
-        )
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        data = await self.reader.readexactly(length)
-        self.used = time.monotonic()
-        return status, data
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 def group_cpu(pgid: int) -> float:
