@@ -1,7 +1,7 @@
 """Predict function: latency at fixed rates and peak throughput, against H2O's REST predict.
 
-The predict function runs exactly as deployed (``functions-framework --asgi --target predict``, one
-worker) on loopback, with a real registry (Postgres), artifact store (S3) and cache (Redis). The
+The predict function runs exactly as the image runs it (``python -m converge.serving.serve_function
+--target predict``: functions-framework's ASGI app under uvicorn, one worker) on loopback, with a real registry (Postgres), artifact store (S3) and cache (Redis). The
 load generator is open-loop: request ``i`` is due at ``t0 + i / rate`` and its latency counts from
 that moment, so a stalled server cannot hide its queue. Each run is bounded by count and time.
 
@@ -345,8 +345,9 @@ def render(
         f"`{cmd}` ({datetime.now(UTC):%Y-%m-%d}, {took:.0f} s wall, {args.duration:g} s per scenario).",
         f"Machine: {machine()}, shared with other jobs",
         f"(load average {os.getloadavg()[0]:.1f} at the end): absolute latencies are noisy, ratios within one",
-        "run and server CPU per request are the comparable parts. Server: `functions-framework --asgi",
-        "--target predict`, one worker (gunicorn + uvicorn worker), loopback, real Postgres registry, S3",
+        "run and server CPU per request are the comparable parts. Server: `python -m",
+        "converge.serving.serve_function --target predict` (functions-framework's ASGI app under uvicorn),",
+        "one worker, loopback, real Postgres registry, S3",
         "artifact and Redis cache; models scored by `converge.mojo` (native backend). Open-loop generator:",
         "latency counts from each request's due time; a miss sends new features every request, a hit",
         "repeats one body; peak = 32 (single row) or 8 (batch) clients back to back. CPU = server",

@@ -1,7 +1,7 @@
 """Reliability numbers: faults under load, and reloads under 1,000 req/s.
 
 Starts its own local stack (Postgres, PgBouncer, Redis, SeaweedFS S3) in a temporary directory
-and the functions exactly as deployed (``functions-framework --asgi --target ...``, one worker),
+and the functions exactly as the image runs them (``converge.serving.serve_function``, one worker),
 all on loopback. Everything is bounded in request count and time.
 
 1. Faults: predict (explicit features, cache misses) at ``--predict-rate`` and ingest
