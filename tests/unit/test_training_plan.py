@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from converge.training import report, runner, steps
+from converge.training import runner, steps
 from converge.training.splits import LeakageError, to_ms
 
 
@@ -102,7 +101,12 @@ def test_error_line_is_found_in_a_block_log():
 
 
 def test_report_is_one_self_contained_page():
-    pytest.importorskip("matplotlib", reason="the report renders in the training environment")
+    """Rendered in the training environment (.venv-mage), where matplotlib lives."""
+    import json
+    import subprocess
+
+    from converge.training.runner import training_python
+
     result = {
         "split": {"name": "2025-02", "test_start_ms": 1},
         "segment": None,
@@ -115,18 +119,23 @@ def test_report_is_one_self_contained_page():
         "max_train_time_ms": 0,
         "min_test_time_ms": 1,
         "h2o_seconds": 0.1,
-        "sample": {"actual": list(np.arange(5.0)), "predicted": list(np.arange(5.0) + 0.1)},
+        "sample": {"actual": [0.0, 1.0, 2.0, 3.0, 4.0], "predicted": [0.1, 1.1, 2.1, 3.1, 4.1]},
     }
-    html = report.render(
-        name="demo",
-        version=3,
-        results=[result],
-        final={
-            "metrics": {"rmse": 1.0},
-            "variable_importance": [{"variable": "x", "importance": 1.0}],
-        },
-        lineage={"cut_off": "2025-03-01T00:00:00Z", "parameters": {"estimator": "gbm"}},
+    arguments = {
+        "name": "demo",
+        "version": 3,
+        "results": [result],
+        "final": {"metrics": {"rmse": 1.0}, "variable_importance": [{"variable": "x", "importance": 1.0}]},
+        "lineage": {"cut_off": "2025-03-01T00:00:00Z", "parameters": {"estimator": "gbm"}},
+    }
+    code = (
+        "import json, sys; from converge.training import report; "
+        "sys.stdout.write(report.render(**json.loads(sys.argv[1])))"
     )
+    html = subprocess.run(
+        [str(training_python()), "-c", code, json.dumps(arguments)],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
     assert html.count("data:image/png;base64,") == 3
     assert "<script" not in html and "http" not in html.split("<body>")[1]
     assert "demo v3" in html and "2025-02" in html
