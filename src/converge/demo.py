@@ -159,7 +159,9 @@ class Gateway:
             self._proc.wait()
 
 
-def train(options: DemoOptions, env: dict[str, str]) -> dict[str, Any]:
+def train(
+    options: DemoOptions, env: dict[str, str], on_progress: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """The Mage walk-forward pipeline, headless, in the training environment."""
     from converge.training import runner
 
@@ -173,7 +175,7 @@ def train(options: DemoOptions, env: dict[str, str]) -> dict[str, Any]:
         "publish": True,
         "estimator_params": orjson.dumps({"ntrees": 30, "max_depth": 5}).decode(),
     }
-    outcome = runner.launch("walk_forward", variables, env=env)
+    outcome = runner.launch("walk_forward", variables, env=env, on_progress=on_progress)
     if outcome.get("status") != "completed":
         raise DemoError(f"training failed: {outcome.get('error')}")
     return outcome["result"] or {}

@@ -130,12 +130,15 @@ def trained(stack_settings, h2o_server, s3_server, reload_function, tmp_path_fac
         "estimator_params": GBM,
         "as_of": datetime.now(UTC).isoformat(),
     }
+    progress: list[dict] = []
     outcome = runner.launch(
-        "walk_forward", variables, data_dir=mage_dir, parallelism=6, env=env, timeout_s=900
-    )
+        "walk_forward", variables, data_dir=mage_dir, parallelism=6, env=env, timeout_s=900,
+        on_progress=progress.append,
+    )  # fmt: skip
     return {
         "name": name,
         "outcome": outcome,
+        "progress": progress,
         "env": env,
         "mage_dir": mage_dir,
         "rows": len(vectors),
@@ -164,6 +167,8 @@ def test_six_monthly_splits_train_in_parallel_without_leakage(trained):
 
     children = [b for b in outcome["blocks"] if b["block_uuid"].startswith("train_split:")]
     assert len(children) == 6 and all(b["status"] == "completed" for b in children)
+    # The progress stream announced every block run while the run went on.
+    assert sorted(e["block"] for e in trained["progress"]) == sorted(b["block_uuid"] for b in outcome["blocks"])
     # Parallel, not one after another: every child started before the first one finished.
     assert max(b["started_s"] for b in children) < min(
         b["started_s"] + b["seconds"] for b in children

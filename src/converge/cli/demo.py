@@ -83,8 +83,17 @@ def demo(
         console.print(f"  {result.rows_sent} rows sent, {result.rows_stored} new or changed rows stored")
 
         console.rule("[bold]5. train walk-forward in Mage on H2O")
-        with console.status(f"  {options.splits} monthly splits in parallel, then the final model ..."):
-            trained = steps.train(options, {**os.environ, **env})
+        columns = [TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, console=console) as progress:
+            splits_task = progress.add_task("splits", total=options.splits)
+
+            def on_progress(event: dict) -> None:
+                if ":" in event["block"]:  # a dynamic child: one walk-forward split
+                    progress.advance(splits_task)
+                elif event["block"].startswith("publish"):
+                    progress.update(splits_task, description="final model, MOJO, upload, register")
+
+            trained = steps.train(options, {**os.environ, **env}, on_progress)
         result.splits = trained.get("splits", [])
         split_table = Table("split", "train rows", "test rows", "metrics", box=None)
         for s in result.splits:

@@ -80,8 +80,18 @@ def train(
     pipeline = "walk_forward_regional" if segment else "walk_forward"
     if not as_json:
         typer.echo(f"running Mage pipeline {pipeline} ({splits} splits, {estimator}) ...", err=True)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    progress = Progress(*columns, console=Console(stderr=True), disable=as_json)
+    blocks = progress.add_task("block runs", total=None)
     try:
-        outcome = runner.launch(pipeline, variables, parallelism=parallelism)
+        with progress:
+            outcome = runner.launch(
+                pipeline, variables, parallelism=parallelism,
+                on_progress=lambda event: progress.update(blocks, advance=1, description=event["block"]),
+            )  # fmt: skip
     except FileNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

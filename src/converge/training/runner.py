@@ -21,8 +21,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,8 +80,12 @@ def launch(
     env: dict[str, str] | None = None,
     inline: bool = True,
     children: str | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run :func:`run` in the training environment from any environment; return its summary."""
+    """Run :func:`run` in the training environment from any environment; return its summary.
+
+    ``on_progress`` gets one event per finished block run (``block``, ``status``, ``seconds``).
+    """
     cmd = [
         str(python or training_python()),
         "-m",
@@ -101,22 +107,50 @@ def launch(
         cmd.append("--no-inline")
     if children:
         cmd += ["--children", children]
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         cmd,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
-        timeout=timeout_s + 120,
-        check=False,
     )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    out: list[str] = []
+    drain = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
+    drain.start()
+    watchdog = threading.Timer(timeout_s + 120, proc.kill)
+    watchdog.start()
+    errors: list[str] = []
+    try:
+        for line in proc.stderr:  # progress events arrive here while the run goes on
+            if on_progress is not None and line.startswith(PROGRESS_PREFIX):
+                on_progress(json.loads(line[len(PROGRESS_PREFIX) :]))
+            else:
+                errors.append(line)
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    drain.join()
+    stdout = "".join(out)
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        tail = ("".join(errors) or stdout).strip().splitlines()[-5:]
         return {
             "status": "failed",
             "error": f"runner exited {proc.returncode}: " + " | ".join(tail),
         }
     return json.loads(lines[-1])
+
+
+PROGRESS_PREFIX = "converge-progress "
+
+
+class _ReportingList(list):
+    """Block timings that also announce each finished block on stderr, for a progress bar."""
+
+    def append(self, timing: BlockTiming) -> None:
+        super().append(timing)
+        event = {"block": timing.block_uuid, "status": timing.status, "seconds": round(timing.seconds, 2)}
+        print(PROGRESS_PREFIX + json.dumps(event), file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -261,7 +295,7 @@ def run(
     if children not in ("fork", "spawn"):
         raise ValueError(f"children must be 'fork' or 'spawn', got {children!r}")
     launched: set[int] = set()
-    timings: list[BlockTiming] = []
+    timings: list[BlockTiming] = _ReportingList()
     error: str | None = None
 
     def launch(block_run) -> None:
