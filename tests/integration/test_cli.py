@@ -110,3 +110,30 @@ def test_models_with_a_wrong_token_fail_clearly(gateway):
     result = converge({**env, "CONVERGE_ADMIN_URL": url, "CONVERGE_ADMIN_TOKEN": "wrong"}, "models", "list")
     assert result.returncode == 2
     assert "403" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_predict_reads_csv_and_prints_json_or_a_table(gateway, settings, pool):
+    url, env = gateway
+    name = f"{settings.default_model}-p"
+    mojo = (CORPUS / "binomial.zip").read_bytes()
+    rows = read_rows(CORPUS / "binomial.input.csv", 3)
+    await register_model(settings, pool, name, mojo, rows, promote=True)
+    header = list(rows[0])
+    text = ",".join(header) + "\n" + "\n".join(
+        ",".join("" if r[k] is None else str(r[k]) for k in header) for r in rows
+    )
+
+    def run(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "converge.cli", "predict", "-", "--url", url, "--model", name, *extra],
+            input=text, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    as_json = run("--json")
+    assert as_json.returncode == 0, as_json.stderr
+    body = json.loads(as_json.stdout)
+    assert body["model"] == name and len(body["predictions"]) == 3
+    as_table = run()
+    assert as_table.returncode == 0, as_table.stderr
+    for prediction in body["predictions"]:
+        assert str(prediction["label"]) in as_table.stdout
