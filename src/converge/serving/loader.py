@@ -18,6 +18,10 @@ import asyncio
 import inspect
 import logging
 import math
+import multiprocessing
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +56,41 @@ def _load_mojo(data: bytes, backend: str) -> Any:
     from converge.mojo import load_mojo
 
     return load_mojo(data, backend=backend)
+
+
+def _parse_pickled(data: bytes, backend: str) -> bytes:
+    """In a parser process: parse the MOJO there and hand back the model as a pickle."""
+    return pickle.dumps(_load_mojo(data, backend), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _Parser:
+    """Parses MOJOs in one separate process, so a reload does not hold the serving process's GIL.
+
+    Parsing is tens of milliseconds of pure Python; in a thread of the serving process it starves
+    the event loop (p99 during reloads rose from ~4 ms to 100+ ms). The model comes back pickled and
+    unpickles in about a millisecond. Models that cannot be pickled (the JVM backend) and the very
+    first load (nothing to protect yet, and no process to start) are parsed in a thread as before.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def parse(self, data: bytes, backend: str, *, first: bool) -> Any:
+        if first or backend == "genmodel":
+            return await asyncio.to_thread(_load_mojo, data, backend)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            blob = await asyncio.get_running_loop().run_in_executor(self._pool, _parse_pickled, data, backend)
+        except (pickle.PicklingError, TypeError, AttributeError, BrokenProcessPool) as exc:
+            log.info("parsing in-process (%s)", type(exc).__name__)
+            self._pool = None
+            return await asyncio.to_thread(_load_mojo, data, backend)
+        return pickle.loads(blob)  # noqa: S301 - our own process's output
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _same_label(a: Any, b: Any) -> bool:
@@ -104,6 +143,8 @@ class ModelLoader:
         self.artifacts = artifacts
         self.s3_breaker = s3_breaker
         self.backend = backend
+        self._parser = _Parser()
+        self._loaded_once = False
 
     async def fetch(self, mv: Any) -> bytes:
         return await self.s3_breaker.call(
@@ -113,7 +154,8 @@ class ModelLoader:
     async def load(self, mv: Any) -> LoadedModel:
         """Raises ArtifactIntegrityError / ArtifactNotFound / StorageUnavailable / MOJO errors."""
         data = await self.fetch(mv)
-        model = await asyncio.to_thread(_load_mojo, data, self.backend)
+        model = await self._parser.parse(data, self.backend, first=not self._loaded_once)
+        self._loaded_once = True
         return LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
 
     async def validate(self, loaded: LoadedModel, sample: Any) -> int:
