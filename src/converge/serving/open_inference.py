@@ -6,11 +6,12 @@ caching and metrics stay in the predict service, so both APIs give the same numb
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -125,7 +126,7 @@ def parse_request(body: Any) -> Parsed:
     )
 
 
-def input_specs(feature_names: Sequence[str], categorical: set[str]) -> list[TensorSpec]:
+def input_specs(feature_names: Sequence[str], categorical: Set[str]) -> list[TensorSpec]:
     """One input per feature: BYTES for categoricals, FP64 for numbers; any batch size."""
     return [
         TensorSpec(name=name, datatype="BYTES" if name in categorical else "FP64", shape=[-1])
@@ -183,7 +184,7 @@ def _check_values(tensor: Tensor, values: list[Any]) -> list[Any]:
 
 
 def decode_inputs(
-    request: Parsed, feature_names: Sequence[str], categorical: set[str]
+    request: Parsed, feature_names: Sequence[str], categorical: Set[str]
 ) -> list[dict[str, Any]]:
     """Turn V2 input tensors into records: one tensor per feature, or one [N, F] row-major tensor."""
     features = list(feature_names)
@@ -223,7 +224,7 @@ def decode_inputs(
 
 
 def _decode_matrix(
-    tensor: Tensor, features: list[str], categorical: set[str]
+    tensor: Tensor, features: list[str], categorical: Set[str]
 ) -> list[dict[str, Any]]:
     if len(tensor.shape) != 2:
         raise InferenceError(
@@ -279,6 +280,13 @@ def encode_outputs(
         keep = set(wanted)
         outputs = [o for o in outputs if o["name"] in keep]
     return outputs
+
+
+@functools.lru_cache(maxsize=16)
+def categorical(model: Any) -> frozenset[str]:
+    """The model's categorical features, computed once per loaded model, not per request."""
+    domains = model.domains
+    return frozenset(n for n in model.feature_names if domains.get(n))
 
 
 def _labels(loaded: Any) -> list[str] | None:
@@ -341,10 +349,6 @@ def open_inference_app(runtime: Any) -> Any:
                 404, f"model '{name}' version {version} is not served (serving {loaded.version})"
             )
         return loaded
-
-    def categorical(model: Any) -> set[str]:
-        domains = model.domains
-        return {n for n in model.feature_names if domains.get(n)}
 
     async def server_live(request: Request, params: dict[str, str]) -> Response:
         return JSONResponse({"live": True})
