@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
-from converge.contracts import EVENT_FEATURES_INGEST, FeatureVector
+from converge.contracts import FeatureVector
 from converge.datasets import BINARY_TARGET, NUMERIC_TARGET, read_table, synthetic_demand
 from converge.errors import ConvergeError
 from converge.settings import Settings
@@ -83,38 +82,6 @@ def start_stack(report: Report) -> dict[str, str]:
         info = service.describe()
         report(f"  {info['name']:<10} {info['url']}" + ("  (already running)" if service.reused else ""))
     return stack.env(started)
-
-
-def batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def send_ingest_events(
-    base_url: str, vectors: Sequence[FeatureVector], batch_rows: int, progress: Callable[[int], None]
-) -> int:
-    """POST each batch as a binary-mode ``features.ingest`` CloudEvent; returns rows written."""
-    written = 0
-    with httpx.Client(base_url=base_url, timeout=120) as client:
-        for batch in batches(vectors, batch_rows):
-            body = orjson.dumps({"vectors": [v.model_dump(mode="json") for v in batch]})
-            headers = {
-                "ce-specversion": "1.0",
-                "ce-type": EVENT_FEATURES_INGEST,
-                "ce-source": "converge/demo",
-                "ce-id": secrets.token_hex(8),
-                "content-type": "application/json",
-            }
-            for attempt in range(5):  # a 5xx asks for redelivery, as Knative Eventing would
-                response = client.post("/events", content=body, headers=headers)
-                if response.status_code < 500:
-                    break
-                time.sleep(0.5 * (attempt + 1))
-            if response.status_code != 200:
-                raise DemoError(f"ingest answered {response.status_code}: {response.text[:200]}")
-            written += int(response.json().get("written", 0))
-            progress(len(batch))
-    return written
 
 
 class Gateway:

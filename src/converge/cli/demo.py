@@ -33,6 +33,7 @@ def demo(
     from converge import demo as steps
     from converge.datasets import BINARY_TARGET, NUMERIC_TARGET
     from converge.errors import ConvergeError
+    from converge.ingest_client import send_ingest_events
     from converge.mojo import MojoError
     from converge.settings import Settings
 
@@ -77,7 +78,7 @@ def demo(
         columns = [TextColumn("  ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("ingest", total=len(vectors))
-            result.rows_stored = steps.send_ingest_events(
+            result.rows_stored = send_ingest_events(
                 gateway.url, vectors, options.batch_rows, lambda n: progress.advance(task, n)
             )
         console.print(f"  {result.rows_sent} rows sent, {result.rows_stored} new or changed rows stored")

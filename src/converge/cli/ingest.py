@@ -25,7 +25,7 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from converge.datasets import DataFileError, read_table
-    from converge.demo import DemoError, send_ingest_events
+    from converge.ingest_client import IngestRejected, send_ingest_events
 
     try:
         vectors = list(read_table(file, time_column=time_column, entity_column=entity_column))
@@ -44,7 +44,7 @@ def ingest(
     except httpx.HTTPError as exc:
         typer.echo(f"error: cannot reach ingest at {url} ({exc}); is `converge serve` running?", err=True)
         raise typer.Exit(1) from None
-    except DemoError as exc:
+    except IngestRejected as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if as_json:
