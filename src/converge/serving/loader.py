@@ -158,6 +158,10 @@ class ModelLoader:
         self._loaded_once = True
         return LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
 
+    def close(self) -> None:
+        """Stop the parser process, if a reload started one."""
+        self._parser.close()
+
     async def validate(self, loaded: LoadedModel, sample: Any) -> int:
         if isinstance(sample, str | bytes):
             sample = orjson.loads(sample)

@@ -200,4 +200,6 @@ class Runtime:
             await self.redis.aclose()
         if self._pool is not None:
             await self._pool.close()
+        if "loader" in self.__dict__:
+            self.loader.close()
         self.scorer.close()
