@@ -22,6 +22,7 @@ import numpy as np
 
 from ._javafloat import parse_java_double
 from .errors import InvalidInputError
+from .native import _compiled
 
 MISSING = None  # normalised "no value" marker
 _NUMBER_TYPES = {float, int, type(None)}
@@ -262,6 +263,22 @@ class RowSchema:
             out[r] = hit
         return out
 
+    def _first_bad_code(self, X: np.ndarray) -> int:
+        kernels = _compiled.kernels
+        if kernels is not None:
+            levels = self.__dict__.get("_level_counts")
+            if levels is None:
+                levels = self._level_counts = np.array(
+                    [-1 if d is None else len(d) for d in self.domains], dtype=np.int64)
+            X = np.ascontiguousarray(X)
+            return kernels.first_bad_code(X, X.shape[0], X.shape[1], levels)
+        for i, d in enumerate(self.domains):
+            if d is not None:
+                c = X[:, i]
+                if not (np.isnan(c) | ((c >= 0) & (c < len(d)) & (c == np.trunc(c)))).all():
+                    return i
+        return -1
+
     def check_codes(self, X: np.ndarray) -> np.ndarray:
         """Validate a pre-encoded matrix for ``predict_numpy``: codes must be in-domain or NaN."""
         X = np.asarray(X, dtype=np.float64)
@@ -271,15 +288,11 @@ class RowSchema:
                 f"got shape {X.shape}",
                 self.source,
             )
-        for i, d in enumerate(self.domains):
-            if d is None:
-                continue
-            c = X[:, i]
-            ok = np.isnan(c) | ((c >= 0) & (c < len(d)) & (c == np.trunc(c)))
-            if not ok.all():
-                raise InvalidInputError(
-                    f"column {self.feature_names[i]!r}: categorical codes must be integers in "
-                    f"[0, {len(d)}) or NaN",
-                    self.source,
-                )
+        bad = self._first_bad_code(X)
+        if bad >= 0:
+            raise InvalidInputError(
+                f"column {self.feature_names[bad]!r}: categorical codes must be integers in "
+                f"[0, {len(self.domains[bad])}) or NaN",
+                self.source,
+            )
         return X

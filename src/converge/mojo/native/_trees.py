@@ -9,6 +9,11 @@ of two forms, so scoring is a handful of NumPy gathers per tree level:
 * table: a per-node lookup on the integer level, with slots for "missing" and "outside the bitset".
 
 Leaves loop onto themselves, so every row simply takes ``max_depth`` steps.
+
+Where the compiled walker (``_kernels.c``, built at install when a C compiler is present) is
+importable, ``Forest.sums`` hands the same node arrays to it instead: one pass per row with no
+level padding, which deep unbalanced forests (DRF) need. ``CONVERGE_MOJO_KERNEL=numpy`` turns it
+off; the NumPy walkers stay the fallback.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import struct
 import numpy as np
 
 from ..errors import CorruptMojoError, UnsupportedMojoError
+from . import _compiled
 
 _F32 = struct.Struct("<f")
 _U16 = struct.Struct("<H")
@@ -41,6 +47,12 @@ _DEEP = 8
 
 _NA_LEFT = (2, 4)  # NaSplitDir NALeft, Left
 _NA_VS_REST = 1
+# the compiled walker's node record (see _kernels.c) and its node kinds
+_NODE = np.dtype([("thr", "<f8"), ("vc", "<i4"), ("kind", "<i4"), ("left", "<i4"),
+                  ("right", "<i4"), ("tbl_off", "<i4"), ("tbl_len", "<i4")])
+_K_LEAF, _K_COMPARE, _K_TABLE = 0, 1, 2
+
+
 
 
 class _Builder:
@@ -278,6 +290,34 @@ class Forest:
         ids = np.arange(self.thr.size)
         self.is_leaf2 = np.repeat((self.child[0::2] == ids) & (self.child[1::2] == ids), 2)
         self._fixed_tables()
+        self._kernel_arrays()
+
+    def _kernel_arrays(self) -> None:
+        """The nodes in the compiled walker's layout: one 32-byte record per node (a leaf keeps
+        its value in ``thr``; a table node names its column in ``vc``)."""
+        n = self.thr.size
+        nodes = np.zeros(n, dtype=_NODE)
+        leaf = self.is_leaf2[0::2]
+        nodes["thr"] = np.where(leaf, self.value, self.thr)
+        nodes["vc"] = np.where(self.tbl_node, self.col, self.view_col)
+        nodes["kind"] = np.where(leaf, _K_LEAF, np.where(self.tbl_node, _K_TABLE, _K_COMPARE))
+        nodes["left"] = self.child[0::2]
+        nodes["right"] = self.child[1::2]
+        nodes["tbl_off"] = self.tbl_off
+        nodes["tbl_len"] = self.tbl_len
+        self.kernel_nodes = nodes
+        self.kernel_tables = self.tables.view(np.uint8)
+        self.kernel_roots = self.flat_roots.astype(np.int32)
+        self.kernel_code_cols = np.unique(self.col[self.tbl_node]).astype(np.int32)
+
+    def _kernel_sums(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        n_tpc, n_groups = self.roots.shape
+        out = np.empty((X.shape[0], n_tpc))
+        _compiled.kernels.tree_sums(X, X.shape[0], self.nf, self.kernel_nodes, self.kernel_tables,
+                           self.cat_ub, self.kernel_code_cols, self.kernel_roots, n_tpc,
+                           n_groups, out)
+        return out
 
     def _fixed_tables(self) -> None:
         """For the level walkers: every table padded to one width W, read with a level code
@@ -353,6 +393,14 @@ class Forest:
         n_tpc, n_groups = self.roots.shape
         if n == 0 or n_groups == 0:
             return np.zeros((n, n_tpc))
+        if _compiled.kernels is not None:
+            return self._kernel_sums(X)
+        return self.numpy_sums(X)
+
+    def numpy_sums(self, X: np.ndarray) -> np.ndarray:
+        """``sums`` by the NumPy walkers (the fallback, and the cross-check of the compiled one)."""
+        n = X.shape[0]
+        n_tpc, n_groups = self.roots.shape
         T = self.flat_roots.size
         if n == 1 and (T <= _PY_TREES or self.max_depth >= _PY_DEPTH):
             # few or deep trees: plain Python beats NumPy's per-call cost on one row

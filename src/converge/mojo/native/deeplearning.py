@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CorruptMojoError, InvalidInputError, UnsupportedMojoError
+from . import _compiled
 from ._base import NativeScorer
 from .gbm import finish_classification
 
@@ -136,6 +137,8 @@ class DeepLearningScorer(NativeScorer):
                 raise CorruptMojoError(f"layer {layer} weights do not match neural_network_sizes", info.source)
             ratio = float(drop[layer]) if layer < len(drop) else 0.0
             self.layers.append((W.astype(np.float64).reshape(units[layer + 1], units[layer]), b, ratio))
+        # the compiled layer reads one input's weights at a time: keep them contiguous
+        self.weights_t = [np.ascontiguousarray(W.T) for W, _b, _r in self.layers]
         if len(self.cat_offsets) != self.cats + 1 or units[0] != self.cat_offsets[-1] + self.nums:
             raise CorruptMojoError("DeepLearning input layer does not match cats/nums", info.source)
 
@@ -167,9 +170,19 @@ class DeepLearningScorer(NativeScorer):
             nums = (nums - self.norm_sub) * self.norm_mul
         nums = np.where(np.isnan(nums), 0.0, nums)
         x = None
+        kernels = _compiled.kernels
+        width = int(self.cat_offsets[-1])
         for li, (W, b, ratio) in enumerate(self.layers):
-            if li == 0:
-                z = input_layer(hot, nums, int(self.cat_offsets[-1]), W, b)
+            if kernels is not None:
+                if li > 0:  # a hidden layer: every input numeric, none one-hot
+                    hot, nums, width = np.empty((n, 0), dtype=np.int64), x, 0
+                hot = np.ascontiguousarray(hot, dtype=np.int64)
+                nums = np.ascontiguousarray(nums, dtype=np.float64)
+                z = np.empty((n, W.shape[0]))
+                kernels.layer(hot, n, hot.shape[1], nums, nums.shape[1], width,
+                              self.weights_t[li], W.shape[1], b, W.shape[0], z)
+            elif li == 0:
+                z = input_layer(hot, nums, width, W, b)
             else:
                 z = dense(x, W, b)
             x = self._hidden(z, ratio) if li < len(self.layers) - 1 else z

@@ -48,43 +48,39 @@ class GlmScorer(NativeScorer):
 
     def _impute(self, raw):
         if self.mean_imputation:
-            for i in range(self.cats):
-                col = raw[:, i]
-                col[np.isnan(col)] = self.cat_modes[i]
-            for j in range(self.nums):
-                col = raw[:, self.cats + j]
-                col[np.isnan(col)] = self.num_means[j]
+            for block, fill in ((raw[:, : self.cats], self.cat_modes),
+                                (raw[:, self.cats : self.cats + self.nums], self.num_means)):
+                np.copyto(block, fill[: block.shape[1]], where=np.isnan(block))
 
     def _eta(self, raw: np.ndarray, beta: np.ndarray) -> np.ndarray:
         """eta summed in genmodel's order: categorical terms, numeric terms, intercept."""
         n = raw.shape[0]
-        terms = np.zeros((n, self.cats + self.nums + 1))
-        for i in range(self.cats):
-            v = raw[:, i]
-            lo, hi = self.cat_offsets[i], self.cat_offsets[i + 1]
-            if self.use_all:
-                bad = np.isnan(v) | (v != np.trunc(v))
-                code = v
-            else:
-                nz = v != 0
-                bad = nz & (np.isnan(v) | (v != np.trunc(v)))
-                code = v - 1
+        cats = self.cats
+        terms = np.zeros((n, cats + self.nums + 1))
+        if cats:
+            v = raw[:, :cats]
+            lo, hi = self.cat_offsets[:-1], self.cat_offsets[1:]
+            with np.errstate(invalid="ignore"):
+                if self.use_all:
+                    bad = np.isnan(v) | (v != np.trunc(v))
+                    code = v
+                else:
+                    nz = v != 0
+                    bad = nz & (np.isnan(v) | (v != np.trunc(v)))
+                    code = v - 1
             if bad.any():
+                col = int(np.flatnonzero(bad.any(axis=0))[0])
                 raise InvalidInputError(
                     f"GLM cannot score a missing/invalid categorical value in column "
-                    f"{self.info.columns[i]!r} (trained without mean imputation)",
+                    f"{self.info.columns[col]!r} (trained without mean imputation)",
                     self.info.source,
                 )
             idx = np.where(np.isnan(code), -1, code).astype(np.int64) + lo
-            ok = (idx >= lo) & (idx < hi) if not self.use_all else (idx < hi)
-            if not self.use_all:
-                ok &= nz
-            t = np.zeros(n)
-            t[ok] = beta[idx[ok]]
-            terms[:, i] = t
+            ok = (idx < hi) if self.use_all else (idx >= lo) & (idx < hi) & nz
+            terms[:, :cats][ok] = beta[idx[ok]]
         if self.nums:
-            terms[:, self.cats : self.cats + self.nums] = (
-                beta[self.noff + self.cats : self.noff + self.cats + self.nums] * raw[:, self.cats :]
+            terms[:, cats : cats + self.nums] = (
+                beta[self.noff + cats : self.noff + cats + self.nums] * raw[:, cats:]
             )
         terms[:, -1] = beta[-1]
         with np.errstate(invalid="ignore"):  # inf - inf = NaN, as in genmodel

@@ -1,0 +1,23 @@
+"""The compiled inner loops (``_kernels.c``), when the install could build them.
+
+They are an optional speed-up with the same results: the NumPy code paths stay, and run when the
+extension is missing or ``CONVERGE_MOJO_KERNEL=numpy`` is set (for comparison in benchmarks).
+Callers read ``kernels`` at call time, so a test can switch it off.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def load_kernels():
+    if os.environ.get("CONVERGE_MOJO_KERNEL", "c") == "numpy":
+        return None
+    try:
+        from . import _kernels
+    except ImportError:
+        return None
+    return _kernels
+
+
+kernels = load_kernels()

@@ -1,0 +1,70 @@
+"""The compiled tree walker and the NumPy walkers give the same sums, bit for bit.
+
+The conformance tests check the scorer (compiled walker included) against genmodel; this one pins
+the NumPy fallback to it on inputs built to hit every kind of node: values on split points, NaN,
+infinities, negative, fractional and out-of-domain category codes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converge.mojo import load_mojo
+from converge.mojo.native import _compiled
+
+TREE_MODELS = ["gbm_variable_importance", "binomial_titanic", "multinomial", "regression",
+               "binomial", "mojo"]
+
+
+def _forests(scorer):
+    subs = [s for _i, s, _m in scorer.bases] if hasattr(scorer, "bases") else [scorer]
+    return [s.forest for s in subs if getattr(s, "forest", None) is not None]
+
+
+def _awkward_rows(forest, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows mixing each column's split points, category codes in and out of the domain, NaN
+    and infinities."""
+    X = np.empty((n, forest.nf))
+    for j in range(forest.nf):
+        splits = forest.thr[(forest.col == j) & np.isfinite(forest.thr)]
+        pool = np.concatenate([
+            splits, np.nextafter(splits, -np.inf), rng.normal(0, 50, 20),
+            np.arange(-3, 400, dtype=np.float64), [0.5, -0.5, 2.0**31, -(2.0**40)],
+            [np.nan, np.inf, -np.inf],
+        ])
+        X[:, j] = rng.choice(pool, size=n)
+    return X
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    if _compiled.kernels is None:
+        pytest.skip("the compiled kernels are not built (no C compiler at install?)")
+    return _compiled.kernels
+
+
+@pytest.mark.parametrize("name", TREE_MODELS)
+@pytest.mark.parametrize("n_rows", [1, 7, 3000])
+def test_compiled_walker_matches_numpy_walkers(name, n_rows, corpus_dir, kernel):
+    model = load_mojo(corpus_dir / f"{name}.zip", backend="native")
+    forests = _forests(model.backend.scorer)
+    assert forests, f"{name} has no trees"
+    rng = np.random.default_rng(7)
+    for forest in forests:
+        X = _awkward_rows(forest, n_rows, rng)
+        compiled = forest.sums(X)
+        reference = forest.numpy_sums(X)
+        assert compiled.shape == reference.shape == (n_rows, forest.roots.shape[0])
+        assert np.array_equal(compiled, reference), (
+            f"{name}: rows differ: {np.flatnonzero((compiled != reference).any(axis=1))[:10]}"
+        )
+
+
+def test_compiled_walker_rejects_mismatched_arrays(corpus_dir, kernel):
+    forest = _forests(load_mojo(corpus_dir / "gbm_variable_importance.zip").backend.scorer)[0]
+    X = np.zeros((4, forest.nf))
+    out = np.empty((3, forest.roots.shape[0]))  # one row short
+    with pytest.raises(ValueError, match="sizes do not match"):
+        kernel.tree_sums(X, 4, forest.nf, forest.kernel_nodes, forest.kernel_tables,
+                         forest.cat_ub, forest.kernel_code_cols, forest.kernel_roots, *forest.roots.shape, out)
