@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converge.mojo import load_mojo
+from converge.mojo import MojoError, load_mojo
 from converge.mojo.native import _compiled
 
 TREE_MODELS = ["gbm_variable_importance", "binomial_titanic", "multinomial", "regression",
@@ -68,3 +68,32 @@ def test_compiled_walker_rejects_mismatched_arrays(corpus_dir, kernel):
     with pytest.raises(ValueError, match="sizes do not match"):
         kernel.tree_sums(X, 4, forest.nf, forest.kernel_nodes, forest.kernel_tables,
                          forest.cat_ub, forest.kernel_code_cols, forest.kernel_roots, *forest.roots.shape, out)
+
+
+@pytest.mark.parametrize("name", ["binomial_titanic", "multinomial", "regression", "binomial"])
+def test_whole_models_score_the_same_with_and_without_kernels(name, corpus_loader, kernel,
+                                                              monkeypatch):
+    """Every compiled path at once (trees, DeepLearning layers, code checks) on the corpus rows."""
+    fixture = corpus_loader(name)
+    model = load_mojo(fixture.zip_path, backend="native")
+    records = fixture.records() * 3
+    compiled = model.predict_raw(records)
+    monkeypatch.setattr(_compiled, "kernels", None)
+    reference = model.predict_raw(records)
+    assert compiled.shape == reference.shape and compiled.shape[0] == len(records)
+    assert np.array_equal(compiled, reference, equal_nan=True)
+
+
+def test_bad_codes_are_refused_with_and_without_kernels(corpus_dir, kernel, monkeypatch):
+    model = load_mojo(corpus_dir / "binomial_titanic.zip", backend="native")
+    domains = model.domains
+    cat = next(i for i, n in enumerate(model.feature_names) if domains[n] is not None)
+    X = np.zeros((5, len(model.feature_names)))
+    X[3, cat] = 0.5  # not an integer level
+    messages = []
+    for k in (kernel, None):
+        monkeypatch.setattr(_compiled, "kernels", k)
+        with pytest.raises(MojoError, match=repr(model.feature_names[cat])) as info:
+            model.predict_numpy(X)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
