@@ -1,7 +1,7 @@
 """Predict function: latency at fixed rates and peak throughput, against H2O's REST predict.
 
 The predict function runs exactly as the image runs it (``python -m converge.serving.serve_function
---target predict``: functions-framework's ASGI app under uvicorn, one worker) on loopback, with a real registry (Postgres), artifact store (S3) and cache (Redis). The
+--target predict``: the function app under uvicorn, one worker) on loopback, with a real registry (Postgres), artifact store (S3) and cache (Redis). The
 load generator is open-loop: request ``i`` is due at ``t0 + i / rate`` and its latency counts from
 that moment, so a stalled server cannot hide its queue. Each run is bounded by count and time.
 
@@ -268,7 +268,7 @@ async def prepare(settings: Settings, models: dict[str, tuple[bytes, list[dict]]
 
 
 def start_predict(settings: Settings, workdir: Path, mode: str) -> FunctionProcess:
-    """``mode``: a scoring mode, or ``<mode>+uvicorn`` for the app without functions-framework."""
+    """``mode``: a scoring mode, or ``<mode>+ff`` for the app behind functions-framework's wrapper."""
     import httpx
 
     scoring, _, server = mode.partition("+")
@@ -278,7 +278,7 @@ def start_predict(settings: Settings, workdir: Path, mode: str) -> FunctionProce
         settings.model_copy(update={"scoring_mode": scoring}),
         free_port(),
         workdir / f"predict-{scoring}-{server or 'ff'}.log",
-        plain=server == "uvicorn",
+        wrapper="functions-framework" if server == "ff" else None,
     )
     fn.start()
     deadline = time.monotonic() + 120
@@ -346,7 +346,7 @@ def render(
         f"Machine: {machine()}, shared with other jobs",
         f"(load average {os.getloadavg()[0]:.1f} at the end): absolute latencies are noisy, ratios within one",
         "run and server CPU per request are the comparable parts. Server: `python -m",
-        "converge.serving.serve_function --target predict` (functions-framework's ASGI app under uvicorn),",
+        "converge.serving.serve_function --target predict` (the image's command: the function app under uvicorn),",
         "one worker, loopback, real Postgres registry, S3",
         "artifact and Redis cache; models scored by `converge.mojo` (native backend). Open-loop generator:",
         "latency counts from each request's due time; a miss sends new features every request, a hit",
@@ -392,8 +392,8 @@ def render(
         )
     lines += ["", "`inline` micro-batches the requests that reach the scorer in one loop iteration and scores",
               "them on the loop; `batch` does the same through a thread pool sized to the cores; `offload`",
-              "sends each request to the pool on its own. `+uvicorn`: the same function app under bare",
-              "uvicorn, without the functions-framework wrapper (what the wrapper costs per request)."]  # fmt: skip
+              "sends each request to the pool on its own. `+ff`: the same function app behind",
+              "functions-framework's aio ASGI wrapper (`--wrapper functions-framework`; what the wrapper costs)."]  # fmt: skip
 
     if h2o:
         lines += [
@@ -450,8 +450,8 @@ def main() -> int:
     )
     ap.add_argument(
         "--modes",
-        default="inline,batch,offload,inline+uvicorn",
-        help="scoring modes (the first gets the full run); '+uvicorn': without functions-framework",
+        default="inline,batch,offload,inline+ff",
+        help="scoring modes (the first gets the full run); '+ff': behind functions-framework",
     )
     ap.add_argument("--no-h2o", action="store_true", help="skip the H2O REST baseline")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")

@@ -34,7 +34,8 @@ async def pool(stack_settings):
 async def server(stack_settings, pool, tmp_path_factory):
     log = tmp_path_factory.mktemp("ingest") / "ingest.log"
     proc = FunctionProcess(
-        "ingest", REPO / "functions" / "main.py", stack_settings, free_port(), log
+        "ingest", REPO / "functions" / "main.py", stack_settings, free_port(), log,
+        wrapper="functions-framework",
     )
     proc.start()
     yield proc

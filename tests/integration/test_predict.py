@@ -60,7 +60,11 @@ def rows() -> list[dict]:
 async def server(settings, pool, mojo, rows, tmp_path_factory):
     """Started before any model exists, so the first test sees readiness go from false to true."""
     log = tmp_path_factory.mktemp("predict") / "predict.log"
-    proc = FunctionProcess("predict", REPO / "functions" / "main.py", settings, free_port(), log)
+    # through functions-framework's aio wrapper; the reliability tests run the image's default
+    proc = FunctionProcess(
+        "predict", REPO / "functions" / "main.py", settings, free_port(), log,
+        wrapper="functions-framework",
+    )
     proc.start()
     yield proc
     proc.stop()

@@ -66,8 +66,11 @@ async def servers(settings, pool, models, tmp_path_factory):
     mojo, rows = models["binomial"]
     await register_model(settings, pool, settings.default_model, mojo, rows, promote=True)
     logs = tmp_path_factory.mktemp("reload")
-    reload_fn = FunctionProcess("reload", SOURCE, settings, free_port(), logs / "reload.log")
-    predict_fn = FunctionProcess("predict", SOURCE, settings, free_port(), logs / "predict.log")
+    ff = "functions-framework"
+    reload_fn = FunctionProcess("reload", SOURCE, settings, free_port(), logs / "reload.log", wrapper=ff)
+    predict_fn = FunctionProcess(
+        "predict", SOURCE, settings, free_port(), logs / "predict.log", wrapper=ff
+    )
     reload_fn.start()
     predict_fn.start()
     yield reload_fn, predict_fn

@@ -1,9 +1,21 @@
-"""Serve one function target the way the image does: functions-framework's ASGI app under uvicorn.
+"""Serve one function target the way the image does: the function's ASGI app under uvicorn.
 
-functions-framework's own command runs gunicorn with a fixed 2 s keep-alive. Knative's queue-proxy
-keeps idle upstream connections longer, so a request can land on a socket the server is closing
-(a 502 to the caller). uvicorn with a longer keep-alive closes that race; the function code and
-the functions-framework request handling stay exactly the same.
+Two wrappers, one function app (:func:`converge.serving.functions.function_app`, which the
+functions-framework targets in ``functions/main.py`` forward to unchanged):
+
+- ``none`` (the image's default): uvicorn serves the function app directly;
+- ``functions-framework``: functions-framework's ``aio`` ASGI app, exactly as
+  ``functions-framework --asgi --target <t>`` builds it, serves it.
+
+Same routes, CloudEvents, probes and answers either way (the integration tests run through
+functions-framework). The wrapper adds a Starlette app with four middleware layers and nothing we
+use: it costs about a sixth of a core at 1,000 requests/s, which is the difference between meeting
+and missing the predict latency target on one worker (``benchmarks/bench_predict.py``, modes
+``inline`` and ``inline+ff``).
+
+Either way uvicorn runs with a keep-alive longer than Knative's queue-proxy idle timeout:
+functions-framework's own command runs gunicorn with a fixed 2 s keep-alive, so a request could
+land on a socket the server is closing (a 502 to the caller).
 """
 
 from __future__ import annotations
@@ -11,27 +23,46 @@ from __future__ import annotations
 import argparse
 import os
 
+WRAPPERS = ("none", "functions-framework")
+TARGETS = ("predict", "reload", "ingest")
+
+
+def build_app(target: str, source: str, wrapper: str):
+    if wrapper == "functions-framework":
+        from functions_framework import aio
+
+        return aio.create_asgi_app(target=target, source=source)
+    from converge.serving.functions import function_app
+
+    return function_app(target)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m converge.serving.serve_function")
-    parser.add_argument("--target", default=os.environ.get("FUNCTION_TARGET", "predict"))
+    parser.add_argument(
+        "--target", default=os.environ.get("FUNCTION_TARGET", "predict"), choices=TARGETS
+    )
     parser.add_argument("--source", default=os.environ.get("FUNCTION_SOURCE", "functions/main.py"))
+    parser.add_argument(
+        "--wrapper", default=os.environ.get("FUNCTION_WRAPPER", "none"), choices=WRAPPERS
+    )
     parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container's only interface
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--keep-alive", type=int, default=65, help="seconds; above the proxy's idle timeout")
     args = parser.parse_args(argv)
 
     import uvicorn
-    from functions_framework import aio
 
-    app = aio.create_asgi_app(target=args.target, source=args.source)
     uvicorn.run(
-        app,
+        build_app(args.target, args.source, args.wrapper),
         host=args.host,
         port=args.port,
         timeout_keep_alive=args.keep_alive,
         log_level=os.environ.get("LOG_LEVEL", "warning").lower(),
         access_log=False,
+        # as under functions-framework, the runtime starts on the first request (Knative's
+        # readiness probe): a replica that cannot reach Postgres yet stays up and unready
+        lifespan="off",
     )
 
 

@@ -104,8 +104,8 @@ async def register_model(
 class FunctionProcess:
     """A function target served as the image serves it, in its own process group.
 
-    ``plain=True`` serves the same function app with bare uvicorn instead (no functions-framework
-    wrapper), for measuring what the wrapper costs.
+    ``wrapper``: ``None`` for the image's default, or one of ``serve_function.WRAPPERS``
+    (``"functions-framework"`` serves it through functions-framework's aio ASGI app).
     """
 
     def __init__(
@@ -116,9 +116,9 @@ class FunctionProcess:
         port: int,
         log_path: Path,
         *,
-        plain: bool = False,
+        wrapper: str | None = None,
     ) -> None:
-        self.plain = plain
+        self.wrapper = wrapper
         self.target = target
         self.source = source
         self.port = port
@@ -128,18 +128,13 @@ class FunctionProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> FunctionProcess:
-        # The image's command: functions-framework's ASGI app under uvicorn (serve_function).
+        # The image's command (serve_function), on loopback.
         argv = [
             sys.executable, "-m", "converge.serving.serve_function", "--target", self.target,
             "--source", str(self.source), "--host", "127.0.0.1", "--port", str(self.port),
         ]  # fmt: skip
-        if self.plain:
-            code = (
-                "import uvicorn; from converge.serving.functions import function_app; "
-                f"uvicorn.run(function_app({self.target!r}), host='127.0.0.1', port={self.port}, "
-                "log_level='warning', access_log=False, lifespan='off')"
-            )
-            argv = [sys.executable, "-c", code]
+        if self.wrapper is not None:
+            argv += ["--wrapper", self.wrapper]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
