@@ -15,10 +15,12 @@ replica back to an older version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import math
 import multiprocessing
+import os
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -63,6 +65,18 @@ def _parse_pickled(data: bytes, backend: str) -> bytes:
     return pickle.dumps(_load_mojo(data, backend), protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _background() -> None:
+    """The parser process yields the CPU to the serving process: a reload may take a little
+    longer, requests do not wait for it."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    from converge.mojo import load_mojo  # noqa: F401 - imported once, before the first reload
+
+
+def _ready() -> bool:
+    return True
+
+
 class _Parser:
     """Parses MOJOs in one separate process, so a reload does not hold the serving process's GIL.
 
@@ -75,13 +89,22 @@ class _Parser:
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
 
+    def warm(self) -> None:
+        """Start the parser process now (after the first load, before any reload), so the first
+        reload does not pay for a fresh interpreter importing NumPy next to live traffic."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_background
+            )
+            self._pool.submit(_ready)
+
     async def parse(self, data: bytes, backend: str, *, first: bool) -> Any:
         if first or backend == "genmodel":
             return await asyncio.to_thread(_load_mojo, data, backend)
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self.warm()
+        pool = self._pool
         try:
-            blob = await asyncio.get_running_loop().run_in_executor(self._pool, _parse_pickled, data, backend)
+            blob = await asyncio.get_running_loop().run_in_executor(pool, _parse_pickled, data, backend)
         except (pickle.PicklingError, TypeError, AttributeError, BrokenProcessPool) as exc:
             log.info("parsing in-process (%s)", type(exc).__name__)
             self._pool = None
@@ -155,6 +178,8 @@ class ModelLoader:
         """Raises ArtifactIntegrityError / ArtifactNotFound / StorageUnavailable / MOJO errors."""
         data = await self.fetch(mv)
         model = await self._parser.parse(data, self.backend, first=not self._loaded_once)
+        if not self._loaded_once and self.backend != "genmodel":
+            self._parser.warm()
         self._loaded_once = True
         return LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
 
