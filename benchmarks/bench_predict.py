@@ -90,8 +90,11 @@ async def open_loop(
     first_error: dict[str, str] = {}
     t0 = loop.time() + 0.05
 
+    late: list[float] = []  # the generator's own delay: due time to the moment it sends
+
     async def one(body: bytes, due: float) -> None:
         nonlocal errors
+        late.append(loop.time() - due)
         conn = await pool.get()
         try:
             status, body = await conn.post(path, body)
@@ -120,6 +123,7 @@ async def open_loop(
         "rate": rate, "n": len(bodies), "errors": errors, "achieved": len(latencies) / took,
         "first_error": first_error.get("body"),
         "p50": pct(latencies, 0.50) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
+        "late_p99": pct(late, 0.99) * 1e3,
     }  # fmt: skip
 
 
@@ -305,8 +309,15 @@ async def measure_function(
     results["peak_single_miss"] = await measured(
         closed_loop(port, bodies.misses(int(4000 * duration)), 32, duration)
     )
-    results["open_single_miss_1000"] = await measured(
-        open_loop(port, bodies.misses(int(1000 * duration)), 1000)
+    # The target scenario, three times: on a shared machine one stall decides a p99, so the
+    # median run is reported and every run is listed.
+    repeats = [
+        await measured(open_loop(port, bodies.misses(int(1000 * duration)), 1000))
+        for _ in range(3 if full else 1)
+    ]
+    repeats_by_p99 = sorted(repeats, key=lambda r: r["p99"])
+    results["open_single_miss_1000"] = dict(
+        repeats_by_p99[len(repeats) // 2], runs=[(r["p99"], r["late_p99"]) for r in repeats]
     )
     if not full:
         return results
@@ -429,9 +440,13 @@ def render(
     for model, res in runs.items():
         o = res["open_single_miss_1000"]
         ok = o["p99"] < 5 and o["errors"] == 0 and o["achieved"] >= 950
+        runs_text = ", ".join(f"{p:.2f} ms (generator late {g:.2f} ms)" for p, g in o["runs"])
         lines.append(
             f"- {model}: single-row cache-miss p99 < 5 ms at 1,000 req/s on one worker: "
-            f"**{'met' if ok else 'not met'}** (p99 {o['p99']:.2f} ms, {o['achieved']:,.0f} req/s achieved)."
+            f"**{'met' if ok else 'not met'}** in the median run (p99 {o['p99']:.2f} ms, "
+            f"{o['achieved']:,.0f} req/s achieved); p99 of each run: {runs_text}. *Generator late* "
+            "is the load generator's own p99 delay in sending (it shares the two cores): a "
+            "stall there counts against the server here."
         )
         if model in h2o:
             ratio = res["peak_single_miss"]["throughput"] / h2o[model]["single"]["throughput"]
