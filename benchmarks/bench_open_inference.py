@@ -1,7 +1,7 @@
 """Open Inference Protocol: converge's V2 endpoint against KServe's own model server, same MOJO.
 
 Three servers score the same rows in one run, each one worker on loopback:
-- converge's predict function (functions-framework), through its V2 route;
+- converge's predict function (as the image serves it), through its V2 route;
 - the same function through converge's native JSON route;
 - KServe's Python model server (`kserve.ModelServer`) hosting the MOJO the way a KServe user does
   it today: a custom `kserve.Model` scoring with h2o-genmodel through JPype
