@@ -14,6 +14,7 @@ from .backends import NAMES, Backend
 from .errors import BackendUnavailableError, InvalidInputError, MojoError, UnsupportedMojoError
 
 _CLASSIFICATION = ("Binomial", "Multinomial")
+_FEW_ROWS = 8
 
 
 def _is_java_int(s: str) -> bool:
@@ -166,11 +167,17 @@ class Model:
 
     def _labels(self, P: np.ndarray) -> list[str]:
         classes = self.classes or []
-        idx = P[:, 0]
-        ok = (idx >= 0) & (idx < len(classes))  # NaN fails both
-        if not ok.all():
-            bad = idx[~ok][0]
-            raise MojoError(f"model returned an invalid class index {bad!r}", self._info.source)
+        idx, n = P[:, 0], len(classes)
+        few = len(idx) <= _FEW_ROWS  # plain Python beats NumPy's per-call cost on a few rows
+        values = idx.tolist() if few else None
+        if few:
+            bad = [v for v in values if not 0 <= v < n]  # NaN fails both
+        else:
+            bad = idx[~((idx >= 0) & (idx < n))][:1].tolist()
+        if bad:
+            raise MojoError(f"model returned an invalid class index {bad[0]!r}", self._info.source)
+        if few:
+            return [classes[int(v)] for v in values]
         return np.asarray(classes, dtype=object)[idx.astype(np.intp)].tolist()
 
     def _to_records(self, P: np.ndarray) -> list[dict]:

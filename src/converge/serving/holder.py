@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from converge.serving.observability import MODEL_VERSION
@@ -22,7 +23,7 @@ class LoadedModel:
     model: Any
     loaded_at: float = field(default_factory=time.time)
 
-    @property
+    @cached_property  # read on every request; the model never changes under this object
     def classes(self) -> list[tuple[str, str]] | None:
         """(class label, output column) pairs: genmodel names integer classes ``p0``, ``p1``..."""
         classes = getattr(self.model, "classes", None)
