@@ -174,10 +174,14 @@ class ModelLoader:
             call, self.artifacts.get, mv.artifact_uri, expected_sha256=mv.sha256
         )
 
-    async def load(self, mv: Any) -> LoadedModel:
-        """Raises ArtifactIntegrityError / ArtifactNotFound / StorageUnavailable / MOJO errors."""
+    async def load(self, mv: Any, *, background: bool = False) -> LoadedModel:
+        """Raises ArtifactIntegrityError / ArtifactNotFound / StorageUnavailable / MOJO errors.
+
+        ``background``: parse in the parser process even the first time (the reload function:
+        the model it checks serves nothing yet, its neighbours' requests come first)."""
         data = await self.fetch(mv)
-        model = await self._parser.parse(data, self.backend, first=not self._loaded_once)
+        first = not self._loaded_once and not background
+        model = await self._parser.parse(data, self.backend, first=first)
         if not self._loaded_once and self.backend != "genmodel":
             self._parser.warm()
         self._loaded_once = True

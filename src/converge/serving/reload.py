@@ -76,7 +76,7 @@ class ReloadService:
             raise ServingError(404, f"version: model {ref.name!r} has no version {ref.version}")
 
         try:
-            loaded = await self.loader.load(mv)
+            loaded = await self.loader.load(mv, background=True)
         except ArtifactIntegrityError as exc:
             raise ServingError(422, f"artifact rejected: sha256 mismatch ({exc})") from None
         except ArtifactNotFound as exc:
