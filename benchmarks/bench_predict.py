@@ -45,7 +45,7 @@ from converge.serving.testing import (
 )
 from converge.settings import Settings
 from converge.stack.procs import free_port
-from _load import Conn  # noqa: E402
+from _load import Conn, generator_without_gc  # noqa: E402
 from _report import machine, write_section  # noqa: E402
 
 SECTION = "## Predict function"
@@ -109,13 +109,14 @@ async def open_loop(
         pool.put_nowait(conn)
 
     tasks = []
-    for i, body in enumerate(bodies):
-        due = t0 + i / rate
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(body, due)))
-    await asyncio.gather(*tasks)
+    with generator_without_gc():
+        for i, body in enumerate(bodies):
+            due = t0 + i / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body, due)))
+        await asyncio.gather(*tasks)
     took = loop.time() - t0
     while not pool.empty():
         pool.get_nowait().close()

@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import pickle
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable
@@ -66,15 +67,26 @@ def _parse_pickled(data: bytes, backend: str) -> bytes:
 
 
 def _background() -> None:
-    """The parser process yields the CPU to the serving process: a reload may take a little
-    longer, requests do not wait for it."""
-    with contextlib.suppress(OSError):
-        os.nice(10)
-    from converge.mojo import load_mojo  # noqa: F401 - imported once, before the first reload
+    """In the parser process: import the scorer once, before the first reload."""
+    from converge.mojo import load_mojo  # noqa: F401
 
 
 def _ready() -> bool:
     return True
+
+
+def _start_niced(pool: ProcessPoolExecutor) -> None:
+    """Start ``pool``'s process from a short-lived thread at niceness 10. On Linux niceness is per
+    thread and a new process inherits its creator's, so the parser process yields the CPU to the
+    serving process from its first instruction, interpreter start-up and imports included."""
+    def start() -> None:
+        with contextlib.suppress(OSError):
+            os.nice(10)
+        pool.submit(_ready)
+
+    thread = threading.Thread(target=start, name="parser-start", daemon=True)
+    thread.start()
+    thread.join()
 
 
 class _Parser:
@@ -96,7 +108,7 @@ class _Parser:
             self._pool = ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("spawn"), initializer=_background
             )
-            self._pool.submit(_ready)
+            _start_niced(self._pool)
 
     async def parse(self, data: bytes, backend: str, *, first: bool) -> Any:
         if first or backend == "genmodel":
@@ -182,10 +194,16 @@ class ModelLoader:
         data = await self.fetch(mv)
         first = not self._loaded_once and not background
         model = await self._parser.parse(data, self.backend, first=first)
-        if not self._loaded_once and self.backend != "genmodel":
-            self._parser.warm()
+        if not self._loaded_once:
+            self.warm()
         self._loaded_once = True
         return LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
+
+    def warm(self) -> None:
+        """Start the parser process ahead of the first reload (the reload function does this at
+        start-up: its first check should not pay for a new interpreter next to live traffic)."""
+        if self.backend != "genmodel":
+            self._parser.warm()
 
     def close(self) -> None:
         """Stop the parser process, if a reload started one."""

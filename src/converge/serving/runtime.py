@@ -188,6 +188,8 @@ class Runtime:
         if role == "predict":
             sync = await self.replica_sync()
             sync.start()
+        elif role == "reload":
+            self.loader.warm()
 
     @property
     def ready(self) -> bool:
