@@ -63,6 +63,20 @@ def cache_key(model: str, version: int, features: Mapping[str, Any]) -> str:
     return f"{KEY_PREFIX}:{model}:{int(version)}:{features_digest(features)}"
 
 
+class RedisPyCommands:
+    """The two commands the cache sends, through a redis-py client (where :mod:`converge.resp`
+    cannot connect, e.g. a unix socket URL)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    async def mget(self, keys: list[str]) -> list[Any]:
+        return await self.redis.mget(keys)
+
+    async def eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        return await self.redis.eval(script, len(keys), *keys, *args)
+
+
 class PredictionCache:
     """Look-aside cache of JSON predictions; every failure reads as a miss.
 
@@ -71,15 +85,16 @@ class PredictionCache:
     Redis calls per request into two per loop iteration.
     """
 
-    def __init__(self, redis: Any, breaker: CircuitBreaker, ttl_s: int) -> None:
-        self.redis = redis
+    def __init__(self, commands: Any, breaker: CircuitBreaker, ttl_s: int) -> None:
+        """``commands``: anything with ``mget(keys)`` and ``eval(script, keys, args)``, i.e. a
+        :class:`converge.resp.RespClient` or :class:`RedisPyCommands`."""
+        self.commands = commands
         self.breaker = breaker
         self.ttl_s = ttl_s
         self._reads: list[tuple[list[str], asyncio.Future[list[Any | None]]]] = []
         self._writes: dict[str, bytes] = {}
         self._flushing_writes = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._set_all = redis.register_script(_SET_ALL)
 
     async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
         """Decoded values in key order; ``None`` for misses and when Redis is unavailable."""
@@ -97,7 +112,7 @@ class PredictionCache:
         batch, self._reads = self._reads, []
         flat = [k for keys, _ in batch for k in keys]
         try:
-            raw = await self.breaker.call(self.redis.mget, flat)
+            raw = await self.breaker.call(self.commands.mget, flat)
         except Exception as exc:  # noqa: BLE001 - any cache fault is a miss
             log.debug("cache read skipped: %s", exc)
             raw = [None] * len(flat)
@@ -124,7 +139,7 @@ class PredictionCache:
 
                 try:
                     await self.breaker.call(
-                        self._set_all, keys=list(batch), args=[self.ttl_s, *batch.values()]
+                        self.commands.eval, _SET_ALL, list(batch), [self.ttl_s, *batch.values()]
                     )
                 except Exception as exc:  # noqa: BLE001 - a lost write only costs a future miss
                     log.debug("cache write skipped: %s", exc)

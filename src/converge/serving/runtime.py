@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from converge.cache import PredictionCache
+from converge.resp import RespError
 from converge.errors import Unavailable
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import ModelHolder
@@ -51,7 +52,8 @@ class Runtime:
         self.use_cache = use_cache
         self.holder = ModelHolder()
         self.redis_breaker = CircuitBreaker(
-            "redis", failure_threshold=2, reset_timeout_s=2.0, failures=(RedisError, *_OUTAGES)
+            "redis", failure_threshold=2, reset_timeout_s=2.0,
+            failures=(RedisError, RespError, *_OUTAGES),
         )
         self.db_breaker = CircuitBreaker(
             "postgres", failure_threshold=3, reset_timeout_s=2.0, failures=_OUTAGES
@@ -78,6 +80,17 @@ class Runtime:
     @cached_property
     def redis(self) -> aioredis.Redis:
         return self.new_redis()
+
+    @cached_property
+    def cache_commands(self) -> Any:
+        """The prediction cache's per-request commands on a lean pipelined connection
+        (:mod:`converge.resp`), or through redis-py where that cannot connect."""
+        from converge.cache import RedisPyCommands
+        from converge.resp import RespClient
+
+        return RespClient.from_url(self.settings.redis_url, timeout_s=0.5) or RedisPyCommands(
+            self.redis
+        )
 
     async def pool(self) -> Any:
         if self._pool is None:
@@ -144,7 +157,9 @@ class Runtime:
                 sync=await self.replica_sync(),
                 scorer=self.scorer,
                 cache=(
-                    PredictionCache(self.redis, self.redis_breaker, self.settings.cache_ttl_s)
+                    PredictionCache(
+                        self.cache_commands, self.redis_breaker, self.settings.cache_ttl_s
+                    )
                     if self.use_cache
                     else None
                 ),
@@ -200,6 +215,8 @@ class Runtime:
             await self._sync.stop()
         if "redis" in self.__dict__:
             await self.redis.aclose()
+        if "cache_commands" in self.__dict__ and hasattr(self.cache_commands, "aclose"):
+            await self.cache_commands.aclose()
         if self._pool is not None:
             await self._pool.close()
         if "loader" in self.__dict__:
