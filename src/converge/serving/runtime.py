@@ -204,7 +204,10 @@ class Runtime:
             sync = await self.replica_sync()
             sync.start()
         elif role == "reload":
+            # Before the first reload, not during it: the parser process and the S3 client
+            # (botocore reads its service models, a few hundred ms of CPU) start now.
             self.loader.warm()
+            await asyncio.to_thread(lambda: self.artifacts.client)
 
     @property
     def ready(self) -> bool:
