@@ -55,8 +55,8 @@ def pct(values: list[float], q: float) -> float:
 def generator_without_gc():
     """No garbage-collector pauses in the load generator while it measures: a full collection of
     its own objects stalls it for tens of milliseconds, and the requests it sends late count
-    against the server (latency runs from each request's due time). A run's garbage is small."""
-    gc.collect()
+    against the server (latency runs from each request's due time). A run's garbage is small.
+    No collection first: in a large process (a long test session) that alone takes seconds."""
     gc.freeze()
     gc.disable()
     try:
