@@ -87,9 +87,10 @@ def test_whole_models_score_the_same_with_and_without_kernels(name, corpus_loade
 def test_bad_codes_are_refused_with_and_without_kernels(corpus_dir, kernel, monkeypatch):
     model = load_mojo(corpus_dir / "binomial_titanic.zip", backend="native")
     domains = model.domains
-    cat = next(i for i, n in enumerate(model.feature_names) if domains[n] is not None)
+    cat, later = [i for i, n in enumerate(model.feature_names) if domains[n] is not None][:2]
     X = np.zeros((5, len(model.feature_names)))
-    X[3, cat] = 0.5  # not an integer level
+    X[1, later] = -1.0  # out of the domain, in an earlier row but a later column
+    X[3, cat] = 0.5  # not an integer level: the lowest bad column is the one named
     messages = []
     for k in (kernel, None):
         monkeypatch.setattr(_compiled, "kernels", k)

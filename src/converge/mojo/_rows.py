@@ -78,6 +78,10 @@ class RowSchema:
         self.levels = [
             None if d is None else {lv: j for j, lv in enumerate(d)} for d in self.domains
         ]
+        # per column: the number of levels, -1 for numeric (the compiled code check reads this)
+        self._level_counts = np.array(
+            [-1 if d is None else len(d) for d in self.domains], dtype=np.int64
+        )
         self.offset_column = offset_column
         self.unknown_levels = unknown_levels
         self.invalid_numbers = invalid_numbers
@@ -266,12 +270,8 @@ class RowSchema:
     def _first_bad_code(self, X: np.ndarray) -> int:
         kernels = _compiled.kernels
         if kernels is not None:
-            levels = self.__dict__.get("_level_counts")
-            if levels is None:
-                levels = self._level_counts = np.array(
-                    [-1 if d is None else len(d) for d in self.domains], dtype=np.int64)
             X = np.ascontiguousarray(X)
-            return kernels.first_bad_code(X, X.shape[0], X.shape[1], levels)
+            return kernels.first_bad_code(X, X.shape[0], X.shape[1], self._level_counts)
         for i, d in enumerate(self.domains):
             if d is not None:
                 c = X[:, i]

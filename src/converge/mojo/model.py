@@ -168,17 +168,16 @@ class Model:
     def _labels(self, P: np.ndarray) -> list[str]:
         classes = self.classes or []
         idx, n = P[:, 0], len(classes)
-        few = len(idx) <= _FEW_ROWS  # plain Python beats NumPy's per-call cost on a few rows
-        values = idx.tolist() if few else None
-        if few:
+        if len(idx) <= _FEW_ROWS:  # plain Python beats NumPy's per-call cost on a few rows
+            values = idx.tolist()
             bad = [v for v in values if not 0 <= v < n]  # NaN fails both
+            labels = None if bad else [classes[int(v)] for v in values]
         else:
             bad = idx[~((idx >= 0) & (idx < n))][:1].tolist()
+            labels = None if bad else np.asarray(classes, dtype=object)[idx.astype(np.intp)].tolist()
         if bad:
             raise MojoError(f"model returned an invalid class index {bad[0]!r}", self._info.source)
-        if few:
-            return [classes[int(v)] for v in values]
-        return np.asarray(classes, dtype=object)[idx.astype(np.intp)].tolist()
+        return labels
 
     def _to_records(self, P: np.ndarray) -> list[dict]:
         if self.classes is None:

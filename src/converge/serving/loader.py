@@ -119,7 +119,9 @@ class _Parser:
             blob = await asyncio.get_running_loop().run_in_executor(pool, _parse_pickled, data, backend)
         except (pickle.PicklingError, TypeError, AttributeError, BrokenProcessPool) as exc:
             log.info("parsing in-process (%s)", type(exc).__name__)
-            self._pool = None
+            if isinstance(exc, BrokenProcessPool):  # the process died: a new one next time
+                self.close()
+                self._pool = None
             return await asyncio.to_thread(_load_mojo, data, backend)
         return pickle.loads(blob)  # noqa: S301 - our own process's output
 

@@ -263,8 +263,9 @@ static PyObject *layer(PyObject *self, PyObject *args) {
 
 /* ---- input checks ---------------------------------------------------------------------------- */
 
-/* first_bad_code(X, n, nf, n_levels): the first column whose entries are not all NaN or an integer
- * level in [0, n_levels[c]) (n_levels[c] < 0: a numeric column, anything goes), or -1. */
+/* first_bad_code(X, n, nf, n_levels): the lowest-numbered column whose entries are not all NaN or
+ * an integer level in [0, n_levels[c]) (n_levels[c] < 0: a numeric column, anything goes), or -1.
+ * Later rows only need to look left of the best column found so far. */
 static PyObject *first_bad_code(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer X, levels;
@@ -277,8 +278,8 @@ static PyObject *first_bad_code(PyObject *self, PyObject *args) {
         const double *x = X.buf;
         const int64_t *lv = levels.buf;
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t r = 0; r < n && bad < 0; r++)
-            for (Py_ssize_t c = 0; c < nf; c++) {
+        for (Py_ssize_t r = 0; r < n && bad != 0; r++)
+            for (Py_ssize_t c = 0; c < (bad < 0 ? nf : bad); c++) {
                 double v = x[r * nf + c];
                 if (lv[c] >= 0 && !isnan(v) && !(v >= 0 && v < (double)lv[c] && v == trunc(v))) {
                     bad = c;

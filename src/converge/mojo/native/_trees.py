@@ -53,8 +53,6 @@ _NODE = np.dtype([("thr", "<f8"), ("vc", "<i4"), ("kind", "<i4"), ("left", "<i4"
 _K_LEAF, _K_COMPARE, _K_TABLE = 0, 1, 2
 
 
-
-
 class _Builder:
     """Accumulates node arrays for a whole forest."""
 
@@ -314,9 +312,10 @@ class Forest:
         X = np.ascontiguousarray(X, dtype=np.float64)
         n_tpc, n_groups = self.roots.shape
         out = np.empty((X.shape[0], n_tpc))
-        _compiled.kernels.tree_sums(X, X.shape[0], self.nf, self.kernel_nodes, self.kernel_tables,
-                           self.cat_ub, self.kernel_code_cols, self.kernel_roots, n_tpc,
-                           n_groups, out)
+        _compiled.kernels.tree_sums(
+            X, X.shape[0], self.nf, self.kernel_nodes, self.kernel_tables, self.cat_ub,
+            self.kernel_code_cols, self.kernel_roots, n_tpc, n_groups, out,
+        )  # fmt: skip
         return out
 
     def _fixed_tables(self) -> None:
