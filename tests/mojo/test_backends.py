@@ -140,16 +140,40 @@ def test_invalid_numbers_and_unknown_levels_can_be_strict(corpus_dir):
     assert a == b
 
 
-def test_scoring_records_does_not_import_pandas(corpus_dir):
+# one row of each corpus model whose every part scores without NumPy (no XGBoost inside)
+_ONE_ROW = {
+    "binomial_titanic": {"sex": "female", "age": 30, "pclass": "1"},  # GBM, DRF, XRT, DL, GLM
+    "gbm_variable_importance": {"AGE": 65, "RACE": "1", "PSA": 1.4, "GLEASON": 6},
+    "multinomial": {},
+    "glm_model": {},
+    "regression": {},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ONE_ROW))
+def test_one_row_is_scored_without_numpy_or_pandas(name, corpus_dir):
+    """A cold process loads the model and answers one row importing neither NumPy nor pandas
+    (nor the JVM bridge), and answers what the batch path answers."""
+    from converge.mojo.native import _compiled
+
+    if _compiled.kernels is None:
+        pytest.skip("the compiled kernels are not built (no C compiler at install?)")
+    path, row = corpus_dir / f"{name}.zip", _ONE_ROW[name]
     code = (
         "import sys, json\n"
         "from converge.mojo import load_mojo\n"
-        f"m = load_mojo({str(corpus_dir / 'binomial_titanic.zip')!r})\n"
-        "out = m.predict_records([{'sex': 'female', 'age': 30, 'pclass': '1'}])\n"
-        "print(json.dumps({'pandas': 'pandas' in sys.modules, 'jpype': 'jpype' in sys.modules,"
+        f"out = load_mojo({str(path)!r}).predict_records([{row!r}])\n"
+        "print(json.dumps({'modules': sorted({'numpy', 'pandas', 'jpype'} & set(sys.modules)),"
         " 'out': out}))\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     got = json.loads(res.stdout)
-    assert got["pandas"] is False and got["jpype"] is False
-    assert got["out"][0]["predict"] in ("0", "1")
+    assert got["modules"] == []
+    model = load_mojo(path)
+    batch = model._to_records(model.predict_raw([row]))[0]
+    assert got["out"][0].keys() == batch.keys()
+    for key, value in batch.items():
+        if isinstance(value, str):
+            assert got["out"][0][key] == value
+        else:
+            assert got["out"][0][key] == pytest.approx(value, rel=0, abs=1e-12)

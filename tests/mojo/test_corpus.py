@@ -43,6 +43,17 @@ def test_native_records_match_genmodel(fixture):
     check_outputs(fixture, model, {c: [r[c] for r in out] for c in model.output_names})
 
 
+def test_native_one_row_at_a_time_matches_genmodel(fixture):
+    """Single rows take the plain-Python path (no NumPy) wherever the model allows it."""
+    model = load_mojo(fixture.zip_path, backend="native")
+    from converge.mojo.native import _compiled
+
+    if _compiled.kernels is not None and "xgboost" not in fixture.name.lower():
+        assert model.backend.scorer.rows_without_numpy()
+    out = [model.predict_records([r])[0] for r in fixture.records()]
+    check_outputs(fixture, model, {c: [r[c] for r in out] for c in model.output_names})
+
+
 def test_native_dataframe_matches_genmodel(fixture):
     pd = pytest.importorskip("pandas")
     model = load_mojo(fixture.zip_path, backend="native")
@@ -104,9 +115,11 @@ def test_native_equals_genmodel_on_encoded_matrix(fixture, genmodel_available):
     "walker", ["python", "small-single", "small", "level", "deep", "tiny-chunks", "decoded-tables"]
 )
 def test_every_tree_walker_gives_the_same_answers(fixture, walker, monkeypatch):
-    """The tree walkers (decide-all, level-synchronous, active-set, chunked) are interchangeable."""
-    from converge.mojo.native import _trees
+    """The NumPy tree walkers (decide-all, level-synchronous, active-set, chunked) are
+    interchangeable; the compiled walker is switched off so that they are the ones scoring."""
+    from converge.mojo.native import _compiled, _trees
 
+    monkeypatch.setattr(_compiled, "kernels", None)
     settings = {
         "python": {"_PY_TREES": 1 << 30, "_PY_DEPTH": 0},
         "small-single": {"_PY_TREES": 0, "_PY_DEPTH": 1 << 30, "_SMALL_CELLS": 1 << 40},

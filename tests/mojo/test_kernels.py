@@ -26,8 +26,9 @@ def _awkward_rows(forest, n: int, rng: np.random.Generator) -> np.ndarray:
     """Rows mixing each column's split points, category codes in and out of the domain, NaN
     and infinities."""
     X = np.empty((n, forest.nf))
+    w = forest.walkers
     for j in range(forest.nf):
-        splits = forest.thr[(forest.col == j) & np.isfinite(forest.thr)]
+        splits = w.thr[(w.col == j) & np.isfinite(w.thr)]
         pool = np.concatenate([
             splits, np.nextafter(splits, -np.inf), rng.normal(0, 50, 20),
             np.arange(-3, 400, dtype=np.float64), [0.5, -0.5, 2.0**31, -(2.0**40)],
@@ -55,7 +56,7 @@ def test_compiled_walker_matches_numpy_walkers(name, n_rows, corpus_dir, kernel)
         X = _awkward_rows(forest, n_rows, rng)
         compiled = forest.sums(X)
         reference = forest.numpy_sums(X)
-        assert compiled.shape == reference.shape == (n_rows, forest.roots.shape[0])
+        assert compiled.shape == reference.shape == (n_rows, forest.n_tpc)
         assert np.array_equal(compiled, reference), (
             f"{name}: rows differ: {np.flatnonzero((compiled != reference).any(axis=1))[:10]}"
         )
@@ -64,10 +65,10 @@ def test_compiled_walker_matches_numpy_walkers(name, n_rows, corpus_dir, kernel)
 def test_compiled_walker_rejects_mismatched_arrays(corpus_dir, kernel):
     forest = _forests(load_mojo(corpus_dir / "gbm_variable_importance.zip").backend.scorer)[0]
     X = np.zeros((4, forest.nf))
-    out = np.empty((3, forest.roots.shape[0]))  # one row short
+    out = np.empty((3, forest.n_tpc))  # one row short
     with pytest.raises(ValueError, match="sizes do not match"):
         kernel.tree_sums(X, 4, forest.nf, forest.kernel_nodes, forest.kernel_tables,
-                         forest.cat_ub, forest.kernel_code_cols, forest.kernel_roots, *forest.roots.shape, out)
+                         forest.cat_ub, forest.kernel_code_cols, forest.kernel_roots, forest.n_tpc, forest.n_groups, out)
 
 
 @pytest.mark.parametrize("name", ["binomial_titanic", "multinomial", "regression", "binomial"])

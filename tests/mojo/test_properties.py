@@ -53,7 +53,8 @@ def _thresholds(scorer) -> dict[int, list[float]]:
         if forest is None:
             continue
         nf = forest.nf
-        for vc, thr, tbl in zip(forest.view_col, forest.thr, forest.tbl_node):
+        w = forest.walkers
+        for vc, thr, tbl in zip(w.view_col, w.thr, w.tbl_node):
             if tbl or not np.isfinite(thr) or vc >= 2 * nf:
                 continue
             col = int(vc % nf)
@@ -206,6 +207,41 @@ def test_batch_answers_equal_row_by_row_answers(name, corpus_dir):
             return
         single = np.vstack([model.predict_raw([r]) for r in rows])
         np.testing.assert_array_equal(batch, single)
+
+    check()
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if "xgboost" not in m.lower()])
+def test_one_row_path_equals_the_batch_path(name, corpus_dir):
+    """The plain-Python one-row path answers what NumPy answers for the same row, and refuses
+    what it refuses; only exp/log may differ in the last bits."""
+    from converge.mojo.native import _compiled
+
+    model = load_mojo(corpus_dir / f"{name}.zip", backend="native")
+    if _compiled.kernels is None:
+        pytest.skip("the compiled kernels are not built (no C compiler at install?)")
+    assert model.backend.scorer.rows_without_numpy()
+    thresholds = _thresholds(model.backend.scorer)
+
+    @given(row=_records(model, thresholds))
+    @SETTINGS
+    def check(row):
+        batch = _outcome(model, [row])
+        try:
+            single = model.backend.preds_row(row)
+        except MojoError as e:
+            assert isinstance(batch, MojoError) and type(e) is type(batch), (e, batch)
+            return
+        assert not isinstance(batch, Exception), batch
+        want = batch[0].tolist()
+        assert len(single) == len(want)
+        if model.classes is not None:
+            assert single[0] == want[0]
+            single, want = single[1:], want[1:]
+        if name in EXACT:
+            assert single == want
+        else:
+            np.testing.assert_allclose(single, want, rtol=0, atol=TOL)
 
     check()
 

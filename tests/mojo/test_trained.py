@@ -210,6 +210,18 @@ def test_trained_model_native_equals_genmodel(name, trained, data, genmodel_ok):
         np.testing.assert_array_equal(probs_a, probs_b, err_msg=f"{name}: not bit-identical")
     else:
         np.testing.assert_allclose(probs_a, probs_b, rtol=0, atol=TOL, err_msg=name)
+    # one row at a time, through the plain-Python path where the model has one
+    if native.backend.scorer.rows_without_numpy():
+        single = np.array([native.backend.preds_row(r) for r in recs])
+        if native.classes is not None:
+            np.testing.assert_array_equal(single[:, 0], b[:, 0], err_msg=f"{name}: row labels")
+            single = single[:, 1:]
+        if exact:
+            np.testing.assert_array_equal(single, probs_b, err_msg=f"{name}: rows not bit-identical")
+        else:
+            np.testing.assert_allclose(single, probs_b, rtol=0, atol=TOL, err_msg=f"{name}: rows")
+    else:
+        assert name.startswith("xgb"), f"{name} should score one row without NumPy"
     # the DataFrame path (datetime64 column -> epoch ms) agrees with the records path
     frame_out = native.predict(score_df)
     assert list(frame_out.columns) == native.output_names

@@ -17,13 +17,14 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import numbers
-
-import numpy as np
+from functools import cached_property
 
 from ._javafloat import parse_java_double
+from ._numpy import numpy_if_loaded, numpy_when_used
 from .errors import InvalidInputError
 from .native import _compiled
 
+np = numpy_when_used(__name__)
 MISSING = None  # normalised "no value" marker
 _NUMBER_TYPES = {float, int, type(None)}
 _STR_TYPES = {str, type(None)}
@@ -36,6 +37,16 @@ def _is_na_scalar(v) -> bool:
     return t in ("NAType", "NaTType")
 
 
+def _is_bool(v) -> bool:
+    npm = numpy_if_loaded()
+    return isinstance(v, bool) or (npm is not None and isinstance(v, npm.bool_))
+
+
+def _is_datetime64(v) -> bool:
+    npm = numpy_if_loaded()
+    return npm is not None and isinstance(v, npm.datetime64)
+
+
 def epoch_millis(v) -> float:
     """Date-times as H2O stores them: milliseconds since the epoch (naive values taken as UTC)."""
     if isinstance(v, _dt.datetime):
@@ -45,7 +56,7 @@ def epoch_millis(v) -> float:
         return float((d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000)
     if isinstance(v, _dt.date):
         return float((v - _dt.date(1970, 1, 1)).days * 86400000)
-    if isinstance(v, np.datetime64):
+    if _is_datetime64(v):
         if np.isnat(v):
             return math.nan
         return float(v.astype("datetime64[ms]").astype(np.int64))
@@ -78,13 +89,14 @@ class RowSchema:
         self.levels = [
             None if d is None else {lv: j for j, lv in enumerate(d)} for d in self.domains
         ]
-        # per column: the number of levels, -1 for numeric (the compiled code check reads this)
-        self._level_counts = np.array(
-            [-1 if d is None else len(d) for d in self.domains], dtype=np.int64
-        )
         self.offset_column = offset_column
         self.unknown_levels = unknown_levels
         self.invalid_numbers = invalid_numbers
+
+    @cached_property
+    def _level_counts(self):
+        """Per column, the number of levels, -1 for numeric (the compiled code check reads it)."""
+        return np.array([-1 if d is None else len(d) for d in self.domains], dtype=np.int64)
 
     # -- normalisation shared by all backends ---------------------------------------------------
     def normalize(self, name: str, idx: int, v):
@@ -94,7 +106,7 @@ class RowSchema:
         is_cat = self.domains[idx] is not None
         if isinstance(v, str):
             return v
-        if isinstance(v, (bool, np.bool_)):
+        if _is_bool(v):
             raise InvalidInputError(f"column {name!r}: boolean {v!r} is not a valid value", self.source)
         if isinstance(v, numbers.Integral):
             return str(int(v)) if is_cat else float(v)
@@ -109,7 +121,7 @@ class RowSchema:
                     f"column {name!r} is categorical; got the number {v!r}", self.source
                 )
             return f
-        if isinstance(v, (_dt.date, np.datetime64)):
+        if isinstance(v, _dt.date) or _is_datetime64(v):
             if is_cat:
                 raise InvalidInputError(f"column {name!r} is categorical; got {v!r}", self.source)
             f = epoch_millis(v)
@@ -163,7 +175,7 @@ class RowSchema:
                 return parse_java_double(v)
             except ValueError:
                 raise InvalidInputError(f"offset {v!r} is not a number", self.source) from None
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        if _is_bool(v) or not isinstance(v, numbers.Real):
             raise InvalidInputError(f"offset {v!r} is not a number", self.source)
         return float(v)
 
@@ -186,24 +198,29 @@ class RowSchema:
                 offsets = np.array([self.offset_value(v) for v in vals], dtype=np.float64)
         return raw, offsets
 
+    def encode_row(self, rec) -> tuple[list[float], float | None]:
+        """One dict row -> (raw row, its offset or None), in plain Python (the one-row path)."""
+        if not isinstance(rec, dict):
+            raise InvalidInputError(f"row 0 is a {type(rec).__name__}, not a mapping", self.source)
+        row = [math.nan] * self.n_features
+        index = self.index
+        for name, v in rec.items():
+            i = index.get(name)
+            if i is not None:
+                row[i] = self.encode_value(name, i, v)
+        off_col = self.offset_column
+        if off_col is not None and rec.get(off_col) is not None:
+            return row, self.offset_value(rec[off_col])
+        return row, None
+
     def _encode_rowwise(self, records) -> tuple[np.ndarray, np.ndarray | None]:
         """A few rows: one pass over each dict's items (cheaper than per-column set-up)."""
-        n = len(records)
-        raw = np.full((n, self.n_features), np.nan)
-        index = self.index
-        off_col = self.offset_column
-        offsets = None
-        for r, rec in enumerate(records):
-            row = raw[r]
-            for name, v in rec.items():
-                i = index.get(name)
-                if i is not None:
-                    row[i] = self.encode_value(name, i, v)
-            if off_col is not None and rec.get(off_col) is not None:
-                if offsets is None:
-                    offsets = np.zeros(n)
-                offsets[r] = self.offset_value(rec[off_col])
-        return raw, offsets
+        rows = [self.encode_row(rec) for rec in records]
+        raw = np.array([r for r, _ in rows], dtype=np.float64).reshape(len(rows), self.n_features)
+        offsets = [o for _, o in rows]
+        if all(o is None for o in offsets):
+            return raw, None
+        return raw, np.array([0.0 if o is None else o for o in offsets], dtype=np.float64)
 
     def _encode_list(self, name: str, i: int, col: list) -> np.ndarray:
         """One column of Python values; JSON-typed columns take a vectorised path."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from ._archive import MojoArchive
 from ._ini import MojoInfo, read_info
+from ._numpy import numpy_when_used
 from ._rows import RowSchema
 from .backends import NAMES, Backend
 from .errors import BackendUnavailableError, InvalidInputError, MojoError, UnsupportedMojoError
+
+np = numpy_when_used(__name__)
 
 _CLASSIFICATION = ("Binomial", "Multinomial")
 _FEW_ROWS = 8
@@ -139,6 +140,10 @@ class Model:
         """Score dict rows without pandas; returns one dict per row keyed by output names."""
         if type(records) is not list:
             records = [records] if isinstance(records, Mapping) else list(records)
+        if len(records) == 1 and offset is None:
+            row = self.backend.preds_row(records[0])  # no NumPy: a cold start's first answer
+            if row is not None:
+                return [self._row_record(row)]
         P = self.predict_raw(records, offset)
         return self._to_records(P)
 
@@ -178,6 +183,16 @@ class Model:
         if bad:
             raise MojoError(f"model returned an invalid class index {bad[0]!r}", self._info.source)
         return labels
+
+    def _row_record(self, row: list[float]) -> dict:
+        if self.classes is None:
+            return {"predict": row[0]}
+        v = row[0]
+        if not 0 <= v < len(self.classes):  # NaN fails too
+            raise MojoError(f"model returned an invalid class index {v!r}", self._info.source)
+        out = {"predict": self.classes[int(v)]}
+        out.update(zip(self.output_names[1:], row[1:]))
+        return out
 
     def _to_records(self, P: np.ndarray) -> list[dict]:
         if self.classes is None:

@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 NAMES = ("native", "genmodel", "daimojo")
 
@@ -27,6 +29,10 @@ class Backend(ABC):
 
     @abstractmethod
     def preds_numpy(self, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray: ...
+
+    def preds_row(self, record: dict) -> list[float] | None:
+        """``preds`` of one dict row without NumPy, or None where this backend has no such path."""
+        return None
 
     def close(self) -> None:
         """Release resources (nothing by default)."""

@@ -1,14 +1,15 @@
-"""The NumPy backend: our own MOJO reader and scorers."""
+"""The native backend: our own MOJO reader and scorers (NumPy, compiled kernels, plain Python)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from .._archive import MojoArchive
 from .._ini import MojoInfo
+from .._numpy import numpy_when_used
 from .._rows import RowSchema
 from ..native import build_scorer
 from . import Backend
+
+np = numpy_when_used(__name__)
 
 
 class NativeBackend(Backend):
@@ -22,6 +23,14 @@ class NativeBackend(Backend):
         if offset is None and self.scorer.requires_offset():
             offset = np.zeros(raw.shape[0])
         return self.scorer.score(raw, offset)
+
+    def preds_row(self, record):
+        if not self.scorer.rows_without_numpy():
+            return None
+        row, offset = self.schema.encode_row(record)
+        if offset is None and self.scorer.requires_offset():
+            offset = 0.0
+        return self.scorer.score_row(row, offset)
 
     def preds_records(self, records, offset):
         raw, off = self.schema.encode_records(records)

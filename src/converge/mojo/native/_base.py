@@ -1,11 +1,13 @@
-"""The contract every native algorithm scorer follows: genmodel's ``score0`` over a batch."""
+"""The contract every native algorithm scorer follows: genmodel's ``score0`` over a batch, and,
+where it can be done without NumPy, over one row."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from .._ini import MojoInfo
+from .._numpy import numpy_when_used
 from ..errors import UnsupportedMojoError
+
+np = numpy_when_used(__name__)
 
 
 class NativeScorer:
@@ -14,6 +16,10 @@ class NativeScorer:
     ``score(raw, offset)`` returns genmodel's ``preds`` per row: ``[label, p_0..p_{K-1}]`` for
     classifiers and ``[value]`` for regression. ``raw`` may be modified (GLM imputes in place, as
     genmodel does), so callers pass a copy they do not need.
+
+    ``score_row(row, offset)`` gives the same ``preds`` for one row (a list, ``offset`` a float or
+    None); where ``rows_without_numpy()`` says so, it runs in plain Python and the compiled
+    kernels, and a cold process answers its first request without importing NumPy.
     """
 
     #: highest mojo_version this scorer has been written for
@@ -40,8 +46,24 @@ class NativeScorer:
     def score(self, raw: np.ndarray, offset: np.ndarray | None) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def rows_without_numpy(self) -> bool:
+        """Whether ``score_row`` avoids NumPy (trees and layers need the compiled kernels)."""
+        return False
+
+    def score_row(self, row: list[float], offset: float | None) -> list[float]:
+        """One row as a batch of one; scorers with a plain-Python path override this."""
+        off = None if offset is None else np.array([offset])
+        return self.score(np.array([row], dtype=np.float64), off)[0].tolist()
+
     def _check_offset(self, offset):
         if offset is not None and not self.supports_offset and np.any(offset != 0):
-            raise UnsupportedMojoError(
-                f"{self.info.algo} model was not trained with an offset", self.info.source
-            )
+            self._refuse_offset()
+
+    def _check_row_offset(self, offset: float | None) -> None:
+        if offset is not None and not self.supports_offset and offset != 0:
+            self._refuse_offset()
+
+    def _refuse_offset(self):
+        raise UnsupportedMojoError(
+            f"{self.info.algo} model was not trained with an offset", self.info.source
+        )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
+import struct
+
+from .._numpy import numpy_when_used
+
+np = numpy_when_used(__name__)
 
 _MASK48 = (1 << 48) - 1
 _MULT = 0x5DEECE66D
@@ -18,14 +22,17 @@ def _java_random_next_double(seed: int) -> float:
     return ((a << 27) + b) * (1.0 / (1 << 53))
 
 
-def _row_hash(raw_row: np.ndarray) -> int:
+def _row_hash(raw_row) -> int:
     """XOR of ``doubleToRawLongBits(d) >> 6`` over the row (signed 64-bit)."""
-    bits = np.ascontiguousarray(raw_row, dtype=np.float64).view(np.int64) >> 6
-    return int(np.bitwise_xor.reduce(bits)) if bits.size else 0
+    n = len(raw_row)
+    h = 0
+    for bits in struct.unpack(f"<{n}q", struct.pack(f"<{n}d", *raw_row)):
+        h ^= bits >> 6
+    return h
 
 
-def _break_tie(p: np.ndarray, prior, raw_row: np.ndarray) -> int:
-    K = p.size
+def _break_tie(p, prior, raw_row) -> int:
+    K = len(p)
     ties = [0]
     best, tie_cnt = 0, 0
     for c in range(1, K):
@@ -70,6 +77,24 @@ def multinomial_labels(P: np.ndarray, prior, raw: np.ndarray) -> np.ndarray:
     for i in np.union1d(tied, nan_rows):
         lab[i] = _break_tie(P[i], prior, raw[i])
     return lab
+
+
+def multinomial_label_row(p: list[float], prior, raw_row: list[float]) -> int:
+    """``multinomial_labels`` for one row."""
+    top = max(p)
+    if p.count(top) > 1 or any(v != v for v in p):
+        return _break_tie(p, prior, raw_row)
+    return p.index(top)
+
+
+def correct_row(p: list[float], prior, model_dist) -> list[float]:
+    """``correct_probabilities`` for one row."""
+    p = [v * (prior[c] / model_dist[c]) if prior[c] != 0 and model_dist[c] != 0 else v
+         for c, v in enumerate(p)]
+    s = 0.0
+    for v in p:
+        s += v
+    return [v / s for v in p] if s > 0 else p
 
 
 def binomial_labels(p1: np.ndarray, threshold: float) -> np.ndarray:

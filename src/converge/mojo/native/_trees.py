@@ -11,19 +11,26 @@ of two forms, so scoring is a handful of NumPy gathers per tree level:
 Leaves loop onto themselves, so every row simply takes ``max_depth`` steps.
 
 Where the compiled walker (``_kernels.c``, built at install when a C compiler is present) is
-importable, ``Forest.sums`` hands the same node arrays to it instead: one pass per row with no
-level padding, which deep unbalanced forests (DRF) need. ``CONVERGE_MOJO_KERNEL=numpy`` turns it
-off; the NumPy walkers stay the fallback.
+importable, ``Forest`` hands it the nodes as 32-byte records instead: one pass per row with no
+level padding, which deep unbalanced forests (DRF) need. Those records are built in plain Python,
+so a forest loads and scores one row without NumPy (a cold start's largest cost). The NumPy
+walkers' arrays are derived from the same records the first time they are needed: when the
+extension is missing, or ``CONVERGE_MOJO_KERNEL=numpy`` turns it off.
 """
 
 from __future__ import annotations
 
+import math
 import struct
+from array import array
+from functools import cached_property
+from itertools import starmap
 
-import numpy as np
-
+from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, UnsupportedMojoError
 from . import _compiled
+
+np = numpy_when_used(__name__)
 
 _F32 = struct.Struct("<f")
 _U16 = struct.Struct("<H")
@@ -47,9 +54,10 @@ _DEEP = 8
 
 _NA_LEFT = (2, 4)  # NaSplitDir NALeft, Left
 _NA_VS_REST = 1
-# the compiled walker's node record (see _kernels.c) and its node kinds
-_NODE = np.dtype([("thr", "<f8"), ("vc", "<i4"), ("kind", "<i4"), ("left", "<i4"),
-                  ("right", "<i4"), ("tbl_off", "<i4"), ("tbl_len", "<i4")])
+# the compiled walker's node record (see _kernels.c): thr, vc, kind, left, right, tbl_off, tbl_len
+_NODE = struct.Struct("<diiiiii")
+_NODE_FIELDS = [("thr", "<f8"), ("vc", "<i4"), ("kind", "<i4"), ("left", "<i4"), ("right", "<i4"),
+                ("tbl_off", "<i4"), ("tbl_len", "<i4")]
 _K_LEAF, _K_COMPARE, _K_TABLE = 0, 1, 2
 
 
@@ -70,8 +78,7 @@ class _Builder:
         self.tbl_off: list[int] = []
         self.tbl_len: list[int] = []
         self.col: list[int] = []
-        self.tables: list[np.ndarray] = []
-        self.tbl_total = 0
+        self.tables = bytearray()  # per table node: [na_right, oor_right, level 0, level 1, ...]
         self.max_depth = 0
 
     def _new(self) -> int:
@@ -92,15 +99,12 @@ class _Builder:
         self.value[i] = v
         return i
 
-    def add_table(self, na_right: bool, oor_right: bool, levels: np.ndarray) -> tuple[int, int]:
-        t = np.empty(levels.size + 2, dtype=np.bool_)
-        t[0] = na_right
-        t[1] = oor_right
-        t[2:] = levels
-        off = self.tbl_total
-        self.tables.append(t)
-        self.tbl_total += t.size
-        return off, levels.size
+    def add_table(self, na_right: bool, oor_right: bool, levels: list[int]) -> tuple[int, int]:
+        off = len(self.tables)
+        self.tables.append(na_right)
+        self.tables.append(oor_right)
+        self.tables.extend(levels)
+        return off, len(levels)
 
     def fail(self, why: str, tree: str):
         raise CorruptMojoError(f"{tree}: {why}", self.source)
@@ -178,18 +182,14 @@ class _Builder:
         else:
             if bitset is not None:
                 bitoff, nbits, raw = bitset
-                bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")[:nbits]
-                levels = np.empty(bitoff + nbits, dtype=np.bool_)
-                # below bitoff is outside the bitset
-                levels[:bitoff] = na_right if v != 1.0 else False
-                levels[bitoff:] = bits.astype(np.bool_)
+                # below bitoff is outside the bitset; bits are little-endian within each byte
+                levels = [int(na_right and v != 1.0)] * bitoff
+                levels += [(raw[k >> 3] >> (k & 7)) & 1 for k in range(nbits)]
             else:  # NAvsREST after a bitset on the path: genmodel checks the stale bitset's range
                 bitoff, nbits = stale
-                levels = np.empty(bitoff + nbits, dtype=np.bool_)
-                levels[:bitoff] = na_right
-                levels[bitoff:] = False
+                levels = [int(na_right)] * bitoff + [0] * nbits
             oor_right = na_right if v != 1.0 else False
-            off, n = self.add_table(na_right, oor_right, levels)
+            off, n = self.add_table(int(na_right), int(oor_right), levels)
             self.tbl_node[me] = True
             self.tbl_off[me] = off
             self.tbl_len[me] = n
@@ -233,48 +233,100 @@ class Forest:
     """All trees of one tree model, scored together.
 
     ``sums(X)`` returns, per row and per tree class, the float32 leaf values summed in float64 in
-    tree order, exactly as ``SharedTreeMojoModel.scoreTreeRange`` does.
+    tree order, exactly as ``SharedTreeMojoModel.scoreTreeRange`` does; ``row_sums(row)`` does the
+    same for one row given as a list, without NumPy.
+
+    The forest is kept in the compiled walker's layout, built here in plain Python: one 32-byte
+    record per node (a leaf keeps its value in ``thr``; a table node names its column in ``vc``),
+    the level tables as bytes, and one root per (class, group), a missing tree pointing at a shared
+    zero leaf. All of it pickles as a few byte strings.
     """
 
-    def __init__(self, builder: _Builder, roots: np.ndarray, n_classes_out: int):
+    def __init__(self, builder: _Builder, roots: list[list[int]]):
         b = builder
         self.nf = b.nf
         self.version = b.version
         self.max_depth = b.max_depth
-        self.roots = roots  # (n_tpc, n_groups), -1 for a missing tree
-        self.n_out = n_classes_out
-        ip = np.intp
-        self.view_col = np.asarray(b.view_col, dtype=ip)
-        self.thr = np.asarray(b.thr, dtype=np.float64)
-        # child[2*i] = left, child[2*i+1] = right
-        self.child = np.empty(2 * len(b.left), dtype=ip)
-        self.child[0::2] = b.left
-        self.child[1::2] = b.right
-        self.value = np.asarray(b.value, dtype=np.float32).astype(np.float64)
-        self.tbl_node = np.asarray(b.tbl_node, dtype=np.bool_)
-        self.has_tables = bool(self.tbl_node.any())
-        self.tbl_off = np.asarray(b.tbl_off, dtype=ip)
-        self.tbl_len = np.asarray(b.tbl_len, dtype=ip)
-        self.col = np.asarray(b.col, dtype=ip)
-        self.tables = np.concatenate(b.tables) if b.tables else np.zeros(0, dtype=np.bool_)
-        # one flat list of root nodes; a missing tree points at a shared zero leaf
+        self.n_tpc = len(roots)
+        self.n_groups = len(roots[0]) if roots else 0
         zero = len(b.thr)
-        self.value = np.append(self.value, 0.0)
-        self.view_col = np.append(self.view_col, 0)
-        self.thr = np.append(self.thr, np.nan)
-        self.child = np.append(self.child, [zero, zero])
-        self.tbl_node = np.append(self.tbl_node, False)
-        self.tbl_off = np.append(self.tbl_off, 0)
-        self.tbl_len = np.append(self.tbl_len, 0)
-        self.col = np.append(self.col, 0)
-        self.flat_roots = np.where(roots >= 0, roots, zero).ravel().astype(ip)
-        self.cat_ub = np.full(b.nf, np.nan)  # NaN: never compares true
-        self.is_cat = np.zeros(b.nf, dtype=np.bool_)
-        for j, n in enumerate(b.cat_lens):
-            if n is not None:
-                self.is_cat[j] = True
-                if b.version >= 1.2 or b.version not in (1.0, 1.1):
-                    self.cat_ub[j] = n
+        leaf = [l == r == i for i, (l, r) in enumerate(zip(b.left, b.right))] + [True]
+        table = b.tbl_node + [False]
+        thr = [v if lf else t for lf, v, t in zip(leaf, b.value, b.thr)] + [0.0]
+        vc = [c if tb else v for tb, c, v in zip(table, b.col, b.view_col)] + [0]
+        kind = [_K_LEAF if lf else _K_TABLE if tb else _K_COMPARE for lf, tb in zip(leaf, table)]
+        self.kernel_nodes = b"".join(starmap(_NODE.pack, zip(
+            thr, vc, kind, b.left + [zero], b.right + [zero], b.tbl_off + [0], b.tbl_len + [0])))
+        self.kernel_tables = bytes(b.tables)
+        self.kernel_roots = array("i", [r if r >= 0 else zero for group in roots for r in group])
+        self.kernel_code_cols = array("i", sorted({c for c, tb in zip(b.col, b.tbl_node) if tb}))
+        # per feature, the level count past which a code is NA (mojo >= 1.2); NaN: never
+        new_codes = b.version >= 1.2 or b.version not in (1.0, 1.1)
+        self.cat_ub = array("d", [n if n is not None and new_codes else math.nan
+                                  for n in b.cat_lens])
+
+    def sums(self, X: np.ndarray) -> np.ndarray:
+        """Per-class tree sums, shape (n_rows, n_tpc)."""
+        n = X.shape[0]
+        if n == 0 or self.n_groups == 0:
+            return np.zeros((n, self.n_tpc))
+        if _compiled.kernels is None:
+            return self.numpy_sums(X)
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        out = np.empty((n, self.n_tpc))
+        self._kernel_sums(X, n, out)
+        return out
+
+    def row_sums(self, row: list[float]) -> list[float]:
+        """``sums`` of one row, through the compiled walker (the caller checked it is built)."""
+        out = array("d", bytes(8 * self.n_tpc))
+        if self.n_groups:
+            self._kernel_sums(array("d", row), 1, out)
+        return out.tolist()
+
+    def _kernel_sums(self, X, n: int, out) -> None:
+        _compiled.kernels.tree_sums(
+            X, n, self.nf, self.kernel_nodes, self.kernel_tables, self.cat_ub,
+            self.kernel_code_cols, self.kernel_roots, self.n_tpc, self.n_groups, out,
+        )  # fmt: skip
+
+    def numpy_sums(self, X: np.ndarray) -> np.ndarray:
+        """``sums`` by the NumPy walkers (the fallback, and the cross-check of the compiled one)."""
+        return self.walkers.sums(X)
+
+    @cached_property
+    def walkers(self) -> _Walkers:
+        return _Walkers(self)
+
+
+class _Walkers:
+    """The NumPy walkers and the node arrays they index, derived from a forest's records."""
+
+    def __init__(self, forest: Forest):
+        f = forest
+        nf = self.nf = f.nf
+        self.version = f.version
+        self.max_depth = f.max_depth
+        self.roots = np.frombuffer(f.kernel_roots, dtype=np.int32).astype(np.intp).reshape(
+            f.n_tpc, f.n_groups)
+        self.flat_roots = self.roots.ravel()
+        ip = np.intp
+        rec = np.frombuffer(f.kernel_nodes, dtype=np.dtype(_NODE_FIELDS))
+        leaf = rec["kind"] == _K_LEAF
+        self.tbl_node = rec["kind"] == _K_TABLE
+        self.has_tables = bool(self.tbl_node.any())
+        self.thr = np.where(leaf | self.tbl_node, np.nan, rec["thr"])
+        self.value = np.where(leaf, rec["thr"], 0.0)
+        self.view_col = np.where(leaf, 0, rec["vc"]).astype(ip)
+        # a table node's column; a compare node's view index taken back to its column
+        self.col = (self.view_col % max(nf, 1)).astype(ip)
+        self.child = np.empty(2 * rec.size, dtype=ip)  # child[2*i] = left, child[2*i+1] = right
+        self.child[0::2] = rec["left"]
+        self.child[1::2] = rec["right"]
+        self.tbl_off = rec["tbl_off"].astype(ip)
+        self.tbl_len = rec["tbl_len"].astype(ip)
+        self.tables = np.frombuffer(f.kernel_tables, dtype=np.bool_)
+        self.cat_ub = np.frombuffer(f.cat_ub, dtype=np.float64)
         self.has_cat_ub = bool(np.isfinite(self.cat_ub).any())
         # "Doubled" state: a walker holds s = 2*node, and s + go_right indexes the child table
         # directly; per-node arrays are repeated twice so they can be indexed by s as well.
@@ -285,38 +337,8 @@ class Forest:
         self.roots2 = 2 * self.flat_roots
         self.tbl_nodes = np.flatnonzero(self.tbl_node)
         self.tbl_node2 = np.repeat(self.tbl_node, 2)
-        ids = np.arange(self.thr.size)
-        self.is_leaf2 = np.repeat((self.child[0::2] == ids) & (self.child[1::2] == ids), 2)
+        self.is_leaf2 = np.repeat(leaf, 2)
         self._fixed_tables()
-        self._kernel_arrays()
-
-    def _kernel_arrays(self) -> None:
-        """The nodes in the compiled walker's layout: one 32-byte record per node (a leaf keeps
-        its value in ``thr``; a table node names its column in ``vc``)."""
-        n = self.thr.size
-        nodes = np.zeros(n, dtype=_NODE)
-        leaf = self.is_leaf2[0::2]
-        nodes["thr"] = np.where(leaf, self.value, self.thr)
-        nodes["vc"] = np.where(self.tbl_node, self.col, self.view_col)
-        nodes["kind"] = np.where(leaf, _K_LEAF, np.where(self.tbl_node, _K_TABLE, _K_COMPARE))
-        nodes["left"] = self.child[0::2]
-        nodes["right"] = self.child[1::2]
-        nodes["tbl_off"] = self.tbl_off
-        nodes["tbl_len"] = self.tbl_len
-        self.kernel_nodes = nodes
-        self.kernel_tables = self.tables.view(np.uint8)
-        self.kernel_roots = self.flat_roots.astype(np.int32)
-        self.kernel_code_cols = np.unique(self.col[self.tbl_node]).astype(np.int32)
-
-    def _kernel_sums(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        n_tpc, n_groups = self.roots.shape
-        out = np.empty((X.shape[0], n_tpc))
-        _compiled.kernels.tree_sums(
-            X, X.shape[0], self.nf, self.kernel_nodes, self.kernel_tables, self.cat_ub,
-            self.kernel_code_cols, self.kernel_roots, n_tpc, n_groups, out,
-        )  # fmt: skip
-        return out
 
     def _fixed_tables(self) -> None:
         """For the level walkers: every table padded to one width W, read with a level code
@@ -387,17 +409,6 @@ class Forest:
         return self.tables[self.tbl_off[nodes] + slot]
 
     def sums(self, X: np.ndarray) -> np.ndarray:
-        """Per-class tree sums, shape (n_rows, n_tpc)."""
-        n = X.shape[0]
-        n_tpc, n_groups = self.roots.shape
-        if n == 0 or n_groups == 0:
-            return np.zeros((n, n_tpc))
-        if _compiled.kernels is not None:
-            return self._kernel_sums(X)
-        return self.numpy_sums(X)
-
-    def numpy_sums(self, X: np.ndarray) -> np.ndarray:
-        """``sums`` by the NumPy walkers (the fallback, and the cross-check of the compiled one)."""
         n = X.shape[0]
         n_tpc, n_groups = self.roots.shape
         T = self.flat_roots.size
@@ -551,10 +562,10 @@ def load_forest(archive, info, n_tpc: int, n_groups: int) -> Forest:
     nf = info.n_features
     cat_lens = [None if d is None else len(d) for d in info.domains[:nf]]
     b = _Builder(nf, info.mojo_version, cat_lens, info.source)
-    roots = np.full((n_tpc, n_groups), -1, dtype=np.intp)
+    roots = [[-1] * n_groups for _ in range(n_tpc)]
     for i in range(n_tpc):
         for j in range(n_groups):
             name = f"trees/t{i:02d}_{j:03d}.bin"
             if archive.exists(name):
-                roots[i, j] = b.parse(archive.read_bytes(name), name)
-    return Forest(b, roots, n_tpc)
+                roots[i][j] = b.parse(archive.read_bytes(name), name)
+    return Forest(b, roots)

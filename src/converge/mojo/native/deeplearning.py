@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+from array import array
+from functools import cached_property
 
+from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, InvalidInputError, UnsupportedMojoError
-from . import _compiled
+from . import _compiled, _scalar
 from ._base import NativeScorer
-from .gbm import finish_classification
+from .gbm import finish_classification, finish_classification_row
+
+np = numpy_when_used(__name__)
 
 _ACTS = ("Rectifier", "RectifierWithDropout", "Tanh", "TanhWithDropout", "ExpRectifier",
          "ExpRectifierWithDropout")
@@ -27,10 +31,10 @@ def cat_hot_index(raw, cats, cat_offsets, use_all) -> np.ndarray:
     return np.where(nan, hi - 1, h)
 
 
-def one_hot_cats(raw, cats, cat_offsets, use_all, dtype=np.float64) -> np.ndarray:
-    """The one-hot block of ``setInput`` as a dense matrix."""
+def one_hot_cats(raw, cats, cat_offsets, use_all, dtype=None) -> np.ndarray:
+    """The one-hot block of ``setInput`` as a dense matrix (float64 unless ``dtype`` says)."""
     n = raw.shape[0]
-    out = np.zeros((n, int(cat_offsets[cats])), dtype=dtype)
+    out = np.zeros((n, int(cat_offsets[cats])), dtype=dtype or np.float64)
     hot = cat_hot_index(raw, cats, cat_offsets, use_all)
     rows = np.arange(n)
     for i in range(cats):
@@ -121,26 +125,54 @@ class DeepLearningScorer(NativeScorer):
             raise UnsupportedMojoError("modified_huber DeepLearning (genmodel returns constants)", info.source)
         self.nums = int(info.require("nums"))
         self.cats = int(info.require("cats"))
-        self.cat_offsets = np.asarray(g("cat_offsets", []), dtype=np.int64)
-        self.norm_mul = np.asarray(g("norm_mul", []), dtype=np.float64)
-        self.norm_sub = np.asarray(g("norm_sub", []), dtype=np.float64)
+        self.offsets_list = [int(v) for v in g("cat_offsets", [])]
+        self.mul_list = [float(v) for v in g("norm_mul", [])]
+        self.sub_list = [float(v) for v in g("norm_sub", [])]
         self.resp_mul = g("norm_resp_mul")
         self.resp_sub = g("norm_resp_sub")
         self.use_all = bool(info.require("use_all_factor_levels"))
         units = [int(u) for u in info.require("neural_network_sizes")]
         drop = list(g("hidden_dropout_ratios", []))
-        self.layers = []
+        # per layer: weights rounded to float32 as genmodel stores them and transposed (one
+        # input's weights contiguous, as the compiled layer reads them), biases, dropout ratio
+        self.layer_data: list[tuple[array, array, float]] = []
         for layer in range(len(units) - 1):
-            W = np.asarray(info.require(f"weight_layer{layer}"), dtype=np.float64).astype(np.float32)
-            b = np.asarray(info.require(f"bias_layer{layer}"), dtype=np.float64)
-            if W.size != units[layer] * units[layer + 1] or b.size != units[layer + 1]:
+            n_in, n_out = units[layer], units[layer + 1]
+            w = array("f", info.require(f"weight_layer{layer}"))
+            b = array("d", info.require(f"bias_layer{layer}"))
+            if len(w) != n_in * n_out or len(b) != n_out:
                 raise CorruptMojoError(f"layer {layer} weights do not match neural_network_sizes", info.source)
             ratio = float(drop[layer]) if layer < len(drop) else 0.0
-            self.layers.append((W.astype(np.float64).reshape(units[layer + 1], units[layer]), b, ratio))
-        # the compiled layer reads one input's weights at a time: keep them contiguous
-        self.weights_t = [np.ascontiguousarray(W.T) for W, _b, _r in self.layers]
-        if len(self.cat_offsets) != self.cats + 1 or units[0] != self.cat_offsets[-1] + self.nums:
+            wt = array("d", [w[o * n_in + c] for c in range(n_in) for o in range(n_out)])
+            self.layer_data.append((wt, b, ratio))
+        if len(self.offsets_list) != self.cats + 1 or units[0] != self.offsets_list[-1] + self.nums:
             raise CorruptMojoError("DeepLearning input layer does not match cats/nums", info.source)
+
+    @cached_property
+    def cat_offsets(self) -> np.ndarray:
+        return np.asarray(self.offsets_list, dtype=np.int64)
+
+    @cached_property
+    def norm_mul(self) -> np.ndarray:
+        return np.asarray(self.mul_list, dtype=np.float64)
+
+    @cached_property
+    def norm_sub(self) -> np.ndarray:
+        return np.asarray(self.sub_list, dtype=np.float64)
+
+    @cached_property
+    def layers(self) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """(W of shape (out, in), b, dropout ratio) per layer, for the NumPy layers."""
+        out = []
+        for wt, b, ratio in self.layer_data:
+            b_arr = np.frombuffer(b, dtype=np.float64)
+            WT = np.frombuffer(wt, dtype=np.float64).reshape(-1, b_arr.size)
+            out.append((np.ascontiguousarray(WT.T), b_arr, ratio))
+        return out
+
+    @property
+    def weights_t(self) -> list[array]:
+        return [wt for wt, _b, _r in self.layer_data]
 
     def _hidden(self, z, ratio):
         a = self.act
@@ -211,3 +243,72 @@ class DeepLearningScorer(NativeScorer):
         if np.isnan(v).any():
             raise InvalidInputError("DeepLearning predicted NaN", self.info.source)
         return v.reshape(n, 1)
+
+    # -- one row, in plain Python and the compiled layer ------------------------------------------
+    def rows_without_numpy(self) -> bool:
+        return _compiled.kernels is not None
+
+    def _hidden_row(self, z: list[float], ratio: float) -> list[float]:
+        a = self.act
+        if a.startswith("Rectifier"):
+            out = [0.5 * (v + abs(v)) for v in z]
+        elif a.startswith("Tanh"):
+            out = [1.0 - 2.0 / (1.0 + _scalar.exp(2.0 * v)) for v in z]
+        else:
+            out = [v if v >= 0 else _scalar.exp(_scalar.minimum(v, 0.0)) - 1 for v in z]
+        if a.endswith("WithDropout") and ratio > 0:
+            out = [v * (1.0 - ratio) for v in out]
+        return out
+
+    def _hot_row(self, row: list[float]) -> list[int]:
+        """``cat_hot_index`` for one row."""
+        hot = []
+        offsets = self.offsets_list
+        for i in range(self.cats):
+            v, lo, hi = row[i], offsets[i], offsets[i + 1]
+            if v != v:
+                hot.append(hi - 1)
+                continue
+            c = int(min(max(v, -(2.0**31)), 2.0**31 - 1))
+            h = c + lo if self.use_all else (c - 1 + lo if c != 0 else -1)
+            hot.append(hi - 1 if h >= hi else h)
+        return hot
+
+    def score_row(self, row, offset):
+        self._check_row_offset(offset)
+        cats = self.cats
+        nums = row[cats : cats + self.nums]
+        if self.mul_list:
+            nums = [(v - s) * m for v, s, m in zip(nums, self.sub_list, self.mul_list)]
+        x = [0.0 if v != v else v for v in nums]
+        hot = array("q", self._hot_row(row))
+        width = self.offsets_list[-1]
+        last = len(self.layer_data) - 1
+        for li, (wt, b, ratio) in enumerate(self.layer_data):
+            n_out = len(b)
+            z = array("d", bytes(8 * n_out))
+            _compiled.kernels.layer(hot, 1, len(hot), array("d", x), len(x), width, wt,
+                                    len(wt) // max(n_out, 1), b, n_out, z)
+            x = self._hidden_row(z.tolist(), ratio) if li < last else z.tolist()
+            hot, width = array("q"), 0  # the next layer's inputs are all numeric
+        if self.n_classes > 1:
+            m = x[0]
+            for v in x[1:]:  # temp < input ? input : temp
+                m = v if m < v else m
+            e = [_scalar.exp(v - m) for v in x]
+            s = _scalar.sum_in_order(e)
+            P = [_scalar.div(v, s) for v in e]
+            if any(p != p for p in P):
+                raise InvalidInputError("DeepLearning predicted a NaN class probability", self.info.source)
+            return finish_classification_row(self, P, row)
+        v = x[0]
+        if self.resp_mul is not None:
+            v = _scalar.div(v, self.resp_mul[0]) + self.resp_sub[0]
+        f = self.family
+        if f in ("bernoulli", "quasibinomial", "modified_huber", "ordinal"):
+            v = 1 / (1 + _scalar.minimum(1e19, _scalar.exp(-v)))
+        elif f in ("multinomial", "poisson", "gamma", "tweedie"):
+            v = _scalar.minimum(1e19, _scalar.exp(v))
+        if v != v:
+            raise InvalidInputError("DeepLearning predicted NaN", self.info.source)
+        return [v]

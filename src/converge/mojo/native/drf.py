@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
+from .._numpy import numpy_when_used
+from . import _scalar
+from .gbm import TreeScorer, finish_classification, finish_classification_row
 
-from .gbm import TreeScorer, finish_classification
+np = numpy_when_used(__name__)
 
 
 class DrfScorer(TreeScorer):
@@ -31,3 +33,19 @@ class DrfScorer(TreeScorer):
             pos = s > 0
             P[pos] /= s[pos, None]
         return finish_classification(self, P, raw)
+
+    def score_row(self, row, offset):
+        self._check_row_offset(offset)
+        S = self.forest.row_sums(row)
+        K = self.n_classes
+        if K == 1:
+            return [_scalar.div(S[0], self.n_groups)]
+        if K == 2 and not self.double_trees:
+            p0 = _scalar.div(S[0], self.n_groups)
+            P = [p0, 1.0 - p0]
+        else:
+            P = S[:K]
+            s = _scalar.sum_in_order(P)
+            if s > 0:
+                P = [v / s for v in P]
+        return finish_classification_row(self, P, row)

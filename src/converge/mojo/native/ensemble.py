@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .._ini import read_info
+from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, UnsupportedMojoError
+from . import _scalar
 from ._base import NativeScorer
+
+np = numpy_when_used(__name__)
 
 
 def _logit_transform(bp: np.ndarray) -> np.ndarray:
@@ -15,6 +17,12 @@ def _logit_transform(bp: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         v = np.maximum(-19.0, np.log(x))
     return np.where(x == 0, -19.0, v)
+
+
+def _logit_row(bp: float) -> float:
+    p = _scalar.minimum(1 - 1e-9, _scalar.maximum(bp, 1e-9))
+    x = p / (1 - p)
+    return -19.0 if x == 0 else _scalar.maximum(-19.0, _scalar.log(x))
 
 
 class StackedEnsembleScorer(NativeScorer):
@@ -41,7 +49,7 @@ class StackedEnsembleScorer(NativeScorer):
         self.logit = transform == "Logit"
         self.n_base = int(g("base_models_num", 0))
         self.meta = load(str(info.require("metalearner")))
-        self.bases: list[tuple[int, NativeScorer, np.ndarray]] = []
+        self.bases: list[tuple[int, NativeScorer, list[int]]] = []
         names = info.columns
         nf = self.n_features
         for i in range(self.n_base):
@@ -57,7 +65,7 @@ class StackedEnsembleScorer(NativeScorer):
                 if j >= nf:
                     raise UnsupportedMojoError(f"base model {key!r} reads non-feature {f!r}", info.source)
                 mapping.append(j)
-            self.bases.append((i, scorer, np.asarray(mapping, dtype=np.intp)))
+            self.bases.append((i, scorer, mapping))
         K = self.n_classes
         width = self.n_base * K if K > 2 else self.n_base
         if self.meta.n_features != width:
@@ -81,3 +89,20 @@ class StackedEnsembleScorer(NativeScorer):
         if self.logit and K >= 2:
             bp = _logit_transform(bp)
         return self.meta.score(bp, None)
+
+    def rows_without_numpy(self) -> bool:
+        return self.meta.rows_without_numpy() and all(s.rows_without_numpy() for _i, s, _m in self.bases)
+
+    def score_row(self, row, offset):
+        self._check_row_offset(offset)
+        K = self.n_classes
+        bp = [0.0] * (self.n_base * K if K > 2 else self.n_base)
+        for i, scorer, mapping in self.bases:
+            preds = scorer.score_row([row[j] for j in mapping], None)
+            if K > 2:
+                bp[i * K : (i + 1) * K] = preds[1 : K + 1]
+            else:
+                bp[i] = preds[2 if K == 2 else 0]
+        if self.logit and K >= 2:
+            bp = [_logit_row(v) for v in bp]
+        return self.meta.score_row(bp, None)

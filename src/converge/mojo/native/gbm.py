@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from .._numpy import numpy_when_used
 from ..errors import UnsupportedMojoError
-from . import _labels
+from . import _compiled, _labels, _scalar
 from ._base import NativeScorer
 from ._trees import load_forest
+
+np = numpy_when_used(__name__)
 
 _LOGIT_DISTS = ("bernoulli", "quasibinomial", "modified_huber", "fractionalbinomial", "ordinal")
 _LOG_DISTS = ("multinomial", "poisson", "gamma", "tweedie")
@@ -37,6 +38,26 @@ def gbm_link_inv(link: str, f: np.ndarray) -> np.ndarray:
     return f
 
 
+def _exp_row(x: float) -> float:
+    return min(1e19, _scalar.exp(min(x, 50.0))) if x == x else x
+
+
+def gbm_link_inv_row(link: str, f: float) -> float:
+    """``gbm_link_inv`` for one value."""
+    if link == "log":
+        return _exp_row(f)
+    if link in ("logit", "ologit"):
+        return 1.0 / (1.0 + _exp_row(-f))
+    if link == "ologlog":
+        return 1.0 - _exp_row(-1.0 * _exp_row(f))
+    if link == "oprobit":
+        return 0.0
+    if link == "inverse":
+        xx = _scalar.minimum(-1e-5, f) if f < 0 else _scalar.maximum(-1e-5, f)
+        return _scalar.div(1.0, xx)
+    return f  # identity, and links genmodel leaves as they are
+
+
 class TreeScorer(NativeScorer):
     """Shared reading of tree MOJO keys (GBM, DRF/XRT)."""
 
@@ -58,6 +79,9 @@ class TreeScorer(NativeScorer):
             tpc = 1 if K == 1 or (K == 2 and not double) else K
         self.tpc = int(tpc)
         self.forest = load_forest(archive, info, self.tpc, self.n_groups)
+
+    def rows_without_numpy(self) -> bool:
+        return _compiled.kernels is not None
 
 
 class GbmScorer(TreeScorer):
@@ -105,6 +129,26 @@ class GbmScorer(TreeScorer):
             return gbm_link_inv(self.link, S[:, 0] + self.init_f + off).reshape(n, 1)
         return finish_classification(self, P, raw)
 
+    def score_row(self, row, offset):
+        S = self.forest.row_sums(row)
+        off = 0.0 if offset is None else offset
+        if self.family in ("bernoulli", "quasibinomial", "modified_huber"):
+            p1 = gbm_link_inv_row(self.link, S[0] + self.init_f + off)
+            return finish_classification_row(self, [1.0 - p1, p1], row)
+        if self.family == "multinomial":
+            if self.n_classes == 2:
+                s = S[0] + (self.init_f + off)
+                P = [s, -s]
+            else:
+                P = S
+            m = P[0]
+            for v in P:  # np.max: NaN wins
+                m = _scalar.maximum(m, v)
+            e = [_scalar.exp(v - m) for v in P]
+            s = _scalar.sum_in_order(e)
+            return finish_classification_row(self, [_scalar.div(v, s) for v in e], row)
+        return [gbm_link_inv_row(self.link, S[0] + self.init_f + off)]
+
 
 def finish_classification(scorer: NativeScorer, P: np.ndarray, raw: np.ndarray) -> np.ndarray:
     """Balance-class correction, then labels; returns ``[label, p...]`` rows."""
@@ -119,3 +163,12 @@ def finish_classification(scorer: NativeScorer, P: np.ndarray, raw: np.ndarray) 
     else:
         out[:, 0] = _labels.multinomial_labels(P, scorer.prior, raw)
     return out
+
+
+def finish_classification_row(scorer: NativeScorer, P: list[float], row: list[float]) -> list[float]:
+    """``finish_classification`` for one row."""
+    if scorer.balance:
+        P = _labels.correct_row(P, scorer.prior, scorer.info.get("model_class_distrib"))
+    if len(P) == 2:
+        return [1.0 if P[1] >= scorer.threshold else 0.0, *P]
+    return [float(_labels.multinomial_label_row(P, scorer.prior, row)), *P]

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+from functools import cached_property
 
+from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, InvalidInputError, UnsupportedMojoError
+from . import _scalar
 from ._base import NativeScorer
 
+np = numpy_when_used(__name__)
+
 _BINOMIAL = ("binomial", "fractionalbinomial", "quasibinomial")
+
+
+def _is_level(v: float) -> bool:
+    """A whole, finite number (a level code can be nothing else)."""
+    return v - v == 0 and v == int(v)
 
 
 class GlmScorer(NativeScorer):
@@ -23,28 +32,45 @@ class GlmScorer(NativeScorer):
         self.use_all = bool(g("use_all_factor_levels", False))
         self.cats = int(g("cats", -1))
         self.nums = int(g("nums", -1))
-        self.cat_offsets = np.asarray(g("cat_offsets", []), dtype=np.int64)
-        self.cat_modes = np.asarray(g("cat_modes", []), dtype=np.float64)
-        self.num_means = np.asarray(g("num_means", []), dtype=np.float64)
+        # plain lists: the one-row path reads them; the batch path reads their arrays below
+        self.offsets_list = [int(v) for v in g("cat_offsets", [])]
+        self.modes_list = [float(v) for v in g("cat_modes", [])]
+        self.means_list = [float(v) for v in g("num_means", [])]
         self.mean_imputation = bool(g("mean_imputation", False))
-        self.beta = np.asarray(info.require("beta"), dtype=np.float64)
+        self.beta_list = [float(v) for v in info.require("beta")]
         self.link = str(g("link", ""))
         self.tweedie_power = float(g("tweedie_link_power", 0.0))
-        if self.cats < 0 or self.nums < 0 or len(self.cat_offsets) != self.cats + 1:
+        if self.cats < 0 or self.nums < 0 or len(self.offsets_list) != self.cats + 1:
             raise CorruptMojoError("GLM cats/nums/cat_offsets are inconsistent", info.source)
         if self.cats + self.nums != self.n_features:
             raise CorruptMojoError("GLM cats + nums != n_features", info.source)
         self.multinomial = self.family == "multinomial"
         K = self.n_classes if self.multinomial else 1
-        if self.beta.size % K:
+        if len(self.beta_list) % K:
             raise CorruptMojoError("GLM beta length is not a multiple of n_classes", info.source)
-        self.P = self.beta.size // K
-        self.noff = int(self.cat_offsets[-1]) - self.cats
+        self.P = len(self.beta_list) // K
+        self.noff = self.offsets_list[-1] - self.cats
         if self.P - 1 - self.noff - self.cats != self.nums:
             raise CorruptMojoError("GLM beta length does not match the features", info.source)
         if not self.multinomial and self.link not in ("identity", "logit", "log", "inverse", "tweedie", "ologit"):
             raise UnsupportedMojoError(f"GLM link {self.link!r}", info.source)
         self.binomial = self.family in _BINOMIAL
+
+    @cached_property
+    def beta(self) -> np.ndarray:
+        return np.asarray(self.beta_list, dtype=np.float64)
+
+    @cached_property
+    def cat_offsets(self) -> np.ndarray:
+        return np.asarray(self.offsets_list, dtype=np.int64)
+
+    @cached_property
+    def cat_modes(self) -> np.ndarray:
+        return np.asarray(self.modes_list, dtype=np.float64)
+
+    @cached_property
+    def num_means(self) -> np.ndarray:
+        return np.asarray(self.means_list, dtype=np.float64)
 
     def _impute(self, raw):
         if self.mean_imputation:
@@ -146,4 +172,98 @@ class GlmScorer(NativeScorer):
 
     def _check_offset(self, offset):
         if offset is not None and np.any(offset != 0):
-            raise UnsupportedMojoError("multinomial GLM does not take an offset", self.info.source)
+            self._refuse_offset()
+
+    def _check_row_offset(self, offset):
+        if offset is not None and offset != 0:
+            self._refuse_offset()
+
+    def _refuse_offset(self):
+        raise UnsupportedMojoError("multinomial GLM does not take an offset", self.info.source)
+
+    # -- one row, in plain Python: the same operations in the same order ---------------------------
+    def rows_without_numpy(self) -> bool:
+        return True
+
+    def _bad_category(self, col: int):
+        raise InvalidInputError(
+            f"GLM cannot score a missing/invalid categorical value in column "
+            f"{self.info.columns[col]!r} (trained without mean imputation)",
+            self.info.source,
+        )
+
+    def _eta_row(self, row: list[float], beta: list[float]) -> float:
+        cats, offsets = self.cats, self.offsets_list
+        terms = []
+        for i in range(cats):
+            v = row[i]
+            if self.use_all:
+                if not _is_level(v):
+                    self._bad_category(i)
+                idx = int(v) + offsets[i]
+                terms.append(beta[idx] if idx < offsets[i + 1] else 0.0)
+            elif v != 0:
+                if not _is_level(v):
+                    self._bad_category(i)
+                idx = int(v) - 1 + offsets[i]
+                terms.append(beta[idx] if offsets[i] <= idx < offsets[i + 1] else 0.0)
+            else:
+                terms.append(0.0)
+        first = self.noff + cats
+        terms += [b * x for b, x in zip(beta[first : first + self.nums], row[cats:])]
+        terms.append(beta[-1])
+        eta = terms[0]
+        for t in terms[1:]:  # cumsum's order: categorical terms, numeric terms, intercept
+            eta += t
+        return eta
+
+    def _link_inv_row(self, eta: float) -> float:
+        link = self.link
+        if link == "identity":
+            return eta
+        if link in ("logit", "ologit"):
+            return 1.0 / (_scalar.exp(-eta) + 1.0)
+        if link == "log":
+            return _scalar.exp(eta)
+        if link == "inverse":
+            xx = _scalar.minimum(-1e-5, eta) if eta < 0 else _scalar.maximum(1e-5, eta)
+            return 1.0 / xx
+        if self.tweedie_power == 0:  # tweedie
+            return _scalar.maximum(2e-16, _scalar.exp(eta))
+        return _scalar.power(eta, 1.0 / self.tweedie_power)
+
+    def score_row(self, row, offset):
+        if self.mean_imputation:
+            cats = self.cats
+            row = list(row)
+            for i, fill in zip(range(cats), self.modes_list):
+                if row[i] != row[i]:
+                    row[i] = fill
+            for i, fill in zip(range(cats, cats + self.nums), self.means_list):
+                if row[i] != row[i]:
+                    row[i] = fill
+        if not self.multinomial:
+            eta = self._eta_row(row, self.beta_list)
+            if offset is not None:
+                eta = eta + offset
+            mu = self._link_inv_row(eta)
+            if self.binomial:
+                th = float(self.info.get("default_threshold", 0.5))
+                return [1.0 if mu >= th else 0.0, 1.0 - mu, mu]
+            return [mu]
+        self._check_row_offset(offset)
+        P = self.P
+        E = [self._eta_row(row, self.beta_list[c * P : (c + 1) * P]) for c in range(self.n_classes)]
+        m = 0.0
+        for e in E:  # a running max that starts at 0; NaN never wins
+            if e > m:
+                m = e
+        E = [_scalar.exp(e - m) for e in E]
+        r = _scalar.div(1.0, _scalar.sum_in_order(E))
+        label, max_p, probs = 0, 0.0, []
+        for c, e in enumerate(E):
+            p = e * r
+            probs.append(p)
+            if p > max_p:
+                label, max_p = c, p
+        return [float(label), *probs]
