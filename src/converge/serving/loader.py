@@ -3,7 +3,8 @@
 :class:`ModelLoader` turns a registry entry into a :class:`LoadedModel`: the artifact is fetched
 with the registry's sha256 as the expected digest, parsed off the event loop, and (for a reload)
 re-scored on the validation sample the trainer stored, comparing labels exactly and probabilities
-within ``1e-9``.
+within ``1e-9``. After the first load all three happen in a separate, niced parser process, so a
+reload costs the serving process only the unpickling of the result.
 
 :class:`ReplicaSync` keeps one predict replica on the production version: it loads it at start
 (retrying until the registry and the store answer), follows the reload channel on Redis, and polls
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import math
@@ -45,6 +47,10 @@ class ValidationMismatch(Exception):
     """The artifact does not reproduce the trainer's predictions on the validation sample."""
 
 
+class SampleError(Exception):
+    """The model loads but cannot score its validation sample; the message is the cause's."""
+
+
 async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Await ``fn`` if it is a coroutine function, otherwise run it in a thread (blocking I/O)."""
     if inspect.iscoroutinefunction(fn):
@@ -61,14 +67,63 @@ def _load_mojo(data: bytes, backend: str) -> Any:
     return load_mojo(data, backend=backend)
 
 
-def _parse_pickled(data: bytes, backend: str) -> bytes:
-    """In a parser process: parse the MOJO there and hand back the model as a pickle."""
-    return pickle.dumps(_load_mojo(data, backend), protocol=pickle.HIGHEST_PROTOCOL)
+def _check(model: Any, sample: Any) -> int:
+    """Re-score the validation sample; a failure other than a mismatch becomes a
+    :class:`SampleError` with the same message (it always pickles, whatever the cause was)."""
+    try:
+        if isinstance(sample, str | bytes):
+            sample = orjson.loads(sample)
+        return compare_sample(LoadedModel(name="", version=0, sha256="", model=model), sample)
+    except ValidationMismatch:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as "cannot score the sample"
+        raise SampleError(str(exc)) from exc
 
 
-def _background() -> None:
-    """In the parser process: import the scorer once, before the first reload."""
+def _parse(data: bytes, backend: str, check: bool, sample: Any) -> tuple[Any, int | None]:
+    """Parse the MOJO and, with ``check``, re-score the validation sample on it."""
+    model = _load_mojo(data, backend)
+    return model, (_check(model, sample) if check else None)
+
+
+def _parse_pickled(
+    data: bytes, backend: str, check: bool, sample: Any
+) -> tuple[bytes, int | None]:
+    """In a parser process: parse (and check) there and hand back the model as a pickle. The check
+    scores an unpickled copy: the very object the serving process will hold."""
+    blob = pickle.dumps(_load_mojo(data, backend), protocol=pickle.HIGHEST_PROTOCOL)
+    return blob, (_check(pickle.loads(blob), sample) if check else None)  # noqa: S301 - our own
+
+
+_store: Any = None  # the parser process's own ArtifactStore
+
+
+def _fetch_parse_pickled(
+    uri: str, sha256: str, backend: str, check: bool, sample: Any
+) -> tuple[bytes, int | None] | Exception:
+    """In a parser process: download and verify the artifact there too, so no botocore (pure
+    Python holding the GIL for milliseconds) runs in the serving process during a reload. Store
+    errors raise, for the caller's S3 breaker to judge; a failure after the download is returned,
+    so the breaker sees a good fetch, as it would with the fetch in-process."""
+    data = _store.get(uri, expected_sha256=sha256)
+    try:
+        return _parse_pickled(data, backend, check, sample)
+    except Exception as exc:  # noqa: BLE001 - raised by the caller, past the breaker
+        return exc
+
+
+def _background(store_settings: Any = None) -> None:
+    """In the parser process: import the scorer and create the S3 client (botocore's first client
+    costs a few hundred ms of CPU) once, before the first reload."""
+    global _store
     from converge.mojo import load_mojo  # noqa: F401
+
+    if store_settings is not None:
+        from converge.artifacts import ArtifactStore
+
+        _store = ArtifactStore(store_settings)
+        with contextlib.suppress(Exception):  # the first fetch reports it, as a fetch error
+            _ = _store.client
 
 
 def _ready() -> bool:
@@ -89,41 +144,49 @@ def _start_niced(pool: ProcessPoolExecutor) -> None:
     thread.join()
 
 
-class _Parser:
-    """Parses MOJOs in one separate process, so a reload does not hold the serving process's GIL.
+class _InProcess(Exception):
+    """The parser process cannot do this one (it died, or something does not pickle)."""
 
-    Parsing is tens of milliseconds of pure Python; in a thread of the serving process it starves
-    the event loop (p99 during reloads rose from ~4 ms to 100+ ms). The model comes back pickled and
-    unpickles in about a millisecond. Models that cannot be pickled (the JVM backend) and the very
-    first load (nothing to protect yet, and no process to start) are parsed in a thread as before.
+
+class _Parser:
+    """Fetches and parses MOJOs in one separate process, so a reload does not hold the serving
+    process's GIL.
+
+    Parsing is tens of milliseconds of pure Python and an S3 GET through botocore a few more; in a
+    thread of the serving process they starve the event loop (p99 during reloads rose from ~4 ms
+    to 100+ ms). The model comes back pickled and unpickles in about a millisecond. Models that
+    cannot be pickled (the JVM backend) and the very first load (nothing to protect yet, and no
+    process to start) are handled in a thread as before. ``store_settings``: the process builds
+    its own ``ArtifactStore`` from them and fetches too; without them it is handed the bytes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, store_settings: Any = None) -> None:
         self._pool: ProcessPoolExecutor | None = None
+        self.store_settings = store_settings
 
     def warm(self) -> None:
         """Start the parser process now (after the first load, before any reload), so the first
         reload does not pay for a fresh interpreter importing NumPy next to live traffic."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_background
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_background,
+                initargs=(self.store_settings,),
             )
             _start_niced(self._pool)
 
-    async def parse(self, data: bytes, backend: str, *, first: bool) -> Any:
-        if first or backend == "genmodel":
-            return await asyncio.to_thread(_load_mojo, data, backend)
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the parser process; :class:`_InProcess` where that cannot work."""
         self.warm()
-        pool = self._pool
         try:
-            blob = await asyncio.get_running_loop().run_in_executor(pool, _parse_pickled, data, backend)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except (pickle.PicklingError, TypeError, AttributeError, BrokenProcessPool) as exc:
             log.info("parsing in-process (%s)", type(exc).__name__)
             if isinstance(exc, BrokenProcessPool):  # the process died: a new one next time
                 self.close()
                 self._pool = None
-            return await asyncio.to_thread(_load_mojo, data, backend)
-        return pickle.loads(blob)  # noqa: S301 - our own process's output
+            raise _InProcess from exc
 
     def close(self) -> None:
         if self._pool is not None:
@@ -177,10 +240,14 @@ class ModelLoader:
         s3_breaker: CircuitBreaker,
         backend: str = "auto",
     ) -> None:
+        from converge.artifacts import ArtifactStore
+
         self.artifacts = artifacts
         self.s3_breaker = s3_breaker
         self.backend = backend
-        self._parser = _Parser()
+        # The parser process fetches too where it can build the same store from its settings.
+        remote = artifacts.settings if type(artifacts) is ArtifactStore else None
+        self._parser = _Parser(remote)
         self._loaded_once = False
 
     async def fetch(self, mv: Any) -> bytes:
@@ -193,13 +260,45 @@ class ModelLoader:
 
         ``background``: parse in the parser process even the first time (the reload function:
         the model it checks serves nothing yet, its neighbours' requests come first)."""
-        data = await self.fetch(mv)
+        loaded, _ = await self._load(mv, background=background, check=False)
+        return loaded
+
+    async def load_checked(self, mv: Any) -> tuple[LoadedModel, int]:
+        """The reload function's checks: load as ``load(background=True)`` does and re-score
+        ``mv.validation_sample``, all in the parser process. Raises what ``load`` raises,
+        :class:`ValidationMismatch`, or :class:`SampleError`; returns the model and the rows."""
+        return await self._load(mv, background=True, check=True)
+
+    async def _load(self, mv: Any, *, background: bool, check: bool) -> tuple[LoadedModel, Any]:
+        sample = mv.validation_sample if check else None
         first = not self._loaded_once and not background
-        model = await self._parser.parse(data, self.backend, first=first)
+        parsed = None
+        if not first and self.backend != "genmodel":
+            with contextlib.suppress(_InProcess):
+                parsed = await self._in_parser(mv, check, sample)
+        if parsed is None:  # in a thread of this process
+            data = await self.fetch(mv)
+            model, rows = await asyncio.to_thread(_parse, data, self.backend, check, sample)
+        else:
+            blob, rows = parsed
+            model = pickle.loads(blob)  # noqa: S301 - our own process's output
         if not self._loaded_once:
             self.warm()
         self._loaded_once = True
-        return LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
+        loaded = LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
+        return loaded, rows
+
+    async def _in_parser(self, mv: Any, check: bool, sample: Any) -> tuple[bytes, int | None]:
+        if self._parser.store_settings is None:
+            data = await self.fetch(mv)
+            return await self._parser.run(_parse_pickled, data, self.backend, check, sample)
+        outcome = await self.s3_breaker.call(
+            self._parser.run, _fetch_parse_pickled,
+            mv.artifact_uri, mv.sha256, self.backend, check, sample,
+        )  # fmt: skip
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def warm(self) -> None:
         """Start the parser process ahead of the first reload (the reload function does this at
@@ -210,11 +309,6 @@ class ModelLoader:
     def close(self) -> None:
         """Stop the parser process, if a reload started one."""
         self._parser.close()
-
-    async def validate(self, loaded: LoadedModel, sample: Any) -> int:
-        if isinstance(sample, str | bytes):
-            sample = orjson.loads(sample)
-        return await asyncio.to_thread(compare_sample, loaded, sample)
 
 
 class ReplicaSync:
@@ -287,6 +381,8 @@ class ReplicaSync:
             RELOADS.labels(outcome="load_failed").inc()
             log.error("cannot load %s v%s: %s", name, mv.version, exc)
             return
+        if not self.holder.ready:
+            _freeze_heap()
         previous = self.holder.swap(loaded)
         RELOADS.labels(outcome="swapped").inc()
         log.info(
@@ -377,6 +473,15 @@ class ReplicaSync:
             raise
         except Exception as exc:  # noqa: BLE001 - the poll loop will try again
             log.warning("sync after reload message failed: %s", exc)
+
+
+def _freeze_heap() -> None:
+    """Before the first model goes live (no traffic yet): collect once, then move everything
+    alive (modules, clients, that model) to the collector's permanent generation. Otherwise every
+    full collection walks it all, tens of milliseconds on the event loop, and the allocations of a
+    reload are what tip the collector into one. Frozen objects are still freed by refcounting."""
+    gc.collect()
+    gc.freeze()
 
 
 def _message_name(data: Any) -> str | None:

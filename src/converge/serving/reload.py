@@ -25,7 +25,7 @@ from converge.errors import (
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import LoadedModel
 from converge.serving.http import ServingError
-from converge.serving.loader import ModelLoader, ValidationMismatch
+from converge.serving.loader import ModelLoader, SampleError, ValidationMismatch
 from converge.serving.observability import RELOADS
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,15 @@ class ReloadService:
         if mv is None:
             raise ServingError(404, f"version: model {ref.name!r} has no version {ref.version}")
 
+        # Fetch, sha256, parse and the validation sample all run in the loader's parser process.
         try:
-            loaded = await self.loader.load(mv, background=True)
+            loaded, rows = await self.loader.load_checked(mv)
+        except ValidationMismatch as exc:
+            raise ServingError(422, f"artifact rejected: validation failed: {exc}") from None
+        except SampleError as exc:  # the model loads but cannot score its sample
+            raise ServingError(
+                422, f"artifact rejected: cannot score validation sample ({exc})"
+            ) from None
         except ArtifactIntegrityError as exc:
             raise ServingError(422, f"artifact rejected: sha256 mismatch ({exc})") from None
         except ArtifactNotFound as exc:
@@ -89,15 +96,6 @@ class ReloadService:
             ):
                 raise ServingError(422, f"artifact rejected: not a loadable MOJO ({exc})") from None
             raise
-
-        try:
-            rows = await self.loader.validate(loaded, mv.validation_sample)
-        except ValidationMismatch as exc:
-            raise ServingError(422, f"artifact rejected: validation failed: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - the model loads but cannot score its sample
-            raise ServingError(
-                422, f"artifact rejected: cannot score validation sample ({exc})"
-            ) from None
 
         try:
             await self.db_breaker.call(self.registry.promote, ref.name, ref.version)
