@@ -116,6 +116,8 @@ def _background(store_settings: Any = None) -> None:
     """In the parser process: import the scorer and create the S3 client (botocore's first client
     costs a few hundred ms of CPU) once, before the first reload."""
     global _store
+    import numpy  # noqa: F401 - one row scores without it, a validation sample does not
+
     from converge.mojo import load_mojo  # noqa: F401
 
     if store_settings is not None:
@@ -382,7 +384,7 @@ class ReplicaSync:
             log.error("cannot load %s v%s: %s", name, mv.version, exc)
             return
         if not self.holder.ready:
-            _freeze_heap()
+            _before_first_model()
         previous = self.holder.swap(loaded)
         RELOADS.labels(outcome="swapped").inc()
         log.info(
@@ -475,11 +477,15 @@ class ReplicaSync:
             log.warning("sync after reload message failed: %s", exc)
 
 
-def _freeze_heap() -> None:
-    """Before the first model goes live (no traffic yet): collect once, then move everything
-    alive (modules, clients, that model) to the collector's permanent generation. Otherwise every
-    full collection walks it all, tens of milliseconds on the event loop, and the allocations of a
-    reload are what tip the collector into one. Frozen objects are still freed by refcounting."""
+def _before_first_model() -> None:
+    """Before the first model goes live (no traffic yet): import NumPy, which single rows do not
+    need but merged batches do (its import would otherwise stall the loop ~0.1 s under the first
+    burst); then collect once and move everything alive (modules, clients, that model) to the
+    collector's permanent generation. Otherwise every full collection walks it all, tens of
+    milliseconds on the event loop, and the allocations of a reload are what tip the collector
+    into one. Frozen objects are still freed by refcounting."""
+    import numpy  # noqa: F401
+
     gc.collect()
     gc.freeze()
 
