@@ -1,4 +1,5 @@
-"""Pure-NumPy scorers, one module per algorithm; ``build_scorer`` picks one from ``model.ini``."""
+"""Native scorers, one module per algorithm (NumPy for batches; plain Python and the compiled
+kernels for one row); ``build_scorer`` picks one from ``model.ini``."""
 
 from __future__ import annotations
 
