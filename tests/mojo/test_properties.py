@@ -178,6 +178,8 @@ def test_wrong_value_types_are_refused_by_both_backends(name, corpus_dir, jvm):
         for model in (native, ref):
             with pytest.raises(InvalidInputError, match=col):
                 model.predict_raw([{col: bad}])
+        with pytest.raises(InvalidInputError, match=col):  # one record: the NumPy-free path
+            native.predict_records([{col: bad}])
 
     check()
 
