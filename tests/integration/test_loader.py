@@ -9,6 +9,7 @@ storage faults count against the S3 breaker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -68,6 +69,20 @@ class ServingSideStore(ArtifactStore):
         return super().get(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def loader_with_breaker(store, failure_threshold: int = 1):
+    """A loader with its own S3 breaker (opened by ``failure_threshold`` outages); its parser
+    process is stopped afterwards."""
+    breaker = CircuitBreaker(
+        "s3", failure_threshold=failure_threshold, reset_timeout_s=60, failures=OUTAGES
+    )
+    loader = ModelLoader(store, breaker)
+    try:
+        yield loader, breaker
+    finally:
+        loader.close()
+
+
 async def test_reload_checks_and_replica_loads_fetch_in_the_parser_process(
     stack_settings, binomial
 ):
@@ -77,9 +92,7 @@ async def test_reload_checks_and_replica_loads_fetch_in_the_parser_process(
     served_fetches: list[str] = []
     original_get = store.get
     store.get = lambda uri, **kw: served_fetches.append(uri) or original_get(uri, **kw)
-    breaker = CircuitBreaker("s3", failure_threshold=1, reset_timeout_s=60, failures=OUTAGES)
-    loader = ModelLoader(store, breaker)
-    try:
+    with loader_with_breaker(store) as (loader, breaker):
         # The reload function: everything in the parser process, from the first check on.
         loaded, checked = await loader.load_checked(mv)
         assert checked == len(rows)
@@ -91,25 +104,19 @@ async def test_reload_checks_and_replica_loads_fetch_in_the_parser_process(
         assert again.version == mv.version and again.sha256 == mv.sha256
         assert compare_sample(again, mv.validation_sample) == len(rows)
         assert breaker.state == "closed"
-    finally:
-        loader.close()
 
 
 async def test_a_replicas_first_load_and_other_stores_stay_in_process(stack_settings, binomial):
     mojo, rows, predictions = binomial
     mv = await asyncio.to_thread(upload, stack_settings, mojo, rows, predictions)
     store = ServingSideStore(stack_settings)
-    breaker = CircuitBreaker("s3", failure_threshold=1, reset_timeout_s=60, failures=OUTAGES)
-    loader = ModelLoader(store, breaker)
-    try:
+    with loader_with_breaker(store) as (loader, breaker):
         first = await loader.load(mv)
         loaded, checked = await loader.load_checked(mv)  # bytes handed to the parser process
         assert store.fetched == 2
         assert checked == len(rows)
         assert compare_sample(first, mv.validation_sample) == len(rows)
         assert compare_sample(loaded, mv.validation_sample) == len(rows)
-    finally:
-        loader.close()
 
 
 def in_process(settings, mv) -> BaseException:
@@ -162,29 +169,21 @@ async def test_the_parser_process_refuses_what_the_serving_process_refuses(
     assert type(reference) is expected
 
     # One failure would open this breaker: none of these faults is the store's.
-    breaker = CircuitBreaker("s3", failure_threshold=1, reset_timeout_s=60, failures=OUTAGES)
-    loader = ModelLoader(ArtifactStore(stack_settings), breaker)
-    try:
+    with loader_with_breaker(ArtifactStore(stack_settings)) as (loader, breaker):
         with pytest.raises(expected) as refused:
             await loader.load_checked(mv)
         assert str(refused.value) == str(reference)
         assert breaker.state == "closed"
-    finally:
-        loader.close()
 
 
 async def test_an_unreachable_store_is_an_outage_for_the_breaker(stack_settings, binomial):
     mojo, rows, predictions = binomial
     mv = await asyncio.to_thread(upload, stack_settings, mojo, rows, predictions)
     down = stack_settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
-    breaker = CircuitBreaker("s3", failure_threshold=2, reset_timeout_s=60, failures=OUTAGES)
-    loader = ModelLoader(ArtifactStore(down), breaker)
-    try:
+    with loader_with_breaker(ArtifactStore(down), failure_threshold=2) as (loader, breaker):
         for _ in range(2):
             with pytest.raises(StorageUnavailable):
                 await loader.load_checked(mv)
         assert breaker.state == "open"
         with pytest.raises(CircuitOpenError):
             await loader.load_checked(mv)
-    finally:
-        loader.close()
