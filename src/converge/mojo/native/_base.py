@@ -10,6 +10,25 @@ from ..errors import UnsupportedMojoError
 np = numpy_when_used(__name__)
 
 
+class lazy_array:  # noqa: N801 - used like cached_property
+    """A NumPy copy of a plain-list attribute, made on first use: batches need it, one row does not
+    (``beta = lazy_array("beta_list", "float64")``)."""
+
+    def __init__(self, source: str, dtype: str) -> None:
+        self.source = source
+        self.dtype = dtype
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        value = np.asarray(getattr(obj, self.source), dtype=self.dtype)
+        obj.__dict__[self.name] = value  # later reads find the array without this method
+        return value
+
+
 class NativeScorer:
     """Scores a float64 matrix of raw rows (``n_features`` columns, categoricals as level codes).
 

@@ -8,7 +8,7 @@ from functools import cached_property
 from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, InvalidInputError, UnsupportedMojoError
 from . import _compiled, _scalar
-from ._base import NativeScorer
+from ._base import NativeScorer, lazy_array
 from .gbm import finish_classification, finish_classification_row
 
 np = numpy_when_used(__name__)
@@ -109,6 +109,10 @@ def input_layer(hot: np.ndarray, nums: np.ndarray, cat_width: int, W: np.ndarray
 
 class DeepLearningScorer(NativeScorer):
     max_version = 1.10
+    # the batch path's arrays of the plain lists that __init__ fills
+    cat_offsets = lazy_array("offsets_list", "int64")
+    norm_mul = lazy_array("mul_list", "float64")
+    norm_sub = lazy_array("sub_list", "float64")
 
     def __init__(self, info) -> None:
         super().__init__(info)
@@ -147,18 +151,6 @@ class DeepLearningScorer(NativeScorer):
             self.layer_data.append((wt, b, ratio))
         if len(self.offsets_list) != self.cats + 1 or units[0] != self.offsets_list[-1] + self.nums:
             raise CorruptMojoError("DeepLearning input layer does not match cats/nums", info.source)
-
-    @cached_property
-    def cat_offsets(self) -> np.ndarray:
-        return np.asarray(self.offsets_list, dtype=np.int64)
-
-    @cached_property
-    def norm_mul(self) -> np.ndarray:
-        return np.asarray(self.mul_list, dtype=np.float64)
-
-    @cached_property
-    def norm_sub(self) -> np.ndarray:
-        return np.asarray(self.sub_list, dtype=np.float64)
 
     @cached_property
     def layers(self) -> list[tuple[np.ndarray, np.ndarray, float]]:

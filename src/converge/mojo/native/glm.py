@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, InvalidInputError, UnsupportedMojoError
 from . import _scalar
-from ._base import NativeScorer
+from ._base import NativeScorer, lazy_array
 
 np = numpy_when_used(__name__)
 
@@ -22,6 +20,11 @@ def _is_level(v: float) -> bool:
 class GlmScorer(NativeScorer):
     max_version = 1.0
     supports_offset = True
+    # the batch path's arrays of the plain lists that __init__ fills
+    beta = lazy_array("beta_list", "float64")
+    cat_offsets = lazy_array("offsets_list", "int64")
+    cat_modes = lazy_array("modes_list", "float64")
+    num_means = lazy_array("means_list", "float64")
 
     def __init__(self, info) -> None:
         super().__init__(info)
@@ -55,22 +58,6 @@ class GlmScorer(NativeScorer):
         if not self.multinomial and self.link not in ("identity", "logit", "log", "inverse", "tweedie", "ologit"):
             raise UnsupportedMojoError(f"GLM link {self.link!r}", info.source)
         self.binomial = self.family in _BINOMIAL
-
-    @cached_property
-    def beta(self) -> np.ndarray:
-        return np.asarray(self.beta_list, dtype=np.float64)
-
-    @cached_property
-    def cat_offsets(self) -> np.ndarray:
-        return np.asarray(self.offsets_list, dtype=np.int64)
-
-    @cached_property
-    def cat_modes(self) -> np.ndarray:
-        return np.asarray(self.modes_list, dtype=np.float64)
-
-    @cached_property
-    def num_means(self) -> np.ndarray:
-        return np.asarray(self.means_list, dtype=np.float64)
 
     def _impute(self, raw):
         if self.mean_imputation:
