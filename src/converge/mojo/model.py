@@ -171,26 +171,30 @@ class Model:
         return pd.DataFrame(cols, index=index)
 
     def _labels(self, P: np.ndarray) -> list[str]:
-        classes = self.classes or []
-        idx, n = P[:, 0], len(classes)
+        idx = P[:, 0]
         if len(idx) <= _FEW_ROWS:  # plain Python beats NumPy's per-call cost on a few rows
-            values = idx.tolist()
-            bad = [v for v in values if not 0 <= v < n]  # NaN fails both
-            labels = None if bad else [classes[int(v)] for v in values]
-        else:
-            bad = idx[~((idx >= 0) & (idx < n))][:1].tolist()
-            labels = None if bad else np.asarray(classes, dtype=object)[idx.astype(np.intp)].tolist()
+            return self._labels_of(idx.tolist())
+        classes = self.classes or []
+        bad = idx[~((idx >= 0) & (idx < len(classes)))][:1].tolist()  # NaN fails both
         if bad:
-            raise MojoError(f"model returned an invalid class index {bad[0]!r}", self._info.source)
-        return labels
+            self._invalid_class_index(bad[0])
+        return np.asarray(classes, dtype=object)[idx.astype(np.intp)].tolist()
+
+    def _labels_of(self, values: list[float]) -> list[str]:
+        """Class labels for class indices given as Python floats."""
+        classes = self.classes or []
+        for v in values:
+            if not 0 <= v < len(classes):  # NaN fails both
+                self._invalid_class_index(v)
+        return [classes[int(v)] for v in values]
+
+    def _invalid_class_index(self, v: float):
+        raise MojoError(f"model returned an invalid class index {v!r}", self._info.source)
 
     def _row_record(self, row: list[float]) -> dict:
         if self.classes is None:
             return {"predict": row[0]}
-        v = row[0]
-        if not 0 <= v < len(self.classes):  # NaN fails too
-            raise MojoError(f"model returned an invalid class index {v!r}", self._info.source)
-        out = {"predict": self.classes[int(v)]}
+        out = {"predict": self._labels_of(row[:1])[0]}
         out.update(zip(self.output_names[1:], row[1:]))
         return out
 

@@ -187,12 +187,12 @@ class _Parser:
             log.info("parsing in-process (%s)", type(exc).__name__)
             if isinstance(exc, BrokenProcessPool):  # the process died: a new one next time
                 self.close()
-                self._pool = None
             raise _InProcess from exc
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None  # a later warm() starts a new process
 
 
 def _same_label(a: Any, b: Any) -> bool:
@@ -290,8 +290,13 @@ class ModelLoader:
         loaded = LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
         return loaded, rows
 
+    @property
+    def fetches_in_parser(self) -> bool:
+        """Whether the parser process fetches artifacts itself (after the first load)."""
+        return self.backend != "genmodel" and self._parser.store_settings is not None
+
     async def _in_parser(self, mv: Any, check: bool, sample: Any) -> tuple[bytes, int | None]:
-        if self._parser.store_settings is None:
+        if not self.fetches_in_parser:
             data = await self.fetch(mv)
             return await self._parser.run(_parse_pickled, data, self.backend, check, sample)
         outcome = await self.s3_breaker.call(

@@ -204,10 +204,12 @@ class Runtime:
             sync = await self.replica_sync()
             sync.start()
         elif role == "reload":
-            # Before the first reload, not during it: the parser process and the S3 client
-            # (botocore reads its service models, a few hundred ms of CPU) start now.
+            # Before the first reload, not during it: the parser process (which builds its own S3
+            # client: botocore reads its service models, a few hundred ms of CPU) starts now, and
+            # this process's client only where this process fetches.
             self.loader.warm()
-            await asyncio.to_thread(lambda: self.artifacts.client)
+            if not self.loader.fetches_in_parser:
+                await asyncio.to_thread(lambda: self.artifacts.client)
 
     @property
     def ready(self) -> bool:

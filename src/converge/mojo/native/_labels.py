@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from .._numpy import numpy_when_used
+from ._scalar import sum_in_order
 
 np = numpy_when_used(__name__)
 
@@ -91,9 +92,7 @@ def correct_row(p: list[float], prior, model_dist) -> list[float]:
     """``correct_probabilities`` for one row."""
     p = [v * (prior[c] / model_dist[c]) if prior[c] != 0 and model_dist[c] != 0 else v
          for c, v in enumerate(p)]
-    s = 0.0
-    for v in p:
-        s += v
+    s = sum_in_order(p)
     return [v / s for v in p] if s > 0 else p
 
 

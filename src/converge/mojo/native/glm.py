@@ -19,7 +19,6 @@ def _is_level(v: float) -> bool:
 
 class GlmScorer(NativeScorer):
     max_version = 1.0
-    supports_offset = True
     # the batch path's arrays of the plain lists that __init__ fills
     beta = lazy_array("beta_list", "float64")
     cat_offsets = lazy_array("offsets_list", "int64")
@@ -48,6 +47,7 @@ class GlmScorer(NativeScorer):
         if self.cats + self.nums != self.n_features:
             raise CorruptMojoError("GLM cats + nums != n_features", info.source)
         self.multinomial = self.family == "multinomial"
+        self.supports_offset = not self.multinomial
         K = self.n_classes if self.multinomial else 1
         if len(self.beta_list) % K:
             raise CorruptMojoError("GLM beta length is not a multiple of n_classes", info.source)
@@ -82,12 +82,7 @@ class GlmScorer(NativeScorer):
                     bad = nz & (np.isnan(v) | (v != np.trunc(v)))
                     code = v - 1
             if bad.any():
-                col = int(np.flatnonzero(bad.any(axis=0))[0])
-                raise InvalidInputError(
-                    f"GLM cannot score a missing/invalid categorical value in column "
-                    f"{self.info.columns[col]!r} (trained without mean imputation)",
-                    self.info.source,
-                )
+                self._bad_category(int(np.flatnonzero(bad.any(axis=0))[0]))
             idx = np.where(np.isnan(code), -1, code).astype(np.int64) + lo
             ok = (idx < hi) if self.use_all else (idx >= lo) & (idx < hi) & nz
             terms[:, :cats][ok] = beta[idx[ok]]
@@ -126,9 +121,8 @@ class GlmScorer(NativeScorer):
                 eta = eta + offset
             mu = self._link_inv(eta)
             if self.binomial:
-                th = float(self.info.get("default_threshold", 0.5))
                 out = np.empty((n, 3))
-                out[:, 0] = mu >= th
+                out[:, 0] = mu >= self.threshold
                 out[:, 1] = 1.0 - mu
                 out[:, 2] = mu
                 return out
@@ -156,14 +150,6 @@ class GlmScorer(NativeScorer):
             max_p = np.where(better, p, max_p)
             out[better, 0] = c
         return out
-
-    def _check_offset(self, offset):
-        if offset is not None and np.any(offset != 0):
-            self._refuse_offset()
-
-    def _check_row_offset(self, offset):
-        if offset is not None and offset != 0:
-            self._refuse_offset()
 
     def _refuse_offset(self):
         raise UnsupportedMojoError("multinomial GLM does not take an offset", self.info.source)
@@ -235,8 +221,7 @@ class GlmScorer(NativeScorer):
                 eta = eta + offset
             mu = self._link_inv_row(eta)
             if self.binomial:
-                th = float(self.info.get("default_threshold", 0.5))
-                return [1.0 if mu >= th else 0.0, 1.0 - mu, mu]
+                return [1.0 if mu >= self.threshold else 0.0, 1.0 - mu, mu]
             return [mu]
         self._check_row_offset(offset)
         P = self.P
