@@ -31,18 +31,6 @@ def cat_hot_index(raw, cats, cat_offsets, use_all) -> np.ndarray:
     return np.where(nan, hi - 1, h)
 
 
-def one_hot_cats(raw, cats, cat_offsets, use_all, dtype=None) -> np.ndarray:
-    """The one-hot block of ``setInput`` as a dense matrix (float64 unless ``dtype`` says)."""
-    n = raw.shape[0]
-    out = np.zeros((n, int(cat_offsets[cats])), dtype=dtype or np.float64)
-    hot = cat_hot_index(raw, cats, cat_offsets, use_all)
-    rows = np.arange(n)
-    for i in range(cats):
-        ok = hot[:, i] >= 0
-        out[rows[ok], hot[ok, i]] = 1
-    return out
-
-
 def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``NeuralNetwork.formNNInputs``: eight interleaved partial sums over blocks of 8 columns."""
     n, cols = x.shape
@@ -154,17 +142,14 @@ class DeepLearningScorer(NativeScorer):
 
     @cached_property
     def layers(self) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        """(W of shape (out, in), b, dropout ratio) per layer, for the NumPy layers."""
+        """(W of shape (out, in), b, dropout ratio) per layer, for the NumPy layers (only built
+        without the compiled kernels)."""
         out = []
         for wt, b, ratio in self.layer_data:
             b_arr = np.frombuffer(b, dtype=np.float64)
             WT = np.frombuffer(wt, dtype=np.float64).reshape(-1, b_arr.size)
             out.append((np.ascontiguousarray(WT.T), b_arr, ratio))
         return out
-
-    @property
-    def weights_t(self) -> list[array]:
-        return [wt for wt, _b, _r in self.layer_data]
 
     def _hidden(self, z, ratio):
         a = self.act
@@ -196,20 +181,22 @@ class DeepLearningScorer(NativeScorer):
         x = None
         kernels = _compiled.kernels
         width = int(self.cat_offsets[-1])
-        for li, (W, b, ratio) in enumerate(self.layers):
-            if kernels is not None:
+        last = len(self.layer_data) - 1
+        for li, (wt, b, ratio) in enumerate(self.layer_data):
+            if kernels is not None:  # reads the transposed weights as they are stored
                 if li > 0:  # a hidden layer: every input numeric, none one-hot
                     hot, nums, width = np.empty((n, 0), dtype=np.int64), x, 0
                 hot = np.ascontiguousarray(hot, dtype=np.int64)
                 nums = np.ascontiguousarray(nums, dtype=np.float64)
-                z = np.empty((n, W.shape[0]))
+                n_out = len(b)
+                z = np.empty((n, n_out))
                 kernels.layer(hot, n, hot.shape[1], nums, nums.shape[1], width,
-                              self.weights_t[li], W.shape[1], b, W.shape[0], z)
+                              wt, len(wt) // max(n_out, 1), b, n_out, z)
             elif li == 0:
-                z = input_layer(hot, nums, width, W, b)
+                z = input_layer(hot, nums, width, *self.layers[li][:2])
             else:
-                z = dense(x, W, b)
-            x = self._hidden(z, ratio) if li < len(self.layers) - 1 else z
+                z = dense(x, *self.layers[li][:2])
+            x = self._hidden(z, ratio) if li < last else z
         if self.n_classes > 1:
             m = x[:, :1].copy()
             for k in range(1, x.shape[1]):  # temp < input ? input : temp
