@@ -70,10 +70,7 @@ class RespClient:
         try:
             async with asyncio.timeout(self.timeout_s):
                 writer = self._writer if self._writer is not None else await self._connect()
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._waiting.append(future)
-                writer.write(_encode(args))
-                reply = await future
+                reply = await self._send(writer, args)
         except TimeoutError:
             if writer is not None:  # a hung server: later replies could not be matched any more
                 self._drop(writer, TimeoutError(f"redis {self.host}:{self.port}: no reply in time"))
@@ -87,6 +84,13 @@ class RespClient:
 
     async def eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
         return await self.execute(b"EVAL", script, len(keys), *keys, *args)
+
+    def _send(self, writer: asyncio.StreamWriter, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Write one command; the returned future gets its reply (replies come in order)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        writer.write(_encode(args))
+        return future
 
     async def _connect(self) -> asyncio.StreamWriter:
         if self._connecting is None:
@@ -111,13 +115,11 @@ class RespClient:
             if self.db:
                 setup.append((b"SELECT", self.db))
             for command in setup:
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._waiting.append(future)
-                writer.write(_encode(command))
-                reply = await future
+                reply = await self._send(writer, command)
                 if isinstance(reply, hiredis.ReplyError):
-                    self._drop(writer, ConnectionError(f"redis {command[0].decode()}: {reply}"))
-                    raise ConnectionError(f"redis {command[0].decode()}: {reply}")
+                    error = ConnectionError(f"redis {command[0].decode()}: {reply}")
+                    self._drop(writer, error)
+                    raise error
             return writer
 
     async def _read_replies(
