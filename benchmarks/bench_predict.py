@@ -282,7 +282,7 @@ def start_predict(settings: Settings, workdir: Path, mode: str) -> FunctionProce
         ROOT / "functions" / "main.py",
         settings.model_copy(update={"scoring_mode": scoring}),
         free_port(),
-        workdir / f"predict-{scoring}-{server or 'ff'}.log",
+        workdir / f"predict-{scoring}-{server or 'plain'}.log",
         wrapper="functions-framework" if server == "ff" else None,
     )
     fn.start()
