@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 import orjson
 
+from converge.event_signing import signed_headers
+
 Send = Callable[[int], Awaitable[tuple[int, Any]]]
 
 
@@ -255,6 +257,7 @@ class RawPredict:
 class Delivery:
     event_id: str
     entity_ids: list[str]
+    headers: dict[str, str] | None = None
     status: int = -1
     written: int | None = None
     attempts: int = 0
@@ -263,14 +266,17 @@ class Delivery:
 class EventStream:
     """``features.ingest`` CloudEvents of ``per_event`` vectors each, every entity id unique."""
 
-    def __init__(self, client: httpx.AsyncClient, per_event: int = 5, prefix: str | None = None):
+    def __init__(
+        self, client: httpx.AsyncClient, key: str, per_event: int = 5, prefix: str | None = None
+    ):
         self.client = client
+        self.key = key  # the ingest token: events are signed with it
         self.per_event = per_event
         self.prefix = prefix or f"rel-{uuid.uuid4().hex[:10]}"
         self.events: dict[int, Delivery] = {}
         self.written_total = 0
 
-    def _payload(self, i: int) -> tuple[Delivery, bytes]:
+    def _payload(self, i: int) -> tuple[Delivery, dict[str, Any]]:
         d = self.events.get(i)
         if d is None:
             ids = [f"{self.prefix}-{i}-{j}" for j in range(self.per_event)]
@@ -283,20 +289,17 @@ class EventStream:
             }
             for j, e in enumerate(d.entity_ids)
         ]
-        return d, orjson.dumps({"vectors": vectors})
+        return d, {"vectors": vectors}
 
     async def send(self, i: int) -> tuple[int, Any]:
-        d, body = self._payload(i)
+        d, data = self._payload(i)
         d.attempts += 1
-        headers = {
-            "ce-specversion": "1.0",
-            "ce-type": "features.ingest",
-            "ce-source": "reliability/stream",
-            "ce-id": d.event_id,  # a redelivery carries the same id, as Knative's does
-            "content-type": "application/json",
-        }
+        if d.headers is None:  # a redelivery carries the same id, time and signature
+            d.headers = signed_headers(
+                self.key, "features.ingest", "reliability/stream", data, d.event_id
+            )
         try:
-            r = await self.client.post("/", content=body, headers=headers)
+            r = await self.client.post("/events", content=orjson.dumps(data), headers=d.headers)
         except httpx.HTTPError:
             d.status = 0
             raise

@@ -72,6 +72,7 @@ SECTION = "## Reload under load"
 BEGIN = "<!-- bench_reliability: generated, do not edit by hand -->"
 END = "<!-- /bench_reliability -->"
 TOKEN = "bench-admin-token"
+INGEST_TOKEN = "bench-ingest-token"
 SOURCE = ROOT / "functions" / "main.py"
 FAULTS = ("redis", "pgbouncer", "postgres", "s3", "predict")
 
@@ -107,6 +108,7 @@ class Stack:
             default_model=f"bench-rel-{uuid.uuid4().hex[:6]}",
             registry_poll_s=2.0,
             admin_token=SecretStr(TOKEN),
+            ingest_token=SecretStr(INGEST_TOKEN),
         )
 
     def _up(self, service):
@@ -172,7 +174,7 @@ async def run_faults(
                 stop, up = services[fault]
                 result = await fault_run(
                     fault, stop, up,
-                    predict=RawPredict(predict.port, bodies), ingest=EventStream(ic, per_event=10),
+                    predict=RawPredict(predict.port, bodies), ingest=EventStream(ic, INGEST_TOKEN, per_event=10),
                     direct_dsn=stack.pg.dsn, predict_rate=args.predict_rate,
                     ingest_rate=args.ingest_rate, warm_s=2.0, down_s=args.down, clean_s=2.0,
                     max_s=90.0,

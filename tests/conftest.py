@@ -12,10 +12,12 @@ when a Docker engine answers; the fixtures and their API are the same either way
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from converge.settings import Settings, get_settings
 from converge.stack.backend import choose_backend, service_classes
@@ -129,9 +131,11 @@ def stack_settings(
     """Settings pointed at the test services; the same ``CONVERGE_*`` variables are exported for
     subprocesses and ``get_settings()`` for the session. ``h2o_url`` answers only once a test has
     requested ``h2o_server``."""
+    keys = {"publish_key": secrets.token_urlsafe(24), "ingest_token": secrets.token_urlsafe(24)}
     env = {
         "CONVERGE_STATE_DIR": str(stack_dir),
         "CONVERGE_STACK_BACKEND": _BACKEND,
+        **{f"CONVERGE_{name.upper()}": value for name, value in keys.items()},
         **postgres.env(),
         **pgbouncer.env(),
         **redis_server.env(),
@@ -156,6 +160,7 @@ def stack_settings(
             s3_region=s3_server.region,
             h2o_url=_h2o.url,
             h2o_heap=_h2o.heap,
+            **{name: SecretStr(value) for name, value in keys.items()},
         )
     finally:
         patch.undo()

@@ -149,11 +149,16 @@ class ModelPublished(_Strict):
 
 
 class ReloadResult(BaseModel):
+    """``promoted``; ``current`` (a redelivery for the production version: nothing to do);
+    ``stale`` (older than what was production: acknowledged, not promoted)."""
+
     name: str
     version: int
-    sha256: str
-    stage: Stage
-    validated_rows: int
+    sha256: str | None = None
+    stage: Stage | None = None
+    validated_rows: int = 0
+    outcome: Literal["promoted", "current", "stale"] = "promoted"
+    production_version: int | None = None
 
 
 class ErrorBody(BaseModel):

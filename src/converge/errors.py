@@ -65,6 +65,14 @@ class NoRollbackTarget(Conflict):
     """Rollback asked for, but no version was production before the current one."""
 
 
+class StaleVersion(Conflict):
+    """A promotion that would move production backwards (or undo a rollback); nothing changed."""
+
+    def __init__(self, message: str, production: int | None) -> None:
+        super().__init__(message)
+        self.production = production
+
+
 # -- integrity --------------------------------------------------------------------------------
 class IntegrityFailure(ConvergeError):
     """Data failed a checksum or a consistency check."""
@@ -87,6 +95,7 @@ __all__ = [
     "ModelNotFound",
     "NoRollbackTarget",
     "NotFound",
+    "StaleVersion",
     "StorageUnavailable",
     "Unavailable",
 ]

@@ -1,7 +1,8 @@
 """Send feature vectors to the ingest function as ``features.ingest`` CloudEvents (binary mode).
 
 Used by ``converge ingest FILE`` and the demo: batches are posted the way a producer behind Knative
-Eventing would, and a 5xx is retried like a redelivery (ingest is idempotent).
+Eventing would, signed with the ingest token, and a 5xx is retried like a redelivery of the same
+event (same id: ingest is idempotent).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import orjson
 
 from converge.contracts import EVENT_FEATURES_INGEST, FeatureVector
 from converge.errors import ConvergeError
+from converge.event_signing import signed_headers
 
 
 class IngestRejected(ConvergeError):
@@ -28,20 +30,22 @@ def batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 def send_ingest_events(
-    base_url: str, vectors: Sequence[FeatureVector], batch_rows: int, progress: Callable[[int], None]
+    base_url: str,
+    vectors: Sequence[FeatureVector],
+    batch_rows: int,
+    progress: Callable[[int], None],
+    key: str,
 ) -> int:
-    """POST each batch as a binary-mode ``features.ingest`` CloudEvent; returns rows written."""
+    """POST each batch as a signed binary-mode ``features.ingest`` CloudEvent; returns rows
+    written."""
     written = 0
     with httpx.Client(base_url=base_url, timeout=120) as client:
         for batch in batches(vectors, batch_rows):
-            body = orjson.dumps({"vectors": [v.model_dump(mode="json") for v in batch]})
-            headers = {
-                "ce-specversion": "1.0",
-                "ce-type": EVENT_FEATURES_INGEST,
-                "ce-source": "converge/demo",
-                "ce-id": secrets.token_hex(8),
-                "content-type": "application/json",
-            }
+            data = {"vectors": [v.model_dump(mode="json") for v in batch]}
+            body = orjson.dumps(data)
+            headers = signed_headers(
+                key, EVENT_FEATURES_INGEST, "converge/cli", data, secrets.token_hex(16)
+            )
             for attempt in range(5):  # a 5xx asks for redelivery, as Knative Eventing would
                 response = client.post("/events", content=body, headers=headers)
                 if response.status_code < 500:

@@ -3,6 +3,11 @@
 "One production version per model" is enforced by the database (a partial unique index), not by
 this code; promote and rollback also lock the model's row so concurrent callers queue up instead
 of failing on that index.
+
+Promotion is monotone, checked under that lock: an explicit promotion never goes below the
+production version, and a promotion announced by a ``model.published`` event only goes above every
+version that was ever production, so a late redelivery can undo neither a newer promotion nor a
+rollback. Going back is :meth:`Registry.rollback`, and nothing else.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from converge.contracts import ModelName, Stage
 from converge.db import translate_errors
-from converge.errors import InvalidInput, ModelNotFound, NoRollbackTarget
+from converge.errors import InvalidInput, ModelNotFound, NoRollbackTarget, StaleVersion
 
 __all__ = ["ModelVersion", "Registry"]
 
@@ -164,9 +169,17 @@ class Registry:
             )
         return None if record is None else _row(record)
 
-    async def promote(self, name: str, version: int) -> ModelVersion:
+    async def check_promotion(self, name: str, version: int, *, event: bool = False) -> None:
+        """Raise StaleVersion now if promoting ``version`` would go backwards (a cheap early answer;
+        :meth:`promote` checks again under the model's lock)."""
+        async with translate_errors("model lookup"):
+            async with self._pool.acquire() as conn:
+                await self._check_forward(conn, name, int(version), event)
+
+    async def promote(self, name: str, version: int, *, event: bool = False) -> ModelVersion:
         """Make ``version`` production; the previous production version becomes archived, in the
-        same transaction. Promoting the current production version is a no-op."""
+        same transaction. Promoting the current production version is a no-op; going backwards
+        raises StaleVersion (``event``: see the module docstring)."""
         async with translate_errors("model promote"):
             async with self._pool.acquire() as conn:
                 async with conn.transaction():
@@ -179,6 +192,7 @@ class Registry:
                     )
                     if target is None:
                         raise ModelNotFound(f"model {name!r} has no version {version}")
+                    await self._check_forward(conn, name, int(version), event)
                     if target["stage"] != "production":
                         # Archive first: the unique index is checked row by row.
                         await conn.execute(
@@ -276,6 +290,32 @@ class Registry:
     async def lineage(self, name: str, version: int) -> dict[str, Any]:
         """The lineage the trainer recorded (data cut-off, split plan, H2O version, ...)."""
         return dict((await self.get(name, version)).lineage)
+
+    @staticmethod
+    async def _check_forward(
+        conn: asyncpg.Connection, name: str, version: int, event: bool
+    ) -> None:
+        row = await conn.fetchrow(
+            "SELECT max(version) FILTER (WHERE stage = 'production') AS production, "
+            "max(version) FILTER (WHERE promoted_at IS NOT NULL) AS highest "
+            "FROM model_versions WHERE name = $1",
+            name,
+        )
+        production, highest = row["production"], row["highest"]
+        if version == production:
+            return
+        if production is not None and version < production:
+            raise StaleVersion(
+                f"model {name!r}: version {version} is older than production version "
+                f"{production}; going back is a rollback (POST /admin/models/{name}/rollback)",
+                production,
+            )
+        if event and highest is not None and version <= highest:
+            raise StaleVersion(
+                f"model {name!r}: version {version} was production before (highest so far "
+                f"{highest}); an event does not bring it back, a rollback or promote does",
+                production,
+            )
 
     @staticmethod
     async def _lock_model(conn: asyncpg.Connection, name: str) -> None:

@@ -68,7 +68,15 @@ class Settings(BaseSettings):
     # inline (measured default: small requests scored on the loop, merged), batch, or offload;
     # see BENCHMARKS.md, "Predict function".
     scoring_mode: Literal["inline", "batch", "offload"] = "inline"
+    # Credentials, each only where it is checked or used; empty refuses (never opens) the path.
+    # Admin API (promote, rollback, reload-model) bearer token: reload function only.
     admin_token: SecretStr = SecretStr("")
+    # Key that signs and checks `model.published` events: training and the reload function.
+    publish_key: SecretStr = SecretStr("")
+    # Bearer for HTTP ingest and key that signs `features.ingest` events: producers and ingest.
+    ingest_token: SecretStr = SecretStr("")
+    # A signed event whose `time` is further than this from now is refused (replay window).
+    event_max_age_s: float = 900.0
     registry_poll_s: float = 10.0
     max_body_bytes: int = 1_048_576
     max_batch_rows: int = 10_000

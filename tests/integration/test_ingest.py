@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from converge.db import create_pool
+from converge.event_signing import signed_envelope, signed_headers
 from converge.serving.online import online_key
 from converge.serving.testing import FunctionProcess, migrate, wait_until
 from converge.stack.procs import free_port
@@ -43,8 +44,10 @@ async def server(stack_settings, pool, tmp_path_factory):
 
 
 @pytest.fixture
-async def client(server):
-    async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as client:
+async def client(server, stack_settings):
+    token = stack_settings.ingest_token.get_secret_value()
+    headers = {"authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30.0, headers=headers) as client:
         yield client
 
 
@@ -80,34 +83,22 @@ async def test_one_vector_a_batch_and_a_redelivery(client, pool):
     assert await rows_for(pool, batch[0]["entity_id"].rsplit("-", 1)[0]) == 25
 
 
-async def test_cloudevents_binary_and_structured(client):
+async def test_cloudevents_binary_and_structured(client, stack_settings):
+    key = stack_settings.ingest_token.get_secret_value()
     prefix = "ce-" + uuid.uuid4().hex[:6]
     batch = vectors(3, prefix)
+    data = {"vectors": batch}
     binary = await client.post(
-        "/",
-        content=orjson.dumps({"vectors": batch}),
-        headers={
-            "content-type": "application/json",
-            "ce-specversion": "1.0",
-            "ce-type": "features.ingest",
-            "ce-source": "tests",
-            "ce-id": "b1",
-        },
+        "/events",
+        content=orjson.dumps(data),
+        headers=signed_headers(key, "features.ingest", "tests", data, f"{prefix}-b1"),
     )
     assert binary.status_code == 200, binary.text
     assert binary.json()["written"] == 3
+    envelope = signed_envelope(key, "features.ingest", "tests", batch[0], f"{prefix}-s1")
     structured = await client.post(
-        "/",
-        content=orjson.dumps(
-            {
-                "specversion": "1.0",
-                "type": "features.ingest",
-                "source": "tests",
-                "id": "b1",
-                "datacontenttype": "application/json",
-                "data": batch[0],
-            }
-        ),
+        "/events",
+        content=orjson.dumps(envelope),
         headers={"content-type": "application/cloudevents+json"},
     )
     assert structured.status_code == 200, structured.text
@@ -168,7 +159,7 @@ async def test_invalid_input_names_the_field(client, body, status, loc):
 
 async def test_wrong_event_type_is_a_400(client):
     r = await client.post(
-        "/",
+        "/events",
         json=vectors(1)[0],
         headers={
             "ce-specversion": "1.0",

@@ -10,7 +10,7 @@ import pytest
 
 from converge import migrations
 from converge.db import create_pool
-from converge.errors import InvalidInput, ModelNotFound, NoRollbackTarget
+from converge.errors import InvalidInput, ModelNotFound, NoRollbackTarget, StaleVersion
 from converge.registry import Registry
 from converge.settings import Settings
 
@@ -127,18 +127,42 @@ async def test_promote_archives_the_previous_production(
         await registry.promote(n["ghost"], 1)
 
 
-async def test_concurrent_promotes_leave_exactly_one_production(
+async def test_concurrent_promotes_leave_exactly_one_production_and_never_go_back(
     registry: Registry, n: dict[str, str], pool
 ) -> None:
-    await register(registry, n["churn"], 6)
+    await register(registry, n["churn"], 9)
+    highest = 0
     for round_ in range(5):
+        wanted = (1 + round_ % 6, 6 - round_ % 6, 3 + round_)
         results = await asyncio.gather(
-            *(registry.promote(n["churn"], v) for v in (1 + round_ % 6, 6 - round_ % 6, 3)),
-            return_exceptions=True,
+            *(registry.promote(n["churn"], v) for v in wanted), return_exceptions=True
         )
-        assert not [r for r in results if isinstance(r, BaseException)]
+        assert all(isinstance(r, StaleVersion) for r in results if isinstance(r, BaseException))
         (prod,) = await production_rows(pool, n["churn"])
-        assert prod in {r.version for r in results}
+        assert prod == max(highest, *wanted), (round_, wanted, results)
+        highest = prod
+
+
+async def test_an_event_never_brings_back_a_version_that_was_production(
+    registry: Registry, n: dict[str, str], pool
+) -> None:
+    name = n["churn"]
+    await register(registry, name, 3)
+    await registry.promote(name, 2, event=True)
+    for late in (1, 2):  # older, or a redelivery of the current one (a no-op)
+        if late == 1:
+            with pytest.raises(StaleVersion) as stale:
+                await registry.promote(name, late, event=True)
+            assert stale.value.production == 2
+        else:
+            await registry.promote(name, late, event=True)
+    await registry.promote(name, 3, event=True)
+    assert (await registry.rollback(name)).version == 2
+    with pytest.raises(StaleVersion):  # the rolled-back v3's late event does not undo the rollback
+        await registry.promote(name, 3, event=True)
+    assert await production_rows(pool, name) == [2]
+    await registry.promote(name, 3)  # an explicit promotion may go forward again
+    assert await production_rows(pool, name) == [3]
 
 
 async def test_the_database_refuses_a_second_production(

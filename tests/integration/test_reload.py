@@ -18,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from converge.artifacts import ArtifactStore, model_key
+from converge.event_signing import signed_envelope, signed_headers
 from converge.registry import Registry
 from converge.serving.testing import (
     FunctionProcess,
@@ -93,15 +94,15 @@ async def clients(servers):
         yield reload_client, predict_client
 
 
-def published(name: str, version: int, event_id: str | None = None) -> dict:
-    return {
-        "specversion": "1.0",
-        "type": "model.published",
-        "source": "tests/training",
-        "id": event_id or uuid.uuid4().hex,
-        "datacontenttype": "application/json",
-        "data": {"name": name, "version": version},
-    }
+def published(settings, name: str, version: int, event_id: str | None = None) -> dict:
+    """A structured-mode ``model.published`` signed with the publish key, as training sends it."""
+    return signed_envelope(
+        settings.publish_key.get_secret_value(),
+        "model.published",
+        "tests/training",
+        {"name": name, "version": version},
+        event_id or uuid.uuid4().hex,
+    )
 
 
 async def served_version(predict_client, features) -> int:
@@ -146,8 +147,8 @@ async def test_scenario_b_zero_downtime_reloads(clients, settings, pool, models)
             mojo, rows = models[kind]
             mv = await register_model(settings, pool, name, mojo, rows)
             r = await reload_client.post(
-                "/",
-                json=published(name, mv.version),
+                "/events",
+                json=published(settings, name, mv.version),
                 headers={"content-type": "application/cloudevents+json"},
             )
             assert r.status_code == 200, r.text
@@ -217,26 +218,15 @@ async def test_bad_artifact_is_rejected_and_old_version_keeps_serving(
 
 async def test_binary_cloudevent_for_an_unknown_version_is_a_404(clients, settings):
     reload_client, _ = clients
+    key = settings.publish_key.get_secret_value()
+    data = {"name": settings.default_model, "version": 999}
     r = await reload_client.post(
-        "/",
-        json={"name": settings.default_model, "version": 999},
-        headers={
-            "ce-specversion": "1.0",
-            "ce-type": "model.published",
-            "ce-source": "tests",
-            "ce-id": "x1",
-        },
+        "/events", json=data, headers=signed_headers(key, "model.published", "tests", data, "x1")
     )
     assert r.status_code == 404, r.text
+    data = {"name": settings.default_model, "version": 1}
     wrong_type = await reload_client.post(
-        "/",
-        json={"name": settings.default_model, "version": 1},
-        headers={
-            "ce-specversion": "1.0",
-            "ce-type": "features.ingest",
-            "ce-source": "t",
-            "ce-id": "2",
-        },
+        "/events", json=data, headers=signed_headers(key, "features.ingest", "t", data, "2")
     )
     assert wrong_type.status_code == 400
 

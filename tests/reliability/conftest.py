@@ -22,17 +22,19 @@ for _path in (Path(__file__).resolve().parents[2] / "benchmarks", Path(__file__)
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from reliability_support import CORPUS, SOURCE, TOKEN
+from reliability_support import CORPUS, INGEST_TOKEN, PUBLISH_KEY, SOURCE, TOKEN
 
 
 @pytest.fixture(scope="module")
 def settings(stack_settings: Settings) -> Settings:
-    """A model name of this module's own, a short registry poll, an admin token."""
+    """A model name of this module's own, a short registry poll, the three credentials."""
     return stack_settings.model_copy(
         update={
             "default_model": f"rel-{uuid.uuid4().hex[:8]}",
             "registry_poll_s": 2.0,
             "admin_token": SecretStr(TOKEN),
+            "publish_key": SecretStr(PUBLISH_KEY),
+            "ingest_token": SecretStr(INGEST_TOKEN),
         }
     )
 

@@ -12,6 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 CORPUS = corpus_dir(REPO)
 SOURCE = REPO / "functions" / "main.py"
 TOKEN = "reliability-admin-token"
+PUBLISH_KEY = "reliability-publish-key"
+INGEST_TOKEN = "reliability-ingest-token"
+INGEST_AUTH = {"authorization": f"Bearer {INGEST_TOKEN}"}
 
 
 async def wait_ready(url: str, timeout: float = 60.0) -> None:

@@ -19,7 +19,7 @@ import time
 import httpx
 import pytest
 from _load import CLIENT_LIMITS, EventStream, fault_run, httpx_predict, predict_bodies
-from reliability_support import TOKEN, log_problems, wait_ready
+from reliability_support import INGEST_TOKEN, TOKEN, log_problems, wait_ready
 
 from converge.registry import Registry
 from converge.serving.testing import register_model
@@ -82,7 +82,7 @@ async def test_fault_under_load_loses_no_prediction_and_no_event(
     predict_client, ingest_client, _ = clients
     _, rows = corpus["binomial"]
     bodies = predict_bodies(rows, "PSA", 4000)
-    stream = EventStream(ingest_client)
+    stream = EventStream(ingest_client, INGEST_TOKEN)
     stop, start = _service(request, fault, functions)
 
     result = await fault_run(

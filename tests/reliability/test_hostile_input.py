@@ -20,9 +20,10 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from reliability_support import TOKEN, log_problems, wait_ready
+from reliability_support import INGEST_AUTH, PUBLISH_KEY, TOKEN, log_problems, wait_ready
 
 from converge.artifacts import ArtifactStore, InvalidKey, model_key, sha256_hex
+from converge.event_signing import signed_headers
 from converge.mojo import CorruptMojoError, load_mojo
 from converge.registry import Registry
 from converge.serving.testing import register_model
@@ -79,10 +80,10 @@ def _declared_oversize(port: int, path: str, extra: dict[str, str], declared: in
 
 ENDPOINTS = [
     ("predict", "/predict", {}),
-    ("predict", "/", {**CE, "ce-type": "anything"}),
-    ("ingest", "/ingest", {}),
-    ("ingest", "/", {**CE, "ce-type": "features.ingest"}),
-    ("reload", "/", {**CE, "ce-type": "model.published"}),
+    ("predict", "/events", {**CE, "ce-type": "anything"}),
+    ("ingest", "/ingest", INGEST_AUTH),
+    ("ingest", "/events", {**CE, "ce-type": "features.ingest"}),
+    ("reload", "/events", {**CE, "ce-type": "model.published"}),
     ("reload", "/admin/reload-model", AUTH),
 ]
 
@@ -131,7 +132,7 @@ async def test_sql_injection_in_features_is_stored_verbatim_and_tables_survive(
         for i, text in enumerate(INJECTIONS)
     ]
     before = await registry_state(pool, settings.default_model)
-    r = await http["ingest"].post("/ingest", json={"vectors": vectors})
+    r = await http["ingest"].post("/ingest", json={"vectors": vectors}, headers=INGEST_AUTH)
     assert r.status_code == 200, r.text
     assert r.json() == {"received": len(vectors), "written": len(vectors)}
 
@@ -189,11 +190,11 @@ async def test_json_bombs_are_a_4xx(http, bomb, target):
             b'"features"', b'"entity_id": "b", "event_time": "2025-01-01T00:00:00Z", "features"', 1
         )
         r = await http["ingest"].post(
-            "/ingest", content=body, headers={"content-type": "application/json"}
+            "/ingest", content=body, headers={"content-type": "application/json", **INGEST_AUTH}
         )
     elif target == "reload-event":
         r = await http["reload"].post(
-            "/", content=body,
+            "/events", content=body,
             headers={**CE, "ce-type": "model.published", "content-type": "application/json"},
         )  # fmt: skip
     else:
@@ -233,9 +234,9 @@ async def test_traversal_in_model_names_is_a_4xx(http, name):
         "/admin/reload-model", json={"name": name, "version": 1}, headers=AUTH
     )
     assert r.status_code == 422, r.text
-    r = await http["reload"].post(
-        "/", json={"name": name, "version": 1}, headers={**CE, "ce-type": "model.published"}
-    )
+    data = {"name": name, "version": 1}
+    signed = signed_headers(PUBLISH_KEY, "model.published", "tests/hostile", data, "h-2")
+    r = await http["reload"].post("/events", json=data, headers=signed)
     assert r.status_code == 422, r.text
     quoted = name.replace("/", "%2F").replace("\\", "%5C")
     r = await http["reload"].get(f"/admin/models/{quoted}/versions", headers=AUTH)

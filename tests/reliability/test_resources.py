@@ -17,7 +17,7 @@ import httpx
 import orjson
 import psutil
 import pytest
-from reliability_support import TOKEN, wait_ready
+from reliability_support import INGEST_AUTH, TOKEN, wait_ready
 
 from converge.serving.testing import FunctionProcess, register_model, wait_until
 
@@ -122,7 +122,7 @@ async def test_postgres_connections_stay_within_the_pgbouncer_pool_under_load(
                     for j in range(100)
                 ]  # fmt: skip
                 r = await http.post("/ingest", content=orjson.dumps({"vectors": vectors}),
-                                    headers={"content-type": "application/json"})  # fmt: skip
+                                    headers={"content-type": "application/json", **INGEST_AUTH})  # fmt: skip
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
                 n += 1
 

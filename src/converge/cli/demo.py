@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 
 import typer
@@ -36,6 +35,7 @@ def demo(
     from converge.ingest_client import send_ingest_events
     from converge.mojo import MojoError
     from converge.settings import Settings
+    from converge.stack.credentials import CREDENTIALS
 
     console = Console(stderr=as_json)
     options = steps.DemoOptions(data=data, model=model, splits=splits, port=port)
@@ -47,15 +47,16 @@ def demo(
     else:
         options.exclude = tuple(exclude) if exclude else (NUMERIC_TARGET,)
     options.target = target or BINARY_TARGET
-    result = steps.DemoResult(admin_token=os.environ.get("CONVERGE_ADMIN_TOKEN") or secrets.token_urlsafe(24))
+    result = steps.DemoResult()
     gateway = None
     try:
         console.rule("[bold]1. local stack")
-        env = steps.start_stack(console.print)
+        env = steps.start_stack(console.print)  # with the stack's generated credentials
+        env = {**env, **{k: os.environ[k] for k in CREDENTIALS if os.environ.get(k)}}
         os.environ.update(env)
         settings = Settings()
+        result.admin_token = env["CONVERGE_ADMIN_TOKEN"]
         env.update(
-            CONVERGE_ADMIN_TOKEN=result.admin_token,
             CONVERGE_DEFAULT_MODEL=options.model,
             CONVERGE_BROKER_URL=f"http://127.0.0.1:{port}/events",
             CONVERGE_REGISTRY_POLL_S="2",
@@ -79,7 +80,11 @@ def demo(
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("ingest", total=len(vectors))
             result.rows_stored = send_ingest_events(
-                gateway.url, vectors, options.batch_rows, lambda n: progress.advance(task, n)
+                gateway.url,
+                vectors,
+                options.batch_rows,
+                lambda n: progress.advance(task, n),
+                env["CONVERGE_INGEST_TOKEN"],
             )
         console.print(f"  {result.rows_sent} rows sent, {result.rows_stored} new or changed rows stored")
 

@@ -26,7 +26,12 @@ def ingest(
 
     from converge.datasets import DataFileError, read_table
     from converge.ingest_client import IngestRejected, send_ingest_events
+    from converge.settings import get_settings
 
+    key = get_settings().ingest_token.get_secret_value()
+    if not key:
+        typer.echo("error: CONVERGE_INGEST_TOKEN is not set (`converge up` writes one to stack.env)", err=True)
+        raise typer.Exit(2)
     try:
         vectors = list(read_table(file, time_column=time_column, entity_column=entity_column))
     except DataFileError as exc:
@@ -40,7 +45,9 @@ def ingest(
     try:
         with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), disable=as_json) as progress:
             task = progress.add_task("ingest", total=len(vectors))
-            written = send_ingest_events(url.rstrip("/"), vectors, batch, lambda n: progress.advance(task, n))
+            written = send_ingest_events(
+                url.rstrip("/"), vectors, batch, lambda n: progress.advance(task, n), key
+            )
     except httpx.HTTPError as exc:
         typer.echo(f"error: cannot reach ingest at {url} ({exc}); is `converge serve` running?", err=True)
         raise typer.Exit(1) from None

@@ -8,7 +8,6 @@ a reload, so the API cannot put an unchecked artifact into production.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 import orjson
@@ -19,7 +18,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from converge.contracts import MAX_VERSION, ErrorBody, ModelName, ModelPublished, ReloadResult
 from converge.errors import ModelNotFound, NoRollbackTarget, NotFound
-from converge.serving.http import BodyLimit, JSONResponse, ServingError, error_response
+from converge.serving.http import (
+    BodyLimit,
+    JSONResponse,
+    ServingError,
+    error_response,
+    require_bearer,
+)
 from converge.serving.runtime import Runtime
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -35,17 +40,7 @@ class Promote(BaseModel):
 def _bearer_guard(runtime: Runtime) -> Any:
     def require_token(request: Request) -> None:
         expected = runtime.settings.admin_token.get_secret_value()
-        if not expected:
-            raise ServingError(403, "admin API disabled: no admin token is configured")
-        header = request.headers.get("authorization")
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if header is None:
-            raise _Auth(401, "missing Authorization: Bearer <token>", challenge)
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
-            raise _Auth(401, "malformed Authorization header: expected 'Bearer <token>'", challenge)
-        if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-            raise ServingError(403, "invalid admin token")
+        require_bearer(request.headers, expected, "the admin token (CONVERGE_ADMIN_TOKEN)")
 
     return require_token
 
@@ -67,12 +62,6 @@ class _TokenFirst:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-class _Auth(ServingError):
-    def __init__(self, status: int, message: str, headers: dict[str, str]) -> None:
-        super().__init__(status, message)
-        self.headers = headers
 
 
 def _unavailable(exc: BaseException) -> bool:

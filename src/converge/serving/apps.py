@@ -1,5 +1,11 @@
 """One small ASGI app per function: its routes, CloudEvents, probes and metrics.
 
+CloudEvents are accepted on one route only, ``POST /events``; a request elsewhere is routed by its
+method and path whatever ``ce-*`` headers it carries, so an event cannot slip past a route's own
+authentication. Every write is authenticated: ``model.published`` and ``features.ingest`` events
+by their signature (:mod:`converge.event_signing`), ``POST /ingest`` by the ingest token, the
+admin API by the admin token.
+
 The hot path stays lean on purpose (a dict lookup for the route, no middleware stack): predict
 answers in well under a millisecond of framework time. Every response carries ``x-request-id``;
 every error is an ErrorBody; an unexpected fault is logged and answered 500 without a trace.
@@ -22,13 +28,14 @@ from converge.contracts import (
     ModelPublished,
     PredictRequest,
 )
-from converge.serving.events import is_cloudevent, parse_event
+from converge.serving.events import Event, authenticate, parse_event
 from converge.serving.http import (
     JSONResponse,
     ServingError,
     error_response,
     parse_json,
     read_body,
+    require_bearer,
     validation_error,
 )
 from converge.serving.ingest import parse_batch
@@ -48,6 +55,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+EVENT_ROUTE = ("POST", "/events")
+
+
 class FunctionApp:
     """Routes by (method, path); unknown paths fall through to ``fallback`` or a 404."""
 
@@ -58,13 +68,11 @@ class FunctionApp:
         routes: dict[tuple[str, str], Handler],
         *,
         fallback: Any = None,
-        event_handler: Handler | None = None,
     ) -> None:
         self.role = role
         self.runtime = runtime
         self.routes = routes
         self.fallback = fallback
-        self.event_handler = event_handler
         self.limit = runtime.settings.max_body_bytes
         configure_logging()
 
@@ -78,15 +86,7 @@ class FunctionApp:
             await self.runtime.start(self.role)
         request = Request(scope, receive)
         path = scope["path"].rstrip("/") or "/"
-        handler = None
-        if (
-            scope["method"] == "POST"
-            and self.event_handler is not None
-            and is_cloudevent(request.headers)
-        ):
-            handler = self.event_handler
-        if handler is None:
-            handler = self.routes.get((scope["method"], path))
+        handler = self.routes.get((scope["method"], path))
         if handler is None and self.fallback is not None:
             try:
                 await self.fallback(scope, receive, send)
@@ -105,7 +105,7 @@ class FunctionApp:
             else:
                 response = await handler(request)
         except ServingError as exc:
-            response = error_response(exc)
+            response = error_response(exc, headers=getattr(exc, "headers", None))
         except ValidationError as exc:
             response = error_response(validation_error(exc))
         except Exception:
@@ -179,14 +179,13 @@ def predict_app(runtime: Runtime) -> FunctionApp:
         event = parse_event(request.headers, await read_body(request, settings.max_body_bytes))
         return await score(event.data)
 
-    routes = {("POST", "/"): predict, ("POST", "/predict"): predict, **_probes(runtime, ready)}
-    return FunctionApp(
-        "predict",
-        runtime,
-        routes,
-        fallback=open_inference_app(runtime),
-        event_handler=predict_event,
-    )
+    routes = {
+        ("POST", "/"): predict,
+        ("POST", "/predict"): predict,
+        EVENT_ROUTE: predict_event,  # a read: no signature asked, like POST /predict
+        **_probes(runtime, ready),
+    }
+    return FunctionApp("predict", runtime, routes, fallback=open_inference_app(runtime))
 
 
 # -- reload -----------------------------------------------------------------------------------
@@ -197,31 +196,44 @@ def _reload_ref(data: Any) -> ModelPublished:
         raise validation_error(exc) from None
 
 
+async def _signed_event(
+    request: Request, runtime: Runtime, event_type: str, key: str, credential: str
+) -> Event:
+    settings = runtime.settings
+    event = parse_event(
+        request.headers, await read_body(request, settings.max_body_bytes), expected={event_type}
+    )
+    authenticate(event, key, credential, settings.event_max_age_s)
+    return event
+
+
 def reload_app(runtime: Runtime) -> FunctionApp:
-    """``model.published`` CloudEvents on any path; everything else is the admin API."""
+    """Signed ``model.published`` CloudEvents on ``POST /events``; the rest is the admin API."""
     from converge.serving.admin import admin_app
 
     settings = runtime.settings
 
     async def on_event(request: Request) -> Response:
-        event = parse_event(
-            request.headers,
-            await read_body(request, settings.max_body_bytes),
-            expected={EVENT_MODEL_PUBLISHED},
+        event = await _signed_event(
+            request,
+            runtime,
+            EVENT_MODEL_PUBLISHED,
+            settings.publish_key.get_secret_value(),
+            "the publish key (CONVERGE_PUBLISH_KEY)",
         )
         service = await runtime.reload_service()
-        return JSONResponse(await service.reload(_reload_ref(event.data)))
+        return JSONResponse(await service.reload(_reload_ref(event.data), event=True))
 
-    routes = _probes(runtime, lambda: True)
-    return FunctionApp(
-        "reload", runtime, routes, fallback=admin_app(runtime), event_handler=on_event
-    )
+    routes = {EVENT_ROUTE: on_event, **_probes(runtime, lambda: True)}
+    return FunctionApp("reload", runtime, routes, fallback=admin_app(runtime))
 
 
 # -- ingest -----------------------------------------------------------------------------------
 def ingest_app(runtime: Runtime) -> FunctionApp:
-    """``POST /`` or ``/ingest`` (JSON) and ``features.ingest`` CloudEvents on any path."""
+    """``POST /`` or ``/ingest`` (JSON, ingest token) and signed ``features.ingest`` CloudEvents
+    on ``POST /events``; one credential, the ingest token, for both."""
     settings = runtime.settings
+    credential = "the ingest token (CONVERGE_INGEST_TOKEN)"
 
     async def write(data: Any) -> Response:
         batch = parse_batch(data)
@@ -229,15 +241,18 @@ def ingest_app(runtime: Runtime) -> FunctionApp:
         return JSONResponse(await service.ingest(batch))
 
     async def ingest(request: Request) -> Response:
+        require_bearer(request.headers, settings.ingest_token.get_secret_value(), credential)
         return await write(await _json_body(request, settings.max_body_bytes))
 
     async def on_event(request: Request) -> Response:
-        event = parse_event(
-            request.headers,
-            await read_body(request, settings.max_body_bytes),
-            expected={EVENT_FEATURES_INGEST},
-        )
+        key = settings.ingest_token.get_secret_value()
+        event = await _signed_event(request, runtime, EVENT_FEATURES_INGEST, key, credential)
         return await write(event.data)
 
-    routes = {("POST", "/"): ingest, ("POST", "/ingest"): ingest, **_probes(runtime, lambda: True)}
-    return FunctionApp("ingest", runtime, routes, event_handler=on_event)
+    routes = {
+        ("POST", "/"): ingest,
+        ("POST", "/ingest"): ingest,
+        EVENT_ROUTE: on_event,
+        **_probes(runtime, lambda: True),
+    }
+    return FunctionApp("ingest", runtime, routes)

@@ -2,8 +2,10 @@
 
 Binary mode carries the attributes in ``ce-*`` headers and the data as the body; structured mode
 sends one JSON envelope (``application/cloudevents+json``). Either way the handlers get the type,
-id and the decoded JSON data; a broken envelope or data is a 400, an unexpected type a 400 too
-(a Knative Trigger filters by type, so anything else is a misconfiguration, not a retry).
+id, source, time, the signature extension and the decoded JSON data; a broken envelope or data is a
+400, an unexpected type a 400 too (a Knative Trigger filters by type, so anything else is a
+misconfiguration, not a retry). Events are parsed only on a function's event route
+(``POST /events``): CloudEvent headers on any other route are ignored, never dispatched.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloudevents.exceptions import GenericException
-from cloudevents.http import CloudEvent, from_http
+from cloudevents.http import from_http
 from starlette.datastructures import Headers
 
+from converge.event_signing import SIGNATURE_ATTRIBUTE, EventAuthError, verify
 from converge.serving.http import ServingError, parse_json
 
 STRUCTURED = "application/cloudevents+json"
@@ -27,14 +30,8 @@ class Event:
     id: str
     source: str
     data: Any
-
-
-def is_cloudevent(headers: Headers) -> bool:
-    """Binary mode has ``ce-specversion``; structured and batch mode say so in Content-Type."""
-    if "ce-specversion" in headers:
-        return True
-    content_type = headers.get("content-type", "").lower()
-    return content_type.startswith((STRUCTURED, BATCH))
+    time: str | None = None
+    signature: str | None = None
 
 
 def parse_event(headers: Headers, body: bytes, expected: set[str] | None = None) -> Event:
@@ -54,17 +51,32 @@ def parse_event(headers: Headers, body: bytes, expected: set[str] | None = None)
     if raw is None or raw in (b"", ""):
         raise ServingError(400, "CloudEvent without data")
     data = parse_json(raw.encode() if isinstance(raw, str) else bytes(raw))
-    return Event(type=event_type, id=str(event["id"]), source=str(event["source"]), data=data)
+    time, signature = event.get("time"), event.get(SIGNATURE_ATTRIBUTE)
+    return Event(
+        type=event_type,
+        id=str(event["id"]),
+        source=str(event["source"]),
+        data=data,
+        time=None if time is None else str(time),
+        signature=None if signature is None else str(signature),
+    )
 
 
-def to_binary(event_type: str, source: str, data: Any) -> tuple[dict[str, str], Any]:
-    """Headers for replying (or emitting) in binary mode; the caller sends ``data`` as JSON."""
-    event = CloudEvent({"type": event_type, "source": source}, data)
-    headers = {
-        "ce-specversion": event["specversion"],
-        "ce-type": event["type"],
-        "ce-source": event["source"],
-        "ce-id": event["id"],
-        "ce-time": event["time"],
-    }
-    return headers, data
+def authenticate(event: Event, key: str, credential: str, max_age_s: float) -> None:
+    """Refuse an event not signed with ``key`` (401 unsigned, 403 wrong or stale); no key
+    configured refuses every event of the type (403), never accepts them unchecked."""
+    if not key:
+        raise ServingError(403, f"{event.type} events refused: {credential} is not configured")
+    try:
+        verify(
+            key,
+            event.signature,
+            event_id=event.id,
+            event_type=event.type,
+            source=event.source,
+            time=event.time,
+            data=event.data,
+            max_age_s=max_age_s,
+        )
+    except EventAuthError as exc:
+        raise ServingError(exc.status, exc.message) from None

@@ -1,7 +1,8 @@
 """All three functions and the admin API in one ASGI app, for ``converge serve`` and tests.
 
 Routes: ``POST /predict`` (and the Open Inference Protocol under ``/v2``), ``POST /ingest``, ``POST /events`` (CloudEvents: ``features.ingest``
-goes to ingest, ``model.published`` to reload, anything else to predict), ``/admin/*`` and
+goes to ingest, ``model.published`` to reload, anything else to predict; each function checks the
+event's signature on its own ``/events`` route), ``/admin/*`` and
 ``/docs``, and the probes (readiness is predict's: a model is loaded). One runtime is shared, so a
 reload swaps the model this process serves at once.
 """

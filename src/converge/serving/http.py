@@ -6,6 +6,8 @@ Every error leaves as an :class:`~converge.contracts.ErrorBody`; pydantic errors
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -27,6 +29,33 @@ class ServingError(Exception):
 
     def body(self) -> ErrorBody:
         return ErrorBody(error=self.message, detail=self.detail)
+
+
+class Unauthorized(ServingError):
+    """401 with the ``WWW-Authenticate: Bearer`` challenge."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(401, message)
+        self.headers = {"WWW-Authenticate": "Bearer"}
+
+
+def require_bearer(headers: Mapping[str, str], expected: str, credential: str) -> None:
+    """Check ``Authorization: Bearer <token>`` against ``expected`` in constant time.
+
+    No credential configured refuses (403), never opens the route; a missing or malformed header
+    is 401, a wrong token 403. ``credential`` names the setting in the messages.
+    """
+    if not expected:
+        raise ServingError(403, f"refused: {credential} is not configured")
+    header = headers.get("authorization")
+    if header is None:
+        raise Unauthorized("missing Authorization: Bearer <token>")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ServingError(403, f"invalid token: {credential} does not match")
 
 
 class JSONResponse(Response):

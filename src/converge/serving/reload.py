@@ -4,6 +4,12 @@ Order matters: nothing changes in the registry until the artifact has passed the
 reproduced the trainer's predictions; the Redis message goes out only after the promotion, so a
 replica that reacts to it (by asking the registry) finds the new version. A rejected artifact
 leaves the registry and every replica as they were.
+
+Promotion never goes backwards (:mod:`converge.registry`). For a ``model.published`` event a stale
+version is answered 200 with ``outcome: "stale"`` (and counted): the event was delivered, retrying
+cannot make it current, and a 4xx would only park it in the dead-letter Broker. The redelivery of
+the current production version's event is acknowledged without loading anything. Through the
+admin API a stale version is a 409 that points at rollback.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from converge.errors import (
     ConvergeError,
     ModelNotFound,
     NotFound,
+    StaleVersion,
 )
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import LoadedModel
@@ -55,19 +62,53 @@ class ReloadService:
         self.channel = channel
         self.on_promoted = on_promoted
 
-    async def reload(self, ref: ModelPublished) -> ReloadResult:
+    async def reload(self, ref: ModelPublished, *, event: bool = False) -> ReloadResult:
+        """Verify, validate and promote ``ref``; ``event`` for a ``model.published`` delivery."""
         try:
-            return await self._reload(ref)
+            return await self._reload(ref, event)
+        except StaleVersion as exc:
+            if not event:
+                RELOADS.labels(outcome="rejected").inc()
+                raise ServingError(409, str(exc)) from None
+            RELOADS.labels(outcome="stale").inc()
+            log.warning(
+                "stale model.published for %s v%s acknowledged, not promoted: %s",
+                ref.name,
+                ref.version,
+                exc,
+                extra={"fields": {"model": ref.name, "version": ref.version, "outcome": "stale"}},
+            )
+            return ReloadResult(
+                name=ref.name,
+                version=ref.version,
+                outcome="stale",
+                production_version=exc.production,
+            )
         except ServingError as exc:
             RELOADS.labels(outcome="rejected" if exc.status < 500 else "unavailable").inc()
             log.warning("reload of %s v%s refused: %s", ref.name, ref.version, exc.message)
             raise
 
-    async def _reload(self, ref: ModelPublished) -> ReloadResult:
+    async def _reload(self, ref: ModelPublished, event: bool) -> ReloadResult:
         try:
             mv = await self.db_breaker.call(self.registry.get, ref.name, ref.version)
+            if event and mv is not None and mv.stage == "production":
+                return ReloadResult(
+                    name=mv.name,
+                    version=mv.version,
+                    sha256=mv.sha256,
+                    stage="production",
+                    outcome="current",
+                    production_version=mv.version,
+                )
+            # Fail fast, before the artifact is fetched; promote checks again under its lock.
+            await self.db_breaker.call(
+                self.registry.check_promotion, ref.name, ref.version, event=event
+            )
         except (ModelNotFound, NotFound) as exc:
             raise ServingError(404, f"version: {exc}") from None
+        except StaleVersion:
+            raise
         except Exception as exc:
             if _unavailable(exc):
                 raise ServingError(503, "model registry unavailable; retry later") from None
@@ -98,7 +139,11 @@ class ReloadService:
             raise
 
         try:
-            await self.db_breaker.call(self.registry.promote, ref.name, ref.version)
+            await self.db_breaker.call(
+                self.registry.promote, ref.name, ref.version, event=event
+            )
+        except StaleVersion:
+            raise
         except Exception as exc:
             if _unavailable(exc):
                 raise ServingError(503, "model registry unavailable; retry later") from None
@@ -119,6 +164,7 @@ class ReloadService:
             sha256=loaded.sha256,
             stage="production",
             validated_rows=rows,
+            production_version=loaded.version,
         )
 
     async def _announce(self, name: str, version: int, sha256: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from converge.settings import Settings
+from converge.stack import credentials
 from converge.stack.backend import Backend, service_classes
 from converge.stack.h2o import H2O
 from converge.stack.pgbouncer import PgBouncer
@@ -135,8 +136,9 @@ class Stack:
         return [service.describe() for service in self.services.values()]
 
     def env(self, services: list[Service] | None = None) -> dict[str, str]:
-        """The variables of the given (default: running) services, plus the state directory."""
-        env = {"CONVERGE_STATE_DIR": str(self.state_dir)}
+        """The variables of the given (default: running) services, the state directory and the
+        stack's credentials."""
+        env = {"CONVERGE_STATE_DIR": str(self.state_dir), **credentials.load_or_create(self.state_dir)}
         for service in services if services is not None else self.running():
             env.update(service.env())
         return env

@@ -24,6 +24,7 @@ import pandas as pd
 
 import converge
 from converge.contracts import EVENT_MODEL_PUBLISHED, ModelPublished
+from converge.event_signing import SIGNATURE_ATTRIBUTE, sign
 from converge.settings import Settings
 from converge.training import report, trainer
 from converge.training.trainer import TIME_COLUMN, TrainConfig
@@ -198,6 +199,11 @@ def cloud_event(
     if sha256:
         event["sha256"] = (
             sha256  # an extension attribute: lets a subscriber filter without a lookup
+        )
+    key = settings.publish_key.get_secret_value()
+    if key:  # without the key the reload function refuses the event (the version stays staged)
+        event[SIGNATURE_ATTRIBUTE] = sign(
+            key, event["id"], event["type"], event["source"], event["time"], event["data"]
         )
     return event
 
