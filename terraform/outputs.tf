@@ -59,6 +59,6 @@ output "s3_bucket" {
 }
 
 output "secret_names" {
-  description = "Credential Secrets: database, redis, s3, and the admin token."
+  description = "Credential Secrets: database, redis, s3, and the write credentials (admin token, publish key, ingest token)."
   value       = merge(module.data_plane.secret_names, { admin = module.converge.admin_token_secret })
 }

@@ -30,6 +30,7 @@ else
 fi
 
 # kn trigger has no delivery flags: Triggers inherit the Broker's retries and dead-letter sink.
+# The functions accept events only on POST /events, so the sink is the Service's URL with that path.
 # trigger-name  event-type  function
 TRIGGERS="
 ingest features.ingest ingest
@@ -40,5 +41,5 @@ while read -r name type target; do
   verb=create
   if exists trigger "$RELEASE-$name"; then verb=update; fi
   $KN trigger "$verb" "$RELEASE-$name" --namespace "$NAMESPACE" \
-    --broker "$BROKER" --filter "type=$type" --sink "ksvc:$RELEASE-$target"
+    --broker "$BROKER" --filter "type=$type" --sink "http://$RELEASE-$target.$SVC_SUFFIX/events"
 done <<<"$TRIGGERS"

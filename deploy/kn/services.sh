@@ -35,7 +35,6 @@ apply_function() {
     --env-value-from "CONVERGE_S3_ACCESS_KEY=secret:$RELEASE-minio:access-key"
     --env-value-from "CONVERGE_S3_SECRET_KEY=secret:$RELEASE-minio:secret-key"
     --env "CONVERGE_H2O_URL=http://$RELEASE-h2o.$SVC_SUFFIX:54321"
-    --env-value-from "CONVERGE_ADMIN_TOKEN=secret:$RELEASE-admin:admin-token"
     --env "CONVERGE_BROKER_URL=http://broker-ingress.knative-eventing.svc.$CLUSTER_DOMAIN/$NAMESPACE/$BROKER"
     --env "CONVERGE_DEFAULT_MODEL=$DEFAULT_MODEL"
     --scale-min 0
@@ -53,6 +52,13 @@ apply_function() {
     --user 10001
     --mount /tmp=ed:tmp
   )
+  # Each credential only where it is checked: the admin token and publish key in reload, the
+  # ingest token in ingest, none in predict.
+  case $target in
+    reload) args+=(--env-value-from "CONVERGE_ADMIN_TOKEN=secret:$RELEASE-admin:admin-token"
+                   --env-value-from "CONVERGE_PUBLISH_KEY=secret:$RELEASE-admin:publish-key") ;;
+    ingest) args+=(--env-value-from "CONVERGE_INGEST_TOKEN=secret:$RELEASE-admin:ingest-token") ;;
+  esac
   if [ "$visibility" = cluster-local ]; then
     args+=(--cluster-local)
   fi

@@ -28,11 +28,17 @@ FUNCTION_ENV = {
     "CONVERGE_S3_ACCESS_KEY",
     "CONVERGE_S3_SECRET_KEY",
     "CONVERGE_S3_BUCKET",
-    "CONVERGE_ADMIN_TOKEN",
     "CONVERGE_BROKER_URL",
     "CONVERGE_DEFAULT_MODEL",
 }
-SECRET_ENV = {"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY", "CONVERGE_ADMIN_TOKEN"}
+SECRET_ENV = {"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY"}
+# Each credential only where it is checked or used; predict, which writes nothing, gets none.
+CREDENTIALS = {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY", "CONVERGE_INGEST_TOKEN"}
+ROLE_CREDENTIALS = {
+    "predict": set(),
+    "ingest": {"CONVERGE_INGEST_TOKEN"},
+    "reload": {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY"},
+}
 SETS = list(VALUE_SETS)
 
 
@@ -224,8 +230,9 @@ def test_functions_get_every_setting_and_secrets_only_by_reference(rendered, nam
         env_list = function_container(r, target)["env"]
         env = env_of(function_container(r, target))
         assert FUNCTION_ENV <= set(env)
-        for var in SECRET_ENV:
+        for var in SECRET_ENV | ROLE_CREDENTIALS[target]:
             assert "secretKeyRef" in env[var]["valueFrom"], var
+        assert set(env) & CREDENTIALS == ROLE_CREDENTIALS[target], target
         # URLs embed passwords only through $(VAR) of a secretKeyRef defined *earlier*.
         order = [e["name"] for e in env_list]
         for var in ("CONVERGE_DATABASE_URL", "CONVERGE_REDIS_URL"):
@@ -307,6 +314,7 @@ def test_triggers_route_event_types_to_their_functions_with_dead_letter(rendered
         assert delivery["deadLetterSink"]["ref"]["name"] == f"{FULL}-dead-letter"
         assert delivery["retry"] >= 1 and delivery["backoffPolicy"] == "exponential"
         assert delivery["backoffDelay"].startswith("PT")
+        assert spec["subscriber"]["uri"] == "/events"  # the one route that accepts events
     assert routes == {"features.ingest": f"{FULL}-ingest", "model.published": f"{FULL}-reload"}
     assert set(routes.values()) <= {d["metadata"]["name"] for d in ksvcs(r)}
 

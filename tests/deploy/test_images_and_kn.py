@@ -133,7 +133,10 @@ def test_func_yaml_matches_the_chart(target):
     assert spec["deploy"]["healthEndpoints"] == {"liveness": "/healthz", "readiness": "/readyz"}
     assert spec["deploy"]["annotations"]["autoscaling.knative.dev/min-scale"] == "0"
     assert spec["deploy"]["options"]["scale"]["min"] == 0
-    for name in ("CONVERGE_ADMIN_TOKEN", "CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY", "CONVERGE_DB_PASSWORD"):
+    credentials = {"predict": (), "ingest": ("CONVERGE_INGEST_TOKEN",),
+                   "reload": ("CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY")}[target]  # fmt: skip
+    assert {n for n in envs if n.endswith(("_TOKEN", "_KEY")) and "S3" not in n} == set(credentials)
+    for name in ("CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY", "CONVERGE_DB_PASSWORD", *credentials):
         assert re.fullmatch(r"\{\{ secret:[\w-]+:[\w-]+ \}\}", envs[name]), name
     # Secret names and keys in func.yaml are those the chart creates for a release named "converge".
     converge = _render_as_converge()
@@ -195,7 +198,10 @@ def test_kn_service_apply_deploys_the_same_functions_as_the_chart(tmp_path):
         assert "--probe-liveness http::8080:/healthz" in text and "--probe-readiness http::8080:/readyz" in text
         assert "--image ghcr.io/converge-ml/converge-functions:0.1.0" in text
         refs = re.findall(r"--env-value-from (\w+)=secret:([\w-]+):([\w-]+)", text)
-        assert {r[0] for r in refs} >= {"CONVERGE_ADMIN_TOKEN", "CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY", "CONVERGE_DB_PASSWORD"}
+        assert {r[0] for r in refs} >= {"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY", "CONVERGE_DB_PASSWORD"}
+        credentials = {r[0] for r in refs if r[0].endswith(("_TOKEN", "_KEY")) and "S3" not in r[0]}
+        assert credentials == {"predict": set(), "ingest": {"CONVERGE_INGEST_TOKEN"},
+                               "reload": {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY"}}[target]  # fmt: skip
         for _, sname, key in refs:
             assert key in secrets[sname], f"{sname}:{key}"
         # Same literal settings as the chart renders.
@@ -213,8 +219,10 @@ def test_kn_eventing_creates_broker_dead_letter_and_triggers(tmp_path):
     assert "--dl-sink broker:converge-dead-letter" in text[1] and "--retry 5" in text[1]
     triggers = {c[2]: c for c in commands if c[0] == "trigger"}
     assert set(triggers) == {"converge-ingest", "converge-reload"}
-    assert "type=features.ingest" in triggers["converge-ingest"] and "ksvc:converge-ingest" in triggers["converge-ingest"]
-    assert "type=model.published" in triggers["converge-reload"] and "ksvc:converge-reload" in triggers["converge-reload"]
+    assert "type=features.ingest" in triggers["converge-ingest"]
+    assert "http://converge-ingest.converge.svc.cluster.local/events" in triggers["converge-ingest"]
+    assert "type=model.published" in triggers["converge-reload"]
+    assert "http://converge-reload.converge.svc.cluster.local/events" in triggers["converge-reload"]
 
 
 def test_deploy_taskfile_uses_kn_service_apply_and_kn_trigger_create():

@@ -314,11 +314,6 @@ variables defined earlier in the list, so the password variables come first.
 - name: CONVERGE_H2O_URL
   value: {{ . | quote }}
 {{- end }}
-- name: CONVERGE_ADMIN_TOKEN
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "converge.admin.secretName" . }}
-      key: {{ .Values.auth.existingSecretKey }}
 - name: CONVERGE_BROKER_URL
   value: {{ include "converge.broker.url" . | quote }}
 - name: CONVERGE_DEFAULT_MODEL
@@ -327,6 +322,29 @@ variables defined earlier in the list, so the password variables come first.
   value: {{ .Values.serving.cacheTtlSeconds | quote }}
 - name: CONVERGE_SCORER_BACKEND
   value: {{ .Values.serving.scorerBackend | quote }}
+{{- end -}}
+
+{{/*
+Credentials of one role, each only where it is checked or used (least privilege):
+reload gets the admin token and the publish key, ingest the ingest token, training the publish key,
+predict none. Call with (dict "ctx" $ "role" "reload").
+*/}}
+{{- define "converge.credentialsEnv" -}}
+{{- $ctx := .ctx -}}
+{{- $wanted := get (dict "reload" (list "admin" "publish") "ingest" (list "ingest") "training" (list "publish") "predict" (list)) .role -}}
+{{- $keys := dict "admin" (list "CONVERGE_ADMIN_TOKEN" $ctx.Values.auth.existingSecretKey) "publish" (list "CONVERGE_PUBLISH_KEY" $ctx.Values.auth.publishKeyKey) "ingest" (list "CONVERGE_INGEST_TOKEN" $ctx.Values.auth.ingestTokenKey) -}}
+{{- range $credential := $wanted }}
+{{- $pair := get $keys $credential }}
+- name: {{ index $pair 0 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "converge.admin.secretName" $ctx }}
+      key: {{ index $pair 1 }}
+{{- end }}
+{{- if has .role (list "reload" "ingest") }}
+- name: CONVERGE_EVENT_MAX_AGE_S
+  value: {{ $ctx.Values.auth.eventMaxAgeSeconds | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* Delivery of the Broker and Triggers: retries with backoff, then the dead-letter sink. */}}

@@ -34,6 +34,6 @@ output "mage_url" {
 }
 
 output "admin_token_secret" {
-  description = "Secret holding the admin bearer token (key admin-token)."
+  description = "Secret holding the write credentials: admin token (key admin-token), publish key (publish-key), ingest token (ingest-token)."
   value       = "${local.fullname}-admin"
 }
