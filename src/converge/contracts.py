@@ -92,6 +92,9 @@ class IngestBatch(_Strict):
 class IngestResult(BaseModel):
     received: int
     written: int = Field(description="rows inserted or changed; a redelivery writes 0")
+    duplicate: bool = Field(
+        default=False, description="this CloudEvent (source, id) was applied before; nothing written"
+    )
 
 
 class ModelRef(_Strict):

@@ -5,6 +5,13 @@ Idempotency is what makes "answer 5xx and let Knative redeliver" safe: a batch i
 transaction (COPY into a temp table, then one ``INSERT ... ON CONFLICT DO UPDATE``), so a fault
 leaves nothing behind, and a redelivered batch changes nothing and reports 0 rows written.
 
+The ingest function writes through :meth:`FeatureStore.write`, which adds two guarantees for
+CloudEvents: the same event (source and id) is applied once, and a write never replaces a newer
+one for the same ``(entity_id, event_time)``. "Newer" is the order of the writes, not of the
+data: the event's ``time`` then its ``id`` (a plain HTTP write: its transaction's start time), kept
+in ``written_time``/``written_id``. Knative may deliver a correction before the original; the
+original then changes nothing.
+
 Point in time: a training set "as of" T contains rows with ``ingested_at <= T``. A vector that is
 corrected later gets a new ``ingested_at`` (the old value is not kept), so an old cut-off never sees
 a value from its future; it loses that row instead. ``ingested_at`` is the start time of the
@@ -26,7 +33,7 @@ from converge.contracts import FeatureVector
 from converge.db import translate_errors
 from converge.errors import InvalidInput
 
-__all__ = ["FeatureChunk", "FeatureStore"]
+__all__ = ["FeatureChunk", "FeatureStore", "IngestEvent", "WriteResult"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
 
@@ -78,6 +85,23 @@ class FeatureChunk:
         return pa.Table.from_pandas(self.to_pandas(), preserve_index=False)
 
 
+@dataclass(frozen=True, slots=True)
+class IngestEvent:
+    """The CloudEvent a batch came in: its identity (source, id) and its place in the order."""
+
+    source: str
+    id: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Rows inserted or changed (their keys), or ``duplicate``: the event was applied before."""
+
+    written: list[tuple[str, datetime]]
+    duplicate: bool = False
+
+
 class FeatureStore:
     """Reads and writes the ``features`` table through an asyncpg pool (see :mod:`converge.db`)."""
 
@@ -99,14 +123,9 @@ class FeatureStore:
         connection fault, in which case nothing of this call was committed, unless the fault
         hit after the commit was acknowledged: then the retry finds the rows and writes 0.
         """
-        if not vectors:
+        records = _latest_records(vectors)
+        if not records:
             return 0
-        latest: dict[tuple[str, datetime], dict[str, Any]] = {}
-        for v in vectors:
-            if not isinstance(v, FeatureVector):
-                raise InvalidInput(f"vectors: expected FeatureVector, got {type(v).__name__}")
-            latest[(v.entity_id, v.event_time)] = v.features
-        records = [(e, t, f) for (e, t), f in latest.items()]
         table = self._table
         async with translate_errors("feature upsert"):
             async with self._pool.acquire() as conn:
@@ -134,6 +153,73 @@ class FeatureStore:
                     )
         # "INSERT 0 <n>": n counts inserted and updated rows, not the skipped ones.
         return int(status.rsplit(" ", 1)[-1])
+
+    async def write(
+        self,
+        vectors: Sequence[FeatureVector],
+        *,
+        event: IngestEvent | None = None,
+        ledger_days: float = 1.0,
+    ) -> WriteResult:
+        """Like :meth:`upsert`, in write order (module docstring) and once per event.
+
+        The event's ledger row is inserted in the same transaction as its feature rows: a fault
+        rolls back both, so a redelivery after a 5xx writes, and a redelivery after a success
+        finds the ledger row and writes nothing. Ledger rows older than ``ledger_days`` go.
+        """
+        records = _latest_records(vectors)
+        if not records:
+            return WriteResult([])
+        table = self._table
+        async with translate_errors("feature upsert"):
+            async with self._pool.acquire() as conn:
+                async with conn.transaction():
+                    if event is not None:
+                        fresh = await conn.fetchval(
+                            "INSERT INTO ingest_events (source, event_id, event_time, rows) "
+                            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+                            event.source,
+                            event.id,
+                            event.time,
+                            len(records),
+                        )
+                        if not fresh:
+                            return WriteResult([], duplicate=True)
+                        await conn.execute(
+                            "DELETE FROM ingest_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
+                            "ingest_events WHERE received_at < now() - make_interval(secs => $1) "
+                            "LIMIT 100))",
+                            ledger_days * 86400.0,
+                        )
+                    await conn.execute(
+                        "CREATE TEMP TABLE _ingest (entity_id text, event_time timestamptz, "
+                        "feature_vector jsonb) ON COMMIT DROP"
+                    )
+                    await conn.copy_records_to_table(
+                        "_ingest",
+                        records=records,
+                        columns=("entity_id", "event_time", "feature_vector"),
+                    )
+                    rows = await conn.fetch(
+                        f"""
+                        INSERT INTO {table} AS f
+                            (entity_id, event_time, feature_vector, written_time, written_id)
+                        SELECT entity_id, event_time, feature_vector, COALESCE($1::timestamptz, now()), $2::text
+                        FROM _ingest ORDER BY entity_id, event_time
+                        ON CONFLICT (entity_id, event_time) DO UPDATE
+                            SET feature_vector = excluded.feature_vector,
+                                ingested_at = now(),
+                                written_time = excluded.written_time,
+                                written_id = excluded.written_id
+                            WHERE f.feature_vector IS DISTINCT FROM excluded.feature_vector
+                              AND (COALESCE(f.written_time, '-infinity'), COALESCE(f.written_id, ''))
+                                  <= (excluded.written_time, excluded.written_id)
+                        RETURNING entity_id, event_time
+                        """,
+                        None if event is None else event.time,
+                        "" if event is None else event.id,
+                    )
+        return WriteResult([(r["entity_id"], r["event_time"]) for r in rows])
 
     # -- online reads ----------------------------------------------------------------------------
     async def latest(self, entity_id: str) -> FeatureVector | None:
@@ -206,6 +292,16 @@ class FeatureStore:
                         )
                         if len(rows) < chunk_rows:
                             break
+
+
+def _latest_records(vectors: Sequence[FeatureVector]) -> list[tuple[str, datetime, Any]]:
+    """COPY records, the last vector winning for a repeated ``(entity_id, event_time)``."""
+    latest: dict[tuple[str, datetime], dict[str, Any]] = {}
+    for v in vectors:
+        if not isinstance(v, FeatureVector):
+            raise InvalidInput(f"vectors: expected FeatureVector, got {type(v).__name__}")
+        latest[(v.entity_id, v.event_time)] = v.features
+    return [(e, t, f) for (e, t), f in latest.items()]
 
 
 def _vector(row: asyncpg.Record) -> FeatureVector:

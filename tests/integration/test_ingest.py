@@ -73,13 +73,13 @@ async def test_one_vector_a_batch_and_a_redelivery(client, pool):
     [one] = vectors(1)
     r = await client.post("/ingest", json=one)
     assert r.status_code == 200, r.text
-    assert r.json() == {"received": 1, "written": 1}
+    assert r.json() == {"received": 1, "written": 1, "duplicate": False}
 
     batch = vectors(25, prefix="batch-" + uuid.uuid4().hex[:6])
     r = await client.post("/", json={"vectors": batch})
-    assert r.json() == {"received": 25, "written": 25}
+    assert r.json() == {"received": 25, "written": 25, "duplicate": False}
     redelivered = await client.post("/", json={"vectors": batch})
-    assert redelivered.json() == {"received": 25, "written": 0}
+    assert redelivered.json() == {"received": 25, "written": 0, "duplicate": False}
     assert await rows_for(pool, batch[0]["entity_id"].rsplit("-", 1)[0]) == 25
 
 
@@ -102,7 +102,7 @@ async def test_cloudevents_binary_and_structured(client, stack_settings):
         headers={"content-type": "application/cloudevents+json"},
     )
     assert structured.status_code == 200, structured.text
-    assert structured.json() == {"received": 1, "written": 0}
+    assert structured.json() == {"received": 1, "written": 0, "duplicate": False}
 
 
 async def test_online_copy_is_refreshed(client, redis_server, stack_settings):
@@ -189,7 +189,7 @@ async def test_database_down_is_a_503_and_redelivery_writes_exactly_once(client,
         return r.status_code == 200 and r.json()
 
     first = await wait_until(redelivered, timeout=30, interval=0.5)
-    assert first == {"received": 10, "written": 10}
+    assert first == {"received": 10, "written": 10, "duplicate": False}
     again = await client.post("/ingest", json=batch)
-    assert again.json() == {"received": 10, "written": 0}
+    assert again.json() == {"received": 10, "written": 0, "duplicate": False}
     assert await rows_for(pool, prefix) == 10

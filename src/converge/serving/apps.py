@@ -28,6 +28,8 @@ from converge.contracts import (
     ModelPublished,
     PredictRequest,
 )
+from converge.event_signing import parse_time
+from converge.features import IngestEvent
 from converge.serving.events import Event, authenticate, parse_event
 from converge.serving.http import (
     JSONResponse,
@@ -235,10 +237,10 @@ def ingest_app(runtime: Runtime) -> FunctionApp:
     settings = runtime.settings
     credential = "the ingest token (CONVERGE_INGEST_TOKEN)"
 
-    async def write(data: Any) -> Response:
+    async def write(data: Any, event: IngestEvent | None = None) -> Response:
         batch = parse_batch(data)
         service = await runtime.ingest_service()
-        return JSONResponse(await service.ingest(batch))
+        return JSONResponse(await service.ingest(batch, event))
 
     async def ingest(request: Request) -> Response:
         require_bearer(request.headers, settings.ingest_token.get_secret_value(), credential)
@@ -247,7 +249,9 @@ def ingest_app(runtime: Runtime) -> FunctionApp:
     async def on_event(request: Request) -> Response:
         key = settings.ingest_token.get_secret_value()
         event = await _signed_event(request, runtime, EVENT_FEATURES_INGEST, key, credential)
-        return await write(event.data)
+        # A signed event has a time (verified, and within the freshness window).
+        ref = IngestEvent(event.source, event.id, parse_time(event.time or ""))
+        return await write(event.data, ref)
 
     routes = {
         ("POST", "/"): ingest,

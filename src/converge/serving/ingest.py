@@ -1,8 +1,9 @@
 """The ingest service: validate, upsert idempotently, refresh the online copy.
 
-A database fault answers 503 so Knative Eventing redelivers; the upsert is idempotent, so a
-redelivered batch writes nothing twice. The online copy is best effort: predict falls back to the
-feature store when it is missing.
+A database fault answers 503 so Knative Eventing redelivers; the write is idempotent, so a
+redelivered batch writes nothing twice: an event (source, id) is applied once, and no write
+replaces a newer one for the same row (:mod:`converge.features`). Only rows actually written
+refresh the online copy, which is best effort: predict falls back to the feature store.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from converge.contracts import FeatureVector, IngestBatch, IngestResult
+from converge.features import IngestEvent
 from converge.resilience import CircuitBreaker
 from converge.serving.http import ServingError, validation_error
-from converge.serving.observability import INGESTED
+from converge.serving.observability import INGEST_DUPLICATES, INGESTED
 from converge.serving.online import OnlineFeatures
 
 
@@ -42,14 +44,23 @@ class IngestService:
         self.db_breaker = db_breaker
         self.online = online
 
-    async def ingest(self, batch: IngestBatch) -> IngestResult:
+    async def ingest(self, batch: IngestBatch, event: IngestEvent | None = None) -> IngestResult:
         INGESTED.inc(len(batch.vectors))
         try:
-            written = await self.db_breaker.call(self.feature_store.upsert, batch.vectors)
+            result = await self.db_breaker.call(
+                self.feature_store.write, batch.vectors, event=event
+            )
         except Exception as exc:
             if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
                 raise ServingError(503, "feature store unavailable; redeliver later") from None
             raise
-        if self.online is not None:
-            await self.online.refresh(batch.vectors)
-        return IngestResult(received=len(batch.vectors), written=int(written))
+        if result.duplicate:
+            INGEST_DUPLICATES.inc()
+        if self.online is not None and result.written:
+            keys = set(result.written)
+            await self.online.refresh(
+                [v for v in batch.vectors if (v.entity_id, v.event_time) in keys]
+            )
+        return IngestResult(
+            received=len(batch.vectors), written=len(result.written), duplicate=result.duplicate
+        )

@@ -29,6 +29,10 @@ RELOADS = Counter(
     ["outcome"],
 )
 INGESTED = Counter("converge_ingest_vectors_total", "Feature vectors received by ingest.")
+INGEST_DUPLICATES = Counter(
+    "converge_ingest_duplicate_events_total",
+    "features.ingest events applied before (same source and id): acknowledged, nothing written.",
+)
 ERRORS = Counter("converge_http_errors_total", "Error responses by status.", ["status"])
 
 
