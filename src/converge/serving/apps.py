@@ -130,14 +130,17 @@ class FunctionApp:
                 return
 
 
-def _probes(runtime: Runtime, ready: Callable[[], bool]) -> dict[tuple[str, str], Handler]:
+def _probes(
+    runtime: Runtime, ready: Callable[[], bool], reason: Callable[[], str | None] = lambda: None
+) -> dict[tuple[str, str], Handler]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
         if ready():
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "not ready"}, 503)
+        why = reason()
+        return JSONResponse({"status": "not ready", **({"reason": why} if why else {})}, 503)
 
     async def metrics(request: Request) -> Response:
         body, content_type = metrics_payload()
@@ -161,6 +164,10 @@ def predict_app(runtime: Runtime) -> FunctionApp:
     def ready() -> bool:
         return runtime.holder.get(settings.default_model) is not None
 
+    def reason() -> str | None:
+        sync = runtime.replica_sync_if_started
+        return None if sync is None else sync.problem
+
     async def score(data: Any) -> Response:
         started = time.perf_counter()
         try:
@@ -179,7 +186,9 @@ def predict_app(runtime: Runtime) -> FunctionApp:
         event = parse_event(request.headers, await read_body(request, settings.max_body_bytes))
         return await score(event.data)
 
-    routes = {("POST", "/"): predict, ("POST", "/predict"): predict, **_probes(runtime, ready)}
+    routes = {
+        ("POST", "/"): predict, ("POST", "/predict"): predict, **_probes(runtime, ready, reason)
+    }  # fmt: skip
     return FunctionApp(
         "predict",
         runtime,

@@ -43,6 +43,19 @@ from converge.serving.scoring import predict_rows
 log = logging.getLogger(__name__)
 
 PROB_TOLERANCE = 1e-9
+# Postgres SQLSTATEs of a database the migrations have not reached: undefined table / schema.
+_SCHEMA_MISSING_SQLSTATES = frozenset({"42P01", "3F000"})
+SCHEMA_MISSING = (
+    "schema missing: the database has no converge tables; run the migrations "
+    "(`converge migrate`, the chart's migration Job or Terraform's release run them)"
+)
+
+
+def not_ready_reason(exc: BaseException) -> str:
+    """Why a replica cannot load its model, in words an operator can act on."""
+    if getattr(exc, "sqlstate", None) in _SCHEMA_MISSING_SQLSTATES:
+        return SCHEMA_MISSING
+    return f"registry unavailable: {type(exc).__name__}: {exc}"
 
 
 class ValidationMismatch(Exception):
@@ -370,6 +383,7 @@ class ReplicaSync:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._failed: dict[tuple[str, int, str], str] = {}
+        self.problem: str | None = None  # why the last registry sync failed, for readiness
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -460,10 +474,12 @@ class ReplicaSync:
             try:
                 await self.sync()
                 delay = self.poll_s
+                self.problem = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep polling; readiness tells the rest
-                log.warning("registry sync failed: %s", exc)
+                self.problem = not_ready_reason(exc)
+                log.warning("registry sync failed: %s", self.problem)
                 delay = min(max(delay * 2, 0.5), self.poll_s)
             await asyncio.sleep(delay)
 
