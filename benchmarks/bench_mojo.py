@@ -46,7 +46,7 @@ from converge.mojo import load_mojo
 from converge.mojo.native import _compiled
 from converge.mojo.backends.genmodel import find_h2o_jar
 
-CORPUS = Path(os.environ.get("CONVERGE_MOJO_CORPUS", str(ROOT.parent / "shared" / "mojo-corpus")))
+CORPUS = ROOT / "tests" / "data" / "mojo-corpus"
 HARNESS = Path(__file__).resolve().parent / "mojo_harness.java"
 SECTION = "## MOJO scoring"
 NA = ("", "NA", "N/A", "-")
@@ -189,7 +189,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     if not CORPUS.is_dir():
-        sys.exit(f"MOJO corpus not found at {CORPUS} (set CONVERGE_MOJO_CORPUS)")
+        sys.exit(f"MOJO corpus missing at {CORPUS}: it is part of the repository")
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     info = machine()

@@ -176,10 +176,6 @@ def _restart_stopped_services() -> Iterator[None]:
             service.start()
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """No process outlives the session, even if a fixture teardown did not run."""
-    for service in reversed(_started):
-        service.stop()
 
 
 @pytest.fixture(scope="module")
@@ -194,12 +190,67 @@ async def pool(settings):
     await pool.close()
 
 
+# -- no test may disappear ---------------------------------------------------------------------
+# With CONVERGE_NO_SKIPS=1 (CI) every collected test must run: a skip at run time, a skip at
+# collection (a module-level importorskip) and an import error all fail the run. The one exception
+# is a test marked ``needs_docker_engine``: it can only run where a Docker engine exists, and this
+# machine class has none; its skip is reported as such, by name, in the summary.
+_NO_SKIPS = os.environ.get("CONVERGE_NO_SKIPS") == "1"
+_ALLOWED_SKIP_MARK = "needs_docker_engine"
+_counts = {"collected": 0, "ran": 0, "allowed_skips": 0}
+
+
+def _allowed_skip(item: pytest.Item) -> bool:
+    return item.get_closest_marker(_ALLOWED_SKIP_MARK) is not None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A module skipped while being collected is a failure under CONVERGE_NO_SKIPS."""
+    outcome = yield
+    report = outcome.get_result()
+    if _NO_SKIPS and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{collector.nodeid or 'a module'} was skipped at collection, but CONVERGE_NO_SKIPS=1 "
+            f"requires every test to be collected and run: {report.longrepr}"
+        )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _counts["collected"] = len(session.items)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With CONVERGE_NO_SKIPS=1 (CI) a skipped test fails: a missing service or tool must not
     pass silently where everything is supposed to be installed."""
     outcome = yield
     report = outcome.get_result()
-    if os.environ.get("CONVERGE_NO_SKIPS") == "1" and report.skipped and not hasattr(report, "wasxfail"):
+    if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
+        _counts["ran"] += not report.skipped or hasattr(report, "wasxfail")
+    if report.skipped and not hasattr(report, "wasxfail") and _allowed_skip(item):
+        _counts["allowed_skips"] += 1
+        return
+    if _NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped, but CONVERGE_NO_SKIPS=1 requires every test to run: {report.longrepr}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus) -> None:
+    """Tests run against tests collected, so a test that vanished shows in CI's output."""
+    collected, ran, allowed = _counts["collected"], _counts["ran"], _counts["allowed_skips"]
+    line = f"converge: ran {ran} of {collected} collected tests"
+    if allowed:
+        line += f" ({allowed} skipped: marked {_ALLOWED_SKIP_MARK}, no Docker engine here)"
+    terminalreporter.write_line(line, bold=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    """No process outlives the session, even if a fixture teardown did not run; and under
+    CONVERGE_NO_SKIPS every collected test (bar the allowed skip) must have run."""
+    for service in reversed(_started):
+        service.stop()
+    missing = _counts["collected"] - _counts["ran"] - _counts["allowed_skips"]
+    if _NO_SKIPS and missing > 0 and session.exitstatus == 0 and not session.shouldstop:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

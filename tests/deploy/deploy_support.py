@@ -37,6 +37,7 @@ _EXTERNAL = {
     "minio": {"enabled": False},
     "externalS3": {"endpoint": "https://s3.eu-west-1.amazonaws.com", "bucket": "prod-models", "existingSecret": "s3-keys"},
     "networkPolicy": {"externalEgressCidrs": ["10.20.0.0/16"]},
+    "migrations": {"existingSecret": "managed-db-migrator"},
 }
 
 # name -> values passed on top of values.yaml

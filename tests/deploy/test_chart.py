@@ -255,6 +255,7 @@ def test_every_secret_reference_resolves(rendered, name):
             values.get("externalRedis", {}),
             values.get("externalS3", {}),
             values.get("auth", {}),
+            values.get("migrations", {}),
         )
     } - {None, ""}
     for pod_name, _, spec in pod_specs(r):
@@ -533,7 +534,9 @@ def test_each_component_switches_off():
 
 def test_functions_only_renders_no_other_workload(rendered):
     r = rendered["functions-only"]
-    assert not [d for d in r.docs if d["kind"] in WORKLOAD_KINDS]
+    # The migration Job stays: the functions need the schema wherever the database is.
+    others = [d["metadata"]["name"] for d in r.docs if d["kind"] in WORKLOAD_KINDS]
+    assert others == [f"{FULL}-migrations"]
     assert {d["metadata"]["name"] for d in r.kind("Secret")} == {f"{FULL}-admin"}
     env = env_of(function_container(r, "predict"))
     assert "pooler.db.example.internal:6432" in env["CONVERGE_DATABASE_URL"]["value"]

@@ -205,6 +205,21 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.secretKeys.userPasswordKey }}{{- else -}}{{ .Values.externalDatabase.existingSecretPasswordKey }}{{- end -}}
 {{- end -}}
 
+{{/* Migrations: the hook phases (see templates/migrations/job.yaml) and the role's Secret. */}}
+{{- define "converge.migrations.hook" -}}
+{{- if .Values.postgresql.enabled -}}post-install,pre-upgrade{{- else -}}pre-install,pre-upgrade{{- end -}}
+{{- end -}}
+
+{{- define "converge.migrations.secretName" -}}
+{{- if .Values.migrations.existingSecret -}}
+{{- .Values.migrations.existingSecret -}}
+{{- else if .Values.postgresql.enabled -}}
+{{- printf "%s-migrations" (include "converge.fullname" .) -}}
+{{- else -}}
+{{- required "migrations.existingSecret is required with an external database: the migration role's password" .Values.migrations.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "converge.redis.url" -}}
 {{- if .Values.redis.enabled -}}
 {{- printf "redis://:$(CONVERGE_REDIS_PASSWORD)@%s:6379/0" (include "converge.svcHost" (dict "ctx" . "component" "redis")) -}}

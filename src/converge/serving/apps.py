@@ -132,14 +132,17 @@ class FunctionApp:
                 return
 
 
-def _probes(runtime: Runtime, ready: Callable[[], bool]) -> dict[tuple[str, str], Handler]:
+def _probes(
+    runtime: Runtime, ready: Callable[[], bool], reason: Callable[[], str | None] = lambda: None
+) -> dict[tuple[str, str], Handler]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
         if ready():
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "not ready"}, 503)
+        why = reason()
+        return JSONResponse({"status": "not ready", **({"reason": why} if why else {})}, 503)
 
     async def metrics(request: Request) -> Response:
         body, content_type = metrics_payload()
@@ -163,6 +166,10 @@ def predict_app(runtime: Runtime) -> FunctionApp:
     def ready() -> bool:
         return runtime.holder.get(settings.default_model) is not None
 
+    def reason() -> str | None:
+        sync = runtime.replica_sync_if_started
+        return None if sync is None else sync.problem
+
     async def score(data: Any) -> Response:
         started = time.perf_counter()
         try:
@@ -185,7 +192,7 @@ def predict_app(runtime: Runtime) -> FunctionApp:
         ("POST", "/"): predict,
         ("POST", "/predict"): predict,
         EVENT_ROUTE: predict_event,  # a read: no signature asked, like POST /predict
-        **_probes(runtime, ready),
+        **_probes(runtime, ready, reason),
     }
     return FunctionApp("predict", runtime, routes, fallback=open_inference_app(runtime))
 

@@ -24,7 +24,9 @@ import math
 import multiprocessing
 import os
 import pickle
+import select
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable
@@ -41,6 +43,19 @@ from converge.serving.scoring import predict_rows
 log = logging.getLogger(__name__)
 
 PROB_TOLERANCE = 1e-9
+# Postgres SQLSTATEs of a database the migrations have not reached: undefined table / schema.
+_SCHEMA_MISSING_SQLSTATES = frozenset({"42P01", "3F000"})
+SCHEMA_MISSING = (
+    "schema missing: the database has no converge tables; run the migrations "
+    "(`converge migrate`, the chart's migration Job or Terraform's release run them)"
+)
+
+
+def not_ready_reason(exc: BaseException) -> str:
+    """Why a replica cannot load its model, in words an operator can act on."""
+    if getattr(exc, "sqlstate", None) in _SCHEMA_MISSING_SQLSTATES:
+        return SCHEMA_MISSING
+    return f"registry unavailable: {type(exc).__name__}: {exc}"
 
 
 class ValidationMismatch(Exception):
@@ -112,10 +127,32 @@ def _fetch_parse_pickled(
         return exc
 
 
-def _background(store_settings: Any = None) -> None:
-    """In the parser process: import the scorer and create the S3 client (botocore's first client
-    costs a few hundred ms of CPU) once, before the first reload."""
+def _exit_with_parent(parent_pid: int) -> None:
+    """In the parser process: exit as soon as ``parent_pid`` (the serving process) is gone,
+    whatever stopped it (SIGTERM, SIGKILL, OOM kill).
+
+    A watcher thread waits on a pidfd of the parent (readable when it exits), or on Linux without
+    pidfds polls ``getppid()``. ``PR_SET_PDEATHSIG`` does not fit: it fires when the *thread*
+    that started the process exits, and the parser is started from a short-lived thread."""
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(parent_pid)
+        except (AttributeError, OSError):  # no pidfds, or the parent is already gone
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+        else:
+            select.select([fd], [], [])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _background(parent_pid: int, store_settings: Any = None) -> None:
+    """In the parser process: exit with the parent; import the scorer and create the S3 client
+    (botocore's first client costs a few hundred ms of CPU) once, before the first reload."""
     global _store
+    _exit_with_parent(parent_pid)
     import numpy  # noqa: F401 - one row scores without it, a validation sample does not
 
     from converge.mojo import load_mojo  # noqa: F401
@@ -174,7 +211,7 @@ class _Parser:
                 1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_background,
-                initargs=(self.store_settings,),
+                initargs=(os.getpid(), self.store_settings),
             )
             _start_niced(self._pool)
 
@@ -346,6 +383,7 @@ class ReplicaSync:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._failed: dict[tuple[str, int, str], str] = {}
+        self.problem: str | None = None  # why the last registry sync failed, for readiness
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -436,10 +474,12 @@ class ReplicaSync:
             try:
                 await self.sync()
                 delay = self.poll_s
+                self.problem = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep polling; readiness tells the rest
-                log.warning("registry sync failed: %s", exc)
+                self.problem = not_ready_reason(exc)
+                log.warning("registry sync failed: %s", self.problem)
                 delay = min(max(delay * 2, 0.5), self.poll_s)
             await asyncio.sleep(delay)
 

@@ -133,6 +133,10 @@ class Runtime:
         return FeatureStore(await self.pool())
 
     # -- services -----------------------------------------------------------------------------
+    @property
+    def replica_sync_if_started(self) -> ReplicaSync | None:
+        return self._sync
+
     async def replica_sync(self) -> ReplicaSync:
         if self._sync is None:
             self._sync = ReplicaSync(

@@ -202,9 +202,8 @@ async def wait_until(check: Any, timeout: float = 30.0, interval: float = 0.1) -
 
 
 def corpus_dir(repo_root: Path) -> Path:
-    """The MOJO corpus: ``$CONVERGE_MOJO_CORPUS`` or ``<repo>/../shared/mojo-corpus``."""
-    explicit = os.environ.get("CONVERGE_MOJO_CORPUS")
-    return Path(explicit) if explicit else repo_root.parent / "shared" / "mojo-corpus"
+    """The MOJO corpus checked into the repository (public h2o-3 fixtures with genmodel's answers)."""
+    return repo_root / "tests" / "data" / "mojo-corpus"
 
 
 async def migrate(settings: Settings) -> None:
