@@ -167,8 +167,8 @@ class MageServer:
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict[str, Any]:
         headers = {"Content-Type": "application/json", "X-API-KEY": MAGE_FRONTEND_CLIENT}
-        if self.token:
-            headers["OAUTH-TOKEN"] = self.token
+        if self.token:  # the signed session token, as the UI's cookie carries it
+            headers["Cookie"] = f"oauth_token={self.token}"
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
         with urllib.request.urlopen(req, timeout=30) as resp:
