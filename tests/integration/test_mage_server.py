@@ -73,15 +73,15 @@ def test_triggers_in_code_are_loaded_by_mages_scheduler(mage_server):
     while time.monotonic() < deadline and len(_schedules(mage_server, "walk_forward")) < 2:
         time.sleep(1)
     walk = _schedules(mage_server, "walk_forward")
-    assert walk["retrain-daily"]["schedule_type"] == "time"
-    assert walk["retrain-daily"]["schedule_interval"] == "@daily"
-    assert walk["retrain-daily"]["variables"] == {"publish": True}
+    assert walk["retrain-on-schedule"]["schedule_type"] == "time"
+    assert walk["retrain-on-schedule"]["schedule_interval"] == "@daily"
+    assert walk["retrain-on-schedule"]["variables"] == {"publish": True}
     assert walk["retrain-on-request"]["schedule_type"] == "api"
     assert walk["retrain-on-request"]["status"] == "active"
     assert walk["retrain-on-request"]["variables"] == {"publish": True}
     regional = _schedules(mage_server, "walk_forward_regional")
-    assert regional["regional-retrain-daily"]["schedule_interval"] == "0 3 * * *"
-    assert regional["regional-retrain-daily"]["variables"] == {"segment": "region", "publish": True}
+    assert regional["regional-retrain-on-schedule"]["schedule_interval"] == "0 3 * * *"
+    assert regional["regional-retrain-on-schedule"]["variables"] == {"segment": "region", "publish": True}
     # The headless runner's own trigger belongs to no pipeline, so no pipeline lists it.
     assert not [n for n in walk if n.startswith("converge train")]
 
