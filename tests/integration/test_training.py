@@ -7,142 +7,27 @@ fail the run with a message naming the cause and leave no registry row behind.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from converge.settings import Settings
 from converge.training import runner
+from training_support import demand_frame, versions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TINY_GBM = json.dumps({"ntrees": 8, "max_depth": 3, "min_rows": 5})
 
 
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as CONVERGE_* variables, for the training process."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        if value is None:
-            continue
-        env[f"CONVERGE_{name.upper()}"] = str(value)
-    return env
-
-
-class EventSink:
-    """A real HTTP endpoint standing in for the broker: it records every request it receives."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                received.append({"headers": dict(self.headers), "body": body})
-                self.send_response(202)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
-def demand_frame(*, entities: int = 12, days: int = 150, seed: int = 3) -> pd.DataFrame:
-    """Daily rows with a weekly signal, a feature effect and a slow trend."""
-    rng = np.random.default_rng(seed)
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    rows = []
-    for d in range(days):
-        when = start + timedelta(days=d, hours=12)
-        for e in range(entities):
-            price = float(rng.uniform(1, 10))
-            rows.append(
-                {
-                    "entity_id": f"store-{e:03d}",
-                    "event_time": when,
-                    "price": round(price, 2),
-                    "weekday": when.weekday(),
-                    "region": ["north", "south", "east"][e % 3],
-                    "demand": 20
-                    + 6 * (when.weekday() >= 5)
-                    - 1.5 * price
-                    + 0.05 * d
-                    + rng.normal(0, 1),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-async def _versions(settings: Settings, name: str) -> list[Any]:
-    from converge.db import create_pool
-    from converge.registry import Registry
-
-    pool = await create_pool(settings)
-    try:
-        try:
-            return await Registry(pool).list_versions(name)
-        except Exception as exc:
-            if type(exc).__name__ == "ModelNotFound":
-                return []
-            raise
-    finally:
-        await pool.close()
-
-
-def versions(settings: Settings, name: str) -> list[Any]:
-    return asyncio.run(_versions(settings, name))
-
-
 # -- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[EventSink]:
-    s = EventSink()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def train_env(
-    stack_settings: Settings, h2o_server: Any, s3_server: Any, sink: EventSink
-) -> dict[str, str]:
-    from converge import migrations
-
-    migrations.upgrade(stack_settings)
-    env = settings_env(stack_settings)
-    env["CONVERGE_BROKER_URL"] = sink.url
-    return env
-
-
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("training") / "demand.parquet"
-    demand_frame().to_parquet(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ Event times become epoch milliseconds, the form H2O and MOJOs use.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 
 from converge.errors import InvalidInput
 from converge.settings import Settings
+from converge.training.loop import run_coroutine
 from converge.training.trainer import ENTITY_COLUMN, TIME_COLUMN
 
 # Columns the feature store adds that are never features.
@@ -66,7 +66,7 @@ def from_feature_store(
     settings: Settings, as_of: datetime, chunk_rows: int = 50_000
 ) -> pd.DataFrame:
     """Every row ingested up to ``as_of``, read in one snapshot."""
-    return normalise(asyncio.run(_from_store(settings, as_of, chunk_rows)))
+    return normalise(run_coroutine(_from_store(settings, as_of, chunk_rows)))
 
 
 def from_file(path: str | Path) -> pd.DataFrame:

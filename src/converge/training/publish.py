@@ -9,7 +9,6 @@ promotion is the reload function's job, after it has re-scored the validation sa
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import tempfile
@@ -27,6 +26,7 @@ from converge.contracts import EVENT_MODEL_PUBLISHED, ModelPublished
 from converge.event_signing import SIGNATURE_ATTRIBUTE, sign
 from converge.settings import Settings
 from converge.training import report, trainer
+from converge.training.loop import run_coroutine
 from converge.training.trainer import TIME_COLUMN, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def fit_final(
     classification = trainer.problem_of(frame[cfg.target], cfg.problem) == "classification"
     if classification and frame[cfg.target].dropna().astype(str).nunique() < 2:
         raise trainer.SingleClassError(f"final model {name!r}: the target has a single class")
-    prefix = f"cv_{run_id}_{trainer._safe(name)}_final"
+    prefix = f"cv_{trainer._safe(run_id)}_{uuid.uuid4().hex[:6]}_{trainer._safe(name)}_final"
     frame_h2o = sample_h2o = pred = model = estimator = None
     started = time.perf_counter()
     try:
@@ -329,7 +329,7 @@ def publish(
     if not upload:
         return out
     store = ArtifactStore(settings)
-    version_guess = asyncio.run(_next_version(settings, name))
+    version_guess = run_coroutine(_next_version(settings, name))
     mojo_art = store.put(
         store.model_key(name, version_guess), final["mojo"], content_type="application/zip"
     )
@@ -342,7 +342,7 @@ def publish(
             html.encode(),
             content_type="text/html; charset=utf-8",
         )
-        registered = asyncio.run(
+        registered = run_coroutine(
             _register(
                 settings,
                 name,

@@ -2,11 +2,16 @@
 
 Plain ``mage run PROJECT PIPELINE`` fails on dynamic pipelines, and ``mage run --pipeline-run-id``
 runs block runs one after another. This runner does what Mage's scheduler does, without a server:
-it creates the pipeline run (under a ``converge-train`` trigger, so the run shows in Mage's UI),
-then repeatedly asks Mage which block runs are executable and executes them with Mage's block
-executor: blocks that run alone in this process, and each dynamic child (one per split) as its own
-``mage run --block-uuid --block-run-id`` process, up to ``parallelism`` at a time, so the splits
-train concurrently on the H2O cluster.
+it creates the pipeline run, then repeatedly asks Mage which block runs are executable and executes
+them with Mage's block executor: blocks that run alone in this process, and each dynamic child (one
+per split) as its own process, up to ``parallelism`` at a time, so the splits train concurrently on
+the H2O cluster.
+
+One executor per run: Mage's scheduler takes every running run whose trigger belongs to one of the
+project's pipelines, and re-runs block runs it did not start itself as crashed. The runs made here
+hang under a trigger of their own whose pipeline is ``<pipeline>.headless`` (no pipeline of the
+project), so a Mage scheduler on the same database never takes them, while the UI, which lists
+runs by their own pipeline, shows them with their block runs and logs.
 
 It must run in the training environment (mage-ai installed): ``python -m converge.training.runner``.
 The last line on stdout is a JSON summary; the exit code is 0 only if every block completed.
@@ -30,7 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SCHEDULE_NAME = "converge-train"
+SCHEDULE_NAME = "converge train (headless)"
+# The trigger's pipeline: no pipeline of the project has this name, so no scheduler takes its runs.
+HEADLESS_SUFFIX = ".headless"
 # The last line of a Python traceback: ``package.module.SomeError: message``.
 _ERROR_LINE = re.compile(r"^((?:[a-z_]\w*\.)*[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*): (.+)$")
 
@@ -219,21 +226,23 @@ def _prepare_mage(project: Path, data_dir: Path) -> None:
 
 
 def _schedule(pipeline_uuid: str, project: Path):
-    """The API trigger the runs hang under; inactive, so a Mage server never starts it on its own."""
+    """The trigger the headless runs hang under: inactive, and named after no pipeline of the
+    project, so that no Mage scheduler ever starts or resumes its runs (see the module's doc)."""
     from mage_ai.orchestration.db.models.schedules import (
         PipelineSchedule,
         ScheduleStatus,
         ScheduleType,
     )
 
+    owner = pipeline_uuid + HEADLESS_SUFFIX
     found = PipelineSchedule.query.filter(
-        PipelineSchedule.name == SCHEDULE_NAME, PipelineSchedule.pipeline_uuid == pipeline_uuid
+        PipelineSchedule.name == SCHEDULE_NAME, PipelineSchedule.pipeline_uuid == owner
     ).first()
     if found is not None:
         return found
     return PipelineSchedule.create(
         name=SCHEDULE_NAME,
-        pipeline_uuid=pipeline_uuid,
+        pipeline_uuid=owner,
         schedule_type=ScheduleType.API,
         status=ScheduleStatus.INACTIVE,
         repo_path=str(project),
@@ -276,12 +285,12 @@ def run(
 
     pipeline = Pipeline.get(pipeline_uuid, repo_path=str(project))
     schedule = _schedule(pipeline_uuid, project)
-    run_id = uuid.uuid4().hex[:10]
-    logs = data_dir / "converge-logs" / run_id
+    logs = data_dir / "converge-logs" / uuid.uuid4().hex[:10]
     logs.mkdir(parents=True, exist_ok=True)
     result_path = logs / "result.json"
     run_vars = {**(pipeline.variables or {}), **(variables or {})}
-    run_vars.update(run_id=run_id, result_path=str(result_path))
+    # The lineage run id is Mage's own (``steps.run_id_of``): ``<pipeline>-<pipeline run id>``.
+    run_vars["result_path"] = str(result_path)
     pipeline_run = PipelineRun.create(
         pipeline_uuid=pipeline_uuid,
         pipeline_schedule_id=schedule.id,

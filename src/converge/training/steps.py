@@ -110,7 +110,7 @@ class RunOptions:
             training_file=_none(get("training_file")),
             split_plan=_json(get("split_plan"), None),
             validation_rows=int(_none(get("validation_rows")) or 50),
-            run_id=str(_none(get("run_id")) or uuid.uuid4().hex[:10]),
+            run_id=run_id_of(kwargs),
             result_path=_none(get("result_path")),
             publish=str(
                 _none(get("publish")) if _none(get("publish")) is not None else "true"
@@ -146,6 +146,20 @@ class RunOptions:
             problem=self.problem,  # type: ignore[arg-type]
             max_models=self.max_models,
         )
+
+
+def run_id_of(kwargs: dict[str, Any]) -> str:
+    """The lineage run id: Mage's own pipeline run (``<pipeline>-<run id>``, the run the UI shows).
+
+    Only a block run by hand in the editor has no pipeline run; it gets ``editor-<random>``.
+    """
+    explicit = _none(kwargs.get("run_id"))
+    if explicit is not None:
+        return str(explicit)
+    run = _none(kwargs.get("pipeline_run_id"))
+    if run is not None:
+        return f"{_none(kwargs.get('pipeline_uuid')) or 'pipeline'}-{run}"
+    return f"editor-{uuid.uuid4().hex[:10]}"
 
 
 def slug(value: Any) -> str:

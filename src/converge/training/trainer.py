@@ -8,6 +8,7 @@ Results are plain JSON-able dicts: Mage stores block outputs between processes.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,18 @@ from converge.training.splits import Split, SplitError, check_split
 TIME_COLUMN = "event_time"  # epoch milliseconds (UTC)
 ENTITY_COLUMN = "entity_id"
 ESTIMATORS = ("gbm", "drf", "glm", "xgboost", "deeplearning", "automl")
+# Each estimator's own starting point, sized for walk-forward (one fit per split plus the final
+# fit); ``estimator_params`` override them key by key. GBM's ``ntrees`` would break AutoML and
+# GLM, so no estimator inherits another's.
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "gbm": {"ntrees": 50, "max_depth": 5},
+    "drf": {"ntrees": 50, "max_depth": 12},
+    "glm": {"lambda_search": True, "nlambdas": 20},
+    "xgboost": {"ntrees": 50, "max_depth": 5},
+    "deeplearning": {"hidden": [32, 32], "epochs": 20, "reproducible": True},
+    # Cross-validation would multiply every split's cost by the fold count.
+    "automl": {"nfolds": 0},
+}
 Problem = Literal["auto", "classification", "regression"]
 
 
@@ -62,12 +75,16 @@ class TrainConfig:
         if self.target in self.features:
             raise InvalidInput(f"target {self.target!r} is also listed as a feature")
 
+    def estimator_params(self) -> dict[str, Any]:
+        """The estimator's defaults with the configured parameters over them."""
+        return {**DEFAULT_PARAMS[self.estimator], **self.params}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "features": list(self.features),
             "estimator": self.estimator,
-            "params": dict(self.params),
+            "params": self.estimator_params(),
             "problem": self.problem,
             "seed": self.seed,
             "max_models": self.max_models,
@@ -176,7 +193,7 @@ def build_estimator(cfg: TrainConfig, model_id: str, classification: bool):
         H2OXGBoostEstimator,
     )
 
-    params = dict(cfg.params)
+    params = cfg.estimator_params()
     name = cfg.estimator
     if name == "automl":
         if "include_algos" not in params:
@@ -184,11 +201,11 @@ def build_estimator(cfg: TrainConfig, model_id: str, classification: bool):
             params.setdefault("exclude_algos", ["StackedEnsemble", "DeepLearning"])
         if cfg.max_runtime_secs:
             params.setdefault("max_runtime_secs", cfg.max_runtime_secs)
-        return H2OAutoML(max_models=cfg.max_models, seed=cfg.seed, project_name=model_id, **params)
+        return _construct(
+            H2OAutoML, name, params, max_models=cfg.max_models, seed=cfg.seed, project_name=model_id
+        )
     if name == "xgboost" and not H2OXGBoostEstimator.available():
         raise InvalidInput("estimator 'xgboost' is not available on this H2O cluster")
-    if name == "deeplearning":
-        params.setdefault("reproducible", True)
     if name == "glm" and classification:
         params.setdefault("family", "AUTO")
     cls = {
@@ -198,7 +215,18 @@ def build_estimator(cfg: TrainConfig, model_id: str, classification: bool):
         "xgboost": H2OXGBoostEstimator,
         "deeplearning": H2ODeepLearningEstimator,
     }[name]
-    return cls(model_id=model_id, seed=cfg.seed, **params)
+    return _construct(cls, name, params, model_id=model_id, seed=cfg.seed)
+
+
+def _construct(cls, name: str, params: dict[str, Any], **fixed: Any):
+    """The H2O estimator, or InvalidInput naming the parameters it does not take."""
+    try:
+        return cls(**fixed, **params)
+    except TypeError as exc:
+        raise InvalidInput(
+            f"estimator_params: {name} does not take {_first_line(exc).split('argument')[-1].strip()}"
+            f" (its defaults: {json.dumps(DEFAULT_PARAMS[name])})"
+        ) from exc
 
 
 def fit(estimator, cfg: TrainConfig, frame):
@@ -332,7 +360,8 @@ def train_split(
                 f"split {label!r}: every training row has {cfg.target}={classes[0] if len(classes) else None!r};"
                 " a classifier needs at least two classes"
             )
-    prefix = f"cv_{run_id or uuid.uuid4().hex[:8]}_{_safe(label)}"
+    # Unique per job: two Mage databases may both be at pipeline run 7 on one shared cluster.
+    prefix = f"cv_{_safe(run_id or '')}_{uuid.uuid4().hex[:6]}_{_safe(label)}"
     train_frame = test_frame = pred = model = estimator = None
     h2o_started = time.perf_counter()
     try:
