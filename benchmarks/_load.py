@@ -363,6 +363,7 @@ class FaultResult:
     ingest_failed: int = 0  # not acknowledged on first delivery
     down_s: float = 0.0  # stop() called -> start() returned
     recovery_s: float = 0.0  # start() returned -> last failed request answered (0: none after)
+    failed_after_recovery: int = 0  # failed requests sent after start() returned
     acked_missing: int = 0  # vectors of acknowledged events not in the store (must be 0)
     redelivered: int = 0
     lost: int = 0  # vectors never stored after redelivery
@@ -449,6 +450,7 @@ async def fault_run(
     failed = _failures(p.samples) + _failures(g.samples)
     late = [s.done - t_up for s in failed if s.done > t_up]
     result.recovery_s = max(late, default=0.0)
+    result.failed_after_recovery = sum(1 for s in failed if s.due >= t_up)
     for s in failed:
         result.failure_statuses[s.status] = result.failure_statuses.get(s.status, 0) + 1
     for stream, samples in (("predict", p.samples), ("ingest", g.samples)):

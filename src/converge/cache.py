@@ -7,7 +7,9 @@ them the same one. Integers are written as floats first: a model sees ``1`` and 
 the cache should too.
 
 Every Redis call goes through a circuit breaker and degrades to "no cache": a dead Redis costs a
-miss, never an error.
+miss, never an error. A read waits at most ``read_budget_s`` (a few milliseconds, against well
+under one for a healthy Redis on the same network): a hung or slow Redis then costs a request
+that budget, not the client's timeout, until the breaker opens and reads stop going out at all.
 """
 
 from __future__ import annotations
@@ -85,12 +87,15 @@ class PredictionCache:
     Redis calls per request into two per loop iteration.
     """
 
-    def __init__(self, commands: Any, breaker: CircuitBreaker, ttl_s: int) -> None:
+    def __init__(
+        self, commands: Any, breaker: CircuitBreaker, ttl_s: int, read_budget_s: float = 0.005
+    ) -> None:
         """``commands``: anything with ``mget(keys)`` and ``eval(script, keys, args)``, i.e. a
         :class:`converge.resp.RespClient` or :class:`RedisPyCommands`."""
         self.commands = commands
         self.breaker = breaker
         self.ttl_s = ttl_s
+        self.read_budget_s = read_budget_s
         self._reads: list[tuple[list[str], asyncio.Future[list[Any | None]]]] = []
         self._writes: dict[str, bytes] = {}
         self._flushing_writes = False
@@ -111,11 +116,16 @@ class PredictionCache:
     async def _flush_reads(self) -> None:
         batch, self._reads = self._reads, []
         flat = [k for keys, _ in batch for k in keys]
+        # Past the budget the waiting requests go on with misses; the read itself runs on to its
+        # own timeout, so the breaker still learns that Redis is hung.
+        late = asyncio.get_running_loop().call_later(self.read_budget_s, _miss_all, batch)
         try:
             raw = await self.breaker.call(self.commands.mget, flat)
         except Exception as exc:  # noqa: BLE001 - any cache fault is a miss
             log.debug("cache read skipped: %s", exc)
             raw = [None] * len(flat)
+        finally:
+            late.cancel()
         start = 0
         for keys, future in batch:
             if not future.done():
@@ -151,6 +161,12 @@ class PredictionCache:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _miss_all(batch: list[tuple[list[str], asyncio.Future[list[Any | None]]]]) -> None:
+    for keys, future in batch:
+        if not future.done():
+            future.set_result([None] * len(keys))
 
 
 def _decode(item: Any) -> Any | None:

@@ -23,6 +23,7 @@ from converge.settings import Settings, get_settings
 
 __all__ = [
     "DatabaseUnavailable",
+    "bounded_connection",
     "connection",
     "create_pool",
     "is_unavailable",
@@ -146,3 +147,38 @@ async def connection(pool: asyncpg.Pool, what: str = "database call") -> AsyncIt
     async with translate_errors(what):
         async with pool.acquire() as conn:
             yield conn
+
+
+@asynccontextmanager
+async def bounded_connection(
+    pool: asyncpg.Pool, timeout_s: float, what: str = "database call"
+) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection for work that must end within ``timeout_s``, acquiring included.
+
+    Past the deadline the connection is terminated (its socket closed at once): a hung server or
+    PgBouncer would otherwise hold the request, and the ROLLBACK after a cancelled statement, until
+    the command timeout. The work then fails with :class:`DatabaseUnavailable` caused by a
+    ``TimeoutError`` (which a breaker counts as a hang), and the pool opens a new connection next
+    time. If the commit was sent before the deadline it may still have happened: callers retry
+    only idempotent work.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with translate_errors(what):
+        async with pool.acquire(timeout=timeout_s) as conn:
+            expired = False
+
+            def expire() -> None:
+                nonlocal expired
+                expired = True
+                conn.terminate()
+
+            timer = loop.call_at(deadline, expire)
+            try:
+                yield conn
+            except Exception as exc:
+                if expired:
+                    raise TimeoutError(f"no answer within {timeout_s:g} s") from exc
+                raise
+            finally:
+                timer.cancel()

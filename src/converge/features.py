@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 
 from converge.contracts import FeatureVector
-from converge.db import translate_errors
+from converge.db import bounded_connection, translate_errors
 from converge.errors import InvalidInput
 
 __all__ = ["FeatureChunk", "FeatureStore", "IngestEvent", "WriteResult"]
@@ -105,13 +105,22 @@ class WriteResult:
 class FeatureStore:
     """Reads and writes the ``features`` table through an asyncpg pool (see :mod:`converge.db`)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, table: str = "features") -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        table: str = "features",
+        write_timeout_s: float = 30.0,
+        write_timeout_per_row_s: float = 0.0,
+    ) -> None:
         # `table` exists for benchmarks that compare index variants side by side; it is code
         # configuration, validated as a plain identifier, never a value from a request.
         if not _IDENT.match(table):
             raise InvalidInput(f"table: {table!r} is not a plain [schema.]identifier")
         self._pool = pool
         self._table = table
+        # An upsert's deadline (see converge.db.bounded_connection): a base plus a share per row.
+        self._write_timeout = (write_timeout_s, write_timeout_per_row_s)
 
     # -- writes ------------------------------------------------------------------------------
     async def upsert(self, vectors: Sequence[FeatureVector]) -> int:
@@ -120,37 +129,38 @@ class FeatureStore:
         A row whose vector is unchanged is not touched (a redelivery returns 0). Within one call
         the last vector for an ``(entity_id, event_time)`` wins. Rows are written in key order,
         so concurrent batches with overlapping keys queue on row locks instead of deadlocking. Raises DatabaseUnavailable on a
-        connection fault, in which case nothing of this call was committed, unless the fault
-        hit after the commit was acknowledged: then the retry finds the rows and writes 0.
+        connection fault or past its deadline, in which case nothing of this call was committed,
+        unless the fault hit after the commit was sent: then the retry finds the rows and writes 0.
         """
         records = _latest_records(vectors)
         if not records:
             return 0
         table = self._table
-        async with translate_errors("feature upsert"):
-            async with self._pool.acquire() as conn:
-                async with conn.transaction():
-                    # Lives and dies inside this transaction: safe under transaction pooling.
-                    await conn.execute(
-                        "CREATE TEMP TABLE _ingest (entity_id text, event_time timestamptz, "
-                        "feature_vector jsonb) ON COMMIT DROP"
-                    )
-                    await conn.copy_records_to_table(
-                        "_ingest",
-                        records=records,
-                        columns=("entity_id", "event_time", "feature_vector"),
-                    )
-                    status = await conn.execute(
-                        f"""
-                        INSERT INTO {table} AS f (entity_id, event_time, feature_vector)
-                        SELECT entity_id, event_time, feature_vector FROM _ingest
-                        ORDER BY entity_id, event_time
-                        ON CONFLICT (entity_id, event_time) DO UPDATE
-                            SET feature_vector = excluded.feature_vector,
-                                ingested_at = now()
-                            WHERE f.feature_vector IS DISTINCT FROM excluded.feature_vector
-                        """
-                    )
+        base, per_row = self._write_timeout
+        timeout = base + per_row * len(records)
+        async with bounded_connection(self._pool, timeout, "feature upsert") as conn:
+            async with conn.transaction():
+                # Lives and dies inside this transaction: safe under transaction pooling.
+                await conn.execute(
+                    "CREATE TEMP TABLE _ingest (entity_id text, event_time timestamptz, "
+                    "feature_vector jsonb) ON COMMIT DROP"
+                )
+                await conn.copy_records_to_table(
+                    "_ingest",
+                    records=records,
+                    columns=("entity_id", "event_time", "feature_vector"),
+                )
+                status = await conn.execute(
+                    f"""
+                    INSERT INTO {table} AS f (entity_id, event_time, feature_vector)
+                    SELECT entity_id, event_time, feature_vector FROM _ingest
+                    ORDER BY entity_id, event_time
+                    ON CONFLICT (entity_id, event_time) DO UPDATE
+                        SET feature_vector = excluded.feature_vector,
+                            ingested_at = now()
+                        WHERE f.feature_vector IS DISTINCT FROM excluded.feature_vector
+                    """
+                )
         # "INSERT 0 <n>": n counts inserted and updated rows, not the skipped ones.
         return int(status.rsplit(" ", 1)[-1])
 

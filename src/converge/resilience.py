@@ -3,7 +3,11 @@
 Each dependency (Redis, Postgres, S3) gets its own breaker. After ``failure_threshold`` consecutive
 failures the breaker opens and calls fail at once with :class:`CircuitOpenError`; after
 ``reset_timeout_s`` one trial call is let through (half-open) and its outcome closes or re-opens it.
-Only the exception types listed as ``failures`` count: a bad request is not an outage.
+Only the exception types listed as ``failures`` count: a bad request is not an outage. With
+``slow_s`` set, only slow failures count (a timeout, or a call that took at least ``slow_s``): a
+dependency that refuses at once costs the caller nothing, and counting it would keep the breaker
+open, failing requests, after the dependency is back. What the breaker protects against is the
+hung dependency, which would otherwise hold every request for a whole timeout.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class CircuitBreaker:
         failure_threshold: int = 3,
         reset_timeout_s: float = 5.0,
         failures: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError),
+        slow_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if failure_threshold < 1:
@@ -45,6 +50,7 @@ class CircuitBreaker:
         self.failure_threshold = failure_threshold
         self.reset_timeout_s = reset_timeout_s
         self.failures = failures
+        self.slow_s = slow_s
         self._clock = clock
         self._state = CLOSED
         self._consecutive = 0
@@ -84,14 +90,25 @@ class CircuitBreaker:
             self._state = OPEN
             self._opened_at = self._clock()
 
+    def record_fast_failure(self) -> None:
+        """A failure that cost nothing (refused at once): the dependency is down, not hung, so
+        calls may keep trying; the first one after it is back succeeds."""
+        self._state = CLOSED
+        self._consecutive = 0
+        self._trial_in_flight = False
+
     async def call(self, fn: Callable[..., Awaitable[T]], *args: object, **kwargs: object) -> T:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         if not self.allow():
             raise CircuitOpenError(self.name)
+        started = self._clock()
         try:
             result = await fn(*args, **kwargs)
-        except self.failures:
-            self.record_failure()
+        except self.failures as exc:
+            if self.slow_s is None or _slow(exc) or self._clock() - started >= self.slow_s:
+                self.record_failure()
+            else:
+                self.record_fast_failure()
             raise
         except BaseException:
             # Not an outage (bad input, cancellation): release a half-open trial without judging.
@@ -102,3 +119,12 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self.state})"
+
+
+def _slow(exc: BaseException) -> bool:
+    """A timeout, here or as the cause of a translated error."""
+    while exc is not None:
+        if isinstance(exc, TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False

@@ -48,9 +48,15 @@ class Settings(BaseSettings):
     db_pool_min: int = 1
     db_pool_max: int = 10
     db_command_timeout_s: float = 30.0
+    # Deadline of one ingest write (connection, COPY and commit): a hung database is answered with
+    # a retryable 503 after this, not after the command timeout. Grows with the batch.
+    ingest_timeout_s: float = 0.5
+    ingest_timeout_per_row_s: float = 0.001
 
     redis_url: str = "redis://127.0.0.1:56379/0"
     cache_ttl_s: int = 300
+    # How long a prediction waits for a cache read before it scores without it.
+    cache_read_budget_s: float = 0.005
     reload_channel: str = "converge:model-published"
 
     s3_endpoint_url: str = "http://127.0.0.1:58333"

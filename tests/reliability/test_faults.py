@@ -1,166 +1,276 @@
-"""Faults under load: each dependency (and predict itself) dies and comes back while predict
-serves explicit-feature requests and ingest receives a steady stream of CloudEvents.
+"""Faults under load: each dependency (and the function processes themselves) fails in every way
+we know of and comes back, while predict serves explicit-feature requests and ingest receives a
+steady stream of CloudEvents.
 
-Why: the design promises that a dead cache, database or object store never turns into a lost
-prediction, and that ingest acknowledges only what it stored, so that redelivery (Knative's
-retry) ends with every event stored exactly once. Loads are modest (60 predictions/s, 10 events/s
-of 5 vectors) and each scenario is bounded in time; ``bench_reliability.py`` runs the same
-scenario and writes the numbers to RELIABILITY.md. H2O dying during training is covered by
-``tests/integration/test_training.py::test_h2o_dying_mid_job_fails_the_run_and_registers_nothing``.
+Fault kinds (``benchmarks/_faults.py``): a graceful stop, SIGKILL, SIGSTOP (longer than every
+timeout on the request paths) and a slow, lossy link (50 ms delay and 5 % loss each way,
+``benchmarks/_link.py``). Targets: Redis, PgBouncer, Postgres (fsync on: a SIGKILL must not lose
+an acknowledged commit), S3, and the predict and ingest processes.
+
+Why: the design promises that a dead or hung cache, database or object store never turns into a
+lost prediction, that ingest acknowledges only what it stored, so that redelivery (Knative's
+retry) ends with every event stored exactly once, and that a hung database is answered with a
+retryable 503 instead of a request that hangs as long as the database does. Loads are modest (60
+predictions/s, 10 events/s of 5 vectors) and each scenario is bounded in time;
+``bench_reliability.py`` runs the same scenarios longer and writes the numbers to RELIABILITY.md.
+H2O faults during training are in ``tests/integration/test_training.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+from _faults import KINDS, combined, function_fault, link_fault, service_fault
+from _link import Link
 from _load import CLIENT_LIMITS, EventStream, fault_run, httpx_predict, predict_bodies
+from pydantic import SecretStr
 from reliability_support import INGEST_TOKEN, TOKEN, log_problems, wait_ready
 
 from converge.registry import Registry
 from converge.serving.testing import register_model
+from converge.stack.pgbouncer import PgBouncer
+from converge.stack.postgres import Postgres
+from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
 
+TARGETS = ("redis", "pgbouncer", "postgres", "s3", "functions")
+
+
+class _Behind:
+    """A Postgres as seen through a link: PgBouncer connects to the link's address."""
+
+    def __init__(self, postgres: Postgres, link: Link) -> None:
+        self._postgres, self.host, self.port = postgres, link.host, link.port
+
+    def __getattr__(self, name: str):
+        return getattr(self._postgres, name)
+
+
+def _via(url: str, service_port: int, link: Link) -> str:
+    return url.replace(f"127.0.0.1:{service_port}", f"{link.host}:{link.port}")
+
 
 @pytest.fixture(scope="module")
-async def functions(settings, pool, corpus, start_function):
+def durable(tmp_path_factory, redis_server, s3_server):
+    """This module's own database path, Postgres with fsync on and PgBouncer, plus a second
+    PgBouncer that reaches Postgres over a link, and links to every dependency."""
+    work = tmp_path_factory.mktemp("durable")
+    started: list = []
+
+    def up(thing):
+        started.append(thing)
+        return thing.start()
+
+    try:
+        pg = up(Postgres(work, free_port()))
+        pgb = up(PgBouncer(work, pg, free_port(), query_wait_timeout=3))
+        pg_link = up(Link(pg.port))
+        far = up(PgBouncer(work / "linked", _Behind(pg, pg_link), free_port(), query_wait_timeout=3))
+        links = {
+            "postgres": pg_link,
+            "pgbouncer": up(Link(far.port)),
+            "redis": up(Link(redis_server.port)),
+            "s3": up(Link(s3_server.port)),
+        }
+        yield {"postgres": pg, "pgbouncer": pgb, "linked_pgbouncer": far, "links": links}
+    finally:
+        for thing in reversed(started):
+            thing.stop()
+
+
+@pytest.fixture(scope="module")
+def settings(settings, durable):
+    """The package's settings (credentials, model name) over this module's durable database."""
+    return settings.model_copy(
+        update={
+            "database_url": SecretStr(durable["pgbouncer"].dsn),
+            "database_direct_url": SecretStr(durable["postgres"].dsn),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def linked_settings(settings, durable, redis_server, s3_server):
+    """The same services, every one reached over its link."""
+    links, far = durable["links"], durable["linked_pgbouncer"]
+    return settings.model_copy(
+        update={
+            "database_url": SecretStr(_via(far.dsn, far.port, links["pgbouncer"])),
+            "redis_url": _via(settings.redis_url, redis_server.port, links["redis"]),
+            "s3_endpoint_url": _via(settings.s3_endpoint_url, s3_server.port, links["s3"]),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def functions(settings, linked_settings, pool, corpus, start_function):
     mojo, rows = corpus["binomial"]
     await register_model(settings, pool, settings.default_model, mojo, rows, promote=True)
-    predict = start_function("predict", settings)
-    ingest = start_function("ingest", settings)
-    reload_fn = start_function("reload", settings)
-    await wait_ready(predict.url)
-    return {"predict": predict, "ingest": ingest, "reload": reload_fn}
+    fns = {
+        "predict": start_function("predict", settings),
+        "ingest": start_function("ingest", settings),
+        "reload": start_function("reload", settings),
+        "linked_predict": start_function("predict", linked_settings),
+        "linked_ingest": start_function("ingest", linked_settings),
+    }
+    await wait_ready(fns["predict"].url)
+    await wait_ready(fns["linked_predict"].url)
+    fns["links"] = {
+        role: Link(fns[role].port, port=free_port()).start() for role in ("predict", "ingest")
+    }
+    yield fns
+    for link in fns["links"].values():
+        link.stop()
 
 
-@pytest.fixture
-async def clients(functions):
-    async with (
-        httpx.AsyncClient(
-            base_url=functions["predict"].url, timeout=10.0, limits=CLIENT_LIMITS
-        ) as predict,
-        httpx.AsyncClient(
-            base_url=functions["ingest"].url, timeout=10.0, limits=CLIENT_LIMITS
-        ) as ingest,
-        httpx.AsyncClient(
-            base_url=functions["reload"].url,
-            timeout=30.0,
-            headers={"authorization": f"Bearer {TOKEN}"},
-        ) as reload_client,
-    ):
-        yield predict, ingest, reload_client
+@pytest.fixture(autouse=True)
+def _thaw_and_restart(durable, redis_server, s3_server):
+    """A failed scenario must not leave a service frozen, dead or behind a bad link."""
+    yield
+    for service in (redis_server, s3_server, durable["postgres"], durable["pgbouncer"]):
+        if service.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.pid, signal.SIGCONT)
+        if not service.is_running():
+            service.start()
+    for link in durable["links"].values():
+        link.clear()
 
 
-def _service(request, fault: str, functions):
-    """Blocking stop and start of the thing that fails; predict counts as up once it is ready."""
-    if fault == "predict":
-        fn = functions["predict"]
+def _fault(target, kind, functions, durable, request):
+    """(fail, recover) for one target and kind, and the predict and ingest URLs to load."""
+    if kind == "netem":
+        if target == "functions":
+            links = functions["links"]
+            urls = [f"http://{links[r].host}:{links[r].port}" for r in ("predict", "ingest")]
+            return combined(*(link_fault(link) for link in links.values())), urls
+        urls = [functions["linked_predict"].url, functions["linked_ingest"].url]
+        return link_fault(durable["links"][target]), urls
+    urls = [functions["predict"].url, functions["ingest"].url]
+    if target == "functions":
+        predict, ingest = functions["predict"], functions["ingest"]
 
-        def start() -> None:
-            fn.start()
-            deadline = time.monotonic() + 60
-            while httpx.get(fn.url + "/readyz", timeout=5).status_code != 200:
-                assert time.monotonic() < deadline, "predict never became ready again"
-                time.sleep(0.05)
+        def start_predict() -> None:
+            predict.start()
+            asyncio.run(wait_ready(predict.url))
 
-        return fn.stop, start
-    fixture = {"redis": "redis_server", "pgbouncer": "pgbouncer", "postgres": "postgres"}
-    service = request.getfixturevalue(fixture.get(fault, "s3_server"))
-    return service.stop, service.start
+        return combined(
+            function_fault(kind, predict, start_predict), function_fault(kind, ingest, ingest.start)
+        ), urls
+    if target in ("redis", "s3"):
+        service = request.getfixturevalue({"redis": "redis_server", "s3": "s3_server"}[target])
+    else:
+        service = durable[target]
+    return service_fault(kind, service), urls
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["redis", "pgbouncer", "postgres", "s3", "predict"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("target", TARGETS)
 async def test_fault_under_load_loses_no_prediction_and_no_event(
-    request, fault, functions, clients, corpus, postgres
+    request, target, kind, functions, durable, corpus
 ):
-    predict_client, ingest_client, _ = clients
+    (fail, recover), (predict_url, ingest_url) = _fault(target, kind, functions, durable, request)
     _, rows = corpus["binomial"]
     bodies = predict_bodies(rows, "PSA", 4000)
-    stream = EventStream(ingest_client, INGEST_TOKEN)
-    stop, start = _service(request, fault, functions)
-
-    result = await fault_run(
-        fault,
-        stop,
-        start,
-        predict=httpx_predict(predict_client, bodies),
-        ingest=stream,
-        direct_dsn=postgres.dsn,
-    )
+    async with (
+        httpx.AsyncClient(base_url=predict_url, timeout=10.0, limits=CLIENT_LIMITS) as predict,
+        httpx.AsyncClient(base_url=ingest_url, timeout=10.0, limits=CLIENT_LIMITS) as ingest,
+    ):
+        stream = EventStream(ingest, INGEST_TOKEN)
+        result = await fault_run(
+            f"{target} {kind}", fail, recover,
+            predict=httpx_predict(predict, bodies), ingest=stream,
+            direct_dsn=durable["postgres"].dsn, down_s=3.0,
+        )  # fmt: skip
     print(result.row())
 
-    assert result.settled, f"streams never ran clean again after the restart: {result.row()}"
+    assert result.settled, f"streams never ran clean again after the recovery: {result.row()}"
     assert result.acked_missing == 0, "ingest acknowledged vectors it had not stored"
     assert result.lost == 0 and result.doubled == 0, "not exactly once after redelivery"
     assert result.predict_sent > 100 and result.ingest_sent > 20
-    if fault == "predict":
-        assert result.predict_failed > 0  # the only replica was down: the stream must notice
-        assert result.ingest_failed == 0
+    assert result.failed_after_recovery == 0, result.row()
+    statuses = set(result.failure_statuses)
+    dead = kind in ("stop", "kill")
+    if target == "functions" and dead:
+        # The only replicas were down: the streams must notice, as refused connections.
+        assert result.predict_failed > 0 and result.ingest_failed > 0
+        assert statuses == {0}, result.failure_statuses
     else:
-        # Explicit features need no cache, database or store: not one failed prediction.
+        # Explicit features need no cache, database or store, and a frozen or slow function
+        # answers late, not wrongly: not one failed prediction.
         assert result.predict_failed == 0, result.failure_statuses
-    if fault in ("redis", "s3"):
+    if target in ("redis", "s3") or (target == "functions" and not dead):
         assert result.ingest_failed == 0, result.failure_statuses
-    if fault in ("postgres", "pgbouncer"):
-        # A database fault is a retryable 503 (Knative redelivers), never a 500 or a hang-up.
-        assert result.ingest_failed > 0
-        assert set(result.failure_statuses) == {503}, result.failure_statuses
+    if target in ("postgres", "pgbouncer"):
+        # A dead or hung database is a retryable 503 (Knative redelivers), never a 500, never a
+        # request left hanging until the client gives up (the client waits 10 s, the database is
+        # frozen for 3 s: a request that waited it out would have succeeded, not failed).
+        assert statuses <= {503}, result.failure_statuses
+        if kind != "netem":
+            assert result.ingest_failed > 0
     for fn in functions.values():
-        assert log_problems(fn) == []
+        if hasattr(fn, "log_path"):
+            assert log_problems(fn) == []
 
 
 async def test_reload_during_s3_outage_is_retryable_and_keeps_serving(
-    functions, clients, settings, pool, corpus, s3_server
+    functions, settings, pool, corpus, s3_server
 ):
     """A reload while the store is down answers 503 and changes nothing; retried later, it works."""
-    predict_client, _, reload_client = clients
     name = settings.default_model
     mojo, rows = corpus["binomial"]
     registry = Registry(pool)
     before = (await registry.production(name)).version
     mv = await register_model(settings, pool, name, mojo, rows)
-    s3_server.stop()
-    try:
+    async with (
+        httpx.AsyncClient(base_url=functions["predict"].url, timeout=10.0) as predict_client,
+        httpx.AsyncClient(
+            base_url=functions["reload"].url, timeout=30.0,
+            headers={"authorization": f"Bearer {TOKEN}"},
+        ) as reload_client,
+    ):  # fmt: skip
+        s3_server.stop()
+        try:
+            r = await reload_client.post(
+                "/admin/reload-model", json={"name": name, "version": mv.version}
+            )
+            assert r.status_code == 503, r.text
+            assert (await registry.production(name)).version == before
+            p = await predict_client.post("/predict", json={"features": rows[0]})
+            assert p.status_code == 200 and p.json()["version"] == before
+        finally:
+            s3_server.start()
         r = await reload_client.post(
             "/admin/reload-model", json={"name": name, "version": mv.version}
         )
-        assert r.status_code == 503, r.text
-        assert (await registry.production(name)).version == before
-        p = await predict_client.post("/predict", json={"features": rows[0]})
-        assert p.status_code == 200 and p.json()["version"] == before
-    finally:
-        s3_server.start()
-    r = await reload_client.post("/admin/reload-model", json={"name": name, "version": mv.version})
-    assert r.status_code == 200, r.text
+        assert r.status_code == 200, r.text
     assert (await registry.production(name)).version == mv.version
 
 
-async def test_unknown_model_while_the_database_is_down_is_a_503(
-    functions, clients, pgbouncer, corpus
-):
+async def test_unknown_model_while_the_database_is_down_is_a_503(functions, durable, corpus):
     """A model this replica does not serve yet needs the registry; without it, retry later (503),
     while the model it does serve keeps answering."""
-    predict_client, _, _ = clients
     rows = corpus["binomial"][1]
-    pgbouncer.stop()
-    try:
-        r = await predict_client.post(
-            "/predict", json={"model": "not-loaded-here", "features": rows[0]}
-        )
-        assert r.status_code == 503, r.text
-        r = await predict_client.post("/predict", json={"features": rows[0]})
-        assert r.status_code == 200, r.text
-    finally:
-        pgbouncer.start()
-    r = await predict_client.post(
-        "/predict", json={"model": "not-loaded-here", "features": rows[0]}
-    )
+    pgbouncer = durable["pgbouncer"]
+    async with httpx.AsyncClient(base_url=functions["predict"].url, timeout=10.0) as client:
+        pgbouncer.stop()
+        try:
+            r = await client.post("/predict", json={"model": "not-loaded-here", "features": rows[0]})
+            assert r.status_code == 503, r.text
+            r = await client.post("/predict", json={"features": rows[0]})
+            assert r.status_code == 200, r.text
+        finally:
+            pgbouncer.start()
+        r = await client.post("/predict", json={"model": "not-loaded-here", "features": rows[0]})
     assert r.status_code == 404, r.text
 
 

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 _OUTAGES = (Unavailable, ConnectionError, OSError, TimeoutError)
 # Online copies outlive cached predictions: they are refreshed by every ingest.
 ONLINE_TTL_FACTOR = 12
+# A failure faster than this was a refusal, not a hang.
+SLOW_FAILURE_S = 0.1
 
 
 class Runtime:
@@ -51,16 +53,22 @@ class Runtime:
         self._scorer = scorer
         self.use_cache = use_cache
         self.holder = ModelHolder()
+        # Only slow failures open a breaker (see converge.resilience): a refused connection is
+        # cheap to retry, a hung one costs a timeout. The database's reset timeout is short: each
+        # half-open trial costs one request a timeout (under a second), and while the breaker is
+        # open after the database is back, requests still fail.
         self.redis_breaker = CircuitBreaker(
             "redis", failure_threshold=2, reset_timeout_s=2.0,
-            failures=(RedisError, RespError, *_OUTAGES),
+            failures=(RedisError, RespError, *_OUTAGES), slow_s=SLOW_FAILURE_S,
         )
         self.db_breaker = CircuitBreaker(
-            "postgres", failure_threshold=3, reset_timeout_s=2.0, failures=_OUTAGES
+            "postgres", failure_threshold=3, reset_timeout_s=0.5, failures=_OUTAGES,
+            slow_s=SLOW_FAILURE_S,
         )
         self.s3_breaker = CircuitBreaker(
-            "s3", failure_threshold=3, reset_timeout_s=2.0, failures=_OUTAGES
-        )
+            "s3", failure_threshold=3, reset_timeout_s=2.0, failures=_OUTAGES,
+            slow_s=SLOW_FAILURE_S,
+        )  # fmt: skip
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
         self._started: set[str] = set()
@@ -130,7 +138,11 @@ class Runtime:
     async def feature_store(self) -> Any:
         from converge.features import FeatureStore
 
-        return FeatureStore(await self.pool())
+        return FeatureStore(
+            await self.pool(),
+            write_timeout_s=self.settings.ingest_timeout_s,
+            write_timeout_per_row_s=self.settings.ingest_timeout_per_row_s,
+        )
 
     # -- services -----------------------------------------------------------------------------
     @property
@@ -162,7 +174,8 @@ class Runtime:
                 scorer=self.scorer,
                 cache=(
                     PredictionCache(
-                        self.cache_commands, self.redis_breaker, self.settings.cache_ttl_s
+                        self.cache_commands, self.redis_breaker, self.settings.cache_ttl_s,
+                        read_budget_s=self.settings.cache_read_budget_s,
                     )
                     if self.use_cache
                     else None

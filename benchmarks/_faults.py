@@ -1,0 +1,90 @@
+"""How a dependency or a function process fails and comes back, for :func:`_load.fault_run`.
+
+Each kind is a pair of blocking callables, ``(fail, recover)``:
+
+- ``stop``: the service's own graceful stop (SIGTERM, or SIGINT for Postgres), then a start.
+- ``kill``: SIGKILL to the whole process group (no shutdown code runs, sockets are reset by the
+  kernel, Postgres recovers from its WAL on the next start), then a start.
+- ``freeze``: SIGSTOP to the process group, SIGCONT later. The kernel still accepts connections
+  and buffers requests, but nothing answers: only a client's own timeouts notice.
+- ``netem``: the link to the service (see ``_link.py``) gets 50 ms delay and 5 % loss in each
+  direction, then is cleared. Only clients configured to go through the link see it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+KINDS = ("stop", "kill", "freeze", "netem")
+NETEM_DELAY_MS = 50.0
+NETEM_LOSS = 0.05
+
+Action = Callable[[], Any]
+
+
+def process_fault(
+    kind: str, pid: Callable[[], int | None], stop: Action, start: Action, reap: Action
+) -> tuple[Action, Action]:
+    """``pid()`` is the process group leader now; ``reap()`` collects it after a SIGKILL."""
+    if kind == "stop":
+        return stop, start
+    if kind == "kill":
+
+        def kill() -> None:
+            leader = pid()
+            assert leader is not None, "nothing to kill: the process is not running"
+            os.killpg(leader, signal.SIGKILL)
+            reap()
+
+        return kill, start
+    if kind == "freeze":
+        frozen: list[int] = []
+
+        def freeze() -> None:
+            leader = pid()
+            assert leader is not None, "nothing to freeze: the process is not running"
+            frozen.append(leader)
+            os.killpg(leader, signal.SIGSTOP)
+
+        def thaw() -> None:
+            os.killpg(frozen.pop(), signal.SIGCONT)
+
+        return freeze, thaw
+    raise ValueError(f"not a process fault: {kind!r}")
+
+
+def service_fault(kind: str, service: Any) -> tuple[Action, Action]:
+    """A fault of a local stack service (``converge.stack``): it comes back on the same port."""
+    return process_fault(kind, lambda: service.pid, service.stop, service.start, service.stop)
+
+
+def link_fault(link: Any) -> tuple[Action, Action]:
+    """The slow, lossy link (``_link.Link``) for a while, then a clean one again."""
+    return (lambda: link.impair(NETEM_DELAY_MS, NETEM_LOSS)), link.clear
+
+
+def combined(*faults: tuple[Action, Action]) -> tuple[Action, Action]:
+    """Several things failing at once (e.g. every function process), recovering in order."""
+
+    def fail() -> None:
+        for f, _ in faults:
+            f()
+
+    def recover() -> None:
+        for _, r in faults:
+            r()
+
+    return fail, recover
+
+
+def function_fault(kind: str, fn: Any, start: Action) -> tuple[Action, Action]:
+    """A fault of a function process (``converge.serving.testing.FunctionProcess``); ``start``
+    brings it back and waits until it is ready."""
+
+    def pid() -> int | None:
+        return fn.proc.pid if fn.proc is not None and fn.proc.poll() is None else None
+
+    return process_fault(kind, pid, fn.stop, start, lambda: fn.proc.wait(10))
