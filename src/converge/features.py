@@ -132,37 +132,7 @@ class FeatureStore:
         connection fault or past its deadline, in which case nothing of this call was committed,
         unless the fault hit after the commit was sent: then the retry finds the rows and writes 0.
         """
-        records = _latest_records(vectors)
-        if not records:
-            return 0
-        table = self._table
-        base, per_row = self._write_timeout
-        timeout = base + per_row * len(records)
-        async with bounded_connection(self._pool, timeout, "feature upsert") as conn:
-            async with conn.transaction():
-                # Lives and dies inside this transaction: safe under transaction pooling.
-                await conn.execute(
-                    "CREATE TEMP TABLE _ingest (entity_id text, event_time timestamptz, "
-                    "feature_vector jsonb) ON COMMIT DROP"
-                )
-                await conn.copy_records_to_table(
-                    "_ingest",
-                    records=records,
-                    columns=("entity_id", "event_time", "feature_vector"),
-                )
-                status = await conn.execute(
-                    f"""
-                    INSERT INTO {table} AS f (entity_id, event_time, feature_vector)
-                    SELECT entity_id, event_time, feature_vector FROM _ingest
-                    ORDER BY entity_id, event_time
-                    ON CONFLICT (entity_id, event_time) DO UPDATE
-                        SET feature_vector = excluded.feature_vector,
-                            ingested_at = now()
-                        WHERE f.feature_vector IS DISTINCT FROM excluded.feature_vector
-                    """
-                )
-        # "INSERT 0 <n>": n counts inserted and updated rows, not the skipped ones.
-        return int(status.rsplit(" ", 1)[-1])
+        return len((await self.write(vectors)).written)
 
     async def write(
         self,
@@ -181,54 +151,55 @@ class FeatureStore:
         if not records:
             return WriteResult([])
         table = self._table
-        async with translate_errors("feature upsert"):
-            async with self._pool.acquire() as conn:
-                async with conn.transaction():
-                    if event is not None:
-                        fresh = await conn.fetchval(
-                            "INSERT INTO ingest_events (source, event_id, event_time, rows) "
-                            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
-                            event.source,
-                            event.id,
-                            event.time,
-                            len(records),
-                        )
-                        if not fresh:
-                            return WriteResult([], duplicate=True)
-                        await conn.execute(
-                            "DELETE FROM ingest_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
-                            "ingest_events WHERE received_at < now() - make_interval(secs => $1) "
-                            "LIMIT 100))",
-                            ledger_days * 86400.0,
-                        )
+        base, per_row = self._write_timeout
+        timeout = base + per_row * len(records)
+        async with bounded_connection(self._pool, timeout, "feature upsert") as conn:
+            async with conn.transaction():
+                if event is not None:
+                    fresh = await conn.fetchval(
+                        "INSERT INTO ingest_events (source, event_id, event_time, rows) "
+                        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+                        event.source,
+                        event.id,
+                        event.time,
+                        len(records),
+                    )
+                    if not fresh:
+                        return WriteResult([], duplicate=True)
                     await conn.execute(
-                        "CREATE TEMP TABLE _ingest (entity_id text, event_time timestamptz, "
-                        "feature_vector jsonb) ON COMMIT DROP"
+                        "DELETE FROM ingest_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
+                        "ingest_events WHERE received_at < now() - make_interval(secs => $1) "
+                        "LIMIT 100))",
+                        ledger_days * 86400.0,
                     )
-                    await conn.copy_records_to_table(
-                        "_ingest",
-                        records=records,
-                        columns=("entity_id", "event_time", "feature_vector"),
-                    )
-                    rows = await conn.fetch(
-                        f"""
-                        INSERT INTO {table} AS f
-                            (entity_id, event_time, feature_vector, written_time, written_id)
-                        SELECT entity_id, event_time, feature_vector, COALESCE($1::timestamptz, now()), $2::text
-                        FROM _ingest ORDER BY entity_id, event_time
-                        ON CONFLICT (entity_id, event_time) DO UPDATE
-                            SET feature_vector = excluded.feature_vector,
-                                ingested_at = now(),
-                                written_time = excluded.written_time,
-                                written_id = excluded.written_id
-                            WHERE f.feature_vector IS DISTINCT FROM excluded.feature_vector
-                              AND (COALESCE(f.written_time, '-infinity'), COALESCE(f.written_id, ''))
-                                  <= (excluded.written_time, excluded.written_id)
-                        RETURNING entity_id, event_time
-                        """,
-                        None if event is None else event.time,
-                        "" if event is None else event.id,
-                    )
+                await conn.execute(
+                    "CREATE TEMP TABLE _ingest (entity_id text, event_time timestamptz, "
+                    "feature_vector jsonb) ON COMMIT DROP"
+                )
+                await conn.copy_records_to_table(
+                    "_ingest",
+                    records=records,
+                    columns=("entity_id", "event_time", "feature_vector"),
+                )
+                rows = await conn.fetch(
+                    f"""
+                    INSERT INTO {table} AS f
+                        (entity_id, event_time, feature_vector, written_time, written_id)
+                    SELECT entity_id, event_time, feature_vector, COALESCE($1::timestamptz, now()), $2::text
+                    FROM _ingest ORDER BY entity_id, event_time
+                    ON CONFLICT (entity_id, event_time) DO UPDATE
+                        SET feature_vector = excluded.feature_vector,
+                            ingested_at = now(),
+                            written_time = excluded.written_time,
+                            written_id = excluded.written_id
+                        WHERE f.feature_vector IS DISTINCT FROM excluded.feature_vector
+                          AND (COALESCE(f.written_time, '-infinity'), COALESCE(f.written_id, ''))
+                              <= (excluded.written_time, excluded.written_id)
+                    RETURNING entity_id, event_time
+                    """,
+                    None if event is None else event.time,
+                    "" if event is None else event.id,
+                )
         return WriteResult([(r["entity_id"], r["event_time"]) for r in rows])
 
     # -- online reads ----------------------------------------------------------------------------
