@@ -253,3 +253,35 @@ async def test_replayed_and_reordered_ingest_events_write_once_and_never_go_back
     r = await http["ingest"].post("/ingest", json={**row, "features": {"x": 3}}, headers=INGEST_AUTH)
     assert r.json()["written"] == 1, r.text
     assert await stored() == "3"
+
+
+# -- misspelled and mistyped features -----------------------------------------------------------
+async def test_misspelled_and_mistyped_features_are_reported_or_refused(http, settings):
+    """Lenient by default (H2O's own behaviour: scored as missing), but never silent; strict
+    answers 422 naming each field. The schema is the MOJO's: AGE is a number, RACE has levels
+    0, 1, 2; CAPSULE is the response (known, not a feature)."""
+    predict = http["predict"]
+    clean = {"AGE": 65.0, "RACE": "1", "DPROS": 2, "PSA": "1.5", "CAPSULE": "1"}
+    r = await predict.post("/predict", json={"features": clean})
+    assert r.status_code == 200 and "input_issues" not in r.json(), r.text
+
+    bad = [{"agee": 65}, {"AGE": "sixty", "RACE": "9", "PSA": 1.5, "GLEASON": True, "DPROS": 7}]
+    r = await predict.post("/predict", json={"instances": [{"features": f} for f in bad]})
+    assert r.status_code == 200, r.text
+    assert r.json()["input_issues"] == [
+        {"row": 0, "unknown_features": ["agee"]},
+        {"row": 1, "coerced_to_missing": ["AGE", "DPROS", "RACE"]},
+    ]
+    metrics = (await predict.get("/metrics")).text
+    assert f'converge_predict_input_issues_total{{kind="unknown_features",model="{settings.default_model}"}}' in metrics
+
+    r = await predict.post(
+        "/predict", json={"instances": [{"features": f} for f in bad], "strict": True}
+    )
+    assert r.status_code == 422, r.text
+    locs = [d["loc"] for d in r.json()["detail"]]
+    assert locs == [["instances", 0, "features", "agee"], ["instances", 1, "features", "AGE"],
+                    ["instances", 1, "features", "DPROS"], ["instances", 1, "features", "RACE"]]  # fmt: skip
+    assert "agee" in r.json()["error"] and "AGE" in r.json()["error"]
+    r = await predict.post("/predict", json={"features": clean, "strict": True})
+    assert r.status_code == 200, r.text
