@@ -13,9 +13,12 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import orjson
 import pytest
+from botocore.exceptions import ClientError
+from pydantic import SecretStr
 from reliability_support import (
     INGEST_AUTH,
     INGEST_TOKEN,
@@ -285,3 +288,74 @@ async def test_misspelled_and_mistyped_features_are_reported_or_refused(http, se
     assert "agee" in r.json()["error"] and "AGE" in r.json()["error"]
     r = await predict.post("/predict", json={"features": clean, "strict": True})
     assert r.status_code == 200, r.text
+
+
+# -- least privilege: a stolen credential of predict or ingest ------------------------------------
+async def test_stolen_predict_and_ingest_credentials_cannot_write_what_their_function_does_not(
+    settings, pool, corpus, start_function, postgres, pgbouncer, s3_server
+):
+    """predict runs on a database role that only reads and the object store's read-only
+    identity; ingest on a role that writes features only. Each serves, and what it holds is
+    refused for anything else (by Postgres and S3 themselves, not by converge)."""
+    name = settings.default_model
+    mojo, rows = corpus["binomial"]
+    await register_model(settings, pool, name, mojo, rows, promote=True)
+    target = await register_model(settings, pool, name, mojo, rows)
+    reader = {"s3_access_key": SecretStr(s3_server.reader_access_key),
+              "s3_secret_key": SecretStr(s3_server.reader_secret_key)}  # fmt: skip
+    roles = {
+        role: settings.model_copy(
+            update={
+                "database_url": SecretStr(pgbouncer.role_dsn(role)),
+                "database_direct_url": SecretStr(postgres.role_dsn(role)),
+                **reader,
+            }
+        )
+        for role in ("predict", "ingest")
+    }
+    predict = start_function("predict", roles["predict"])
+    ingest = start_function("ingest", roles["ingest"])
+    await wait_ready(predict.url)
+    entity = f"priv-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        r = await client.post(
+            f"{ingest.url}/ingest", headers=INGEST_AUTH,
+            json={"entity_id": entity, "event_time": "2025-03-01T00:00:00Z", "features": rows[0]},
+        )  # fmt: skip
+        assert r.status_code == 200 and r.json()["written"] == 1, r.text
+        r = await client.post(f"{predict.url}/predict", json={"entity_id": entity})
+        assert r.status_code == 200, r.text
+
+    before = await production(pool, name)
+    for role, statements in {
+        "predict": [
+            "INSERT INTO features (entity_id, event_time, feature_vector) VALUES ('x', now(), '{}')",
+            "UPDATE features SET feature_vector = '{}'",
+            f"UPDATE model_versions SET stage = 'archived' WHERE name = '{name}'",
+        ],
+        "ingest": [
+            f"UPDATE model_versions SET stage = 'archived' WHERE name = '{name}'",
+            "SELECT artifact_uri FROM model_versions",
+            "DELETE FROM features",
+        ],
+    }.items():
+        conn = await asyncpg.connect(pgbouncer.role_dsn(role), statement_cache_size=0)
+        try:
+            for statement in statements:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute(statement)
+        finally:
+            await conn.close()
+    assert await production(pool, name) == before
+
+    store = s3_server.client(reader=True)
+    key = target.artifact_uri.split(f"{s3_server.bucket}/", 1)[1]
+    assert store.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read() == mojo
+    for attempt in (
+        lambda: store.put_object(Bucket=s3_server.bucket, Key=key, Body=b"PK\x03\x04 evil"),
+        lambda: store.delete_object(Bucket=s3_server.bucket, Key=key),
+    ):
+        with pytest.raises(ClientError) as refused:
+            attempt()
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert s3_server.client().get_object(Bucket=s3_server.bucket, Key=key)["Body"].read() == mojo
