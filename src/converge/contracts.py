@@ -120,6 +120,11 @@ class PredictInstance(_Strict):
 class PredictRequest(_Strict):
     model: ModelName | None = None
     instances: list[PredictInstance] = Field(min_length=1, max_length=MAX_BATCH)
+    strict: bool | None = Field(
+        default=None,
+        description="422 for unknown features or values the model would score as missing; "
+        "None means the server's default (CONVERGE_STRICT_INPUTS, off)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -142,6 +147,10 @@ class PredictResponse(BaseModel):
     model: str
     version: int
     predictions: list[Prediction]
+    input_issues: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="per row: unknown_features and coerced_to_missing (explicit features only)",
+    )
 
 
 class ModelPublished(_Strict):

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     ingest_token: SecretStr = SecretStr("")
     # A signed event whose `time` is further than this from now is refused (replay window).
     event_max_age_s: float = 900.0
+    # Predict: refuse (422) unknown features and values scored as missing, instead of reporting
+    # them in `input_issues`; a request's own `strict` wins.
+    strict_inputs: bool = False
     registry_poll_s: float = 10.0
     max_body_bytes: int = 1_048_576
     max_batch_rows: int = 10_000

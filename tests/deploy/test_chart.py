@@ -346,6 +346,13 @@ def test_h2o_cluster_forms_through_headless_dns_and_waits_for_consensus(rendered
     assert env["H2O_KUBERNETES_SERVICE_DNS"]["value"] == f"{FULL}-h2o-headless.{NAMESPACE}.svc.cluster.local"
     assert env["H2O_NODE_EXPECTED_COUNT"]["value"] == str(replicas)
     assert c["readinessProbe"]["exec"]["command"][-1].endswith("h2o_ready.py")
+    # Readiness also asks H2O's Kubernetes API whether this node leads: the client Service
+    # (not headless, ready pods only) then reaches the leader alone, as H2O's guide prescribes.
+    port = env["H2O_K8S_API_PORT"]["value"]
+    assert env["H2O_LEADER_URL"]["value"] == f"http://127.0.0.1:{port}"
+    assert {"name": "k8s-api", "containerPort": int(port)} in c["ports"]
+    client = r.get("Service", f"{FULL}-h2o")
+    assert client["spec"].get("clusterIP") != "None" and not client["spec"].get("publishNotReadyAddresses")
     assert c["livenessProbe"]
     pdb = r.get("PodDisruptionBudget", f"{FULL}-h2o")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()

@@ -109,10 +109,12 @@ def test_check_needs_full_size_and_a_locked_cloud(cloud, ready):
 class _Cloud(BaseHTTPRequestHandler):
     payload: bytes = b"{}"
     status = 200
+    leader_status = 404
 
     def do_GET(self):  # noqa: N802 (http.server API)
         body = self.payload if self.path == "/3/Cloud" else b"{}"
-        self.send_response(self.status if self.path == "/3/Cloud" else 404)
+        status = {"/3/Cloud": self.status, "/kubernetes/isLeaderNode": self.leader_status}
+        self.send_response(status.get(self.path, 404))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -134,8 +136,10 @@ def cloud_server():
     server.server_close()
 
 
-def _probe(url: str, expected: int) -> subprocess.CompletedProcess:
+def _probe(url: str, expected: int, leader_url: str | None = None) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "H2O_READY_URL": url, "H2O_NODE_EXPECTED_COUNT": str(expected), "H2O_READY_TIMEOUT_S": "2"}
+    if leader_url:
+        env["H2O_LEADER_URL"] = leader_url
     return subprocess.run([sys.executable, str(FILES / "h2o_ready.py")], env=env, capture_output=True, text=True, timeout=30)
 
 
@@ -155,3 +159,15 @@ def test_probe_is_not_ready_when_h2o_errors_or_is_down(cloud_server):
     handler.status, handler.payload = 200, b"not json"
     assert _probe(url, 1).returncode == 1
     assert _probe("http://127.0.0.1:9", 1).returncode == 1  # nothing listens on the discard port
+
+
+def test_with_a_leader_url_only_the_leader_of_a_formed_cloud_is_ready(cloud_server):
+    handler, url = cloud_server
+    handler.payload = json.dumps(FORMED).encode()
+    handler.leader_status = 404  # a formed cloud, but another node leads
+    proc = _probe(url, 3, leader_url=url)
+    assert proc.returncode == 1 and "not the leader" in proc.stderr
+    handler.leader_status = 200
+    assert _probe(url, 3, leader_url=url).returncode == 0
+    handler.payload = json.dumps({**FORMED, "locked": False}).encode()  # leader, cloud not formed
+    assert _probe(url, 3, leader_url=url).returncode == 1

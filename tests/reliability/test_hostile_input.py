@@ -134,7 +134,7 @@ async def test_sql_injection_in_features_is_stored_verbatim_and_tables_survive(
     before = await registry_state(pool, settings.default_model)
     r = await http["ingest"].post("/ingest", json={"vectors": vectors}, headers=INGEST_AUTH)
     assert r.status_code == 200, r.text
-    assert r.json() == {"received": len(vectors), "written": len(vectors)}
+    assert r.json() == {"received": len(vectors), "written": len(vectors), "duplicate": False}
 
     conn = await asyncpg.connect(postgres.dsn)
     try:

@@ -69,7 +69,12 @@ def demo(
         console.print("  schema at head")
 
         console.rule("[bold]3. functions")
-        gateway = steps.Gateway(env, port, settings.state_dir / "logs" / "gateway.log")
+        # The functions only read artifacts: they get the object store's read-only identity.
+        reader = {
+            "CONVERGE_S3_ACCESS_KEY": env["CONVERGE_S3_READER_ACCESS_KEY"],
+            "CONVERGE_S3_SECRET_KEY": env["CONVERGE_S3_READER_SECRET_KEY"],
+        }
+        gateway = steps.Gateway({**env, **reader}, port, settings.state_dir / "logs" / "gateway.log")
         gateway.start()
         console.print(f"  predict, ingest, reload and admin on {gateway.url}")
 

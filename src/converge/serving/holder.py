@@ -34,6 +34,13 @@ class LoadedModel:
             names = [str(c) for c in classes]
         return [(str(c), str(n)) for c, n in zip(classes, names, strict=True)]
 
+    @cached_property
+    def input_schema(self) -> Any:
+        """Feature names, types and levels from the MOJO (see :mod:`.input_check`)."""
+        from converge.serving.input_check import InputSchema
+
+        return InputSchema.of(self.model)
+
 
 class ModelHolder:
     """Holds the live :class:`LoadedModel` of each model name this replica serves."""

@@ -28,6 +28,11 @@ RELOADS = Counter(
     "Model loads and reload requests by outcome.",
     ["outcome"],
 )
+INPUT_ISSUES = Counter(
+    "converge_predict_input_issues_total",
+    "Request features the model does not know, or values it would score as missing.",
+    ["model", "kind"],
+)
 INGESTED = Counter("converge_ingest_vectors_total", "Feature vectors received by ingest.")
 INGEST_DUPLICATES = Counter(
     "converge_ingest_duplicate_events_total",

@@ -18,6 +18,7 @@ from converge.contracts import FeatureVector, Prediction, PredictRequest, Predic
 from converge.errors import ModelNotFound
 from converge.resilience import CircuitBreaker
 from converge.serving.http import ServingError
+from converge.serving.input_check import check_rows
 from converge.serving.loader import ReplicaSync
 from converge.serving.observability import CACHE_HITS, CACHE_MISSES, PREDICT_ROWS
 from converge.serving.online import OnlineFeatures
@@ -38,6 +39,7 @@ class PredictService:
         db_breaker: CircuitBreaker,
         default_model: str,
         max_rows: int,
+        strict_inputs: bool = False,
     ) -> None:
         self.sync = sync
         self.scorer = scorer
@@ -47,6 +49,7 @@ class PredictService:
         self.db_breaker = db_breaker
         self.default_model = default_model
         self.max_rows = max_rows
+        self.strict_inputs = strict_inputs
         self._background: set[asyncio.Task[Any]] = set()
 
     async def predict(self, request: PredictRequest) -> PredictResponse:
@@ -56,6 +59,7 @@ class PredictService:
             model=out["model"],
             version=out["version"],
             predictions=[Prediction.model_construct(**p) for p in out["predictions"]],
+            input_issues=out.get("input_issues"),
         )
 
     async def predict_dict(self, request: PredictRequest) -> dict[str, Any]:
@@ -74,6 +78,9 @@ class PredictService:
                 if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
                     raise ServingError(503, f"model {name!r} not loaded yet; retry later") from None
                 raise
+        explicit = [i.features for i in request.instances if i.features is not None]
+        strict = self.strict_inputs if request.strict is None else request.strict
+        issues = check_rows(loaded.input_schema, loaded.name, explicit, strict) if explicit else None
         features = await self._features(request)
 
         keys = [cache_key(loaded.name, loaded.version, f) for f in features]
@@ -105,7 +112,10 @@ class PredictService:
             if self.cache is not None:
                 await self.cache.set_many(fresh)  # buffered: returns at once
         PREDICT_ROWS.inc(len(keys))
-        return {"model": loaded.name, "version": loaded.version, "predictions": results}
+        out = {"model": loaded.name, "version": loaded.version, "predictions": results}
+        if issues:
+            out["input_issues"] = issues
+        return out
 
     async def _features(self, request: PredictRequest) -> list[dict[str, Any]]:
         entity_ids = [i.entity_id for i in request.instances if i.entity_id is not None]

@@ -183,6 +183,7 @@ class Runtime:
                 online=self.online,
                 feature_store=await self.feature_store(),
                 db_breaker=self.db_breaker,
+                strict_inputs=self.settings.strict_inputs,
                 default_model=self.settings.default_model,
                 max_rows=self.settings.max_batch_rows,
             )

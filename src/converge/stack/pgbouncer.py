@@ -57,6 +57,12 @@ class PgBouncer(Service):
         pg = self.postgres
         return _url(pg.user, pg.password, self.host, self.port, pg.database)
 
+    def role_dsn(self, role: str) -> str:
+        """The pooled URL of a service role (``predict`` or ``ingest``)."""
+        pg = self.postgres
+        name = f"{pg.user}_{role}"
+        return _url(name, pg.role_passwords[name], self.host, self.port, pg.database)
+
     @property
     def url(self) -> str:
         pg = self.postgres
@@ -74,14 +80,15 @@ class PgBouncer(Service):
 
         pg = self.postgres
         userlist = self.dir / "userlist.txt"
+        roles = [pg.user, *pg.role_passwords]
         try:
-            secret = pg.scram_secret(pg.user)
+            secrets = {role: pg.scram_secret(role) for role in roles}
         except psycopg.OperationalError as exc:
             # Postgres is down (a fault test): PgBouncer can still start with the secret it had.
             if not userlist.exists():
                 raise ServiceError(f"pgbouncer needs Postgres for its first start: {exc}") from exc
         else:
-            userlist.write_text(f'"{pg.user}" "{secret}"\n')
+            userlist.write_text("".join(f'"{r}" "{secret}"\n' for r, secret in secrets.items()))
             userlist.chmod(0o600)
         self.config_file.write_text(
             "\n".join(

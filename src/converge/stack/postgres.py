@@ -8,6 +8,7 @@ for reading the SCRAM secret that PgBouncer needs.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import secrets
 import shutil
@@ -20,6 +21,9 @@ from converge.stack import scram
 from converge.stack.service import Service, ServiceError
 
 SUPERUSER = "postgres"
+# Least privilege: besides the application role (migrations, registry, training) each function
+# that needs less logs in as its own role; migration 0003 grants their table privileges.
+SERVICE_ROLES = ("predict", "ingest")
 
 
 def find_bindir() -> Path:
@@ -98,6 +102,24 @@ class Postgres(Service):
     @property
     def dsn(self) -> str:
         return _url(self.user, self.password, self.host, self.port, self.database)
+
+    @property
+    def role_passwords(self) -> dict[str, str]:
+        """``{"<user>_predict": password, "<user>_ingest": password}``, generated once."""
+        path = self.dir / "roles.json"
+        known = json.loads(path.read_text()) if path.exists() else {}
+        wanted = {f"{self.user}_{role}": known.get(f"{self.user}_{role}") for role in SERVICE_ROLES}
+        if any(v is None for v in wanted.values()):
+            wanted = {k: v or secrets.token_urlsafe(24) for k, v in wanted.items()}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(wanted))
+            path.chmod(0o600)
+        return wanted
+
+    def role_dsn(self, role: str) -> str:
+        """The direct URL of a service role (``predict`` or ``ingest``)."""
+        name = f"{self.user}_{role}"
+        return _url(name, self.role_passwords[name], self.host, self.port, self.database)
 
     @property
     def admin_dsn(self) -> str:
@@ -182,21 +204,15 @@ class Postgres(Service):
         return True
 
     def _after_start(self) -> None:
-        """Create (or re-password) the application role and its database; add pgvector if present."""
+        """Create (or re-password) the application role, the service roles and the database; add
+        pgvector if present."""
         import psycopg
         from psycopg import sql
 
         with psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute(
-                "SELECT rolpassword FROM pg_authid WHERE rolname = %s", [self.user]
-            ).fetchone()
-            if row is None or not scram.matches(row[0], self.password):
-                verb = "ALTER" if row else "CREATE"
-                conn.execute(
-                    sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
-                        sql.Identifier(self.user), sql.Literal(self.password)
-                    )
-                )
+            self._ensure_role(conn, self.user, self.password)
+            for role, password in self.role_passwords.items():
+                self._ensure_role(conn, role, password)
             has_db = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", [self.database]
             ).fetchone()
@@ -212,6 +228,20 @@ class Postgres(Service):
             ).fetchone()
             if vector:  # Creating it needs a superuser; the app role then just uses the type.
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+    @staticmethod
+    def _ensure_role(conn, role: str, password: str) -> None:
+        """Create ``role`` (LOGIN) or set its password, unless it already matches."""
+        from psycopg import sql
+
+        row = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [role]).fetchone()
+        if row is None or not scram.matches(row[0], password):
+            verb = "ALTER" if row else "CREATE"
+            conn.execute(
+                sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
 
     def _admin_dsn_for(self, database: str) -> str:
         return _url(SUPERUSER, self.superuser_password, self.host, self.port, database)

@@ -41,7 +41,12 @@ def find_weed() -> str:
 
 
 class S3(Service):
-    """An S3 endpoint with one identity; ``start()`` also creates ``bucket``."""
+    """An S3 endpoint with two identities; ``start()`` also creates ``bucket``.
+
+    The writer (``access_key``) is what training uses to upload; the reader (``reader_env()``)
+    may only list and read, and is what the functions need: predict and reload fetch artifacts
+    and never store one.
+    """
 
     name = "s3"
     extra_ports = _PORTS
@@ -57,9 +62,12 @@ class S3(Service):
         secret_key: str = "converge-secret",
         bucket: str = "converge-models",
         region: str = "us-east-1",
+        reader_access_key: str = "converge-reader",
+        reader_secret_key: str = "converge-reader-secret",
     ) -> None:
         super().__init__(state_dir, port, preferred_port=preferred_port)
         self.access_key, self.secret_key = access_key, secret_key
+        self.reader_access_key, self.reader_secret_key = reader_access_key, reader_secret_key
         self.bucket, self.region = bucket, region
 
     @property
@@ -67,24 +75,27 @@ class S3(Service):
         return f"http://{self.host}:{self.port}"
 
     def env(self) -> dict[str, str]:
+        """The writer's settings, and the reader's under ``CONVERGE_S3_READER_*``."""
         return {
             "CONVERGE_S3_ENDPOINT_URL": self.url,
             "CONVERGE_S3_ACCESS_KEY": self.access_key,
             "CONVERGE_S3_SECRET_KEY": self.secret_key,
+            "CONVERGE_S3_READER_ACCESS_KEY": self.reader_access_key,
+            "CONVERGE_S3_READER_SECRET_KEY": self.reader_secret_key,
             "CONVERGE_S3_BUCKET": self.bucket,
             "CONVERGE_S3_REGION": self.region,
         }
 
-    def client(self):
-        """A boto3 S3 client for this endpoint (path-style addressing)."""
+    def client(self, *, reader: bool = False):
+        """A boto3 S3 client for this endpoint (path-style addressing), as writer or reader."""
         import boto3
         from botocore.config import Config
 
         return boto3.client(
             "s3",
             endpoint_url=self.url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
+            aws_access_key_id=self.reader_access_key if reader else self.access_key,
+            aws_secret_access_key=self.reader_secret_key if reader else self.secret_key,
             region_name=self.region,
             config=Config(
                 s3={"addressing_style": "path"},
@@ -135,7 +146,14 @@ class S3(Service):
                     "name": "converge",
                     "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
+                },
+                {
+                    "name": "converge-reader",
+                    "credentials": [
+                        {"accessKey": self.reader_access_key, "secretKey": self.reader_secret_key}
+                    ],
+                    "actions": [f"Read:{self.bucket}", f"List:{self.bucket}"],
+                },
             ]
         }
         config = self.dir / "s3.json"

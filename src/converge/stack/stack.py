@@ -81,6 +81,9 @@ class Stack:
             self.state_dir,
             access_key=settings.s3_access_key.get_secret_value(),
             secret_key=settings.s3_secret_key.get_secret_value(),
+            reader_secret_key=credentials.load_or_create(self.state_dir)[
+                "CONVERGE_S3_READER_SECRET_KEY"
+            ],
             bucket=settings.s3_bucket,
             region=settings.s3_region,
             **where("s3", settings.s3_endpoint_url),
