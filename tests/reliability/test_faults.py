@@ -19,16 +19,15 @@ H2O faults during training are in ``tests/integration/test_training.py``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
-from _faults import KINDS, combined, function_fault, link_fault, service_fault
+from _faults import (
+    KINDS, combined, function_fault, link_fault, process_tree, service_fault, signal_tree,
+)  # fmt: skip
 from _link import Link
 from _load import CLIENT_LIMITS, EventStream, fault_run, httpx_predict, predict_bodies
 from pydantic import SecretStr
@@ -141,8 +140,7 @@ def _thaw_and_restart(durable, redis_server, s3_server):
     yield
     for service in (redis_server, s3_server, durable["postgres"], durable["pgbouncer"]):
         if service.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(service.pid, signal.SIGCONT)
+            signal_tree(process_tree(service.pid), signal.SIGCONT)
         if not service.is_running():
             service.start()
     for link in durable["links"].values():
@@ -201,9 +199,13 @@ async def test_fault_under_load_loses_no_prediction_and_no_event(
     assert result.acked_missing == 0, "ingest acknowledged vectors it had not stored"
     assert result.lost == 0 and result.doubled == 0, "not exactly once after redelivery"
     assert result.predict_sent > 100 and result.ingest_sent > 20
-    assert result.failed_after_recovery == 0, result.row()
     statuses = set(result.failure_statuses)
     dead = kind in ("stop", "kill")
+    if dead:
+        # A dead dependency fails fast and does not open a breaker, so the first request after it
+        # is back succeeds (a hung one opens it: until its next trial, requests still get a 503;
+        # the benchmark reports how many).
+        assert result.failed_after_recovery == 0, result.row()
     if target == "functions" and dead:
         # The only replicas were down: the streams must notice, as refused connections.
         assert result.predict_failed > 0 and result.ingest_failed > 0
