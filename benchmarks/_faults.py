@@ -108,3 +108,29 @@ def function_fault(kind: str, fn: Any, start: Action) -> tuple[Action, Action]:
         return fn.proc.pid if fn.proc is not None and fn.proc.poll() is None else None
 
     return process_fault(kind, pid, fn.stop, start, lambda: fn.proc.wait(10))
+
+
+def scenario(
+    target: str,
+    kind: str,
+    *,
+    services: dict[str, Any],
+    functions: dict[str, Any],
+    links: dict[str, Any],
+    start_predict: Action,
+) -> tuple[Action, Action]:
+    """``(fail, recover)`` for ``target`` (a service name, or ``"functions"``: the predict and
+    ingest processes together) and ``kind``. ``links`` has one link per service and, under
+    ``"functions"``, the links in front of the functions; ``start_predict`` restarts predict and
+    waits until it serves its model again."""
+    if kind == "none":  # the control run: the same load and windows, nothing fails
+        return (lambda: None), (lambda: None)
+    if kind == "netem":
+        chosen = links[target]
+        return combined(*map(link_fault, chosen)) if isinstance(chosen, list) else link_fault(chosen)
+    if target == "functions":
+        predict, ingest = functions["predict"], functions["ingest"]
+        return combined(
+            function_fault(kind, predict, start_predict), function_fault(kind, ingest, ingest.start)
+        )
+    return service_fault(kind, services[target])

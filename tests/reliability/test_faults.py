@@ -25,10 +25,8 @@ import uuid
 
 import httpx
 import pytest
-from _faults import (
-    KINDS, combined, function_fault, link_fault, process_tree, service_fault, signal_tree,
-)  # fmt: skip
-from _link import Link
+from _faults import KINDS, process_tree, scenario, signal_tree
+from _link import BehindLink, Link, url_via
 from _load import CLIENT_LIMITS, EventStream, fault_run, httpx_predict, predict_bodies
 from pydantic import SecretStr
 from reliability_support import TOKEN, log_problems, wait_ready
@@ -42,20 +40,6 @@ from converge.stack.procs import free_port
 pytestmark = pytest.mark.integration
 
 TARGETS = ("redis", "pgbouncer", "postgres", "s3", "functions")
-
-
-class _Behind:
-    """A Postgres as seen through a link: PgBouncer connects to the link's address."""
-
-    def __init__(self, postgres: Postgres, link: Link) -> None:
-        self._postgres, self.host, self.port = postgres, link.host, link.port
-
-    def __getattr__(self, name: str):
-        return getattr(self._postgres, name)
-
-
-def _via(url: str, service_port: int, link: Link) -> str:
-    return url.replace(f"127.0.0.1:{service_port}", f"{link.host}:{link.port}")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +57,7 @@ def durable(tmp_path_factory, redis_server, s3_server):
         pg = up(Postgres(work, free_port()))
         pgb = up(PgBouncer(work, pg, free_port(), query_wait_timeout=3))
         pg_link = up(Link(pg.port))
-        far = up(PgBouncer(work / "linked", _Behind(pg, pg_link), free_port(), query_wait_timeout=3))
+        far = up(PgBouncer(work / "linked", BehindLink(pg, pg_link), free_port(), query_wait_timeout=3))
         links = {
             "postgres": pg_link,
             "pgbouncer": up(Link(far.port)),
@@ -106,9 +90,9 @@ def linked_settings(settings, durable, redis_server, s3_server):
     links, far = durable["links"], durable["linked_pgbouncer"]
     return settings.model_copy(
         update={
-            "database_url": SecretStr(_via(far.dsn, far.port, links["pgbouncer"])),
-            "redis_url": _via(settings.redis_url, redis_server.port, links["redis"]),
-            "s3_endpoint_url": _via(settings.s3_endpoint_url, s3_server.port, links["s3"]),
+            "database_url": SecretStr(url_via(far.dsn, far.port, links["pgbouncer"])),
+            "redis_url": url_via(settings.redis_url, redis_server.port, links["redis"]),
+            "s3_endpoint_url": url_via(settings.s3_endpoint_url, s3_server.port, links["s3"]),
         }
     )
 
@@ -149,29 +133,30 @@ def _thaw_and_restart(durable, redis_server, s3_server):
 
 def _fault(target, kind, functions, durable, request):
     """(fail, recover) for one target and kind, and the predict and ingest URLs to load."""
-    if kind == "netem":
-        if target == "functions":
-            links = functions["links"]
-            urls = [f"http://{links[r].host}:{links[r].port}" for r in ("predict", "ingest")]
-            return combined(*(link_fault(link) for link in links.values())), urls
+    links = {**durable["links"], "functions": list(functions["links"].values())}
+    if kind == "netem" and target == "functions":
+        urls = [f"http://{link.host}:{link.port}" for link in links["functions"]]
+    elif kind == "netem":
         urls = [functions["linked_predict"].url, functions["linked_ingest"].url]
-        return link_fault(durable["links"][target]), urls
-    urls = [functions["predict"].url, functions["ingest"].url]
-    if target == "functions":
-        predict, ingest = functions["predict"], functions["ingest"]
-
-        def start_predict() -> None:
-            predict.start()
-            asyncio.run(wait_ready(predict.url))
-
-        return combined(
-            function_fault(kind, predict, start_predict), function_fault(kind, ingest, ingest.start)
-        ), urls
-    if target in ("redis", "s3"):
-        service = request.getfixturevalue({"redis": "redis_server", "s3": "s3_server"}[target])
     else:
-        service = durable[target]
-    return service_fault(kind, service), urls
+        urls = [functions["predict"].url, functions["ingest"].url]
+    predict = functions["predict"]
+
+    def start_predict() -> None:
+        predict.start()
+        asyncio.run(wait_ready(predict.url))
+
+    services = {
+        "redis": request.getfixturevalue("redis_server"),
+        "s3": request.getfixturevalue("s3_server"),
+        "postgres": durable["postgres"],
+        "pgbouncer": durable["pgbouncer"],
+    }
+    fault = scenario(
+        target, kind, services=services, functions=functions, links=links,
+        start_predict=start_predict,
+    )  # fmt: skip
+    return fault, urls
 
 
 @pytest.mark.slow
