@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from converge.contracts import FeatureVector
-from converge.db import bounded_connection, translate_errors
+from converge.db import bounded_connection, once_more_if_dropped, translate_errors
 from converge.errors import InvalidInput
 
 __all__ = ["FeatureChunk", "FeatureStore"]
@@ -116,6 +116,9 @@ class FeatureStore:
                 raise InvalidInput(f"vectors: expected FeatureVector, got {type(v).__name__}")
             latest[(v.entity_id, v.event_time)] = v.features
         records = [(e, t, f) for (e, t), f in latest.items()]
+        return await once_more_if_dropped(lambda: self._write(records))
+
+    async def _write(self, records: list[tuple[str, datetime, dict[str, Any]]]) -> int:
         table = self._table
         base, per_row = self._write_timeout
         timeout = base + per_row * len(records)

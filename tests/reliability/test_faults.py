@@ -31,8 +31,11 @@ from _load import CLIENT_LIMITS, EventStream, fault_run, httpx_predict, predict_
 from pydantic import SecretStr
 from reliability_support import TOKEN, log_problems, wait_ready
 
+from converge.contracts import FeatureVector
+from converge.db import create_pool
+from converge.features import FeatureStore
 from converge.registry import Registry
-from converge.serving.testing import register_model
+from converge.serving.testing import migrate, register_model
 from converge.stack.pgbouncer import PgBouncer
 from converge.stack.postgres import Postgres
 from converge.stack.procs import free_port
@@ -280,3 +283,31 @@ async def test_sigterm_lets_the_requests_in_flight_finish(settings, functions, s
     assert [r.status_code for r in answers] == [200] * 4, answers[0].text[:300]
     assert all(len(r.json()["predictions"]) == 10_000 for r in answers)
     await asyncio.to_thread(fn.proc.wait, 30)
+
+
+async def test_a_write_on_a_pooled_connection_dropped_while_idle_is_retried_once(settings, durable):
+    """PgBouncer dies and comes back while the pool's connections sit idle, and the pool has not
+    noticed yet (its event loop was busy): the next write meets a dead connection. Ingest writes
+    are idempotent, so the store writes once more on a fresh connection instead of failing."""
+    await migrate(settings)
+    pool = await create_pool(settings, min_size=2, max_size=2)
+    store = FeatureStore(pool, write_timeout_s=10.0)
+    prefix = f"stale-{uuid.uuid4().hex[:8]}"
+
+    def vector(i: int) -> FeatureVector:
+        return FeatureVector(
+            entity_id=f"{prefix}-{i}", event_time="2025-01-01T00:00:00Z", features={"i": i}
+        )
+
+    try:
+        assert await store.upsert([vector(0)]) == 1
+        pgbouncer = durable["pgbouncer"]
+        os.kill(pgbouncer.pid, signal.SIGKILL)  # blocking on purpose: the loop sees nothing
+        pgbouncer.stop()
+        pgbouncer.start()
+        assert await store.upsert([vector(1)]) == 1
+        assert sorted(await store.latest_many([f"{prefix}-0", f"{prefix}-1"])) == [
+            f"{prefix}-0", f"{prefix}-1",
+        ]  # fmt: skip
+    finally:
+        await pool.close()
