@@ -3,9 +3,10 @@
 Each kind is a pair of blocking callables, ``(fail, recover)``:
 
 - ``stop``: the service's own graceful stop (SIGTERM, or SIGINT for Postgres), then a start.
-- ``kill``: SIGKILL to the whole process group (no shutdown code runs, sockets are reset by the
-  kernel, Postgres recovers from its WAL on the next start), then a start.
-- ``freeze``: SIGSTOP to the process group, SIGCONT later. The kernel still accepts connections
+- ``kill``: SIGKILL to the process and all its descendants, as a crashed container (no shutdown
+  code runs, the kernel closes the sockets, Postgres recovers from its WAL on the next start),
+  then a start.
+- ``freeze``: SIGSTOP to the process and all its descendants, SIGCONT later. The kernel still accepts connections
   and buffers requests, but nothing answers: only a client's own timeouts notice.
 - ``netem``: the link to the service (see ``_link.py``) gets 50 ms delay and 5 % loss in each
   direction, then is cleared. Only clients configured to go through the link see it.
@@ -13,10 +14,12 @@ Each kind is a pair of blocking callables, ``(fail, recover)``:
 
 from __future__ import annotations
 
-import os
+import contextlib
 import signal
 from collections.abc import Callable
 from typing import Any
+
+import psutil
 
 KINDS = ("stop", "kill", "freeze", "netem")
 NETEM_DELAY_MS = 50.0
@@ -36,24 +39,41 @@ def process_fault(
         def kill() -> None:
             leader = pid()
             assert leader is not None, "nothing to kill: the process is not running"
-            os.killpg(leader, signal.SIGKILL)
+            signal_tree(process_tree(leader), signal.SIGKILL)
             reap()
 
         return kill, start
     if kind == "freeze":
-        frozen: list[int] = []
+        frozen: list[psutil.Process] = []
 
         def freeze() -> None:
             leader = pid()
             assert leader is not None, "nothing to freeze: the process is not running"
-            frozen.append(leader)
-            os.killpg(leader, signal.SIGSTOP)
+            frozen[:] = process_tree(leader)
+            signal_tree(frozen, signal.SIGSTOP)
 
         def thaw() -> None:
-            os.killpg(frozen.pop(), signal.SIGCONT)
+            signal_tree(frozen, signal.SIGCONT)
 
         return freeze, thaw
     raise ValueError(f"not a process fault: {kind!r}")
+
+
+def process_tree(leader: int) -> list[psutil.Process]:
+    """The leader and every descendant. Not its process group: Postgres backends call setsid(),
+    so a signal to the postmaster's group would leave them serving."""
+    try:
+        root = psutil.Process(leader)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def signal_tree(tree: list[psutil.Process], sig: int) -> None:
+    """Signal the leader first, so it cannot start new children in between."""
+    for proc in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(sig)
 
 
 def service_fault(kind: str, service: Any) -> tuple[Action, Action]:
@@ -88,3 +108,29 @@ def function_fault(kind: str, fn: Any, start: Action) -> tuple[Action, Action]:
         return fn.proc.pid if fn.proc is not None and fn.proc.poll() is None else None
 
     return process_fault(kind, pid, fn.stop, start, lambda: fn.proc.wait(10))
+
+
+def scenario(
+    target: str,
+    kind: str,
+    *,
+    services: dict[str, Any],
+    functions: dict[str, Any],
+    links: dict[str, Any],
+    start_predict: Action,
+) -> tuple[Action, Action]:
+    """``(fail, recover)`` for ``target`` (a service name, or ``"functions"``: the predict and
+    ingest processes together) and ``kind``. ``links`` has one link per service and, under
+    ``"functions"``, the links in front of the functions; ``start_predict`` restarts predict and
+    waits until it serves its model again."""
+    if kind == "none":  # the control run: the same load and windows, nothing fails
+        return (lambda: None), (lambda: None)
+    if kind == "netem":
+        chosen = links[target]
+        return combined(*map(link_fault, chosen)) if isinstance(chosen, list) else link_fault(chosen)
+    if target == "functions":
+        predict, ingest = functions["predict"], functions["ingest"]
+        return combined(
+            function_fault(kind, predict, start_predict), function_fault(kind, ingest, ingest.start)
+        )
+    return service_fault(kind, services[target])

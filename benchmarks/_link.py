@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -217,6 +218,22 @@ class Link:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class BehindLink:
+    """A local service as seen through a link: its host and port are the link's, everything else
+    is the service's (e.g. a Postgres for a PgBouncer that must reach it over the link)."""
+
+    def __init__(self, service: Any, link: Link) -> None:
+        self._service, self.host, self.port = service, link.host, link.port
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)
+
+
+def url_via(url: str, port: int, link: Link) -> str:
+    """``url`` of the service on ``127.0.0.1:port``, pointed at the link instead."""
+    return url.replace(f"127.0.0.1:{port}", f"{link.host}:{link.port}")
 
 
 def main() -> None:

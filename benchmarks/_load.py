@@ -156,22 +156,22 @@ class Conn:
     # gunicorn closes keep-alive connections idle for 2 s; reconnect before that, as clients do.
     MAX_IDLE_S = 1.5
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.port, self.host = port, host
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.used = 0.0
 
     @classmethod
-    async def open(cls, port: int) -> Conn:
-        conn = cls(port)
+    async def open(cls, port: int, host: str = "127.0.0.1") -> Conn:
+        conn = cls(port, host)
         await conn._connect()
         return conn
 
     async def _connect(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         self.used = time.monotonic()
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
@@ -213,9 +213,10 @@ class RawPredict:
         path: str = "/predict",
         max_idle_s: float = 1.0,
         timeout_s: float = 10.0,
+        host: str = "127.0.0.1",
     ) -> None:
         self.timeout_s = timeout_s
-        self.port, self.bodies, self.path = port, bodies, path
+        self.port, self.bodies, self.path, self.host = port, bodies, path, host
         self.max_idle_s = max_idle_s
         self._idle: list[tuple[Conn, float]] = []
         self.stale_errors = 0
@@ -230,7 +231,7 @@ class RawPredict:
             conn.close()
             conn = None
         if conn is None:
-            conn, last = await Conn.open(self.port), now
+            conn, last = await Conn.open(self.port, self.host), now
         try:
             status, body = await asyncio.wait_for(
                 conn.post(self.path, self.bodies[i % len(self.bodies)]), self.timeout_s
@@ -355,6 +356,8 @@ async def stored_ids(dsn: str, prefix: str) -> list[str]:
 @dataclass
 class FaultResult:
     fault: str
+    target: str = ""  # what failed (bench_reliability's table)
+    kind: str = ""  # how (see _faults.py)
     predict_sent: int = 0
     predict_failed: int = 0
     predict_p99_ms: float = 0.0
@@ -364,6 +367,8 @@ class FaultResult:
     down_s: float = 0.0  # stop() called -> start() returned
     recovery_s: float = 0.0  # start() returned -> last failed request answered (0: none after)
     failed_after_recovery: int = 0  # failed requests sent after start() returned
+    predict_p99_down_ms: float = 0.0  # p99 of the predictions sent while the fault lasted
+    ingest_fail_max_ms: float = 0.0  # the slowest refusal: how long ingest took to say 503
     acked_missing: int = 0  # vectors of acknowledged events not in the store (must be 0)
     redelivered: int = 0
     lost: int = 0  # vectors never stored after redelivery
@@ -460,6 +465,8 @@ async def fault_run(
                     (round(s.due - t_stop, 3), round(s.latency * 1e3, 1), s.status, stream)
                 )
     lat = [s.latency * 1e3 for s in p.samples]
+    result.predict_p99_down_ms = pct([s.latency * 1e3 for s in p.samples if t_stop <= s.due < t_up], 0.99)
+    result.ingest_fail_max_ms = max((s.latency * 1e3 for s in _failures(g.samples)), default=0.0)
     result.predict_sent, result.predict_failed = len(p.samples), len(_failures(p.samples))
     result.predict_p99_ms, result.predict_max_ms = pct(lat, 0.99), max(lat, default=0.0)
     result.ingest_sent, result.ingest_failed = len(g.samples), len(_failures(g.samples))

@@ -1,21 +1,24 @@
 """Reliability numbers: faults under load, and reloads under 1,000 req/s.
 
-Starts its own local stack (Postgres, PgBouncer, Redis, SeaweedFS S3) in a temporary directory
+Starts its own local stack (Postgres with fsync on, PgBouncer, Redis, SeaweedFS S3) in a temporary directory
 and the functions exactly as the image runs them (``converge.serving.serve_function``, one worker),
 all on loopback. Everything is bounded in request count and time.
 
 1. Faults: predict (explicit features, cache misses) at ``--predict-rate`` and ingest
-   (``features.ingest`` CloudEvents of 10 vectors) at ``--ingest-rate`` while Redis, PgBouncer,
-   Postgres, S3 and a predict process are stopped for ``--down`` seconds and started again, one at
-   a time. Per fault: failed requests, time until healthy, and whether any event was lost or
-   doubled (acknowledged vs stored; then every unacknowledged event is redelivered, as Knative
-   Eventing does, and every vector must be stored exactly once).
+   (``features.ingest`` CloudEvents of 10 vectors) at ``--ingest-rate`` while each of Redis,
+   PgBouncer, Postgres (fsync on), S3 and the function processes fails in each way of
+   ``_faults.py``: a graceful stop, SIGKILL, SIGSTOP (``--freeze`` seconds, longer than every
+   timeout on the request paths) and a slow, lossy link (``_link.py``), for ``--down`` seconds.
+   Per row: failed requests, predict p99 during the fault, how long ingest took to refuse, failures
+   after the recovery, and whether any event was lost or doubled (acknowledged vs stored; then
+   every unacknowledged event is redelivered, as Knative Eventing does, and every vector must be
+   stored exactly once). Needs root (network namespaces and TUN devices for the link).
 2. Reload under load: ``--rate`` req/s open-loop for ``--duration`` s; after a third of it, five
    consecutive reloads, one of them a corrupt artifact. Non-200 count, versions seen, and p99
    during the reloads against steady state.
 
 Usage:  python benchmarks/bench_reliability.py [--rate 1000] [--duration 15] [--no-faults]
-                                              [--no-reload] [--no-write]
+                  [--down 5] [--freeze 20] [--targets ...] [--kinds ...] [--no-reload] [--no-write]
 
 Writes the generated part of RELIABILITY.md and the "## Reload under load" section of BENCHMARKS.md.
 """
@@ -66,6 +69,8 @@ from converge.stack.postgres import Postgres
 from converge.stack.procs import free_port
 from converge.stack.redis import Redis
 from converge.stack.s3 import S3
+from _faults import KINDS, NETEM_DELAY_MS, NETEM_LOSS, scenario
+from _link import BehindLink, Link, url_via
 from _report import machine, write_section  # noqa: E402
 
 SECTION = "## Reload under load"
@@ -74,7 +79,7 @@ END = "<!-- /bench_reliability -->"
 TOKEN = "bench-admin-token"
 INGEST_TOKEN = "bench-ingest-token"
 SOURCE = ROOT / "functions" / "main.py"
-FAULTS = ("redis", "pgbouncer", "postgres", "s3", "predict")
+TARGETS = ("redis", "pgbouncer", "postgres", "s3", "functions")
 
 
 def group_rss(fn: FunctionProcess) -> int:
@@ -90,7 +95,7 @@ class Stack:
         self.started: list = []
 
     def start(self) -> Settings:
-        self.pg = self._up(Postgres(self.work, free_port(), durable=False))
+        self.pg = self._up(Postgres(self.work, free_port()))  # fsync on: a crash loses no commit
         self.pgb = self._up(PgBouncer(self.work, self.pg, free_port(), query_wait_timeout=3))
         self.redis = self._up(Redis(self.work, free_port()))
         self.s3 = self._up(S3(self.work, free_port()))
@@ -147,46 +152,80 @@ async def wait_ready(url: str, timeout: float = 120.0) -> None:
 async def run_faults(
     stack: Stack, settings: Settings, models, work: Path, args
 ) -> list[FaultResult]:
-    def start(role: str) -> FunctionProcess:
-        return FunctionProcess(role, SOURCE, settings, free_port(), work / f"{role}.log").start()
+    """Every target and fault kind in turn; slow-link runs go to functions that reach every
+    dependency over its link (and to the functions over theirs)."""
+    started: list = []
 
-    predict, ingest = start("predict"), start("ingest")
-    await wait_ready(predict.url)
-    bodies = predict_bodies(models["binomial"][1], "PSA", int(args.predict_rate * 120))
+    def up(thing):
+        started.append(thing)
+        return thing.start()
 
-    def restart_predict() -> None:
-        predict.start()
-        asyncio.run(wait_ready(predict.url))
+    def function(role: str, cfg: Settings, name: str) -> FunctionProcess:
+        return up(FunctionProcess(role, SOURCE, cfg, free_port(), work / f"{name}.log"))
 
-    services = {
-        "redis": (stack.redis.stop, stack.redis.start),
-        "pgbouncer": (stack.pgb.stop, stack.pgb.start),
-        "postgres": (stack.pg.stop, stack.pg.start),
-        "s3": (stack.s3.stop, stack.s3.start),
-        "predict": (predict.stop, restart_predict),
-    }
-    results = []
     try:
-        async with (
-            httpx.AsyncClient(base_url=ingest.url, timeout=10.0, limits=CLIENT_LIMITS) as ic,
-        ):  # fmt: skip
-            for fault in args.faults.split(","):
-                stop, up = services[fault]
-                result = await fault_run(
-                    fault, stop, up,
-                    predict=RawPredict(predict.port, bodies), ingest=EventStream(ic, INGEST_TOKEN, per_event=10),
-                    direct_dsn=stack.pg.dsn, predict_rate=args.predict_rate,
-                    ingest_rate=args.ingest_rate, warm_s=2.0, down_s=args.down, clean_s=2.0,
-                    max_s=90.0,
-                )  # fmt: skip
-                row = result.row()
-                row.pop("incidents")
-                print(json.dumps(row), flush=True)
-                results.append(result)
-                await asyncio.sleep(1.0)
+        links = {"postgres": up(Link(stack.pg.port))}
+        far = up(PgBouncer(work / "linked", BehindLink(stack.pg, links["postgres"]), free_port(),
+                           query_wait_timeout=3))  # fmt: skip
+        links |= {
+            "pgbouncer": up(Link(far.port)),
+            "redis": up(Link(stack.redis.port)),
+            "s3": up(Link(stack.s3.port)),
+        }
+        linked = settings.model_copy(update={
+            "database_url": SecretStr(url_via(far.dsn, far.port, links["pgbouncer"])),
+            "redis_url": url_via(settings.redis_url, stack.redis.port, links["redis"]),
+            "s3_endpoint_url": url_via(settings.s3_endpoint_url, stack.s3.port, links["s3"]),
+        })  # fmt: skip
+        fns = {role: function(role, settings, role) for role in ("predict", "ingest")}
+        far_fns = {role: function(role, linked, f"linked-{role}") for role in ("predict", "ingest")}
+        for fn in (fns["predict"], far_fns["predict"]):
+            await wait_ready(fn.url)
+        links["functions"] = [up(Link(fn.port, port=free_port())) for fn in fns.values()]
+        bodies = predict_bodies(models["binomial"][1], "PSA", int(args.predict_rate * 120))
+
+        def start_predict() -> None:
+            fns["predict"].start()
+            asyncio.run(wait_ready(fns["predict"].url))
+
+        services = {"redis": stack.redis, "pgbouncer": stack.pgb, "postgres": stack.pg, "s3": stack.s3}
+        results = []
+        pairs = [("none", "none")] + [
+            (target, kind) for target in args.targets.split(",") for kind in args.kinds.split(",")
+        ]
+        for target, kind in pairs:
+            if kind == "netem" and target == "functions":
+                p_link, i_link = links["functions"]
+                p_addr, i_url = (p_link.host, p_link.port), f"http://{i_link.host}:{i_link.port}"
+            else:
+                chosen = far_fns if kind == "netem" else fns
+                p_addr, i_url = ("127.0.0.1", chosen["predict"].port), chosen["ingest"].url
+            fail, recover = scenario(
+                target, kind, services=services, functions=fns, links=links,
+                start_predict=start_predict,
+            )
+            async with httpx.AsyncClient(base_url=i_url, timeout=10.0, limits=CLIENT_LIMITS) as ic:
+                sender = RawPredict(p_addr[1], bodies, host=p_addr[0])
+                try:
+                    result = await fault_run(
+                        f"{target} {kind}", fail, recover,
+                        predict=sender, ingest=EventStream(ic, INGEST_TOKEN, per_event=10),
+                        direct_dsn=stack.pg.dsn, predict_rate=args.predict_rate,
+                        ingest_rate=args.ingest_rate, warm_s=2.0,
+                        down_s=args.freeze if kind == "freeze" else args.down,
+                        clean_s=2.0, max_s=120.0,
+                    )
+                finally:
+                    sender.close()
+            result.target, result.kind = target, kind
+            row = result.row()
+            row.pop("incidents")
+            print(json.dumps(row), flush=True)
+            results.append(result)
+            await asyncio.sleep(1.0)
     finally:
-        predict.stop()
-        ingest.stop()
+        for thing in reversed(started):
+            thing.stop()
     return results
 
 
@@ -264,21 +303,25 @@ def render_faults(results: list[FaultResult], args, took: float) -> str:
     lines = [
         BEGIN,
         "",
-        f"`.venv/bin/python benchmarks/bench_reliability.py` ({datetime.now(UTC):%Y-%m-%d}, {took:.0f} s wall).",
+        f"`{command(args)}` ({datetime.now(UTC):%Y-%m-%d}, {took:.0f} s wall).",
         f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end (shared with other jobs).",
         (
             f"Load: predict {args.predict_rate:g} req/s (explicit features, every request a cache miss), ingest"
-            f" {args.ingest_rate:g} CloudEvents/s of 10 vectors; each service stopped for about {args.down:g} s."
+            f" {args.ingest_rate:g} CloudEvents/s of 10 vectors. Each fault lasts about {args.down:g} s"
+            f" ({args.freeze:g} s for freeze); netem: {NETEM_DELAY_MS:g} ms delay and {NETEM_LOSS:.0%} loss in each direction."
         ),
         "",
-        "| fault | predict sent | predict failed | predict p99 ms | events sent | events not acked | down s | healthy again after restart s | acked but not stored | redelivered | lost | doubled | generator stall ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "The first row is the control: the same load and windows with nothing failing, the machine's own noise.",
+        "",
+        "| dependency | fault | predict sent | predict failed | predict p99 ms (during the fault) | predict p99 ms (whole run) | events sent | events not acked | slowest refusal ms | failed after recovery | healthy again after recovery s | acked but not stored | lost | doubled | generator stall ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r.fault} | {r.predict_sent} | {r.predict_failed} | {r.predict_p99_ms:,.0f} | {r.ingest_sent} "
-            f"| {r.ingest_failed} | {r.down_s:.1f} | {r.recovery_s:.2f}{'' if r.settled else ' (not settled)'} "
-            f"| {r.acked_missing} | {r.redelivered} | {r.lost} | {r.doubled} | {r.generator_lag_ms:,.0f} |"
+            f"| {r.target} | {r.kind} | {r.predict_sent} | {r.predict_failed} | {r.predict_p99_down_ms:,.1f} | {r.predict_p99_ms:,.1f} "
+            f"| {r.ingest_sent} | {r.ingest_failed} | {r.ingest_fail_max_ms:,.0f} | {r.failed_after_recovery} "
+            f"| {r.recovery_s:.2f}{'' if r.settled else ' (not settled)'} "
+            f"| {r.acked_missing} | {r.lost} | {r.doubled} | {r.generator_lag_ms:,.0f} |"
         )
 
     def statuses(r: FaultResult) -> str:
@@ -287,19 +330,42 @@ def render_faults(results: list[FaultResult], args, took: float) -> str:
 
     lines += [
         "",
-        "Failure statuses: " + "; ".join(f"{r.fault}: {statuses(r)}" for r in results) + ".",
+        "Failure statuses: " + "; ".join(f"{r.target} {r.kind}: {statuses(r)}" for r in results) + ".",
         "",
     ]
-    targets = []
-    for r in results:
-        if r.fault in ("redis", "postgres", "s3", "pgbouncer"):
-            targets.append(
-                f"- {r.fault}: predict loses no request: **{'met' if r.predict_failed == 0 else 'not met'}** ({r.predict_failed} failed)."
-            )
-        targets.append(f"- {r.fault}: ingest acknowledges nothing it did not store, exactly once after redelivery: "
-                       f"**{'met' if r.acked_missing == r.lost == r.doubled == 0 else 'not met'}**.")  # fmt: skip
-    lines += ["Targets:", *targets, "", END]
+    dependencies = [r for r in results if r.target not in ("functions", "none")]
+    ledger = all(r.acked_missing == r.lost == r.doubled == 0 and r.settled for r in results)
+    no_loss = all(r.predict_failed == 0 for r in dependencies)
+    redis_frozen = [r.predict_p99_down_ms for r in results if (r.target, r.kind) == ("redis", "freeze")]
+    db_frozen = [r.ingest_fail_max_ms for r in results
+                 if r.target in ("pgbouncer", "postgres") and r.kind == "freeze"]  # fmt: skip
+    dead_after = sum(r.failed_after_recovery for r in results if r.kind in ("stop", "kill"))
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    lines += [
+        "Targets:",
+        f"- Predict with explicit features loses nothing while a dependency fails, any kind: {verdict(no_loss)}.",
+        f"- Ingest acknowledges nothing it did not store, and after redelivery every vector is stored exactly once, every row: {verdict(ledger)}.",
+    ]
+    if redis_frozen:
+        lines.append(f"- Predict p99 with Redis frozen under 20 ms: {verdict(max(redis_frozen) < 20)} ({max(redis_frozen):.1f} ms).")
+    if db_frozen:
+        lines.append(f"- Ingest answers 503 within a second with the database path frozen: {verdict(max(db_frozen) < 1000)} (slowest {max(db_frozen):,.0f} ms).")
+    lines += [
+        f"- No request fails after a dead dependency is back (stop, kill): {verdict(dead_after == 0)} ({dead_after} failed).",
+        "",
+        END,
+    ]  # fmt: skip
     return "\n".join(lines)
+
+
+def command(args) -> str:
+    flags = "" if args.kinds == ",".join(KINDS) and args.targets == ",".join(TARGETS) else \
+        f" --targets {args.targets} --kinds {args.kinds}"
+    return (f".venv/bin/python benchmarks/bench_reliability.py --no-reload --down {args.down:g} "
+            f"--freeze {args.freeze:g}{flags}")
 
 
 def render_reload(runs: list[tuple[ReloadResult, dict]], args, took: float) -> str:
@@ -383,8 +449,10 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=15.0, help="seconds of the reload run")
     ap.add_argument("--predict-rate", type=float, default=100.0, help="predict req/s during faults")
     ap.add_argument("--ingest-rate", type=float, default=10.0, help="ingest events/s during faults")
-    ap.add_argument("--down", type=float, default=3.0, help="seconds each service stays down")
-    ap.add_argument("--faults", default=",".join(FAULTS))
+    ap.add_argument("--down", type=float, default=5.0, help="seconds each fault lasts")
+    ap.add_argument("--freeze", type=float, default=20.0, help="seconds a freeze (SIGSTOP) lasts")
+    ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument(
         "--client-idle",
         type=float,

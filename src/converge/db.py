@@ -19,12 +19,14 @@ import asyncpg
 import orjson
 
 from converge.errors import ConvergeError, DatabaseUnavailable
+from converge.resilience import caused_by_timeout
 from converge.settings import Settings, get_settings
 
 __all__ = [
     "DatabaseUnavailable",
     "bounded_connection",
     "connection",
+    "once_more_if_dropped",
     "create_pool",
     "is_unavailable",
     "translate_errors",
@@ -182,3 +184,16 @@ async def bounded_connection(
                 raise
             finally:
                 timer.cancel()
+
+
+async def once_more_if_dropped(work: Callable[[], Awaitable[R]]) -> R:
+    """Run idempotent ``work``; if a connection fault other than a timeout ends it, run it once
+    more. A pooled connection that PgBouncer or Postgres closed while it sat idle (a restart, a
+    dropped link) fails its first use, and the pool hands out a new one for the second try. A
+    timeout is not retried: the deadline has already spent the caller's time."""
+    try:
+        return await work()
+    except DatabaseUnavailable as exc:
+        if caused_by_timeout(exc):
+            raise
+        return await work()

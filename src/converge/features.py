@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 
 from converge.contracts import FeatureVector
-from converge.db import bounded_connection, translate_errors
+from converge.db import bounded_connection, once_more_if_dropped, translate_errors
 from converge.errors import InvalidInput
 
 __all__ = ["FeatureChunk", "FeatureStore", "IngestEvent", "WriteResult"]
@@ -150,6 +150,11 @@ class FeatureStore:
         records = _latest_records(vectors)
         if not records:
             return WriteResult([])
+        return await once_more_if_dropped(lambda: self._write(records, event, ledger_days))
+
+    async def _write(
+        self, records: list[tuple[str, datetime, Any]], event: IngestEvent | None, ledger_days: float
+    ) -> WriteResult:
         table = self._table
         base, per_row = self._write_timeout
         timeout = base + per_row * len(records)

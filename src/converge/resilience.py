@@ -105,7 +105,8 @@ class CircuitBreaker:
         try:
             result = await fn(*args, **kwargs)
         except self.failures as exc:
-            if self.slow_s is None or _slow(exc) or self._clock() - started >= self.slow_s:
+            slow = caused_by_timeout(exc) or self._clock() - started >= (self.slow_s or 0.0)
+            if self.slow_s is None or slow:
                 self.record_failure()
             else:
                 self.record_fast_failure()
@@ -121,8 +122,8 @@ class CircuitBreaker:
         return f"CircuitBreaker({self.name!r}, state={self.state})"
 
 
-def _slow(exc: BaseException) -> bool:
-    """A timeout, here or as the cause of a translated error."""
+def caused_by_timeout(exc: BaseException | None) -> bool:
+    """A timeout, here or as the cause of a translated error (a hang, not a refusal)."""
     while exc is not None:
         if isinstance(exc, TimeoutError):
             return True

@@ -19,22 +19,23 @@ H2O faults during training are in ``tests/integration/test_training.py``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import time
-from pathlib import Path
+import uuid
 
 import httpx
 import pytest
-from _faults import KINDS, combined, function_fault, link_fault, service_fault
-from _link import Link
+from _faults import KINDS, process_tree, scenario, signal_tree
+from _link import BehindLink, Link, url_via
 from _load import CLIENT_LIMITS, EventStream, fault_run, httpx_predict, predict_bodies
 from pydantic import SecretStr
 from reliability_support import INGEST_TOKEN, TOKEN, log_problems, wait_ready
 
+from converge.contracts import FeatureVector
+from converge.db import create_pool
+from converge.features import FeatureStore
 from converge.registry import Registry
-from converge.serving.testing import register_model
+from converge.serving.testing import migrate, register_model
 from converge.stack.pgbouncer import PgBouncer
 from converge.stack.postgres import Postgres
 from converge.stack.procs import free_port
@@ -42,20 +43,6 @@ from converge.stack.procs import free_port
 pytestmark = pytest.mark.integration
 
 TARGETS = ("redis", "pgbouncer", "postgres", "s3", "functions")
-
-
-class _Behind:
-    """A Postgres as seen through a link: PgBouncer connects to the link's address."""
-
-    def __init__(self, postgres: Postgres, link: Link) -> None:
-        self._postgres, self.host, self.port = postgres, link.host, link.port
-
-    def __getattr__(self, name: str):
-        return getattr(self._postgres, name)
-
-
-def _via(url: str, service_port: int, link: Link) -> str:
-    return url.replace(f"127.0.0.1:{service_port}", f"{link.host}:{link.port}")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +60,7 @@ def durable(tmp_path_factory, redis_server, s3_server):
         pg = up(Postgres(work, free_port()))
         pgb = up(PgBouncer(work, pg, free_port(), query_wait_timeout=3))
         pg_link = up(Link(pg.port))
-        far = up(PgBouncer(work / "linked", _Behind(pg, pg_link), free_port(), query_wait_timeout=3))
+        far = up(PgBouncer(work / "linked", BehindLink(pg, pg_link), free_port(), query_wait_timeout=3))
         links = {
             "postgres": pg_link,
             "pgbouncer": up(Link(far.port)),
@@ -103,9 +90,9 @@ def linked_settings(settings, durable, redis_server, s3_server):
     links, far = durable["links"], durable["linked_pgbouncer"]
     return settings.model_copy(
         update={
-            "database_url": SecretStr(_via(far.dsn, far.port, links["pgbouncer"])),
-            "redis_url": _via(settings.redis_url, redis_server.port, links["redis"]),
-            "s3_endpoint_url": _via(settings.s3_endpoint_url, s3_server.port, links["s3"]),
+            "database_url": SecretStr(url_via(far.dsn, far.port, links["pgbouncer"])),
+            "redis_url": url_via(settings.redis_url, redis_server.port, links["redis"]),
+            "s3_endpoint_url": url_via(settings.s3_endpoint_url, s3_server.port, links["s3"]),
         }
     )
 
@@ -137,8 +124,7 @@ def _thaw_and_restart(durable, redis_server, s3_server):
     yield
     for service in (redis_server, s3_server, durable["postgres"], durable["pgbouncer"]):
         if service.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(service.pid, signal.SIGCONT)
+            signal_tree(process_tree(service.pid), signal.SIGCONT)
         if not service.is_running():
             service.start()
     for link in durable["links"].values():
@@ -147,29 +133,30 @@ def _thaw_and_restart(durable, redis_server, s3_server):
 
 def _fault(target, kind, functions, durable, request):
     """(fail, recover) for one target and kind, and the predict and ingest URLs to load."""
-    if kind == "netem":
-        if target == "functions":
-            links = functions["links"]
-            urls = [f"http://{links[r].host}:{links[r].port}" for r in ("predict", "ingest")]
-            return combined(*(link_fault(link) for link in links.values())), urls
+    links = {**durable["links"], "functions": list(functions["links"].values())}
+    if kind == "netem" and target == "functions":
+        urls = [f"http://{link.host}:{link.port}" for link in links["functions"]]
+    elif kind == "netem":
         urls = [functions["linked_predict"].url, functions["linked_ingest"].url]
-        return link_fault(durable["links"][target]), urls
-    urls = [functions["predict"].url, functions["ingest"].url]
-    if target == "functions":
-        predict, ingest = functions["predict"], functions["ingest"]
-
-        def start_predict() -> None:
-            predict.start()
-            asyncio.run(wait_ready(predict.url))
-
-        return combined(
-            function_fault(kind, predict, start_predict), function_fault(kind, ingest, ingest.start)
-        ), urls
-    if target in ("redis", "s3"):
-        service = request.getfixturevalue({"redis": "redis_server", "s3": "s3_server"}[target])
     else:
-        service = durable[target]
-    return service_fault(kind, service), urls
+        urls = [functions["predict"].url, functions["ingest"].url]
+    predict = functions["predict"]
+
+    def start_predict() -> None:
+        predict.start()
+        asyncio.run(wait_ready(predict.url))
+
+    services = {
+        "redis": request.getfixturevalue("redis_server"),
+        "s3": request.getfixturevalue("s3_server"),
+        "postgres": durable["postgres"],
+        "pgbouncer": durable["pgbouncer"],
+    }
+    fault = scenario(
+        target, kind, services=services, functions=functions, links=links,
+        start_predict=start_predict,
+    )  # fmt: skip
+    return fault, urls
 
 
 @pytest.mark.slow
@@ -197,9 +184,13 @@ async def test_fault_under_load_loses_no_prediction_and_no_event(
     assert result.acked_missing == 0, "ingest acknowledged vectors it had not stored"
     assert result.lost == 0 and result.doubled == 0, "not exactly once after redelivery"
     assert result.predict_sent > 100 and result.ingest_sent > 20
-    assert result.failed_after_recovery == 0, result.row()
     statuses = set(result.failure_statuses)
     dead = kind in ("stop", "kill")
+    if dead:
+        # A dead dependency fails fast and does not open a breaker, so the first request after it
+        # is back succeeds (a hung one opens it: until its next trial, requests still get a 503;
+        # the benchmark reports how many).
+        assert result.failed_after_recovery == 0, result.row()
     if target == "functions" and dead:
         # The only replicas were down: the streams must notice, as refused connections.
         assert result.predict_failed > 0 and result.ingest_failed > 0
@@ -289,3 +280,31 @@ async def test_sigterm_lets_the_requests_in_flight_finish(settings, functions, s
     assert [r.status_code for r in answers] == [200] * 4, answers[0].text[:300]
     assert all(len(r.json()["predictions"]) == 10_000 for r in answers)
     await asyncio.to_thread(fn.proc.wait, 30)
+
+
+async def test_a_write_on_a_pooled_connection_dropped_while_idle_is_retried_once(settings, durable):
+    """PgBouncer dies and comes back while the pool's connections sit idle, and the pool has not
+    noticed yet (its event loop was busy): the next write meets a dead connection. Ingest writes
+    are idempotent, so the store writes once more on a fresh connection instead of failing."""
+    await migrate(settings)
+    pool = await create_pool(settings, min_size=2, max_size=2)
+    store = FeatureStore(pool, write_timeout_s=10.0)
+    prefix = f"stale-{uuid.uuid4().hex[:8]}"
+
+    def vector(i: int) -> FeatureVector:
+        return FeatureVector(
+            entity_id=f"{prefix}-{i}", event_time="2025-01-01T00:00:00Z", features={"i": i}
+        )
+
+    try:
+        assert await store.upsert([vector(0)]) == 1
+        pgbouncer = durable["pgbouncer"]
+        os.kill(pgbouncer.pid, signal.SIGKILL)  # blocking on purpose: the loop sees nothing
+        pgbouncer.stop()
+        pgbouncer.start()
+        assert await store.upsert([vector(1)]) == 1
+        assert sorted(await store.latest_many([f"{prefix}-0", f"{prefix}-1"])) == [
+            f"{prefix}-0", f"{prefix}-1",
+        ]  # fmt: skip
+    finally:
+        await pool.close()

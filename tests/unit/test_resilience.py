@@ -86,3 +86,54 @@ async def test_success_resets_the_count():
     with pytest.raises(ConnectionError):
         await b.call(fail)
     assert b.state == CLOSED
+
+
+def slow_failure(clock: Clock, seconds: float, exc: BaseException):
+    async def call():
+        clock.now += seconds
+        raise exc
+
+    return call
+
+
+async def test_with_slow_s_only_slow_failures_open_the_breaker():
+    """A refusal that costs nothing keeps the breaker closed (the first call after the dependency
+    is back succeeds); calls that hang for their timeout open it."""
+    clock = Clock()
+    b = CircuitBreaker("postgres", failure_threshold=2, reset_timeout_s=5, slow_s=0.1, clock=clock)
+    for _ in range(5):
+        with pytest.raises(ConnectionError):
+            await b.call(slow_failure(clock, 0.001, ConnectionError("refused")))
+    assert b.state == CLOSED
+    assert await b.call(ok) == "ok"
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            await b.call(slow_failure(clock, 0.5, ConnectionError("no answer")))
+    assert b.state == OPEN
+
+
+async def test_a_timeout_counts_as_slow_however_fast_it_is_reported():
+    """A failure caused by a timeout (e.g. a translated error raised from it) is a hang."""
+    clock = Clock()
+    b = CircuitBreaker("postgres", failure_threshold=1, reset_timeout_s=5, slow_s=0.1, clock=clock)
+    try:
+        raise TimeoutError("no answer within 0.5 s")
+    except TimeoutError as cause:
+        wrapped = ConnectionError("feature upsert failed")
+        wrapped.__cause__ = cause
+    with pytest.raises(ConnectionError):
+        await b.call(slow_failure(clock, 0.0, wrapped))
+    assert b.state == OPEN
+
+
+async def test_a_fast_failure_in_half_open_lets_calls_through_again():
+    """Hung, then dead: the breaker stops failing calls itself, since each costs nothing now."""
+    clock = Clock()
+    b = CircuitBreaker("redis", failure_threshold=1, reset_timeout_s=1, slow_s=0.1, clock=clock)
+    with pytest.raises(TimeoutError):
+        await b.call(slow_failure(clock, 0.5, TimeoutError()))
+    assert b.state == OPEN
+    clock.now += 1.0
+    with pytest.raises(ConnectionError):
+        await b.call(slow_failure(clock, 0.001, ConnectionError("refused")))
+    assert b.state == CLOSED

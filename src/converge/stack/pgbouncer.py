@@ -106,8 +106,10 @@ class PgBouncer(Service):
                     f"default_pool_size = {self.pool_size}",
                     "max_client_conn = 1000",
                     "ignore_startup_parameters = extra_float_digits,options",
-                    # Retry quickly after a Postgres restart instead of the 15 s default.
-                    "server_login_retry = 1",
+                    # After a failed login PgBouncer fails every client until it tries again:
+                    # retry often (instead of the 15 s default), so clients stop failing within a
+                    # fraction of a second of a Postgres restart.
+                    "server_login_retry = 0.2",
                     "server_connect_timeout = 5",
                     f"query_wait_timeout = {self.query_wait_timeout}",
                     "logfile =",
