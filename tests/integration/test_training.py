@@ -362,3 +362,38 @@ def test_cli_trains_through_the_pipeline_and_prints_the_splits(train_env, data_f
         check=False,
     )
     assert bad.returncode == 1 and "estimator must be one of" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("small") / "small.parquet"
+    demand_frame(entities=4, days=75).to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("estimator", ["gbm", "drf", "glm", "xgboost", "deeplearning", "automl"])
+def test_every_estimator_trains_through_the_cli_with_its_own_defaults(
+    estimator, train_env, small_file, tmp_path, stack_settings
+):
+    """No --params: each estimator starts from its own defaults (GBM's ntrees once broke AutoML)."""
+    import subprocess
+    import sys
+
+    from converge.training.trainer import DEFAULT_PARAMS
+
+    name = f"itest-defaults-{estimator}"
+    env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path)}
+    cmd = [
+        sys.executable, "-m", "converge.cli", "train", "--file", str(small_file), "--splits", "1",
+        "--estimator", estimator, "--max-models", "1", "--model", name, "--json",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, (done.stdout[-1500:], done.stderr[-1500:])
+    result = json.loads(done.stdout)["result"]
+    [split] = result["splits"]
+    assert split["split"] == "2025-03" and "rmse" in split["metrics"]
+    [pub] = result["published"]
+    assert pub["mojo_check"].startswith("ok")
+    [mv] = versions(stack_settings, name)
+    assert mv.lineage["parameters"]["estimator"] == estimator
+    assert mv.lineage["parameters"]["params"] == DEFAULT_PARAMS[estimator]
