@@ -362,3 +362,46 @@ def test_cli_trains_through_the_pipeline_and_prints_the_splits(train_env, data_f
         check=False,
     )
     assert bad.returncode == 1 and "estimator must be one of" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("small") / "small.parquet"
+    demand_frame(entities=4, days=75).to_parquet(path)
+    return path
+
+
+def test_every_estimator_trains_through_the_cli_with_its_own_defaults(
+    train_env, small_file, tmp_path, stack_settings
+):
+    """No --params: each estimator starts from its own defaults (GBM's ntrees once broke AutoML).
+
+    The six runs go at once, as six users would start them; each has its own model name.
+    """
+    import subprocess
+    import sys
+
+    from converge.training.trainer import DEFAULT_PARAMS, ESTIMATORS
+
+    env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path)}
+    runs = {}
+    for estimator in ESTIMATORS:
+        cmd = [
+            sys.executable, "-m", "converge.cli", "train", "--file", str(small_file),
+            "--splits", "1", "--estimator", estimator, "--max-models", "1",
+            "--model", f"itest-defaults-{estimator}", "--parallelism", "1", "--json",
+        ]  # fmt: skip
+        runs[estimator] = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    outputs = {e: p.communicate(timeout=900) for e, p in runs.items()}
+    for estimator, (stdout, stderr) in outputs.items():
+        assert runs[estimator].returncode == 0, (estimator, stdout[-1500:], stderr[-1500:])
+        result = json.loads(stdout)["result"]
+        [split] = result["splits"]
+        assert split["split"] == "2025-03" and "rmse" in split["metrics"], estimator
+        [pub] = result["published"]
+        assert pub["mojo_check"].startswith("ok"), (estimator, pub["mojo_check"])
+        [mv] = versions(stack_settings, f"itest-defaults-{estimator}")
+        assert mv.lineage["parameters"]["estimator"] == estimator
+        assert mv.lineage["parameters"]["params"] == DEFAULT_PARAMS[estimator]

@@ -157,3 +157,34 @@ def test_rows_without_a_label_are_not_trained_on(tmp_path):
     ).to_csv(path, index=False)
     frame = steps.load({"training_file": str(path), "target": "label"})
     assert sorted(frame["label"].tolist()) == ["no", "yes"]
+
+
+def test_a_coroutine_runs_to_the_end_inside_a_running_event_loop():
+    """Mage's editor runs blocks inside a running loop, where asyncio.run refuses to start."""
+    import asyncio
+
+    from converge.training.loop import run_coroutine
+
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    async def block_in_the_editor() -> int:
+        with pytest.raises(RuntimeError, match="cannot be called from a running event loop"):
+            coro = answer()
+            try:
+                asyncio.run(coro)
+            finally:
+                coro.close()
+        return run_coroutine(answer())
+
+    assert asyncio.run(block_in_the_editor()) == 42
+    assert run_coroutine(answer()) == 42
+
+
+def test_lineage_run_id_is_mages_pipeline_run():
+    assert steps.run_id_of({"pipeline_uuid": "walk_forward", "pipeline_run_id": 17}) == "walk_forward-17"
+    assert steps.RunOptions.from_kwargs({"pipeline_uuid": "walk_forward", "pipeline_run_id": 3}).run_id == (
+        "walk_forward-3"
+    )
+    assert steps.run_id_of({}).startswith("editor-")  # a block run by hand has no pipeline run

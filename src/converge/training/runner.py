@@ -20,6 +20,7 @@ The last line on stdout is a JSON summary; the exit code is 0 only if every bloc
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
@@ -218,10 +219,14 @@ def _prepare_mage(project: Path, data_dir: Path) -> None:
     # Mage's own schema migrations take seconds; run them once per data directory and Mage version.
     from mage_ai.server.constants import VERSION
 
+    # Two trainings started at once on a fresh directory must not both migrate (duplicate columns).
     marker = data_dir / f".converge-mage-schema-{VERSION}"
     if not marker.exists():
-        database_manager.run_migrations(log_level=logging.WARNING)
-        marker.touch()
+        with open(data_dir / ".converge-mage-schema.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not marker.exists():
+                database_manager.run_migrations(log_level=logging.WARNING)
+                marker.touch()
     db_connection.start_session()
 
 
@@ -285,16 +290,21 @@ def run(
 
     pipeline = Pipeline.get(pipeline_uuid, repo_path=str(project))
     schedule = _schedule(pipeline_uuid, project)
-    logs = data_dir / "converge-logs" / uuid.uuid4().hex[:10]
+    tag = uuid.uuid4().hex[:10]
+    logs = data_dir / "converge-logs" / tag
     logs.mkdir(parents=True, exist_ok=True)
     result_path = logs / "result.json"
     run_vars = {**(pipeline.variables or {}), **(variables or {})}
     # The lineage run id is Mage's own (``steps.run_id_of``): ``<pipeline>-<pipeline run id>``.
     run_vars["result_path"] = str(result_path)
+    # Mage keeps block outputs under ``<trigger>/<execution second>``; two runs started in the
+    # same second would share them, so each run gets a partition of its own.
+    now = datetime.now(UTC)
+    run_vars["execution_partition"] = f"{schedule.id}/{now:%Y%m%dT%H%M%S}_{tag}"
     pipeline_run = PipelineRun.create(
         pipeline_uuid=pipeline_uuid,
         pipeline_schedule_id=schedule.id,
-        execution_date=datetime.now(UTC),
+        execution_date=now,
         status=PipelineRun.PipelineRunStatus.RUNNING,
         started_at=datetime.now(UTC),
         variables=run_vars,
