@@ -229,10 +229,22 @@ def test_functions_get_every_setting_and_secrets_only_by_reference(rendered, nam
     for target in FUNCTIONS:
         env_list = function_container(r, target)["env"]
         env = env_of(function_container(r, target))
-        assert FUNCTION_ENV <= set(env)
-        for var in SECRET_ENV | ROLE_CREDENTIALS[target]:
+        s3 = SECRET_ENV if target != "ingest" else set()  # ingest never touches the object store
+        assert FUNCTION_ENV - SECRET_ENV | s3 <= set(env)
+        assert not (SECRET_ENV - s3) & set(env), target
+        for var in s3 | ROLE_CREDENTIALS[target]:
             assert "secretKeyRef" in env[var]["valueFrom"], var
         assert set(env) & CREDENTIALS == ROLE_CREDENTIALS[target], target
+        # Least privilege: predict and reload read artifacts with the read-only identity;
+        # predict and ingest log in to the database as their own roles.
+        if s3:
+            key = env["CONVERGE_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"]
+            assert key == "reader-access-key", (target, key)
+        user = re.match(r"postgresql://([^:]+):", env["CONVERGE_DATABASE_URL"]["value"]).group(1)
+        password_key = env["CONVERGE_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+        expected = {"predict": ("converge_predict", "predict-password"),
+                    "ingest": ("converge_ingest", "ingest-password")}.get(target, ("converge", "password"))  # fmt: skip
+        assert (user, password_key) == expected, target
         # URLs embed passwords only through $(VAR) of a secretKeyRef defined *earlier*.
         order = [e["name"] for e in env_list]
         for var in ("CONVERGE_DATABASE_URL", "CONVERGE_REDIS_URL"):
