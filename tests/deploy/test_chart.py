@@ -616,3 +616,26 @@ def test_checkov_finds_nothing_and_every_skip_has_a_reason(rendered, name, tmp_p
             if key.startswith("checkov.io/skip"):
                 check, _, reason = value.partition("=")
                 assert re.fullmatch(r"CKV2?_K8S_\d+", check) and len(reason) > 20, value
+
+
+@pytest.mark.parametrize("name", ["defaults", "h2o3"])
+def test_oidc_settings_reach_only_the_event_receivers(rendered, name):
+    """Knative Eventing OIDC (h2o3 enables it with a mounted key set): ingest and reload get the
+    audience, issuer, subjects and key set; predict, which takes no write events, gets none."""
+    oidc = VALUE_SETS[name].get("eventing", {}).get("oidc", {})
+    for target in FUNCTIONS:
+        container = function_container(rendered[name], target)
+        env = env_of(container)
+        mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+        receives = oidc.get("enabled", False) and target in ("ingest", "reload")
+        assert ("CONVERGE_EVENT_OIDC_AUDIENCE" in env) == receives, target
+        assert ("/etc/converge/oidc" in mounts) == receives, target
+        if receives:
+            default = f"{FULL}-{target}"
+            assert env["CONVERGE_EVENT_OIDC_AUDIENCE"]["value"] == oidc["audiences"].get(target, default)
+            assert json.loads(env["CONVERGE_EVENT_OIDC_SUBJECTS"]["value"]) == oidc["subjects"]
+            assert env["CONVERGE_EVENT_OIDC_ISSUER"]["value"] == oidc["issuer"]
+            assert env["CONVERGE_EVENT_OIDC_JWKS_URL"]["value"] == "file:///etc/converge/oidc/jwks.json"
+            ksvc = next(d for d in ksvcs(rendered[name]) if d["metadata"]["name"] == f"{FULL}-{target}")
+            volumes = {v["name"]: v for v in ksvc["spec"]["template"]["spec"]["volumes"]}
+            assert volumes["oidc-jwks"]["configMap"]["name"] == oidc["jwksConfigMap"]

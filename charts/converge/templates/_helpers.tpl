@@ -377,6 +377,17 @@ predict none. Call with (dict "ctx" $ "role" "reload").
 {{- if has .role (list "reload" "ingest") }}
 - name: CONVERGE_EVENT_MAX_AGE_S
   value: {{ $ctx.Values.auth.eventMaxAgeSeconds | quote }}
+{{- $oidc := $ctx.Values.eventing.oidc }}
+{{- if $oidc.enabled }}
+- name: CONVERGE_EVENT_OIDC_AUDIENCE
+  value: {{ default (printf "%s-%s" (include "converge.fullname" $ctx) .role) (index $oidc.audiences .role) | quote }}
+- name: CONVERGE_EVENT_OIDC_ISSUER
+  value: {{ $oidc.issuer | quote }}
+- name: CONVERGE_EVENT_OIDC_SUBJECTS
+  value: {{ $oidc.subjects | toJson | quote }}
+- name: CONVERGE_EVENT_OIDC_JWKS_URL
+  value: {{ ternary "file:///etc/converge/oidc/jwks.json" $oidc.jwksUrl (ne $oidc.jwksConfigMap "") | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
