@@ -49,14 +49,6 @@ async def functions(settings, pool, corpus, start_function):
         assert log_problems(fn) == [], f"{fn.target} logged an unhandled exception"
 
 
-@pytest.fixture
-async def http(functions):
-    clients = {role: httpx.AsyncClient(base_url=fn.url, timeout=60.0) for role, fn in functions.items()}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
-
-
 async def production(pool, name: str) -> int | None:
     mv = await Registry(pool).production(name)
     return None if mv is None else mv.version
