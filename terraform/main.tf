@@ -43,6 +43,9 @@ module "data_plane" {
   s3                = var.s3
   s3_access_key     = var.s3_access_key
   s3_secret_key     = var.s3_secret_key
+
+  postgres_role_passwords = var.postgres_role_passwords
+  s3_reader               = var.s3_reader
 }
 
 module "converge" {

@@ -18,6 +18,12 @@ ingest  10 20 0 30s cluster-local
 
 apply_function() {
   local target=$1 max=$2 target_conc=$3 limit=$4 delay=$5 visibility=$6
+  # Least privilege: predict and ingest log in as their own database roles; predict and reload
+  # read artifacts with the read-only object-store identity; ingest gets no S3 credentials.
+  local db_user=converge db_key=password
+  case $target in
+    predict | ingest) db_user="converge_$target" db_key="$target-password" ;;
+  esac
   local args=(
     service apply "$RELEASE-$target"
     --namespace "$NAMESPACE"
@@ -26,14 +32,12 @@ apply_function() {
     --service-account "$SERVICE_ACCOUNT"
     --env "FUNCTION_TARGET=$target"
     # Passwords first: the URLs below expand them with $(VAR).
-    --env-value-from "CONVERGE_DB_PASSWORD=secret:$RELEASE-postgresql:password"
+    --env-value-from "CONVERGE_DB_PASSWORD=secret:$RELEASE-postgresql:$db_key"
     --env-value-from "CONVERGE_REDIS_PASSWORD=secret:$RELEASE-redis:redis-password"
-    --env 'CONVERGE_DATABASE_URL=postgresql://converge:$(CONVERGE_DB_PASSWORD)@'"$RELEASE-pgbouncer.$SVC_SUFFIX:6432/converge"
+    --env "CONVERGE_DATABASE_URL=postgresql://$db_user:"'$(CONVERGE_DB_PASSWORD)@'"$RELEASE-pgbouncer.$SVC_SUFFIX:6432/converge"
     --env 'CONVERGE_REDIS_URL=redis://:$(CONVERGE_REDIS_PASSWORD)@'"$RELEASE-redis.$SVC_SUFFIX:6379/0"
     --env "CONVERGE_S3_ENDPOINT_URL=http://$RELEASE-minio.$SVC_SUFFIX:9000"
     --env "CONVERGE_S3_BUCKET=$S3_BUCKET"
-    --env-value-from "CONVERGE_S3_ACCESS_KEY=secret:$RELEASE-minio:access-key"
-    --env-value-from "CONVERGE_S3_SECRET_KEY=secret:$RELEASE-minio:secret-key"
     --env "CONVERGE_H2O_URL=http://$RELEASE-h2o.$SVC_SUFFIX:54321"
     --env "CONVERGE_BROKER_URL=http://broker-ingress.knative-eventing.svc.$CLUSTER_DOMAIN/$NAMESPACE/$BROKER"
     --env "CONVERGE_DEFAULT_MODEL=$DEFAULT_MODEL"
@@ -54,6 +58,10 @@ apply_function() {
   )
   # Each credential only where it is checked: the admin token and publish key in reload, the
   # ingest token in ingest, none in predict.
+  if [ "$target" != ingest ]; then
+    args+=(--env-value-from "CONVERGE_S3_ACCESS_KEY=secret:$RELEASE-minio:reader-access-key"
+           --env-value-from "CONVERGE_S3_SECRET_KEY=secret:$RELEASE-minio:reader-secret-key")
+  fi
   case $target in
     reload) args+=(--env-value-from "CONVERGE_ADMIN_TOKEN=secret:$RELEASE-admin:admin-token"
                    --env-value-from "CONVERGE_PUBLISH_KEY=secret:$RELEASE-admin:publish-key") ;;

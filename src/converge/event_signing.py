@@ -103,22 +103,6 @@ def verify(
         )
 
 
-def signed_headers(
-    key: str, event_type: str, source: str, data: Any, event_id: str, time: str | None = None
-) -> dict[str, str]:
-    """Binary-mode headers (``ce-*``) for a signed event; the body is ``data`` as JSON."""
-    time = time or _now()
-    return {
-        "ce-specversion": "1.0",
-        "ce-type": event_type,
-        "ce-source": source,
-        "ce-id": event_id,
-        "ce-time": time,
-        f"ce-{SIGNATURE_ATTRIBUTE}": sign(key, event_id, event_type, source, time, data),
-        "content-type": "application/json",
-    }
-
-
 def signed_envelope(
     key: str, event_type: str, source: str, data: Any, event_id: str, time: str | None = None
 ) -> dict[str, Any]:
@@ -134,6 +118,19 @@ def signed_envelope(
         "data": data,
         SIGNATURE_ATTRIBUTE: sign(key, event_id, event_type, source, time, data),
     }
+
+
+def signed_headers(
+    key: str, event_type: str, source: str, data: Any, event_id: str, time: str | None = None
+) -> dict[str, str]:
+    """Binary-mode headers (``ce-*``) for a signed event; the body is ``data`` as JSON."""
+    envelope = signed_envelope(key, event_type, source, data, event_id, time)
+    headers = {
+        f"ce-{name}": value
+        for name, value in envelope.items()
+        if name not in ("data", "datacontenttype")
+    }
+    return {**headers, "content-type": "application/json"}
 
 
 def _now() -> str:

@@ -177,15 +177,7 @@ class FeatureStore:
                         "LIMIT 100))",
                         ledger_days * 86400.0,
                     )
-                await conn.execute(
-                    "CREATE TEMP TABLE _ingest (entity_id text, event_time timestamptz, "
-                    "feature_vector jsonb) ON COMMIT DROP"
-                )
-                await conn.copy_records_to_table(
-                    "_ingest",
-                    records=records,
-                    columns=("entity_id", "event_time", "feature_vector"),
-                )
+                await _copy_to_temp(conn, records)
                 rows = await conn.fetch(
                     f"""
                     INSERT INTO {table} AS f
@@ -278,6 +270,18 @@ class FeatureStore:
                         )
                         if len(rows) < chunk_rows:
                             break
+
+
+async def _copy_to_temp(conn: asyncpg.Connection, records: list[tuple[str, datetime, Any]]) -> None:
+    """COPY ``records`` into ``_ingest``, a temp table that lives and dies with the transaction
+    (safe under PgBouncer's transaction pooling)."""
+    await conn.execute(
+        "CREATE TEMP TABLE _ingest (entity_id text, event_time timestamptz, "
+        "feature_vector jsonb) ON COMMIT DROP"
+    )
+    await conn.copy_records_to_table(
+        "_ingest", records=records, columns=("entity_id", "event_time", "feature_vector")
+    )
 
 
 def _latest_records(vectors: Sequence[FeatureVector]) -> list[tuple[str, datetime, Any]]:

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     ingest_token: SecretStr = SecretStr("")
     # A signed event whose `time` is further than this from now is refused (replay window).
     event_max_age_s: float = 900.0
+    # Knative Eventing OIDC (optional): a bearer JWT with this audience is accepted instead of a
+    # signature. The key set is fetched from the JWKS URL (with the token in token_path, if set).
+    event_oidc_audience: str = ""
+    event_oidc_jwks_url: str = "https://kubernetes.default.svc/openid/v1/jwks"
+    event_oidc_issuer: str = ""
+    event_oidc_subjects: list[str] = Field(default_factory=list)
+    event_oidc_token_path: str = ""
     # Predict: refuse (422) unknown features and values scored as missing, instead of reporting
     # them in `input_issues`; a request's own `strict` wins.
     strict_inputs: bool = False

@@ -56,6 +56,15 @@ VALUE_SETS: dict[str, dict] = {
         },
         "mage": {"ingress": {"enabled": True}},
         "functions": {"domainMapping": {"enabled": True}},
+        "eventing": {
+            "oidc": {
+                "enabled": True,
+                "issuer": "https://kubernetes.default.svc.cluster.local",
+                "subjects": ["system:serviceaccount:converge:converge-reload-oidc"],
+                "audiences": {"reload": "converge-reload.converge"},
+                "jwksConfigMap": "cluster-jwks",
+            }
+        },
     },
     "functions-only": {
         **_EXTERNAL,

@@ -229,10 +229,22 @@ def test_functions_get_every_setting_and_secrets_only_by_reference(rendered, nam
     for target in FUNCTIONS:
         env_list = function_container(r, target)["env"]
         env = env_of(function_container(r, target))
-        assert FUNCTION_ENV <= set(env)
-        for var in SECRET_ENV | ROLE_CREDENTIALS[target]:
+        s3 = SECRET_ENV if target != "ingest" else set()  # ingest never touches the object store
+        assert FUNCTION_ENV - SECRET_ENV | s3 <= set(env)
+        assert not (SECRET_ENV - s3) & set(env), target
+        for var in s3 | ROLE_CREDENTIALS[target]:
             assert "secretKeyRef" in env[var]["valueFrom"], var
         assert set(env) & CREDENTIALS == ROLE_CREDENTIALS[target], target
+        # Least privilege: predict and reload read artifacts with the read-only identity;
+        # predict and ingest log in to the database as their own roles.
+        if s3:
+            key = env["CONVERGE_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"]
+            assert key == "reader-access-key", (target, key)
+        user = re.match(r"postgresql://([^:]+):", env["CONVERGE_DATABASE_URL"]["value"]).group(1)
+        password_key = env["CONVERGE_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+        expected = {"predict": ("converge_predict", "predict-password"),
+                    "ingest": ("converge_ingest", "ingest-password")}.get(target, ("converge", "password"))  # fmt: skip
+        assert (user, password_key) == expected, target
         # URLs embed passwords only through $(VAR) of a secretKeyRef defined *earlier*.
         order = [e["name"] for e in env_list]
         for var in ("CONVERGE_DATABASE_URL", "CONVERGE_REDIS_URL"):
@@ -607,3 +619,26 @@ def test_checkov_finds_nothing_and_every_skip_has_a_reason(rendered, name, tmp_p
             if key.startswith("checkov.io/skip"):
                 check, _, reason = value.partition("=")
                 assert re.fullmatch(r"CKV2?_K8S_\d+", check) and len(reason) > 20, value
+
+
+@pytest.mark.parametrize("name", ["defaults", "h2o3"])
+def test_oidc_settings_reach_only_the_event_receivers(rendered, name):
+    """Knative Eventing OIDC (h2o3 enables it with a mounted key set): ingest and reload get the
+    audience, issuer, subjects and key set; predict, which takes no write events, gets none."""
+    oidc = VALUE_SETS[name].get("eventing", {}).get("oidc", {})
+    for target in FUNCTIONS:
+        container = function_container(rendered[name], target)
+        env = env_of(container)
+        mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+        receives = oidc.get("enabled", False) and target in ("ingest", "reload")
+        assert ("CONVERGE_EVENT_OIDC_AUDIENCE" in env) == receives, target
+        assert ("/etc/converge/oidc" in mounts) == receives, target
+        if receives:
+            default = f"{FULL}-{target}"
+            assert env["CONVERGE_EVENT_OIDC_AUDIENCE"]["value"] == oidc["audiences"].get(target, default)
+            assert json.loads(env["CONVERGE_EVENT_OIDC_SUBJECTS"]["value"]) == oidc["subjects"]
+            assert env["CONVERGE_EVENT_OIDC_ISSUER"]["value"] == oidc["issuer"]
+            assert env["CONVERGE_EVENT_OIDC_JWKS_URL"]["value"] == "file:///etc/converge/oidc/jwks.json"
+            ksvc = next(d for d in ksvcs(rendered[name]) if d["metadata"]["name"] == f"{FULL}-{target}")
+            volumes = {v["name"]: v for v in ksvc["spec"]["template"]["spec"]["volumes"]}
+            assert volumes["oidc-jwks"]["configMap"]["name"] == oidc["jwksConfigMap"]

@@ -136,7 +136,9 @@ def test_func_yaml_matches_the_chart(target):
     credentials = {"predict": (), "ingest": ("CONVERGE_INGEST_TOKEN",),
                    "reload": ("CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY")}[target]  # fmt: skip
     assert {n for n in envs if n.endswith(("_TOKEN", "_KEY")) and "S3" not in n} == set(credentials)
-    for name in ("CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY", "CONVERGE_DB_PASSWORD", *credentials):
+    s3 = () if target == "ingest" else ("CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY")
+    assert ("CONVERGE_S3_ACCESS_KEY" in envs) == bool(s3)  # ingest never touches the object store
+    for name in (*s3, "CONVERGE_DB_PASSWORD", *credentials):
         assert re.fullmatch(r"\{\{ secret:[\w-]+:[\w-]+ \}\}", envs[name]), name
     # Secret names and keys in func.yaml are those the chart creates for a release named "converge".
     converge = _render_as_converge()
@@ -198,7 +200,9 @@ def test_kn_service_apply_deploys_the_same_functions_as_the_chart(tmp_path):
         assert "--probe-liveness http::8080:/healthz" in text and "--probe-readiness http::8080:/readyz" in text
         assert "--image ghcr.io/converge-ml/converge-functions:0.1.0" in text
         refs = re.findall(r"--env-value-from (\w+)=secret:([\w-]+):([\w-]+)", text)
-        assert {r[0] for r in refs} >= {"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY", "CONVERGE_DB_PASSWORD"}
+        s3 = set() if target == "ingest" else {"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY"}
+        assert {r[0] for r in refs} >= s3 | {"CONVERGE_DB_PASSWORD"}
+        assert not ({"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY"} - s3) & {r[0] for r in refs}
         credentials = {r[0] for r in refs if r[0].endswith(("_TOKEN", "_KEY")) and "S3" not in r[0]}
         assert credentials == {"predict": set(), "ingest": {"CONVERGE_INGEST_TOKEN"},
                                "reload": {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY"}}[target]  # fmt: skip

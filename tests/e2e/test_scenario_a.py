@@ -120,7 +120,7 @@ def trained(stack_settings, h2o_server, s3_server, reload_function, tmp_path_fac
     vectors = signal_vectors()
     assert asyncio.run(ingest(stack_settings, vectors)) == len(vectors)
     name = f"scenario-a-{uuid.uuid4().hex[:6]}"
-    env = {**settings_env(stack_settings), "CONVERGE_BROKER_URL": reload_function.url + "/"}
+    env = {**settings_env(stack_settings), "CONVERGE_BROKER_URL": reload_function.url + "/events"}
     mage_dir = tmp_path_factory.mktemp("mage")
     variables = {
         "model_name": name,

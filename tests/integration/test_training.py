@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from converge.event_signing import SIGNATURE_ATTRIBUTE, verify
 from converge.training import runner
 from training_support import demand_frame, versions
 
@@ -102,6 +103,17 @@ def test_publish_uploads_registers_and_announces(
     assert body["specversion"] == "1.0" and body["type"] == "model.published"
     assert body["data"] == {"name": "itest-publish", "version": mv.version}
     assert body["sha256"] == mv.sha256
+    # Signed with the publish key, as the reload function requires.
+    verify(
+        stack_settings.publish_key.get_secret_value(),
+        body[SIGNATURE_ATTRIBUTE],
+        event_id=body["id"],
+        event_type=body["type"],
+        source=body["source"],
+        time=body["time"],
+        data=body["data"],
+        max_age_s=3600,
+    )
 
 
 def test_regional_pipeline_publishes_one_model_per_segment(

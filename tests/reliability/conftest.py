@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -64,3 +64,16 @@ def start_function(tmp_path_factory) -> Iterator[Callable[..., FunctionProcess]]
     yield start
     for fn in reversed(started):
         fn.stop()
+
+
+@pytest.fixture
+async def http(functions) -> AsyncIterator[dict]:
+    """One client per process of the requesting module's ``functions`` fixture, by role."""
+    import httpx
+
+    clients = {
+        role: httpx.AsyncClient(base_url=fn.url, timeout=60.0) for role, fn in functions.items()
+    }
+    yield clients
+    for client in clients.values():
+        await client.aclose()

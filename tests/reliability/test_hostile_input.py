@@ -17,7 +17,6 @@ import zipfile
 from pathlib import Path
 
 import asyncpg
-import httpx
 import orjson
 import pytest
 from reliability_support import INGEST_AUTH, PUBLISH_KEY, TOKEN, log_problems, wait_ready
@@ -45,16 +44,6 @@ async def functions(settings, pool, corpus, start_function):
     yield fns
     for fn in fns.values():
         assert log_problems(fn) == [], f"{fn.target} logged an unhandled exception"
-
-
-@pytest.fixture
-async def http(functions):
-    clients = {
-        role: httpx.AsyncClient(base_url=fn.url, timeout=30.0) for role, fn in functions.items()
-    }
-    yield clients
-    for client in clients.values():
-        await client.aclose()
 
 
 async def registry_state(pool, name: str) -> tuple:

@@ -49,14 +49,6 @@ async def functions(settings, pool, corpus, start_function):
         assert log_problems(fn) == [], f"{fn.target} logged an unhandled exception"
 
 
-@pytest.fixture
-async def http(functions):
-    clients = {role: httpx.AsyncClient(base_url=fn.url, timeout=60.0) for role, fn in functions.items()}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
-
-
 async def production(pool, name: str) -> int | None:
     mv = await Registry(pool).production(name)
     return None if mv is None else mv.version
@@ -359,3 +351,55 @@ async def test_stolen_predict_and_ingest_credentials_cannot_write_what_their_fun
             attempt()
         assert refused.value.response["Error"]["Code"] == "AccessDenied"
     assert s3_server.client().get_object(Bucket=s3_server.bucket, Key=key)["Body"].read() == mojo
+
+
+# -- Knative Eventing OIDC ---------------------------------------------------------------------
+async def test_oidc_tokens_authenticate_events_where_configured(settings, pool, corpus, start_function, tmp_path):
+    """With an audience configured, a bearer JWT signed by the cluster's key, for this audience,
+    from an allowed subject, stands in for the signature; any other token is refused. The key set
+    is read the way a mounted ConfigMap would give it (file://)."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    cluster_key, other_key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    jwk = {**orjson.loads(RSAAlgorithm.to_jwk(cluster_key.public_key())), "kid": "cluster", "alg": "RS256"}
+    (tmp_path / "jwks.json").write_bytes(orjson.dumps({"keys": [jwk]}))
+    issuer, sender = "https://kubernetes.default.svc", "system:serviceaccount:converge:trigger-reload-oidc"
+    audience = "converge-reload"
+    oidc = settings.model_copy(update={
+        "event_oidc_audience": audience, "event_oidc_issuer": issuer,
+        "event_oidc_subjects": [sender], "event_oidc_jwks_url": f"file://{tmp_path / 'jwks.json'}",
+    })  # fmt: skip
+    reload_fn = start_function("reload", oidc)
+    await wait_ready(reload_fn.url)
+
+    def token(key=cluster_key, kid="cluster", **claims):
+        body = {"aud": audience, "iss": issuer, "sub": sender, "exp": int(datetime.now(UTC).timestamp()) + 300}
+        return jwt.encode({**body, **claims}, key, algorithm="RS256", headers={"kid": kid})
+
+    name = settings.default_model
+    mojo, rows = corpus["binomial"]
+    target = await register_model(settings, pool, name, mojo, rows)
+    data = {"name": name, "version": target.version}
+    unsigned = {"ce-specversion": "1.0", "ce-type": "model.published", "ce-source": "broker",
+                "ce-id": uuid.uuid4().hex, "content-type": "application/json"}  # fmt: skip
+    async with httpx.AsyncClient(base_url=reload_fn.url, timeout=60.0) as client:
+        refused = {
+            "other audience": token(aud="converge-ingest"),
+            "other issuer": token(iss="https://elsewhere"),
+            "other subject": token(sub="system:serviceaccount:default:attacker"),
+            "expired": token(exp=int(datetime.now(UTC).timestamp()) - 60),
+            "key not in the set": token(key=other_key),
+            "forged kid": token(key=other_key, kid="cluster"),
+            "not a JWT": "abc.def.ghi",
+        }
+        for what, bearer in refused.items():
+            r = await client.post("/events", json=data, headers={**unsigned, "authorization": f"Bearer {bearer}"})
+            assert r.status_code == 403, (what, r.text)
+        assert (await Registry(pool).get(name, target.version)).stage == "staging"
+        r = await client.post("/events", json=data, headers=unsigned)  # no token: the signature way
+        assert r.status_code == 401, r.text
+        r = await client.post("/events", json=data, headers={**unsigned, "authorization": f"Bearer {token()}"})
+        assert r.status_code == 200 and r.json()["outcome"] == "promoted", r.text
+    assert await production(pool, name) == target.version

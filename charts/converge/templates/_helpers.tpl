@@ -220,6 +220,16 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- end -}}
 {{- end -}}
 
+{{/* Secret key of the password of a function's own database role (predict or ingest). */}}
+{{- define "converge.database.roleSecretKey" -}}
+{{- $ctx := .ctx -}}
+{{- if $ctx.Values.postgresql.enabled -}}
+{{- index $ctx.Values.postgresql.auth.secretKeys (printf "%sPasswordKey" .role) -}}
+{{- else -}}
+{{- index $ctx.Values.externalDatabase (printf "existingSecret%sPasswordKey" (title .role)) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "converge.redis.url" -}}
 {{- if .Values.redis.enabled -}}
 {{- printf "redis://:$(CONVERGE_REDIS_PASSWORD)@%s:6379/0" (include "converge.svcHost" (dict "ctx" . "component" "redis")) -}}
@@ -269,6 +279,14 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.minio.enabled -}}{{ .Values.minio.auth.secretKeyKey }}{{- else -}}{{ .Values.externalS3.secretKeyKey }}{{- end -}}
 {{- end -}}
 
+{{- define "converge.s3.readerAccessKeyKey" -}}
+{{- if .Values.minio.enabled -}}{{ .Values.minio.auth.readerAccessKeyKey }}{{- else -}}{{ .Values.externalS3.readerAccessKeyKey }}{{- end -}}
+{{- end -}}
+
+{{- define "converge.s3.readerSecretKeyKey" -}}
+{{- if .Values.minio.enabled -}}{{ .Values.minio.auth.readerSecretKeyKey }}{{- else -}}{{ .Values.externalS3.readerSecretKeyKey }}{{- end -}}
+{{- end -}}
+
 {{- define "converge.h2o.url" -}}
 {{- if .Values.h2o.enabled -}}
 {{- printf "http://%s:54321" (include "converge.svcHost" (dict "ctx" . "component" "h2o")) -}}
@@ -290,23 +308,34 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- end -}}
 
 {{/*
-CONVERGE_* environment of every process that uses the shared library (settings.py).
+CONVERGE_* environment of every process that uses the shared library (settings.py), for one role
+(predict, ingest, reload, training): each gets only its own database role and object-store identity
+(predict and ingest their own roles; predict and reload the read-only S3 identity; ingest none).
+Call with (dict "ctx" $ "role" "predict").
 Secrets come from secretKeyRef; URLs embed them with $(VAR), which Kubernetes expands only for
 variables defined earlier in the list, so the password variables come first.
 */}}
 {{- define "converge.env" -}}
+{{- $role := .role -}}
+{{- with .ctx -}}
+{{- $dbUser := include "converge.database.user" . -}}
+{{- $dbKey := include "converge.database.secretKey" . -}}
+{{- if has $role (list "predict" "ingest") }}
+{{- $dbUser = printf "%s_%s" $dbUser $role -}}
+{{- $dbKey = include "converge.database.roleSecretKey" (dict "ctx" . "role" $role) -}}
+{{- end }}
 - name: CONVERGE_DB_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "converge.database.secretName" . }}
-      key: {{ include "converge.database.secretKey" . }}
+      key: {{ $dbKey }}
 - name: CONVERGE_REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "converge.redis.secretName" . }}
       key: {{ include "converge.redis.secretKey" . }}
 - name: CONVERGE_DATABASE_URL
-  value: {{ printf "postgresql://%s:$(CONVERGE_DB_PASSWORD)@%s:%v/%s" (include "converge.database.user" .) (include "converge.database.host" .) (include "converge.database.port" .) (include "converge.database.name" .) | quote }}
+  value: {{ printf "postgresql://%s:$(CONVERGE_DB_PASSWORD)@%s:%v/%s" $dbUser (include "converge.database.host" .) (include "converge.database.port" .) (include "converge.database.name" .) | quote }}
 - name: CONVERGE_REDIS_URL
   value: {{ include "converge.redis.url" . | quote }}
 - name: CONVERGE_S3_ENDPOINT_URL
@@ -315,16 +344,19 @@ variables defined earlier in the list, so the password variables come first.
   value: {{ .Values.externalS3.region | quote }}
 - name: CONVERGE_S3_BUCKET
   value: {{ include "converge.s3.bucket" . | quote }}
+{{- if ne $role "ingest" }}
+{{- $reader := has $role (list "predict" "reload") }}
 - name: CONVERGE_S3_ACCESS_KEY
   valueFrom:
     secretKeyRef:
       name: {{ include "converge.s3.secretName" . }}
-      key: {{ include "converge.s3.accessKeyKey" . }}
+      key: {{ include (ternary "converge.s3.readerAccessKeyKey" "converge.s3.accessKeyKey" $reader) . }}
 - name: CONVERGE_S3_SECRET_KEY
   valueFrom:
     secretKeyRef:
       name: {{ include "converge.s3.secretName" . }}
-      key: {{ include "converge.s3.secretKeyKey" . }}
+      key: {{ include (ternary "converge.s3.readerSecretKeyKey" "converge.s3.secretKeyKey" $reader) . }}
+{{- end }}
 {{- with include "converge.h2o.url" . }}
 - name: CONVERGE_H2O_URL
   value: {{ . | quote }}
@@ -337,6 +369,7 @@ variables defined earlier in the list, so the password variables come first.
   value: {{ .Values.serving.cacheTtlSeconds | quote }}
 - name: CONVERGE_SCORER_BACKEND
   value: {{ .Values.serving.scorerBackend | quote }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -359,6 +392,17 @@ predict none. Call with (dict "ctx" $ "role" "reload").
 {{- if has .role (list "reload" "ingest") }}
 - name: CONVERGE_EVENT_MAX_AGE_S
   value: {{ $ctx.Values.auth.eventMaxAgeSeconds | quote }}
+{{- $oidc := $ctx.Values.eventing.oidc }}
+{{- if $oidc.enabled }}
+- name: CONVERGE_EVENT_OIDC_AUDIENCE
+  value: {{ default (printf "%s-%s" (include "converge.fullname" $ctx) .role) (index $oidc.audiences .role) | quote }}
+- name: CONVERGE_EVENT_OIDC_ISSUER
+  value: {{ $oidc.issuer | quote }}
+- name: CONVERGE_EVENT_OIDC_SUBJECTS
+  value: {{ $oidc.subjects | toJson | quote }}
+- name: CONVERGE_EVENT_OIDC_JWKS_URL
+  value: {{ ternary "file:///etc/converge/oidc/jwks.json" $oidc.jwksUrl (ne $oidc.jwksConfigMap "") | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from converge.contracts import (
     PredictRequest,
 )
 from converge.event_signing import parse_time
+from converge.serving.event_oidc import bearer_token
 from converge.features import IngestEvent
 from converge.serving.events import Event, authenticate, parse_event
 from converge.serving.http import (
@@ -208,11 +210,18 @@ def _reload_ref(data: Any) -> ModelPublished:
 async def _signed_event(
     request: Request, runtime: Runtime, event_type: str, key: str, credential: str
 ) -> Event:
+    """A write event, authenticated by Knative's OIDC token (where configured and sent) or else
+    by its signature."""
     settings = runtime.settings
+    token = bearer_token(request.headers.get("authorization"))
+    verifier = runtime.event_oidc
+    if token is not None and verifier is not None:
+        await verifier.verify(token)  # before the body is read
     event = parse_event(
         request.headers, await read_body(request, settings.max_body_bytes), expected={event_type}
     )
-    authenticate(event, key, credential, settings.event_max_age_s)
+    if token is None or verifier is None:
+        authenticate(event, key, credential, settings.event_max_age_s)
     return event
 
 
@@ -256,8 +265,13 @@ def ingest_app(runtime: Runtime) -> FunctionApp:
     async def on_event(request: Request) -> Response:
         key = settings.ingest_token.get_secret_value()
         event = await _signed_event(request, runtime, EVENT_FEATURES_INGEST, key, credential)
-        # A signed event has a time (verified, and within the freshness window).
-        ref = IngestEvent(event.source, event.id, parse_time(event.time or ""))
+        # A signed event has a verified, fresh time; an OIDC-authenticated one may have none:
+        # then the time it arrived orders it.
+        try:
+            when = parse_time(event.time) if event.time else datetime.now(UTC)
+        except ValueError:
+            raise ServingError(400, f"CloudEvent time {event.time!r} is not an RFC 3339 time") from None
+        ref = IngestEvent(event.source, event.id, when)
         return await write(event.data, ref)
 
     routes = {

@@ -117,6 +117,22 @@ class Runtime:
         return ArtifactStore(self.settings)
 
     @cached_property
+    def event_oidc(self) -> Any:
+        """The OIDC verifier of incoming events, or None where no audience is configured."""
+        s = self.settings
+        if not s.event_oidc_audience:
+            return None
+        from converge.serving.event_oidc import OidcVerifier
+
+        return OidcVerifier(
+            s.event_oidc_audience,
+            s.event_oidc_jwks_url,
+            issuer=s.event_oidc_issuer,
+            subjects=s.event_oidc_subjects,
+            token_path=s.event_oidc_token_path,
+        )
+
+    @cached_property
     def scorer(self) -> Scorer:
         return self._scorer or Scorer(self.settings.scoring_mode)
 

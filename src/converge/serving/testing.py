@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -32,6 +33,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, list | dict):  # pydantic-settings reads complex values as JSON
+            value = json.dumps(value)
         env[f"CONVERGE_{field.upper()}"] = str(value)
     return env
 

@@ -162,3 +162,12 @@ class S3Container(ContainerService, S3):
 
     def container_env(self) -> dict[str, str]:
         return {"MINIO_ROOT_USER": self.access_key, "MINIO_ROOT_PASSWORD": self.secret_key}
+
+    def env(self) -> dict[str, str]:
+        """No read-only user here (creating one needs MinIO's admin client, which the chart's
+        bucket Job has): the reader variables name the root identity."""
+        return {
+            **super().env(),
+            "CONVERGE_S3_READER_ACCESS_KEY": self.access_key,
+            "CONVERGE_S3_READER_SECRET_KEY": self.secret_key,
+        }

@@ -11,6 +11,28 @@ variable "db_password" {
   }
 }
 
+variable "db_role_passwords" {
+  description = "Passwords of the roles <user>_predict and <user>_ingest, created by the DBA (LOGIN) before the first migration."
+  type        = object({ predict = string, ingest = string })
+  sensitive   = true
+
+  validation {
+    condition     = length(var.db_role_passwords.predict) >= 12 && length(var.db_role_passwords.ingest) >= 12
+    error_message = "Use at least 12 characters for each."
+  }
+}
+
+variable "s3_reader" {
+  description = "A read-only key pair (s3:GetObject, s3:ListBucket on the bucket) for the predict and reload functions."
+  type        = object({ access_key = string, secret_key = string })
+  sensitive   = true
+
+  validation {
+    condition     = length(var.s3_reader.access_key) > 0 && length(var.s3_reader.secret_key) > 0
+    error_message = "Both keys must be set."
+  }
+}
+
 variable "redis_auth_token" {
   description = "AUTH token of the managed Redis."
   type        = string
@@ -57,7 +79,8 @@ module "converge" {
     port        = 5432
     direct_host = "converge.cluster-abc123.eu-west-1.rds.amazonaws.com"
   }
-  postgres_password = var.db_password
+  postgres_password       = var.db_password
+  postgres_role_passwords = var.db_role_passwords
 
   redis = {
     managed = true
@@ -74,6 +97,7 @@ module "converge" {
   }
   s3_access_key = var.s3_access_key
   s3_secret_key = var.s3_secret_key
+  s3_reader     = var.s3_reader
 
   external_egress_cidrs = ["10.0.0.0/16"]
 }

@@ -20,6 +20,12 @@ resource "random_password" "postgres_admin" {
   special = false
 }
 
+resource "random_password" "postgres_role" {
+  for_each = toset(["predict", "ingest"])
+  length   = 32
+  special  = false
+}
+
 resource "random_password" "redis" {
   length  = 32
   special = false
@@ -35,6 +41,11 @@ resource "random_password" "minio_password" {
   special = false
 }
 
+resource "random_password" "minio_reader" {
+  length  = 40
+  special = false
+}
+
 resource "kubernetes_secret_v1" "postgres" {
   metadata {
     name      = "${var.name}-db-credentials"
@@ -44,6 +55,8 @@ resource "kubernetes_secret_v1" "postgres" {
   data = {
     password          = var.postgres.managed ? var.postgres_password : random_password.postgres_user.result
     postgres-password = random_password.postgres_admin.result
+    predict-password  = var.postgres.managed ? var.postgres_role_passwords.predict : random_password.postgres_role["predict"].result
+    ingest-password   = var.postgres.managed ? var.postgres_role_passwords.ingest : random_password.postgres_role["ingest"].result
   }
 }
 
@@ -67,6 +80,9 @@ resource "kubernetes_secret_v1" "s3" {
   data = {
     access-key = var.s3.managed ? var.s3_access_key : random_password.minio_user.result
     secret-key = var.s3.managed ? var.s3_secret_key : random_password.minio_password.result
+    # Read-only identity of the predict and reload functions.
+    reader-access-key = var.s3.managed ? var.s3_reader.access_key : "converge-reader"
+    reader-secret-key = var.s3.managed ? var.s3_reader.secret_key : random_password.minio_reader.result
   }
 }
 

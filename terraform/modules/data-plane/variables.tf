@@ -105,6 +105,21 @@ variable "postgres_password" {
   }
 }
 
+variable "postgres_role_passwords" {
+  description = "Passwords of the functions' own roles <user>_predict (reads) and <user>_ingest (writes features). A managed Postgres needs both roles created (LOGIN) before migrating; in the cluster random ones are generated."
+  type = object({
+    predict = optional(string, "")
+    ingest  = optional(string, "")
+  })
+  default   = {}
+  sensitive = true
+
+  validation {
+    condition     = !var.postgres.managed || (length(var.postgres_role_passwords.predict) >= 12 && length(var.postgres_role_passwords.ingest) >= 12)
+    error_message = "A managed Postgres needs predict and ingest role passwords of at least 12 characters."
+  }
+}
+
 variable "redis_password" {
   description = "Password (AUTH token) of the managed Redis (ignored in the cluster)."
   type        = string
@@ -138,5 +153,20 @@ variable "s3_secret_key" {
   validation {
     condition     = !var.s3.managed || length(var.s3_secret_key) > 0
     error_message = "Managed S3 needs a secret key."
+  }
+}
+
+variable "s3_reader" {
+  description = "Read-only key pair (s3:GetObject and s3:ListBucket on the bucket) for the predict and reload functions. In the cluster MinIO gets a generated reader user."
+  type = object({
+    access_key = optional(string, "")
+    secret_key = optional(string, "")
+  })
+  default   = {}
+  sensitive = true
+
+  validation {
+    condition     = !var.s3.managed || (length(var.s3_reader.access_key) > 0 && length(var.s3_reader.secret_key) > 0)
+    error_message = "Managed S3 needs a read-only key pair for the functions."
   }
 }

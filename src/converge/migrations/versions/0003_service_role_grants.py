@@ -11,6 +11,8 @@ credential of a function cannot do what that function does not:
 - ``<owner>_predict``: reads features and the registry, writes nothing;
 - ``<owner>_ingest``: writes features and the ingest ledger, reads nothing else.
 
+The roles are named after the application role: the one running this migration, unless
+``CONVERGE_DATABASE_APP_ROLE`` names another (the chart migrates as a separate schema-owning role).
 The roles themselves (and their passwords) belong to the deployment: the local stack creates them
 when Postgres starts, the chart in its init script, Terraform beside the managed database. Where
 they do not exist this migration grants nothing and says so; run it again after creating them.
@@ -19,6 +21,7 @@ they do not exist this migration grants nothing and says so; run it again after 
 from __future__ import annotations
 
 import logging
+import os
 
 from alembic import op
 from sqlalchemy import text
@@ -43,7 +46,9 @@ REVOKES = "REVOKE ALL ON features, models, model_versions, ingest_events FROM {r
 def _roles() -> dict[str, str]:
     """Service role -> quoted role name, for the roles that exist."""
     bind = op.get_bind()
-    owner = bind.execute(text("SELECT current_user")).scalar()
+    owner = os.environ.get("CONVERGE_DATABASE_APP_ROLE") or bind.execute(
+        text("SELECT current_user")
+    ).scalar()
     found = {}
     for service in GRANTS:
         name = f"{owner}_{service}"
