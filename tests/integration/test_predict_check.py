@@ -75,3 +75,14 @@ async def test_fails_when_predict_disagrees_with_the_trainer(settings, pool, pre
     result = _check(settings, name, predict.url)
     assert result.returncode == 1
     assert "row 3: P(1)" in result.stderr
+
+
+def test_an_unreachable_registry_is_one_line_not_a_traceback(stack_settings):
+    bad = stack_settings.model_copy()
+    env = {**os.environ, **settings_env(bad), "CONVERGE_DATABASE_URL": "postgresql://x:y@127.0.0.1:1/z"}
+    result = subprocess.run(
+        [sys.executable, "-m", "converge.serving.predict_check", "http://127.0.0.1:1"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: DatabaseUnavailable") and "Traceback" not in result.stderr

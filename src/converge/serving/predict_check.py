@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except CheckFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - registry or predict unreachable: one line, no traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
