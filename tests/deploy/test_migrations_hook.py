@@ -89,6 +89,9 @@ def test_the_job_is_idempotent_least_privilege_and_fails_the_release(name):
     job = r.get("Job", JOB)
     ann = job["metadata"]["annotations"]
     assert ann["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    sa_ann = r.get("ServiceAccount", JOB)["metadata"]["annotations"]
+    assert sa_ann["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    assert sa_ann["helm.sh/hook"] == ann["helm.sh/hook"] and int(sa_ann["helm.sh/hook-weight"]) < int(ann["helm.sh/hook-weight"])
     spec = job["spec"]
     assert spec["backoffLimit"] >= 1 and spec["activeDeadlineSeconds"] > 0
     pod = spec["template"]["spec"]
