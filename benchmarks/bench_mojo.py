@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np
 
 from converge.mojo import load_mojo
+from converge.reference import GenmodelReference
 from converge.mojo.native import _compiled
 from converge.mojo.backends.genmodel import find_h2o_jar
 
@@ -218,9 +219,9 @@ def main() -> None:
             csv_path = work / f"{mojo.stem}.csv"
             write_csv(rows, native.feature_names, csv_path)
             raw, _ = native._schema.encode_records(rows)
-            # same answers before timing anything
+            # same answers as genmodel run directly before timing anything
             a = native.predict_raw(rows[:500])
-            b = ref.predict_raw(rows[:500])
+            b = GenmodelReference(mojo).raw(rows[:500])
             assert np.array_equal(a[:, 0], b[:, 0]) and np.allclose(a, b, rtol=0, atol=1e-12)
             r = {"label": label, "mojo": mojo.name}
             r["native_records"] = best_rate(partial(native.predict_records, rows), len(rows), args.repeats)

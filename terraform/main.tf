@@ -38,6 +38,7 @@ module "data_plane" {
   namespace         = local.namespace
   postgres          = var.postgres
   postgres_password = var.postgres_password
+  migrator_password = var.postgres_migrator_password
   redis             = var.redis
   redis_password    = var.redis_password
   s3                = var.s3

@@ -96,6 +96,9 @@ variable "postgres" {
     direct_port = optional(number, 5432)
     username    = optional(string, "converge")
     database    = optional(string, "converge")
+    # Owns the schema and runs the migrations (the chart's hook Job); managed: create it and grant
+    # the user SELECT, INSERT, UPDATE, DELETE on its tables (default privileges).
+    migrator_username = optional(string, "converge_migrator")
   })
   default = { managed = false }
 
@@ -129,6 +132,18 @@ variable "postgres_role_passwords" {
   validation {
     condition     = !var.postgres.managed || (length(var.postgres_role_passwords.predict) >= 12 && length(var.postgres_role_passwords.ingest) >= 12)
     error_message = "A managed Postgres needs predict and ingest role passwords of at least 12 characters."
+  }
+}
+
+variable "postgres_migrator_password" {
+  description = "Password of the managed Postgres migration role (postgres.migrator_username)."
+  type        = string
+  default     = ""
+  sensitive   = true
+
+  validation {
+    condition     = !var.postgres.managed || length(var.postgres_migrator_password) >= 12
+    error_message = "A managed Postgres needs a migration role password of at least 12 characters."
   }
 }
 

@@ -197,7 +197,7 @@ async def pool(settings):
 # machine class has none; its skip is reported as such, by name, in the summary.
 _NO_SKIPS = os.environ.get("CONVERGE_NO_SKIPS") == "1"
 _ALLOWED_SKIP_MARK = "needs_docker_engine"
-_counts = {"collected": 0, "ran": 0, "allowed_skips": 0}
+_counts = {"collected": 0, "ran": 0, "allowed_skips": 0, "uncollected": 0}
 
 
 def _allowed_skip(item: pytest.Item) -> bool:
@@ -215,6 +215,8 @@ def pytest_make_collect_report(collector):
             f"{collector.nodeid or 'a module'} was skipped at collection, but CONVERGE_NO_SKIPS=1 "
             f"requires every test to be collected and run: {report.longrepr}"
         )
+    if report.failed or report.skipped:
+        _counts["uncollected"] += 1
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -243,6 +245,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus) -> None:
     line = f"converge: ran {ran} of {collected} collected tests"
     if allowed:
         line += f" ({allowed} skipped: marked {_ALLOWED_SKIP_MARK}, no Docker engine here)"
+    if _counts["uncollected"]:
+        line += f"; {_counts['uncollected']} module(s) not collected (skipped or import error)"
     terminalreporter.write_line(line, bold=True)
 
 

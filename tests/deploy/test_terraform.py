@@ -175,3 +175,26 @@ def test_checkov_finds_nothing_in_the_terraform(tmp_path):
     reports = report if isinstance(report, list) else [report]
     failed = [f"{c['check_id']} {c['resource']}" for rep in reports for c in rep["results"]["failed_checks"]]
     assert reports[0]["summary"]["passed"] > 0 and not failed, failed
+
+
+def test_the_release_runs_the_migration_hook_with_its_own_credentials():
+    """Terraform's release runs the chart's hooks and waits for the Jobs; the data plane hands the
+    chart a migration role and a Secret of its own for it."""
+    [release] = [body for item in load(TF / "modules" / "converge")["resource"]
+                 for kind, resources in item.items() if unq(kind) == "helm_release"
+                 for body in resources.values()]
+    assert release["disable_webhooks"] is False and release["wait_for_jobs"] is True
+    assert release["atomic"] is True
+    data_plane = source_text(TF / "modules" / "data-plane")
+    migrations = re.search(r"migrations = \{(.*?)\n    \}", data_plane, re.S)[1]
+    assert "enabled                   = true" in migrations
+    assert "username                  = var.postgres.migrator_username" in migrations
+    assert "kubernetes_secret_v1.postgres_migrator.metadata[0].name" in migrations
+    secrets = {
+        unq(name): unq(body["metadata"][0]["name"])
+        for item in load(TF / "modules" / "data-plane")["resource"]
+        for kind, resources in item.items()
+        if unq(kind) == "kubernetes_secret_v1"
+        for name, body in resources.items()
+    }
+    assert secrets["postgres_migrator"] != secrets["postgres"]

@@ -64,9 +64,8 @@ def test_demo_stores_trains_publishes_and_serves(demo_run):
     from converge.artifacts import ArtifactStore
     from converge.db import create_pool
     from converge.features import FeatureStore
-    from converge.mojo import load_mojo
+    from converge.reference import GenmodelReference
     from converge.registry import Registry
-    from converge.serving.scoring import score_rows
 
     summary, env = demo_run
     settings = _settings(env)
@@ -88,13 +87,22 @@ def test_demo_stores_trains_publishes_and_serves(demo_run):
     assert all(s["max_train_time_ms"] < s["min_test_time_ms"] for s in summary["splits"])
     assert production is not None and production.version == summary["version"]
 
-    scorer = load_mojo(ArtifactStore(settings).get(production.artifact_uri, expected_sha256=production.sha256))
+    mojo = ArtifactStore(settings).get(production.artifact_uri, expected_sha256=production.sha256)
     served = summary["predictions"]
-    expected = score_rows(scorer, [dict(latest[p["entity_id"]].features) for p in served])
+    reference = GenmodelReference(mojo)
+
+    def as_trained(features: dict) -> dict:
+        """JSON booleans as H2O's parser read them in training: levels, or 1/0 numbers."""
+        return {
+            k: (str(v) if reference.is_categorical(k) else float(v)) if isinstance(v, bool) else v
+            for k, v in features.items()
+        }
+
+    expected = reference.predict([as_trained(latest[p["entity_id"]].features) for p in served])
     for got, want in zip(served, expected, strict=True):
         assert got["label"] == want["predict"]
         for label, probability in got["probabilities"].items():
-            assert probability == want[label]
+            assert probability == pytest.approx(want[reference.columns[label]], rel=0, abs=1e-12)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup installs it)")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from converge.mojo import load_mojo
+from converge.reference import GenmodelReference
 
 
 def _downgrade_tree(buf: bytes) -> bytes:
@@ -98,10 +99,10 @@ def jvm():
 def test_old_tree_formats_score_like_genmodel(version, corpus_dir, corpus_loader, tmp_path, jvm):
     path = _old_format_gbm(corpus_dir / "binomial_titanic.zip", version, tmp_path / "gbm.zip")
     native = load_mojo(path, backend="native")
-    ref = load_mojo(path, backend="genmodel")
+    ref = GenmodelReference(path)  # genmodel run directly
     assert native.mojo_version == float(version)
     recs = corpus_loader("binomial_titanic").records()
-    a, b = native.predict_raw(recs), ref.predict_raw(recs)
+    a, b = native.predict_raw(recs), ref.raw(recs)
     np.testing.assert_array_equal(a[:, 0], b[:, 0])
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     # every level code of every categorical, through the encoded path too
@@ -110,7 +111,7 @@ def test_old_tree_formats_score_like_genmodel(version, corpus_dir, corpus_loader
         dom = native.domains[name]
         X[:, j] = np.arange(400) % len(dom) if dom else np.linspace(-5, 100, 400)
     old = native.predict_numpy(X)
-    np.testing.assert_allclose(old, ref.predict_numpy(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(old, ref.score0(X), rtol=0, atol=1e-12)
     # the rules really differ from the 1.30 original on these rows, so the test can tell them apart
     current = load_mojo(_old_format_gbm(corpus_dir / "binomial_titanic.zip", "1.30",
                                         tmp_path / "same.zip", rewrite=False), backend="native")

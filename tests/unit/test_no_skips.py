@@ -45,6 +45,7 @@ def test_a_module_skipped_at_collection_fails_the_run(tmp_path):
     assert result.returncode != 0, result.stdout
     assert "skipped at collection" in result.stdout
     assert "no_such_module_here" in result.stdout
+    assert "1 module(s) not collected" in result.stdout
 
 
 def test_a_collection_skip_is_only_a_skip_without_the_rule(tmp_path):

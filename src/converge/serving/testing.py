@@ -59,13 +59,22 @@ def read_rows(csv_path: Path, limit: int | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def trainer_predictions(mojo: bytes, rows: list[dict[str, Any]], backend: str = "auto") -> list:
-    """What a trainer stores as the validation sample's predictions (``predict`` + classes)."""
-    from converge.mojo import load_mojo
-    from converge.serving.scoring import _plain, score_rows
+def trainer_predictions(mojo: bytes, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a trainer stores as the validation sample's predictions (``predict`` + one column per
+    class), from genmodel run directly: an answer independent of converge's scorer.
 
-    model = load_mojo(mojo, backend=backend)
-    return [{k: _plain(v) for k, v in row.items()} for row in score_rows(model, rows)]
+    :func:`read_rows` types cells as JSON would; a categorical level that looks like a number
+    ("2") reaches genmodel as the text it was in the file, as H2O's parser read it."""
+    from converge.reference import GenmodelReference
+
+    reference = GenmodelReference(mojo)
+
+    def as_in_file(column: str, value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer() and reference.is_categorical(column):
+            return str(int(value))
+        return value
+
+    return reference.predict([{k: as_in_file(k, v) for k, v in row.items()} for row in rows])
 
 
 async def register_model(
@@ -87,9 +96,7 @@ async def register_model(
     versions = await registry.list_versions(name)
     version = (versions[0].version + 1) if versions else 1
     if predictions is None:
-        predictions = await asyncio.to_thread(
-            trainer_predictions, mojo, rows, settings.scorer_backend
-        )
+        predictions = await asyncio.to_thread(trainer_predictions, mojo, rows)
     artifact = await asyncio.to_thread(store.put, model_key(name, version), mojo)
     mv = await registry.register(
         name,

@@ -1,9 +1,16 @@
-"""Which backend runs the stack: local processes, or containers when a Docker engine answers."""
+"""Which backend runs the stack: local processes, or containers (testcontainers).
+
+Containers only when asked for (``testcontainers``) or, with ``auto``, when both the
+testcontainers package (the dev extra) and a Docker engine are present; asked for and not
+possible, the error says which of the two is missing.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
+from collections.abc import Callable
 from typing import Literal
 
 Backend = Literal["local", "testcontainers"]
@@ -28,13 +35,40 @@ def docker_available(timeout: float = 10.0) -> bool:
     return done.returncode == 0
 
 
+def testcontainers_installed() -> bool:
+    return importlib.util.find_spec("testcontainers") is not None
+
+
+class BackendUnavailable(RuntimeError):
+    """The container backend was asked for and cannot run here."""
+
+
 def choose_backend(wanted: str) -> Backend:
-    """Resolve ``settings.stack_backend``; ``auto`` picks containers only if Docker answers."""
+    """Resolve ``settings.stack_backend``; ``auto`` picks containers only when the testcontainers
+    package is installed and a Docker engine answers."""
+    return decide_backend(wanted, testcontainers_installed, docker_available)
+
+
+def decide_backend(
+    wanted: str, installed: Callable[[], bool], engine: Callable[[], bool]
+) -> Backend:
+    """The rule itself, given how to tell whether the package and an engine are present."""
     wanted = (wanted or "auto").strip().lower()
     if wanted not in CHOICES:
         raise ValueError(f"stack_backend must be one of {', '.join(CHOICES)}, got {wanted!r}")
     if wanted == "auto":
-        return "testcontainers" if docker_available() else "local"
+        return "testcontainers" if installed() and engine() else "local"
+    if wanted == "testcontainers":
+        if not installed():
+            raise BackendUnavailable(
+                "stack_backend=testcontainers needs the testcontainers package: "
+                "pip install 'converge[dev]' (pinned in requirements/serve.lock), or use local"
+            )
+        if not engine():
+            raise BackendUnavailable(
+                "stack_backend=testcontainers needs a Docker engine, and `docker info` does not "
+                "answer here; start one, or use local"
+            )
     return wanted  # type: ignore[return-value]
 
 

@@ -33,6 +33,17 @@ variable "s3_reader" {
   }
 }
 
+variable "db_migrator_password" {
+  description = "Password of the managed Postgres migration role (owns the schema)."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(var.db_migrator_password) >= 12
+    error_message = "Use at least 12 characters."
+  }
+}
+
 variable "redis_auth_token" {
   description = "AUTH token of the managed Redis."
   type        = string
@@ -79,8 +90,9 @@ module "converge" {
     port        = 5432
     direct_host = "converge.cluster-abc123.eu-west-1.rds.amazonaws.com"
   }
-  postgres_password       = var.db_password
-  postgres_role_passwords = var.db_role_passwords
+  postgres_password          = var.db_password
+  postgres_role_passwords    = var.db_role_passwords
+  postgres_migrator_password = var.db_migrator_password
 
   redis = {
     managed = true

@@ -47,6 +47,10 @@ resource "helm_release" "converge" {
   atomic           = true
   wait             = true
   timeout          = var.timeout_seconds
+  # The chart's hooks run: the migration Job before the functions on install and upgrade (a
+  # failed migration fails the release, and atomic rolls it back), then the bucket Job.
+  disable_webhooks = false
+  wait_for_jobs    = true
 
   # Later documents win: data plane, then sizing, then the caller's extras.
   values = [

@@ -26,6 +26,11 @@ resource "random_password" "postgres_role" {
   special  = false
 }
 
+resource "random_password" "postgres_migrator" {
+  length  = 32
+  special = false
+}
+
 resource "random_password" "redis" {
   length  = 32
   special = false
@@ -57,6 +62,18 @@ resource "kubernetes_secret_v1" "postgres" {
     postgres-password = random_password.postgres_admin.result
     predict-password  = var.postgres.managed ? var.postgres_role_passwords.predict : random_password.postgres_role["predict"].result
     ingest-password   = var.postgres.managed ? var.postgres_role_passwords.ingest : random_password.postgres_role["ingest"].result
+  }
+}
+
+# The migration role's password: a Secret of its own, read only by the chart's migration Job.
+resource "kubernetes_secret_v1" "postgres_migrator" {
+  metadata {
+    name      = "${var.name}-db-migrator-credentials"
+    namespace = var.namespace
+    labels    = local.labels
+  }
+  data = {
+    password = var.postgres.managed ? var.migrator_password : random_password.postgres_migrator.result
   }
 }
 
@@ -98,6 +115,13 @@ locals {
       }
     }
     pgbouncer = { enabled = !var.postgres.managed }
+    # The chart's hook Job runs the migrations before the functions, on install and upgrade.
+    migrations = {
+      enabled                   = true
+      username                  = var.postgres.migrator_username
+      existingSecret            = kubernetes_secret_v1.postgres_migrator.metadata[0].name
+      existingSecretPasswordKey = "password"
+    }
     externalDatabase = {
       host                      = var.postgres.host
       port                      = var.postgres.port

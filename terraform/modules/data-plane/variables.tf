@@ -28,6 +28,8 @@ variable "postgres" {
     direct_port = optional(number, 5432)
     username    = optional(string, "converge")
     database    = optional(string, "converge")
+    # Owns the schema; runs the migrations. Managed: create it and grant the user read/write.
+    migrator_username = optional(string, "converge_migrator")
   })
   default = { managed = false }
 
@@ -117,6 +119,18 @@ variable "postgres_role_passwords" {
   validation {
     condition     = !var.postgres.managed || (length(var.postgres_role_passwords.predict) >= 12 && length(var.postgres_role_passwords.ingest) >= 12)
     error_message = "A managed Postgres needs predict and ingest role passwords of at least 12 characters."
+  }
+}
+
+variable "migrator_password" {
+  description = "Password of the managed Postgres migration role (ignored in the cluster, where a random one is generated)."
+  type        = string
+  default     = ""
+  sensitive   = true
+
+  validation {
+    condition     = !var.postgres.managed || length(var.migrator_password) >= 12
+    error_message = "A managed Postgres needs a migration role password of at least 12 characters."
   }
 }
 

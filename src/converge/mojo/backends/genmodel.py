@@ -8,8 +8,10 @@ native one is tested against, and the fallback for models the native one does no
 
 from __future__ import annotations
 
+import datetime as _dt
 import importlib.util
 import math
+import numbers
 import os
 import threading
 from pathlib import Path
@@ -18,7 +20,7 @@ import numpy as np
 
 from .._archive import MojoArchive
 from .._ini import MojoInfo
-from .._rows import RowSchema
+from .._rows import RowSchema, epoch_millis
 from ..errors import BackendUnavailableError, InvalidInputError, MojoError, UnsupportedMojoError
 from . import Backend
 
@@ -105,6 +107,7 @@ class GenmodelBackend(Backend):
         self.wrapper = jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper")(cfg)
         self._RowData = jpype.JClass("hex.genmodel.easy.RowData")
         self._Double = jpype.JClass("java.lang.Double")
+        self._Boolean = jpype.JClass("java.lang.Boolean")
         self._String = JString
         self._PredictException = jpype.JClass("hex.genmodel.easy.exception.PredictException")
         self._requires_offset = bool(self.model.requiresOffset())
@@ -113,6 +116,10 @@ class GenmodelBackend(Backend):
         self._preds_size = int(self.model.getPredsSize())
 
     def _row(self, rec: dict):
+        """A ``RowData`` of the values as they came: genmodel parses numeric strings, looks up
+        levels and refuses wrong types itself. Only what Java has no value for is converted
+        here: missing values are left out, ints become ``Double``, an integral number for a
+        categorical column names the level of its decimal text, date-times become epoch ms."""
         row = self._RowData()
         index = self.schema.index
         for name, v in rec.items():
@@ -121,11 +128,32 @@ class GenmodelBackend(Backend):
             i = index.get(name)
             if i is None:
                 continue  # genmodel ignores unknown columns too; skip the conversion cost
-            v = self.schema.normalize(name, i, v)
-            if v is None:
-                continue
-            row.put(self._String(name), self._String(v) if isinstance(v, str) else self._Double(v))
+            v = self._java(name, i, v)
+            if v is not None:
+                row.put(self._String(name), v)
         return row
+
+    def _java(self, name: str, i: int, v):
+        if v is None or type(v).__name__ in ("NAType", "NaTType"):
+            return None
+        if isinstance(v, str):
+            return self._String(v)
+        if isinstance(v, bool | np.bool_):
+            return self._Boolean(bool(v))  # genmodel refuses it, naming the column
+        categorical = self.schema.domains[i] is not None
+        if isinstance(v, numbers.Real):
+            f = float(v)
+            if math.isnan(f):
+                return None
+            if categorical and f.is_integer():
+                return self._String(str(int(f)))
+            return self._Double(f)  # for a categorical column genmodel refuses it
+        if isinstance(v, _dt.date | np.datetime64):
+            f = epoch_millis(v)
+            return None if math.isnan(f) else self._Double(f)
+        raise InvalidInputError(
+            f"column {name!r}: unsupported value type {type(v).__name__}", self.info.source
+        )
 
     def _run(self, fn, *args):
         try:

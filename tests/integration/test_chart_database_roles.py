@@ -1,0 +1,116 @@
+"""The chart's Postgres init script, run on a real Postgres: the migration role builds the schema,
+the functions' role reads and writes it through the real feature store and registry code, and
+can create or drop nothing.
+
+The script is taken from the rendered chart. It is a psql script; psql is not needed here: its
+variables (``:"ident"``, ``:'literal'``) and ``\\connect`` are applied as psql applies them.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from converge import migrations
+from converge.contracts import FeatureVector
+from converge.db import create_pool
+from converge.features import FeatureStore
+from converge.registry import Registry
+from converge.settings import Settings
+
+pytestmark = pytest.mark.integration
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
+
+
+def _init_sql() -> str:
+    from deploy_support import render
+
+    script = render({}, "defaults").get("ConfigMap", "demo-converge-postgresql-init")["data"]["10-converge.sh"]
+    body = script.split("<<'SQL'\n", 1)[1].rsplit("\nSQL", 1)[0]
+    return textwrap.dedent(body)
+
+
+def _substitute(line: str, variables: dict[str, str]) -> str:
+    line = re.sub(r':"(\w+)"', lambda m: sql.Identifier(variables[m[1]]).as_string(None), line)
+    return re.sub(r":'(\w+)'", lambda m: sql.Literal(variables[m[1]]).as_string(None), line)
+
+
+def _dsn(base: str, database: str, user: str | None = None, password: str | None = None) -> str:
+    url = urlsplit(base)
+    netloc = url.netloc
+    if user is not None:
+        netloc = f"{quote(user)}:{quote(password or '')}@{url.hostname}:{url.port}"
+    return urlunsplit(url._replace(netloc=netloc, path=f"/{database}"))
+
+
+def _run_psql_script(admin_dsn: str, script: str, variables: dict[str, str]) -> None:
+    database, statement = urlsplit(admin_dsn).path.lstrip("/"), ""
+    conn = psycopg.connect(admin_dsn, autocommit=True)
+    try:
+        for line in script.splitlines():
+            line = _substitute(line, variables)
+            if line.startswith("\\connect "):
+                conn.close()
+                database = line.split(None, 1)[1].strip().strip('"')
+                conn = psycopg.connect(_dsn(admin_dsn, database), autocommit=True)
+                continue
+            statement += line + "\n"
+            if line.rstrip().endswith(";"):
+                conn.execute(statement)
+                statement = ""
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def chart_database(postgres):
+    tag = uuid.uuid4().hex[:8]
+    names = {
+        "user": f"app_{tag}", "pw": uuid.uuid4().hex, "db": f"converge_{tag}",
+        "magedb": f"mage_{tag}", "migrator": f"migrator_{tag}", "migratorpw": uuid.uuid4().hex,
+    }  # fmt: skip
+    _run_psql_script(postgres.admin_dsn, _init_sql(), names)
+    yield names
+    with psycopg.connect(postgres.admin_dsn, autocommit=True) as conn:
+        for db in (names["db"], names["magedb"]):
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+        for role in (names["user"], names["migrator"]):
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+async def test_migrator_builds_the_schema_and_the_functions_role_only_uses_it(postgres, chart_database):
+    n = chart_database
+    migrator = _dsn(postgres.dsn, n["db"], n["migrator"], n["migratorpw"])
+    app = _dsn(postgres.dsn, n["db"], n["user"], n["pw"])
+
+    # the functions' role cannot build the schema ...
+    with pytest.raises(Exception, match="permission denied"):
+        migrations.upgrade(Settings(database_url=app))
+    # ... the migration role can, and a second run (every upgrade) changes nothing
+    assert migrations.upgrade(Settings(database_url=migrator)) == migrations.head()
+    assert migrations.upgrade(Settings(database_url=migrator)) == migrations.head()
+
+    pool = await create_pool(Settings(database_url=app), min_size=0)
+    try:
+        store = FeatureStore(pool)
+        vector = FeatureVector(entity_id="e1", event_time="2024-05-01T00:00:00Z", features={"x": 1.5})
+        assert await store.upsert([vector]) == 1
+        assert (await store.latest("e1")).features == {"x": 1.5}
+        mv = await Registry(pool).register("m", artifact_uri="s3://models/m/1/model.zip", sha256="0" * 64)
+        assert mv.version == 1
+    finally:
+        await pool.close()
+
+    with psycopg.connect(app) as conn:
+        for statement in ("CREATE TABLE intruder (x int)", "DROP TABLE features", "ALTER TABLE models ADD COLUMN y int"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.rollback()
