@@ -26,9 +26,9 @@ __all__ = [
     "DatabaseUnavailable",
     "bounded_connection",
     "connection",
-    "once_more_if_dropped",
     "create_pool",
     "is_unavailable",
+    "once_more_if_dropped",
     "translate_errors",
     "unavailable_guard",
 ]
