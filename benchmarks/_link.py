@@ -189,12 +189,13 @@ class Link:
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()),
              "--target-port", str(self.target_port), "--port", str(self.port)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         first = self.proc.stdout.readline().split()
         if len(first) != 2:
-            self.stop()
-            raise RuntimeError(f"link to port {self.target_port} did not come up")
+            self.proc.kill()
+            why = self.proc.communicate(timeout=10)[1].strip().splitlines()[-1:]
+            raise RuntimeError(f"link to port {self.target_port} did not come up: {why}")
         self.host = first[0]
         return self
 
@@ -241,6 +242,8 @@ def main() -> None:
     ap.add_argument("--target-port", type=int, required=True)
     ap.add_argument("--port", type=int, help="port on the link's far address (default: the target's)")
     args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("a link needs root: it creates a network namespace and TUN devices")
     asyncio.run(serve(args.target_port, args.port or args.target_port))
 
 

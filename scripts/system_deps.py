@@ -55,6 +55,12 @@ PROGRAMS = (
         "ask an administrator for `apt-get install chromium`, or put any Chromium build on "
         "PATH as `chromium`",
     ),
+    Program(
+        "iproute2", ("ip",), ("/usr/sbin/ip", "/sbin/ip"),
+        "the fault tests' slow, lossy link (a network namespace and TUN devices, as root)",
+        None,
+        "ask an administrator for `apt-get install iproute2`; the fault tests also need root",
+    ),
 )  # fmt: skip
 
 

@@ -26,9 +26,9 @@ __all__ = [
     "DatabaseUnavailable",
     "bounded_connection",
     "connection",
-    "once_more_if_dropped",
     "create_pool",
     "is_unavailable",
+    "once_more_if_dropped",
     "translate_errors",
     "unavailable_guard",
 ]
@@ -171,7 +171,13 @@ async def bounded_connection(
             expired = False
 
             def expire() -> None:
-                nonlocal expired
+                nonlocal deadline, expired, timer
+                if loop.time() - deadline > timeout_s:
+                    # The timer itself is a whole deadline late: this process was stopped or
+                    # starved, not the server slow. Give the server the time it was not watched.
+                    deadline = loop.time() + timeout_s
+                    timer = loop.call_at(deadline, expire)
+                    return
                 expired = True
                 conn.terminate()
 
