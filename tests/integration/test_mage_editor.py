@@ -90,7 +90,7 @@ def test_editor_runs_the_loader_on_the_feature_store_and_leaves_git_clean(
 
     migrations.upgrade(stack_settings)
     asyncio.run(_ingest(stack_settings))
-    variables = {"target": TARGET, "exclude": "", "n_splits": 2, "as_of": "2025-04-01T00:00:00Z"}
+    variables = {"target": TARGET, "exclude": "", "n_splits": 2}
     done = subprocess.run(
         [str(runner.training_python()), "-c", EDITOR, str(clone / "pipelines"), json.dumps(variables)],
         env={**settings_env(stack_settings), "MAGE_DATA_DIR": str(tmp_path / "mage"),
