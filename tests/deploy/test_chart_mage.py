@@ -124,3 +124,10 @@ def test_mage_pods_copy_the_triggers_over_the_project_and_take_the_owner_from_a_
         ref = env["DEFAULT_OWNER_PASSWORD"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "mage-owner", "key": "owner-password"}
     assert f"{FULL_NAME}-mage" not in r.names("Secret")  # the existing Secret is used, none made
+
+
+def test_notes_name_each_trigger_and_its_schedule():
+    notes = render({"mage": {"triggers": {"regional": {"schedule": ""}}}}).notes
+    assert "retrain-on-schedule: @daily" in notes
+    assert "retrain-on-request (API, URL in the UI): on" in notes
+    assert "regional-retrain-on-schedule: off" in notes

@@ -2,7 +2,7 @@
 
 One executor per run: a run started by a trigger is executed by Mage's scheduler alone, a run
 started by ``converge train`` by converge's runner alone, even while a scheduler ticks every
-second beside it. Triggers come from the tracked ``triggers.yaml`` files, the UI's API shows the
+few seconds beside it. Triggers come from the tracked ``triggers.yaml`` files, the UI's API shows the
 CLI's runs with their block runs, and nothing any of it does at run time dirties a tracked file.
 """
 
@@ -29,13 +29,13 @@ TINY_GBM = json.dumps({"ntrees": 5, "max_depth": 3, "min_rows": 5})
 
 @pytest.fixture(scope="module")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``converge train``'s state directory; its ``mage/`` is the Mage server's data directory."""
+    """The state directory of ``converge mage`` and ``converge train``: one Mage database."""
     return tmp_path_factory.mktemp("mage-state")
 
 
 @pytest.fixture(scope="module")
 def mage_server(train_env: dict[str, str], state_dir: Path) -> Iterator[MageServer]:
-    server = MageServer(state_dir / "mage", train_env, state_dir / "mage-server.log")
+    server = MageServer(state_dir, train_env, state_dir / "mage-server.log")
     try:
         server.wait_ready()
         server.sign_in()
@@ -131,7 +131,7 @@ def test_cli_run_beside_a_running_scheduler_is_executed_once(
 
     # The scheduler ticked all along and never counted the CLI's run among its active runs.
     ticks = re.findall(r"Active pipeline runs: \[([\d, ]*)\]", mage_server.log()[log_before:])
-    assert len(ticks) >= 5, "the scheduler did not tick while the CLI ran"
+    assert len(ticks) >= 2, "the scheduler did not tick while the CLI ran"
     assert all(str(run_id) not in re.split(r",\s*", t) for t in ticks)
 
     # Each block ran once: one registry version, one announcement.

@@ -113,28 +113,34 @@ def versions(settings: Settings, name: str) -> list[Any]:
 
 
 class MageServer:
-    """``mage start`` on the project: webserver and scheduler, user authentication on (as in the
-    chart), the owner account from the environment, a scheduler tick of one second."""
+    """``converge mage`` (Mage's webserver and scheduler on the project and on ``converge train``'s
+    own Mage database), with user authentication on as in the chart, the owner account from the
+    environment and a scheduler tick of five seconds (Mage's default is ten).
 
-    def __init__(self, data_dir: Path, env: dict[str, str], log_path: Path) -> None:
+    Not shorter: Mage 0.9.80's process queue lets its worker pool exit while a block run is being
+    enqueued (the pool saw an empty queue; ``enqueue`` still sees it alive and starts none), and
+    that run then waits forever. A tick as long as the pool's one-second poll makes the race likely.
+    """
+
+    def __init__(self, state_dir: Path, env: dict[str, str], log_path: Path) -> None:
+        import sys
+
         from converge.stack.procs import free_port
-        from converge.training import runner
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.owner_email = "owner@converge.test"
         self.owner_password = secrets.token_urlsafe(12)
         self.log_path = log_path
-        mage = runner.training_python().parent / "mage"
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [str(mage), "start", str(PROJECT), "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "converge.cli", "mage", "--port", str(self.port)],
             cwd=str(REPO),
             env={
                 **os.environ,
                 **env,
-                "MAGE_DATA_DIR": str(data_dir),
-                "SCHEDULER_TRIGGER_INTERVAL": "1",
+                "CONVERGE_STATE_DIR": str(state_dir),
+                "SCHEDULER_TRIGGER_INTERVAL": "5",
                 "REQUIRE_USER_AUTHENTICATION": "1",
                 "DEFAULT_OWNER_EMAIL": self.owner_email,
                 "DEFAULT_OWNER_USERNAME": "owner",

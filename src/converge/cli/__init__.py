@@ -8,6 +8,7 @@ from converge.cli import bench  # noqa: E402,F401
 from converge.cli import db  # noqa: E402,F401
 from converge.cli import demo  # noqa: E402,F401
 from converge.cli import ingest  # noqa: E402,F401
+from converge.cli import mage  # noqa: E402,F401
 from converge.cli import models  # noqa: E402,F401
 from converge.cli import serve  # noqa: E402,F401
 from converge.cli import stack  # noqa: E402,F401

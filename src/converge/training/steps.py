@@ -21,8 +21,11 @@ import pandas as pd
 
 from converge.errors import InvalidInput
 from converge.settings import Settings, get_settings
-from converge.training import dataset, splits
+from converge.training import dataset, mage_run_state, splits
 from converge.training.trainer import ENTITY_COLUMN, TIME_COLUMN, TrainConfig
+
+# Every block imports this module: the process running it writes no run state into the project.
+mage_run_state.keep_out_of_project()
 
 _TRUE = {"1", "true", "yes", "on"}
 
