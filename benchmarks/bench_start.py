@@ -64,10 +64,10 @@ FROM_SOURCE = re.compile(r"^# code object from '?(.+?\.py)'?$", re.MULTILINE)
 FROM_PYC = re.compile(r"^# code object from '?(.+?\.pyc)'?$", re.MULTILINE)
 
 
-def first_200(port: int, path: str, body: bytes, started: float) -> float:
+def first_200(port: int, path: str, body: bytes, started: float, proc: subprocess.Popen) -> float:
     """Seconds from ``started`` to the first 200 answer to ``POST path``."""
     deadline = started + TIMEOUT_S
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and proc.poll() is None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
         try:
             conn.request("POST", path, body, {"content-type": "application/json"})
@@ -82,7 +82,7 @@ def first_200(port: int, path: str, body: bytes, started: float) -> float:
         finally:
             conn.close()
         time.sleep(RETRY_S)
-    raise RuntimeError(f"no 200 from port {port} within {TIMEOUT_S:.0f} s")
+    raise RuntimeError(f"no 200 from port {port} (exit code {proc.poll()})")
 
 
 class Starter:
@@ -112,7 +112,7 @@ class Starter:
             )
             try:
                 port = int(argv[argv.index("--port") + 1]) if "--port" in argv else int(argv[-1])
-                return first_200(port, path, body, started)
+                return first_200(port, path, body, started, proc)
             finally:
                 os.killpg(proc.pid, 15)
                 try:

@@ -41,6 +41,8 @@ from converge.serving.scoring import predict_rows
 log = logging.getLogger(__name__)
 
 PROB_TOLERANCE = 1e-9
+# Background work after the first model goes live waits this long (see _after_first_model).
+WARM_AFTER_S = 1.0
 
 
 class ValidationMismatch(Exception):
@@ -101,8 +103,8 @@ _store: Any = None  # the parser process's own ArtifactStore
 def _fetch_parse_pickled(
     uri: str, sha256: str, backend: str, check: bool, sample: Any
 ) -> tuple[bytes, int | None] | Exception:
-    """In a parser process: download and verify the artifact there too, so no botocore (pure
-    Python holding the GIL for milliseconds) runs in the serving process during a reload. Store
+    """In a parser process: download and verify the artifact there too, so neither the download
+    nor the sha256 holds the serving process's GIL during a reload. Store
     errors raise, for the caller's S3 breaker to judge; a failure after the download is returned,
     so the breaker sees a good fetch, as it would with the fetch in-process."""
     data = _store.get(uri, expected_sha256=sha256)
@@ -113,8 +115,8 @@ def _fetch_parse_pickled(
 
 
 def _background(store_settings: Any = None) -> None:
-    """In the parser process: import the scorer and create the S3 client (botocore's first client
-    costs a few hundred ms of CPU) once, before the first reload."""
+    """In the parser process: import the scorer and NumPy and build the artifact store once,
+    before the first reload."""
     global _store
     import numpy  # noqa: F401 - one row scores without it, a validation sample does not
 
@@ -124,8 +126,6 @@ def _background(store_settings: Any = None) -> None:
         from converge.artifacts import ArtifactStore
 
         _store = ArtifactStore(store_settings)
-        with contextlib.suppress(Exception):  # the first fetch reports it, as a fetch error
-            _ = _store.client
 
 
 def _ready() -> bool:
@@ -284,8 +284,6 @@ class ModelLoader:
         else:
             blob, rows = parsed
             model = pickle.loads(blob)  # noqa: S301 - our own process's output
-        if not self._loaded_once:
-            self.warm()
         self._loaded_once = True
         loaded = LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
         return loaded, rows
@@ -388,9 +386,12 @@ class ReplicaSync:
             RELOADS.labels(outcome="load_failed").inc()
             log.error("cannot load %s v%s: %s", name, mv.version, exc)
             return
-        if not self.holder.ready:
-            _before_first_model()
+        first = not self.holder.ready
+        if first:
+            gc.freeze()  # see _after_first_model
         previous = self.holder.swap(loaded)
+        if first:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._after_first_model()))
         RELOADS.labels(outcome="swapped").inc()
         log.info(
             "serving %s v%s",
@@ -424,7 +425,9 @@ class ReplicaSync:
             if mv is None:
                 raise ModelNotFound(f"model {name!r} has no production version")
             self.names.append(name)
-        await self.sync(name)
+        async with self._lock:  # a load under way (the start's) is waited for, not repeated
+            if self.holder.get(name) is None:
+                await self._sync_one(name)
         loaded = self.holder.get(name)
         if loaded is None:
             raise ModelNotFound(f"model {name!r} has no loadable production version")
@@ -481,17 +484,25 @@ class ReplicaSync:
         except Exception as exc:  # noqa: BLE001 - the poll loop will try again
             log.warning("sync after reload message failed: %s", exc)
 
+    async def _after_first_model(self) -> None:
+        """Once the first model serves, and the first requests have had the process to themselves
+        for ``WARM_AFTER_S``: import NumPy in a thread (single rows do not need it, merged batches
+        do; imported on the loop under the first burst it would stall it ~0.1 s) and start the
+        parser process for later reloads. Neither delays readiness any more.
 
-def _before_first_model() -> None:
-    """Before the first model goes live (no traffic yet): import NumPy, which single rows do not
-    need but merged batches do (its import would otherwise stall the loop ~0.1 s under the first
-    burst); then collect once and move everything alive (modules, clients, that model) to the
-    collector's permanent generation. Otherwise every full collection walks it all, tens of
-    milliseconds on the event loop, and the allocations of a reload are what tip the collector
-    into one. Frozen objects are still freed by refcounting."""
+        Before the swap the start-up heap was frozen (moved to the collector's permanent
+        generation, without a collection: one costs ~50 ms and finds next to nothing here);
+        NumPy's modules are frozen after it the same way. Otherwise every full collection walks
+        them all, tens of milliseconds on the event loop, and the allocations of a reload are what
+        tip the collector into one. Frozen objects are still freed by refcounting."""
+        await asyncio.sleep(WARM_AFTER_S)
+        await asyncio.to_thread(_import_numpy)
+        await asyncio.to_thread(self.loader.warm)
+
+
+def _import_numpy() -> None:
     import numpy  # noqa: F401
 
-    gc.collect()
     gc.freeze()
 
 

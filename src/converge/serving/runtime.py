@@ -204,12 +204,9 @@ class Runtime:
             sync = await self.replica_sync()
             sync.start()
         elif role == "reload":
-            # Before the first reload, not during it: the parser process (which builds its own S3
-            # client: botocore reads its service models, a few hundred ms of CPU) starts now, and
-            # this process's client only where this process fetches.
+            # Before the first reload, not during it: the parser process (a new interpreter
+            # importing the scorer and NumPy) starts now.
             self.loader.warm()
-            if not self.loader.fetches_in_parser:
-                await asyncio.to_thread(lambda: self.artifacts.client)
 
     @property
     def ready(self) -> bool:
