@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cloudevents.exceptions import GenericException
-from cloudevents.http import CloudEvent, from_http
 from starlette.datastructures import Headers
 
 from converge.serving.http import ServingError, parse_json
@@ -39,6 +37,9 @@ def is_cloudevent(headers: Headers) -> bool:
 
 def parse_event(headers: Headers, body: bytes, expected: set[str] | None = None) -> Event:
     """Decode one CloudEvent; JSON data is returned decoded."""
+    from cloudevents.exceptions import GenericException  # on the first event: not a start cost
+    from cloudevents.http import from_http
+
     if headers.get("content-type", "").lower().startswith(BATCH):
         raise ServingError(400, "batched CloudEvents are not supported: send one event per request")
     try:
@@ -59,6 +60,8 @@ def parse_event(headers: Headers, body: bytes, expected: set[str] | None = None)
 
 def to_binary(event_type: str, source: str, data: Any) -> tuple[dict[str, str], Any]:
     """Headers for replying (or emitting) in binary mode; the caller sends ``data`` as JSON."""
+    from cloudevents.http import CloudEvent
+
     event = CloudEvent({"type": event_type, "source": source}, data)
     headers = {
         "ce-specversion": event["specversion"],

@@ -21,12 +21,9 @@ import gc
 import inspect
 import logging
 import math
-import multiprocessing
 import os
 import pickle
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +40,7 @@ log = logging.getLogger(__name__)
 PROB_TOLERANCE = 1e-9
 # Background work after the first model goes live waits this long (see _after_first_model).
 WARM_AFTER_S = 1.0
+SUBSCRIBE_WAIT_S = 5.0
 
 
 class ValidationMismatch(Exception):
@@ -132,7 +130,7 @@ def _ready() -> bool:
     return True
 
 
-def _start_niced(pool: ProcessPoolExecutor) -> None:
+def _start_niced(pool: Any) -> None:
     """Start ``pool``'s process from a short-lived thread at niceness 10. On Linux niceness is per
     thread and a new process inherits its creator's, so the parser process yields the CPU to the
     serving process from its first instruction, interpreter start-up and imports included."""
@@ -163,13 +161,16 @@ class _Parser:
     """
 
     def __init__(self, store_settings: Any = None) -> None:
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Any = None  # a ProcessPoolExecutor; multiprocessing is imported with it
         self.store_settings = store_settings
 
     def warm(self) -> None:
         """Start the parser process now (after the first load, before any reload), so the first
         reload does not pay for a fresh interpreter importing NumPy next to live traffic."""
         if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             self._pool = ProcessPoolExecutor(
                 1,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -181,6 +182,8 @@ class _Parser:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the parser process; :class:`_InProcess` where that cannot work."""
         self.warm()
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except (pickle.PicklingError, TypeError, AttributeError, BrokenProcessPool) as exc:
@@ -447,6 +450,11 @@ class ReplicaSync:
             await asyncio.sleep(delay)
 
     async def _subscribe_loop(self) -> None:
+        # The first model and its first requests come first: subscribing (redis-py's import and a
+        # connection) waits for them, SUBSCRIBE_WAIT_S at most; the sync after subscribing picks
+        # up whatever was published meanwhile.
+        await self.holder.wait_ready(SUBSCRIBE_WAIT_S)
+        await asyncio.sleep(WARM_AFTER_S)
         backoff = 0.2
         while True:
             client = None

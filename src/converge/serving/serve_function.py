@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> None:
         timeout_keep_alive=args.keep_alive,
         log_level=os.environ.get("LOG_LEVEL", "warning").lower(),
         access_log=False,
+        # Named, not detected: no WebSocket library imported for routes that do not exist, and no
+        # proxy-headers middleware on every request (nothing here reads the client address).
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        interface="asgi3",
+        proxy_headers=False,
         # as under functions-framework, the runtime starts on the first request (Knative's
         # readiness probe): a replica that cannot reach Postgres yet stays up and unready
         lifespan="off",
