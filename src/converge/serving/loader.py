@@ -392,6 +392,7 @@ class ReplicaSync:
         first = not self.holder.ready
         if first:
             gc.freeze()  # see _after_first_model
+            gc.enable()  # paused while the function started (serve_function.pause_collector)
         previous = self.holder.swap(loaded)
         if first:
             self._tasks.append(asyncio.get_running_loop().create_task(self._after_first_model()))
