@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         ws="none",
         interface="asgi3",
         proxy_headers=False,
+        server_header=False,  # one header less to check and send per answer, no version advertised
         # as under functions-framework, the runtime starts on the first request (Knative's
         # readiness probe): a replica that cannot reach Postgres yet stays up and unready
         lifespan="off",
