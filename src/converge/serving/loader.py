@@ -152,7 +152,7 @@ class _Parser:
     """Fetches and parses MOJOs in one separate process, so a reload does not hold the serving
     process's GIL.
 
-    Parsing is tens of milliseconds of pure Python and an S3 GET through botocore a few more; in a
+    Parsing is tens of milliseconds of pure Python and the download with its sha256 a few more; in a
     thread of the serving process they starve the event loop (p99 during reloads rose from ~4 ms
     to 100+ ms). The model comes back pickled and unpickles in about a millisecond. Models that
     cannot be pickled (the JVM backend) and the very first load (nothing to protect yet, and no
