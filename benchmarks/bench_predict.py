@@ -47,7 +47,7 @@ from converge.serving.testing import (
 from converge.settings import Settings
 from converge.stack.procs import free_port
 from _load import Conn, generator_without_gc  # noqa: E402
-from _report import machine, write_section  # noqa: E402
+from _report import machine, publish  # noqa: E402
 
 SECTION = "## Predict function"
 H2O_CLIENT_THREADS = (4, 16, 64)
@@ -574,10 +574,7 @@ def main() -> int:
         finally:
             for p in reversed(procs):
                 p.stop()
-    text = render(args, runs, modes, h2o, time.perf_counter() - started, algos)
-    print(text)
-    if not args.no_write:
-        write_section(text, SECTION)
+    publish(render(args, runs, modes, h2o, time.perf_counter() - started, algos), SECTION, not args.no_write)
     return 0
 
 

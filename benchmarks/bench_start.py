@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from _report import machine, write_section  # noqa: E402
+from _report import machine, publish  # noqa: E402
 from bench_open_inference import V2Bodies  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
@@ -363,10 +363,7 @@ def main() -> int:
         finally:
             for service in reversed(services):
                 service.stop()
-    text = render(args, results, checks, s3, time.perf_counter() - started_at)
-    print(text)
-    if not args.no_write:
-        write_section(text, SECTION)
+    publish(render(args, results, checks, s3, time.perf_counter() - started_at), SECTION, not args.no_write)
     return 0
 
 
