@@ -32,3 +32,10 @@ def write_section(text: str, section: str, path: Path = BENCHMARKS) -> None:
     else:
         updated = current.rstrip("\n") + "\n\n" + text
     path.write_text(updated)
+
+
+def publish(text: str, section: str, write: bool) -> None:
+    """Print a benchmark's section and, unless told not to, put it into BENCHMARKS.md."""
+    print(text)
+    if write:
+        write_section(text, section)

@@ -5,8 +5,10 @@ registry; on download the bytes are hashed again and compared to what the caller
 registry's value) and to the stored metadata. A mismatch raises, so a corrupt or swapped MOJO
 never gets loaded.
 
-boto3 is synchronous: call these methods from a worker thread (``asyncio.to_thread``) in async
-code.
+Downloads go through :class:`~converge.s3_reader.S3Reader` (a signed GET on the standard library),
+everything else through boto3, imported on first use: a function that only downloads (predict,
+reload) never loads boto3. Both are synchronous: call these methods from a worker thread
+(``asyncio.to_thread``) in async code.
 """
 
 from __future__ import annotations
@@ -15,11 +17,9 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter, ValidationError
 
 from converge.contracts import ModelName
@@ -29,6 +29,7 @@ from converge.errors import (
     InvalidKey,
     StorageUnavailable,
 )
+from converge.s3_reader import S3Reader
 from converge.settings import Settings, get_settings
 
 __all__ = [
@@ -120,6 +121,9 @@ class ArtifactStore:
         if self._client is None:
             with self._lock:
                 if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
                     s = self.settings
                     self._client = boto3.session.Session().client(
                         "s3",
@@ -140,6 +144,17 @@ class ArtifactStore:
                     )
         return self._client
 
+    @cached_property
+    def reader(self) -> S3Reader:
+        """Downloads: light to import and to create, unlike the boto3 client."""
+        s = self.settings
+        return S3Reader(
+            s.s3_endpoint_url,
+            s.s3_access_key.get_secret_value(),
+            s.s3_secret_key.get_secret_value(),
+            s.s3_region,
+        )
+
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{validate_key(key)}"
 
@@ -147,6 +162,8 @@ class ArtifactStore:
         """Create the bucket if it does not exist (idempotent)."""
         if self._bucket_ready:
             return
+        from botocore.exceptions import ClientError
+
         with _storage_errors(f"bucket {self.bucket}"):
             try:
                 self.client.head_bucket(Bucket=self.bucket)
@@ -182,11 +199,9 @@ class ArtifactStore:
     def get(self, uri_or_key: str, *, expected_sha256: str | None = None) -> bytes:
         """Download and verify; raises ArtifactNotFound, ArtifactIntegrityError."""
         bucket, key = self._locate(uri_or_key)
-        with _storage_errors(f"get {key}", key):
-            response = self.client.get_object(Bucket=bucket, Key=key)
-            data = response["Body"].read()
+        data, metadata = self.reader.get(bucket, key)
         digest = sha256_hex(data)
-        stored = (response.get("Metadata") or {}).get(SHA256_METADATA)
+        stored = metadata.get(SHA256_METADATA)
         if expected_sha256 is not None and digest != expected_sha256.lower():
             raise ArtifactIntegrityError(
                 f"{key}: sha256 {digest} does not match the expected {expected_sha256.lower()}"
@@ -233,7 +248,7 @@ class ArtifactStore:
         return self.bucket, validate_key(uri_or_key)
 
 
-def _code(exc: ClientError) -> str:
+def _code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
@@ -249,6 +264,9 @@ class _storage_errors:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if exc is None:
             return False
+        # Only boto3 calls run in here, so botocore is loaded already.
+        from botocore.exceptions import BotoCoreError, ClientError
+
         if isinstance(exc, ClientError):
             code = _code(exc)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

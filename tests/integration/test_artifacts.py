@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import pytest
+from pydantic import SecretStr
 
 from converge.artifacts import SHA256_METADATA, ArtifactStore, model_key, validate_key
 from converge.errors import (
@@ -126,3 +129,44 @@ def test_server_down_is_storage_unavailable_then_recovers(store: ArtifactStore, 
         store.get(art.uri, expected_sha256=art.sha256)
     s3_server.start()
     assert store.get(art.uri, expected_sha256=art.sha256) == b"survives a restart"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("key", ["models/a b/1/model.zip", "models/ünï/1/m+x=y,z;@.zip", "x/%41~/'!*()"])
+def test_signed_get_of_keys_that_need_encoding(store: ArtifactStore, key: str) -> None:
+    """Downloads are signed by converge's own reader: the server recomputes the signature over the
+    encoded path, so a key with spaces, non-ASCII or reserved characters checks the encoding."""
+    data = os.urandom(1000)
+    art = store.put(key, data)
+    assert store.get(art.uri, expected_sha256=art.sha256) == data
+
+
+@pytest.mark.integration
+def test_wrong_secret_is_storage_unavailable_naming_the_answer(store: ArtifactStore) -> None:
+    art = store.put(model_key("churn", 11), b"secret model")
+    wrong = ArtifactStore(
+        store.settings.model_copy(update={"s3_secret_key": SecretStr("not-the-secret")})
+    )
+    with pytest.raises(StorageUnavailable, match="403"):
+        wrong.get(art.uri)
+
+
+@pytest.mark.integration
+def test_a_download_does_not_import_boto3(store: ArtifactStore) -> None:
+    """The predict and reload functions only download: that must not load boto3 (most of their
+    cold start when it did)."""
+    art = store.put(model_key("churn", 12), b"fetched in a fresh process")
+    s = store.settings
+    script = (
+        "import sys\n"
+        "from converge.artifacts import ArtifactStore\n"
+        "from converge.settings import Settings\n"
+        f"store = ArtifactStore(Settings(s3_endpoint_url={s.s3_endpoint_url!r},"
+        f" s3_access_key={s.s3_access_key.get_secret_value()!r},"
+        f" s3_secret_key={s.s3_secret_key.get_secret_value()!r},"
+        f" s3_region={s.s3_region!r}, s3_bucket={s.s3_bucket!r}))\n"
+        f"assert store.get({art.uri!r}, expected_sha256={art.sha256!r}) == b'fetched in a fresh process'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -51,7 +51,6 @@ from converge.serving.observability import (
     new_request_id,
     request_id,
 )
-from converge.serving.open_inference import open_inference_app
 from converge.serving.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -196,7 +195,27 @@ def predict_app(runtime: Runtime) -> FunctionApp:
         EVENT_ROUTE: predict_event,  # a read: no signature asked, like POST /predict
         **_probes(runtime, ready, reason),
     }
-    return FunctionApp("predict", runtime, routes, fallback=open_inference_app(runtime))
+    return FunctionApp("predict", runtime, routes, fallback=_built_on_first_call(_open_inference, runtime))
+
+
+def _open_inference(runtime: Runtime) -> Any:
+    from converge.serving.open_inference import open_inference_app
+
+    return open_inference_app(runtime)
+
+
+def _built_on_first_call(build: Callable[[Runtime], Any], runtime: Runtime) -> Any:
+    """An ASGI app built by its first request: predict's start does not import the V2 routes'
+    models (a few ms) for requests that may never come."""
+    app: Any = None
+
+    async def call(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal app
+        if app is None:
+            app = build(runtime)
+        await app(scope, receive, send)
+
+    return call
 
 
 # -- reload -----------------------------------------------------------------------------------

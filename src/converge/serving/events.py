@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cloudevents.exceptions import GenericException
-from cloudevents.http import from_http
 from starlette.datastructures import Headers
 
 from converge.event_signing import SIGNATURE_ATTRIBUTE, EventAuthError, verify
@@ -36,6 +34,9 @@ class Event:
 
 def parse_event(headers: Headers, body: bytes, expected: set[str] | None = None) -> Event:
     """Decode one CloudEvent; JSON data is returned decoded."""
+    from cloudevents.exceptions import GenericException  # on the first event: not a start cost
+    from cloudevents.http import from_http
+
     if headers.get("content-type", "").lower().startswith(BATCH):
         raise ServingError(400, "batched CloudEvents are not supported: send one event per request")
     try:

@@ -21,14 +21,11 @@ import gc
 import inspect
 import logging
 import math
-import multiprocessing
 import os
 import pickle
 import select
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +53,9 @@ def not_ready_reason(exc: BaseException) -> str:
     if getattr(exc, "sqlstate", None) in _SCHEMA_MISSING_SQLSTATES:
         return SCHEMA_MISSING
     return f"registry unavailable: {type(exc).__name__}: {exc}"
+# Background work after the first model goes live waits this long (see _after_first_model).
+WARM_AFTER_S = 1.0
+SUBSCRIBE_WAIT_S = 5.0
 
 
 class ValidationMismatch(Exception):
@@ -116,8 +116,8 @@ _store: Any = None  # the parser process's own ArtifactStore
 def _fetch_parse_pickled(
     uri: str, sha256: str, backend: str, check: bool, sample: Any
 ) -> tuple[bytes, int | None] | Exception:
-    """In a parser process: download and verify the artifact there too, so no botocore (pure
-    Python holding the GIL for milliseconds) runs in the serving process during a reload. Store
+    """In a parser process: download and verify the artifact there too, so neither the download
+    nor the sha256 holds the serving process's GIL during a reload. Store
     errors raise, for the caller's S3 breaker to judge; a failure after the download is returned,
     so the breaker sees a good fetch, as it would with the fetch in-process."""
     data = _store.get(uri, expected_sha256=sha256)
@@ -149,8 +149,8 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _background(parent_pid: int, store_settings: Any = None) -> None:
-    """In the parser process: exit with the parent; import the scorer and create the S3 client
-    (botocore's first client costs a few hundred ms of CPU) once, before the first reload."""
+    """In the parser process: exit with the parent; import the scorer and NumPy and build the
+    artifact store once, before the first reload."""
     global _store
     _exit_with_parent(parent_pid)
     import numpy  # noqa: F401 - one row scores without it, a validation sample does not
@@ -161,15 +161,13 @@ def _background(parent_pid: int, store_settings: Any = None) -> None:
         from converge.artifacts import ArtifactStore
 
         _store = ArtifactStore(store_settings)
-        with contextlib.suppress(Exception):  # the first fetch reports it, as a fetch error
-            _ = _store.client
 
 
 def _ready() -> bool:
     return True
 
 
-def _start_niced(pool: ProcessPoolExecutor) -> None:
+def _start_niced(pool: Any) -> None:
     """Start ``pool``'s process from a short-lived thread at niceness 10. On Linux niceness is per
     thread and a new process inherits its creator's, so the parser process yields the CPU to the
     serving process from its first instruction, interpreter start-up and imports included."""
@@ -191,7 +189,7 @@ class _Parser:
     """Fetches and parses MOJOs in one separate process, so a reload does not hold the serving
     process's GIL.
 
-    Parsing is tens of milliseconds of pure Python and an S3 GET through botocore a few more; in a
+    Parsing is tens of milliseconds of pure Python and the download with its sha256 a few more; in a
     thread of the serving process they starve the event loop (p99 during reloads rose from ~4 ms
     to 100+ ms). The model comes back pickled and unpickles in about a millisecond. Models that
     cannot be pickled (the JVM backend) and the very first load (nothing to protect yet, and no
@@ -200,13 +198,16 @@ class _Parser:
     """
 
     def __init__(self, store_settings: Any = None) -> None:
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Any = None  # a ProcessPoolExecutor; multiprocessing is imported with it
         self.store_settings = store_settings
 
     def warm(self) -> None:
         """Start the parser process now (after the first load, before any reload), so the first
         reload does not pay for a fresh interpreter importing NumPy next to live traffic."""
         if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             self._pool = ProcessPoolExecutor(
                 1,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -218,6 +219,8 @@ class _Parser:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the parser process; :class:`_InProcess` where that cannot work."""
         self.warm()
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except (pickle.PicklingError, TypeError, AttributeError, BrokenProcessPool) as exc:
@@ -321,8 +324,6 @@ class ModelLoader:
         else:
             blob, rows = parsed
             model = pickle.loads(blob)  # noqa: S301 - our own process's output
-        if not self._loaded_once:
-            self.warm()
         self._loaded_once = True
         loaded = LoadedModel(name=mv.name, version=int(mv.version), sha256=mv.sha256, model=model)
         return loaded, rows
@@ -426,9 +427,13 @@ class ReplicaSync:
             RELOADS.labels(outcome="load_failed").inc()
             log.error("cannot load %s v%s: %s", name, mv.version, exc)
             return
-        if not self.holder.ready:
-            _before_first_model()
+        first = not self.holder.ready
+        if first:
+            gc.freeze()  # see _after_first_model
+            gc.enable()  # paused while the function started (serve_function.pause_collector)
         previous = self.holder.swap(loaded)
+        if first:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._after_first_model()))
         RELOADS.labels(outcome="swapped").inc()
         log.info(
             "serving %s v%s",
@@ -462,7 +467,9 @@ class ReplicaSync:
             if mv is None:
                 raise ModelNotFound(f"model {name!r} has no production version")
             self.names.append(name)
-        await self.sync(name)
+        async with self._lock:  # a load under way (the start's) is waited for, not repeated
+            if self.holder.get(name) is None:
+                await self._sync_one(name)
         loaded = self.holder.get(name)
         if loaded is None:
             raise ModelNotFound(f"model {name!r} has no loadable production version")
@@ -484,6 +491,11 @@ class ReplicaSync:
             await asyncio.sleep(delay)
 
     async def _subscribe_loop(self) -> None:
+        # The first model and its first requests come first: subscribing (redis-py's import and a
+        # connection) waits for them, SUBSCRIBE_WAIT_S at most; the sync after subscribing picks
+        # up whatever was published meanwhile.
+        await self.holder.wait_ready(SUBSCRIBE_WAIT_S)
+        await asyncio.sleep(WARM_AFTER_S)
         backoff = 0.2
         while True:
             client = None
@@ -521,17 +533,25 @@ class ReplicaSync:
         except Exception as exc:  # noqa: BLE001 - the poll loop will try again
             log.warning("sync after reload message failed: %s", exc)
 
+    async def _after_first_model(self) -> None:
+        """Once the first model serves, and the first requests have had the process to themselves
+        for ``WARM_AFTER_S``: import NumPy in a thread (single rows do not need it, merged batches
+        do; imported on the loop under the first burst it would stall it ~0.1 s) and start the
+        parser process for later reloads. Neither delays readiness any more.
 
-def _before_first_model() -> None:
-    """Before the first model goes live (no traffic yet): import NumPy, which single rows do not
-    need but merged batches do (its import would otherwise stall the loop ~0.1 s under the first
-    burst); then collect once and move everything alive (modules, clients, that model) to the
-    collector's permanent generation. Otherwise every full collection walks it all, tens of
-    milliseconds on the event loop, and the allocations of a reload are what tip the collector
-    into one. Frozen objects are still freed by refcounting."""
+        Before the swap the start-up heap was frozen (moved to the collector's permanent
+        generation, without a collection: one costs ~50 ms and finds next to nothing here);
+        NumPy's modules are frozen after it the same way. Otherwise every full collection walks
+        them all, tens of milliseconds on the event loop, and the allocations of a reload are what
+        tip the collector into one. Frozen objects are still freed by refcounting."""
+        await asyncio.sleep(WARM_AFTER_S)
+        await asyncio.to_thread(_import_numpy)
+        await asyncio.to_thread(self.loader.warm)
+
+
+def _import_numpy() -> None:
     import numpy  # noqa: F401
 
-    gc.collect()
     gc.freeze()
 
 

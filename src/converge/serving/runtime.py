@@ -12,11 +12,6 @@ import logging
 from functools import cached_property
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from converge.cache import PredictionCache
 from converge.resp import RespError
 from converge.errors import Unavailable
@@ -59,7 +54,8 @@ class Runtime:
         # open after the database is back, requests still fail.
         self.redis_breaker = CircuitBreaker(
             "redis", failure_threshold=2, reset_timeout_s=2.0,
-            failures=(RedisError, RespError, *_OUTAGES), slow_s=SLOW_FAILURE_S,
+            # and RedisError, once redis-py is loaded
+            failures=(RespError, *_OUTAGES), slow_s=SLOW_FAILURE_S,
         )
         self.db_breaker = CircuitBreaker(
             "postgres", failure_threshold=3, reset_timeout_s=0.5, failures=_OUTAGES,
@@ -75,8 +71,18 @@ class Runtime:
         self._sync: ReplicaSync | None = None
 
     # -- clients ------------------------------------------------------------------------------
-    def new_redis(self) -> aioredis.Redis:
-        """Short timeouts and no retries: the breaker decides, a request never waits on Redis."""
+    def new_redis(self) -> Any:
+        """Short timeouts and no retries: the breaker decides, a request never waits on Redis.
+
+        redis-py is imported here, on first use: predict's per-request cache commands go through
+        :mod:`converge.resp`, so its start does not pay for redis-py (~35 ms of imports)."""
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        if RedisError not in self.redis_breaker.failures:
+            self.redis_breaker.failures = (*self.redis_breaker.failures, RedisError)
         return aioredis.from_url(
             self.settings.redis_url,
             socket_connect_timeout=0.25,
@@ -86,7 +92,7 @@ class Runtime:
         )
 
     @cached_property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> Any:
         return self.new_redis()
 
     @cached_property
@@ -143,7 +149,7 @@ class Runtime:
     @cached_property
     def online(self) -> OnlineFeatures:
         return OnlineFeatures(
-            self.redis, self.redis_breaker, self.settings.cache_ttl_s * ONLINE_TTL_FACTOR
+            _LazyRedis(self), self.redis_breaker, self.settings.cache_ttl_s * ONLINE_TTL_FACTOR
         )
 
     async def registry(self) -> Any:
@@ -238,12 +244,9 @@ class Runtime:
             sync = await self.replica_sync()
             sync.start()
         elif role == "reload":
-            # Before the first reload, not during it: the parser process (which builds its own S3
-            # client: botocore reads its service models, a few hundred ms of CPU) starts now, and
-            # this process's client only where this process fetches.
+            # Before the first reload, not during it: the parser process (a new interpreter
+            # importing the scorer and NumPy) starts now.
             self.loader.warm()
-            if not self.loader.fetches_in_parser:
-                await asyncio.to_thread(lambda: self.artifacts.client)
 
     @property
     def ready(self) -> bool:
@@ -261,3 +264,14 @@ class Runtime:
         if "loader" in self.__dict__:
             self.loader.close()
         self.scorer.close()
+
+
+class _LazyRedis:
+    """The runtime's redis-py client, built on first use: a predict request with its features in
+    the body never touches the online copy, so predict's start does not import redis-py for it."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime.redis, name)
