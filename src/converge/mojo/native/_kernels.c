@@ -1,8 +1,8 @@
 /*
  * Compiled inner loops of the native scorer: tree walks (GBM/DRF/XRT) and DeepLearning layers.
  *
- * The Python side decodes the MOJO once and reduces every genmodel decision to plain arrays; these
- * loops only follow them. Sums run in genmodel's order (trees in order from 0.0, as
+ * Trees are walked from the MOJO's compressed bytes (one row, small batches), or from node records
+ * decoded from those bytes on the first big batch; other models hand plain arrays over. Sums run in genmodel's order (trees in order from 0.0, as
  * SharedTreeMojoModel.scoreTreeRange; eight interleaved partial sums, as
  * NeuralNetwork.formNNInputs), and the build turns off floating-point contraction, so results are
  * bit-identical to genmodel's and to the NumPy fallback that runs when no C compiler was present.
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- trees ------------------------------------------------------------------------------------ */
+/* ---- trees, as node records (built by tree_flatten below) -------------------------------------- */
 
 enum { LEAF = 0, COMPARE = 1, TABLE = 2 };
 
@@ -163,6 +163,478 @@ static PyObject *tree_sums(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- trees, walked from their compressed bytes ---------------------------------------------- */
+
+/* The MOJO's own tree encoding (MOJO_FORMAT.md, "Trees"), read in place. One node:
+ *   u8 node type | u16 column (0xFFFF: the whole tree is one leaf, f32 value follows) | u8 NA split
+ *   direction | split: f32 value, or a 32-bit bitset, or u16 offset + (i32 bit count | u16 byte
+ *   count, by MOJO version) + bits; none for NAvsREST | left: f32 leaf, or the left subtree's size
+ *   (1-4 bytes) and the subtree | right: f32 leaf, or the subtree.
+ * tree_check validates a tree once at load, so the walkers trust every offset they read. */
+
+enum { NBITS_I32 = 1, V1_0 = 2 }; /* flags: bitset sizes as bit counts (mojo >= 1.2); mojo 1.0 */
+enum { NA_VS_REST = 1 };
+
+static inline uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
+static inline uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline double rdf(const uint8_t *p) {
+    uint32_t u = rd32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return (double)f;
+}
+
+/* The integer level of x as Java's (int) cast gives it (saturating; -2 for anything negative). */
+static inline double level_of(double x) { return trunc(fmin(fmax(x, -2.0), 2147483648.0)); }
+
+/* A walk in progress through one tree for one row. */
+typedef struct {
+    const uint8_t *p;
+    uint32_t s_off, s_bits; /* the last bitset on the path (NAvsREST nodes check its range) */
+    int stale;
+    double leaf;
+} Walk;
+
+/* One node of genmodel's scoreTree, in the MOJO version's dialect: 1 when w reached its leaf. */
+static inline int tree_step(Walk *w, const double *x, const double *cat_ub, int flags) {
+    const uint8_t *p = w->p;
+    const uint32_t nt = p[0], col = rd16(p + 1);
+    if (col == 0xFFFF) {
+        w->leaf = rdf(p + 3);
+        return 1;
+    }
+    const uint32_t nadir = p[3];
+    p += 4;
+    const int na_right = !(nadir == 2 || nadir == 4), equal = nt & 0x0C;
+    const double v = x[col];
+    const int miss = isnan(v) || v >= cat_ub[col];
+    int right;
+    if (nadir != NA_VS_REST) {
+        if (equal == 0) {
+            right = miss ? na_right : v >= rdf(p);
+            p += 4;
+        } else {
+            uint32_t off = 0, nbits = 32, nbytes = 4;
+            if (equal == 12) {
+                off = rd16(p);
+                if (flags & NBITS_I32) {
+                    nbits = rd32(p + 2);
+                    nbytes = ((nbits - 1) >> 3) + 1;
+                    p += 6;
+                } else {
+                    nbytes = rd16(p + 2);
+                    nbits = nbytes * 8;
+                    p += 4;
+                }
+            }
+            w->s_off = off, w->s_bits = nbits, w->stale = 1;
+            if (miss) {
+                right = na_right;
+            } else {
+                const double t = level_of(v);
+                if (t < 0 || t - (double)off >= (double)nbits) { /* outside the bitset */
+                    right = (flags & V1_0) ? 0 : na_right;
+                } else if (t < (double)off) { /* below its first level */
+                    right = na_right && !(flags & V1_0);
+                } else {
+                    const uint32_t k = (uint32_t)(t - (double)off);
+                    right = (p[k >> 3] >> (k & 7)) & 1;
+                }
+            }
+            p += nbytes;
+        }
+    } else if (equal == 0 || !w->stale || (flags & V1_0)) {
+        right = miss;
+    } else { /* NAvsREST after a bitset: a level outside that bitset's range counts as NA */
+        const double t = level_of(v);
+        right = miss || t < (double)w->s_off || t - (double)w->s_off >= (double)w->s_bits;
+    }
+    const uint32_t lmask = nt & 0x33;
+    if (!right) {
+        if (lmask == 48) {
+            w->leaf = rdf(p);
+            return 1;
+        }
+        w->p = p + lmask + 1; /* the left subtree follows its size */
+        return 0;
+    }
+    if (lmask == 48) {
+        p += 4;
+    } else {
+        uint32_t size = lmask == 0   ? p[0]
+                        : lmask == 1 ? rd16(p)
+                        : lmask == 2 ? rd16(p) | ((uint32_t)p[2] << 16)
+                                     : rd32(p);
+        p += lmask + 1 + size;
+    }
+    if ((nt & 0xC0) == 0xC0) {
+        w->leaf = rdf(p);
+        return 1;
+    }
+    w->p = p;
+    return 0;
+}
+
+typedef struct {
+    const uint8_t *buf;
+    Py_ssize_t len, nf;
+    int flags;
+    const char *why;
+} TreeCheck;
+
+/* Recursive structural check of the node at pos; returns the end of its subtree, or -1. */
+static Py_ssize_t check_node(TreeCheck *c, Py_ssize_t pos, int depth, int *max_depth) {
+    const uint8_t *b = c->buf;
+    if (pos + 3 > c->len)
+        return c->why = "truncated tree", -1;
+    uint32_t nt = b[pos], col = rd16(b + pos + 1);
+    if (col == 0xFFFF)
+        return pos + 7 <= c->len ? pos + 7 : (c->why = "truncated tree", -1);
+    if (col >= (uint32_t)c->nf)
+        return c->why = "split on a column beyond n_features", -1;
+    if (depth > 2000)
+        return c->why = "tree deeper than 2000 levels", -1;
+    if (depth > *max_depth)
+        *max_depth = depth;
+    if (pos + 4 > c->len)
+        return c->why = "truncated tree", -1;
+    uint32_t nadir = b[pos + 3], equal = nt & 0x0C;
+    pos += 4;
+    if (nadir > 5)
+        return c->why = "bad NA split direction", -1;
+    if (nadir != NA_VS_REST) {
+        if (equal == 4)
+            return c->why = "legacy '==' float split", -2;
+        if (equal == 0 || equal == 8) {
+            pos += 4;
+        } else {
+            uint32_t nbytes;
+            if (c->flags & NBITS_I32) {
+                if (pos + 6 > c->len)
+                    return c->why = "truncated tree", -1;
+                int32_t nbits = (int32_t)rd32(b + pos + 2);
+                if (nbits <= 0)
+                    return c->why = "bad bitset size", -1;
+                nbytes = (((uint32_t)nbits - 1) >> 3) + 1;
+                pos += 6;
+            } else {
+                if (pos + 4 > c->len)
+                    return c->why = "truncated tree", -1;
+                nbytes = rd16(b + pos + 2);
+                pos += 4;
+            }
+            if (pos + (Py_ssize_t)nbytes > c->len)
+                return c->why = "bitset runs past the end of the tree", -1;
+            pos += nbytes;
+        }
+    }
+    uint32_t lmask = nt & 0x33, rmask = (nt & 0xC0) >> 2;
+    if (!(lmask == 48 || lmask <= 3) || !(rmask == 48 || rmask == 0))
+        return c->why = "bad node type", -1;
+    if (lmask == 48) {
+        pos += 4;
+    } else {
+        Py_ssize_t w = lmask + 1;
+        if (pos + w > c->len)
+            return c->why = "truncated tree", -1;
+        const uint8_t *q = b + pos;
+        uint32_t size = w == 1 ? q[0] : w == 2 ? rd16(q) : w == 3 ? rd16(q) | ((uint32_t)q[2] << 16) : rd32(q);
+        pos += w;
+        Py_ssize_t end = check_node(c, pos, depth + 1, max_depth);
+        if (end < 0)
+            return end;
+        if (end != pos + (Py_ssize_t)size)
+            return c->why = "left subtree size does not match its content", -1;
+        pos = end;
+    }
+    if (rmask == 48)
+        return pos + 4 <= c->len ? pos + 4 : (c->why = "truncated tree", -1);
+    return check_node(c, pos, depth + 1, max_depth);
+}
+
+/* tree_check(tree, nf, flags) -> depth of the deepest split; ValueError (NotImplementedError for
+ * encodings genmodel no longer writes) naming what is wrong. */
+static PyObject *tree_check(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer t;
+    TreeCheck c = {0};
+    if (!PyArg_ParseTuple(args, "y*ni", &t, &c.nf, &c.flags))
+        return NULL;
+    c.buf = t.buf;
+    c.len = t.len;
+    int depth = 0;
+    Py_ssize_t end = t.len < 7 ? (c.why = "tree shorter than a leaf", -1) : check_node(&c, 0, 1, &depth);
+    PyBuffer_Release(&t);
+    if (end < 0) {
+        PyErr_SetString(end == -2 ? PyExc_NotImplementedError : PyExc_ValueError, c.why);
+        return NULL;
+    }
+    return PyLong_FromLong(depth);
+}
+
+#define ROW_BLOCK 64 /* rows walked through one tree before the next: its bytes stay in cache */
+
+static inline double walk_tree(const uint8_t *tree, const double *x, const double *ub, int flags) {
+    Walk w = {tree, 0, 0, 0, 0.0};
+    while (!tree_step(&w, x, ub, flags))
+        ;
+    return w.leaf;
+}
+
+/* tree_walk(X, n, nf, trees, offsets, cat_ub, flags, n_tpc, n_groups, out): per row and class, the
+ * leaf values of trees offsets[k * n_groups + g] (g in order; -1: no tree) summed from 0.0. */
+static PyObject *tree_walk(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer X, trees, offsets, cat_ub, out;
+    Py_ssize_t n, nf, K, G;
+    int flags;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*innw*", &X, &n, &nf, &trees, &offsets, &cat_ub, &flags,
+                          &K, &G, &out))
+        return NULL;
+    int ok = n >= 0 && nf >= 0 && K >= 0 && G >= 0 &&
+             X.len >= (Py_ssize_t)(n * nf * sizeof(double)) &&
+             out.len >= (Py_ssize_t)(n * K * sizeof(double)) &&
+             offsets.len >= (Py_ssize_t)(K * G * sizeof(int64_t)) &&
+             cat_ub.len >= (Py_ssize_t)(nf * sizeof(double));
+    const int64_t *off = offsets.buf;
+    for (Py_ssize_t i = 0; ok && i < K * G; i++)
+        ok = off[i] < trees.len;
+    if (ok) {
+        const double *x = X.buf, *ub = cat_ub.buf;
+        const uint8_t *tb = trees.buf;
+        double *o = out.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n * K; i++)
+            o[i] = 0.0;
+        for (Py_ssize_t r0 = 0; r0 < n; r0 += ROW_BLOCK) {
+            const Py_ssize_t r1 = r0 + ROW_BLOCK < n ? r0 + ROW_BLOCK : n;
+            for (Py_ssize_t k = 0; k < K; k++)
+                for (Py_ssize_t g = 0; g < G; g++) {
+                    const int64_t at = off[k * G + g];
+                    if (at < 0)
+                        continue;
+                    for (Py_ssize_t r = r0; r < r1; r++)
+                        o[r * K + k] += walk_tree(tb + at, x + r * nf, ub, flags);
+                }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    Py_buffer *all[] = {&X, &trees, &offsets, &cat_ub, &out};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        PyBuffer_Release(all[i]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "tree_walk: array sizes do not match");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- trees, flattened for big batches -------------------------------------------------------- */
+
+/* tree_flatten decodes every tree once into the Node records tree_sums walks (one record per
+ * node, every genmodel decision reduced to a compare on one of three views of the row or a lookup
+ * in a level table). Batches of many rows go faster over records than over the bytes; one row is
+ * walked from the bytes. The trees were checked by tree_check, so only memory can fail here. */
+typedef struct {
+    Node *nodes;
+    Py_ssize_t n, cap;
+    uint8_t *tables;
+    Py_ssize_t tn, tcap;
+    Py_ssize_t nf;
+    int flags;
+    uint8_t *code_col; /* per column: read by a table node */
+} Flat;
+
+static int32_t flat_new(Flat *f) {
+    if (f->n == f->cap) {
+        Py_ssize_t cap = f->cap ? 2 * f->cap : 1024;
+        Node *nn = realloc(f->nodes, sizeof(Node) * cap);
+        if (!nn || cap > INT32_MAX)
+            return -1;
+        f->nodes = nn, f->cap = cap;
+    }
+    int32_t i = (int32_t)f->n++;
+    Node *p = &f->nodes[i];
+    p->thr = 0.0, p->vc = 0, p->kind = LEAF, p->child[0] = p->child[1] = i;
+    p->tbl_off = p->tbl_len = 0;
+    return i;
+}
+
+static int32_t flat_leaf(Flat *f, const uint8_t *at) {
+    int32_t i = flat_new(f);
+    if (i >= 0)
+        f->nodes[i].thr = rdf(at);
+    return i;
+}
+
+/* Appends [na_right, oor_right, then one byte per level] and returns its offset, or -1. */
+static Py_ssize_t flat_table(Flat *f, int na_right, int oor_right, Py_ssize_t len) {
+    if (len > (1 << 26))
+        return -1;
+    if (f->tn + len + 2 > f->tcap) {
+        Py_ssize_t cap = f->tcap ? f->tcap : 4096;
+        while (cap < f->tn + len + 2)
+            cap *= 2;
+        uint8_t *nt = realloc(f->tables, cap);
+        if (!nt || cap > INT32_MAX)
+            return -1;
+        f->tables = nt, f->tcap = cap;
+    }
+    Py_ssize_t off = f->tn;
+    f->tables[off] = (uint8_t)na_right, f->tables[off + 1] = (uint8_t)oor_right;
+    f->tn += len + 2;
+    return off;
+}
+
+static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, uint32_t s_off,
+                         uint32_t s_bits) {
+    const uint8_t *p = b + *pos;
+    const uint32_t nt = p[0], col = rd16(p + 1);
+    if (col == 0xFFFF) {
+        *pos += 7;
+        return flat_leaf(f, p + 3);
+    }
+    const uint32_t nadir = p[3];
+    p += 4;
+    const int na_right = !(nadir == 2 || nadir == 4), equal = nt & 0x0C, v10 = f->flags & V1_0;
+    const Py_ssize_t nf = f->nf;
+    double split = 0.0;
+    const uint8_t *bits = NULL;
+    uint32_t off = 0, nbits = 0;
+    if (nadir != NA_VS_REST) {
+        if (equal == 0) {
+            split = rdf(p);
+            p += 4;
+        } else {
+            uint32_t nbytes = 4;
+            nbits = 32;
+            if (equal == 12) {
+                off = rd16(p);
+                if (f->flags & NBITS_I32) {
+                    nbits = rd32(p + 2);
+                    nbytes = ((nbits - 1) >> 3) + 1;
+                    p += 6;
+                } else {
+                    nbytes = rd16(p + 2);
+                    nbits = nbytes * 8;
+                    p += 4;
+                }
+            }
+            bits = p;
+            p += nbytes;
+            stale = 1, s_off = off, s_bits = nbits;
+        }
+    }
+    int32_t me = flat_new(f);
+    if (me < 0)
+        return -1;
+    if (nadir != NA_VS_REST && equal == 0) {
+        f->nodes[me].kind = COMPARE;
+        f->nodes[me].vc = (int32_t)((na_right ? nf : 0) + col);
+        f->nodes[me].thr = split;
+    } else if (nadir == NA_VS_REST && (equal == 0 || !stale || v10)) {
+        f->nodes[me].kind = COMPARE;
+        f->nodes[me].vc = (int32_t)(2 * nf + col);
+        f->nodes[me].thr = 0.5;
+    } else {
+        Py_ssize_t len = bits ? (Py_ssize_t)off + nbits : (Py_ssize_t)s_off + s_bits;
+        Py_ssize_t t = flat_table(f, na_right, v10 ? 0 : na_right, len);
+        if (t < 0)
+            return -1;
+        uint8_t *lv = f->tables + t + 2;
+        if (bits) {
+            memset(lv, na_right && !v10, off);
+            for (uint32_t k = 0; k < nbits; k++)
+                lv[off + k] = (bits[k >> 3] >> (k & 7)) & 1;
+        } else { /* NAvsREST after a bitset: outside the stale bitset's range is NA */
+            memset(lv, na_right, s_off);
+            memset(lv + s_off, 0, s_bits);
+        }
+        f->nodes[me].kind = TABLE;
+        f->nodes[me].vc = (int32_t)col;
+        f->nodes[me].thr = NAN;
+        f->nodes[me].tbl_off = (int32_t)t;
+        f->nodes[me].tbl_len = (int32_t)len;
+        f->code_col[col] = 1;
+    }
+    const uint32_t lmask = nt & 0x33;
+    int32_t left, right;
+    *pos = p - b;
+    if (lmask == 48) {
+        left = flat_leaf(f, p);
+        *pos += 4;
+    } else {
+        *pos += lmask + 1;
+        left = flat_node(f, b, pos, stale, s_off, s_bits);
+    }
+    if (left < 0)
+        return -1;
+    if ((nt & 0xC0) == 0xC0) {
+        right = flat_leaf(f, b + *pos);
+        *pos += 4;
+    } else {
+        right = flat_node(f, b, pos, stale, s_off, s_bits);
+    }
+    if (right < 0)
+        return -1;
+    f->nodes[me].child[0] = left, f->nodes[me].child[1] = right;
+    return me;
+}
+
+/* tree_flatten(trees, offsets, nf, flags) -> (nodes, tables, roots, code_cols) as bytes, in
+ * tree_sums' layout; a missing tree (offset -1) points at a zero leaf. MemoryError if too big. */
+static PyObject *tree_flatten(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer trees, offsets;
+    Flat f = {0};
+    if (!PyArg_ParseTuple(args, "y*y*ni", &trees, &offsets, &f.nf, &f.flags))
+        return NULL;
+    Py_ssize_t T = offsets.len / (Py_ssize_t)sizeof(int64_t);
+    const int64_t *off = offsets.buf;
+    int32_t *roots = malloc(sizeof(int32_t) * (T + 1));
+    f.code_col = calloc(f.nf + 1, 1);
+    int ok = roots && f.code_col;
+    for (Py_ssize_t i = 0; ok && i < T; i++) {
+        roots[i] = -1;
+        if (off[i] >= 0 && off[i] < trees.len) {
+            Py_ssize_t pos = (Py_ssize_t)off[i];
+            roots[i] = flat_node(&f, trees.buf, &pos, 0, 0, 0);
+            ok = roots[i] >= 0;
+        }
+    }
+    int32_t zero = ok ? flat_new(&f) : -1;
+    ok = ok && zero >= 0 && flat_table(&f, 0, 0, 0) >= 0; /* tables never empty */
+    PyObject *res = NULL;
+    if (ok) {
+        for (Py_ssize_t i = 0; i < T; i++)
+            if (roots[i] < 0)
+                roots[i] = zero;
+        Py_ssize_t nc = 0;
+        int32_t *cols = malloc(sizeof(int32_t) * (f.nf + 1));
+        if (cols) {
+            for (Py_ssize_t c = 0; c < f.nf; c++)
+                if (f.code_col[c])
+                    cols[nc++] = (int32_t)c;
+            res = Py_BuildValue("(y#y#y#y#)", (const char *)f.nodes, f.n * (Py_ssize_t)sizeof(Node),
+                                (const char *)f.tables, f.tn, (const char *)roots,
+                                T * (Py_ssize_t)sizeof(int32_t), (const char *)cols,
+                                nc * (Py_ssize_t)sizeof(int32_t));
+            free(cols);
+        }
+    }
+    free(f.nodes);
+    free(f.tables);
+    free(f.code_col);
+    free(roots);
+    PyBuffer_Release(&trees);
+    PyBuffer_Release(&offsets);
+    if (!res && !PyErr_Occurred())
+        PyErr_NoMemory();
+    return res;
+}
+
 /* ---- DeepLearning ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -299,6 +771,9 @@ static PyObject *first_bad_code(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"tree_sums", tree_sums, METH_VARARGS, "Per-row, per-class sums of the trees' leaf values."},
+    {"tree_check", tree_check, METH_VARARGS, "Validate one compressed tree; its depth."},
+    {"tree_walk", tree_walk, METH_VARARGS, "Per-row, per-class leaf sums from compressed trees."},
+    {"tree_flatten", tree_flatten, METH_VARARGS, "Compressed trees decoded into tree_sums' records."},
     {"layer", layer, METH_VARARGS, "One dense layer, summed as NeuralNetwork.formNNInputs."},
     {"first_bad_code", first_bad_code, METH_VARARGS, "The first column with an invalid level code."},
     {NULL, NULL, 0, NULL},
