@@ -635,6 +635,212 @@ static PyObject *tree_flatten(PyObject *self, PyObject *args) {
     return res;
 }
 
+/* ---- XGBoost --------------------------------------------------------------------------------- */
+
+/* A booster node as the legacy binary model stores it (20 bytes): leaves have cleft == -1; the
+ * top bit of sindex is "missing goes left", the rest the feature; value is the split condition or
+ * the leaf value. Trees are walked in place, in float32 like xgboost-predictor. */
+typedef struct {
+    int32_t parent, cleft, cright;
+    uint32_t sindex;
+    float value;
+} XNode;
+
+/* xgb_check(nodes, n_nodes) -> (highest split feature or -1, depth): every child in range, every
+ * node reached once from the root, every split condition finite. ValueError / NotImplementedError. */
+static PyObject *xgb_check(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y*n", &b, &n))
+        return NULL;
+    const char *why = NULL;
+    PyObject *exc = PyExc_ValueError;
+    long max_col = -1, max_depth = 0;
+    int32_t *stack = NULL, *depth = NULL;
+    uint8_t *seen = NULL;
+    if (n <= 0 || b.len < n * (Py_ssize_t)sizeof(XNode)) {
+        why = "xgboost tree is truncated";
+    } else {
+        stack = malloc(sizeof(int32_t) * n), depth = malloc(sizeof(int32_t) * n), seen = calloc(n, 1);
+        if (!stack || !depth || !seen)
+            why = "out of memory";
+    }
+    const XNode *t = b.buf;
+    Py_ssize_t top = 0;
+    if (!why)
+        stack[top] = 0, depth[top++] = 0;
+    while (!why && top) {
+        top--;
+        int32_t i = stack[top], d = depth[top];
+        if (seen[i]) {
+            why = "xgboost tree is not a tree (cycle or shared node)";
+            break;
+        }
+        seen[i] = 1;
+        if (d > max_depth)
+            max_depth = d;
+        if (t[i].cleft == -1)
+            continue;
+        if (t[i].cleft < 0 || t[i].cleft >= n || t[i].cright < 0 || t[i].cright >= n) {
+            why = "xgboost tree child index out of range";
+        } else if (!isfinite(t[i].value)) {
+            why = "xgboost split on a non-finite value", exc = PyExc_NotImplementedError;
+        } else if (top + 2 > n) {
+            why = "xgboost tree is not a tree (cycle or shared node)";
+        } else {
+            long col = (long)(t[i].sindex & 0x7FFFFFFFu);
+            if (col > max_col)
+                max_col = col;
+            stack[top] = t[i].cleft, depth[top++] = d + 1;
+            stack[top] = t[i].cright, depth[top++] = d + 1;
+        }
+    }
+    free(stack), free(depth), free(seen);
+    PyBuffer_Release(&b);
+    if (why) {
+        PyErr_SetString(exc, why);
+        return NULL;
+    }
+    return Py_BuildValue("(ll)", max_col, max_depth);
+}
+
+enum { XGB_RAW = 0, XGB_LOGISTIC = 1, XGB_SOFTPROB = 2, XGB_EXP = 3 };
+
+typedef struct {
+    const double *raw;
+    Py_ssize_t nf, cats, cw;
+    const int64_t *cat_off; /* cats + 1 */
+    const int32_t *cat_map; /* per one-hot slot, its categorical */
+    int use_all, sparse;
+    int64_t *hot;
+} XRow;
+
+/* GenModel.setCats: the hot slot of each categorical; NaN and levels past the domain: the last. */
+static void xgb_hot(XRow *r) {
+    for (Py_ssize_t c = 0; c < r->cats; c++) {
+        double v = r->raw[c];
+        int64_t lo = r->cat_off[c], hi = r->cat_off[c + 1], h;
+        if (isnan(v)) {
+            h = hi - 1;
+        } else {
+            int64_t k = (int64_t)trunc(fmin(fmax(v, -2147483648.0), 2147483647.0));
+            h = r->use_all ? k + lo : (k != 0 ? k - 1 + lo : -1);
+            if (h >= hi)
+                h = hi - 1;
+        }
+        r->hot[c] = h;
+    }
+}
+
+/* OneHotEncoderFactory.fromArray for feature s, as float32 (NaN = missing). */
+static inline float xgb_feature(const XRow *r, uint32_t s) {
+    if ((Py_ssize_t)s < r->cw)
+        return r->hot[r->cat_map[s]] == (int64_t)s ? 1.0f : (r->sparse ? NAN : 0.0f);
+    float f = (float)r->raw[r->cats + (s - r->cw)];
+    return r->sparse && f == 0.0f ? NAN : f;
+}
+
+static inline float xgb_leaf(const XNode *t, const XRow *r) {
+    int32_t i = 0;
+    while (t[i].cleft != -1) {
+        float f = xgb_feature(r, t[i].sindex & 0x7FFFFFFFu);
+        int right = isnan(f) ? !(t[i].sindex >> 31) : !(f < t[i].value);
+        i = right ? t[i].cright : t[i].cleft;
+    }
+    return t[i].value;
+}
+
+/* xgb_score(raw, n, nf, cats, cat_offsets, cat_map, use_all, sparse, nodes, tree_at, tree_group,
+ *           weights, n_groups, base, old_order, objective, out): per row, the booster's output
+ * per group in float32 (margins summed in tree order from base, or from 0 with base added last
+ * for boosters up to 1.2; dart trees scaled by their drop weight), through the objective. */
+static PyObject *xgb_score(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer raw, cat_off, cat_map, nodes, tree_at, tree_group, weights, base, out;
+    Py_ssize_t n, G;
+    XRow r;
+    int old_order, objective;
+    if (!PyArg_ParseTuple(args, "y*nnny*y*iiy*y*y*y*ny*iiw*", &raw, &n, &r.nf, &r.cats, &cat_off,
+                          &cat_map, &r.use_all, &r.sparse, &nodes, &tree_at, &tree_group, &weights,
+                          &G, &base, &old_order, &objective, &out))
+        return NULL;
+    const Py_ssize_t T = tree_at.len / (Py_ssize_t)sizeof(int64_t);
+    r.cw = cat_map.len / (Py_ssize_t)sizeof(int32_t);
+    const Py_ssize_t n_nodes = nodes.len / (Py_ssize_t)sizeof(XNode);
+    const Py_ssize_t nb = base.len / (Py_ssize_t)sizeof(float);
+    int ok = n >= 0 && G > 0 && r.cats >= 0 && r.cats <= r.nf &&
+             raw.len >= (Py_ssize_t)(n * r.nf * sizeof(double)) &&
+             cat_off.len >= (Py_ssize_t)((r.cats + 1) * sizeof(int64_t)) &&
+             tree_group.len >= (Py_ssize_t)(T * sizeof(int32_t)) &&
+             (weights.len == 0 || weights.len >= (Py_ssize_t)(T * sizeof(float))) &&
+             (nb == 1 || nb >= n) && out.len >= (Py_ssize_t)(n * G * sizeof(float));
+    const int64_t *at = tree_at.buf;
+    const int32_t *grp = tree_group.buf;
+    for (Py_ssize_t t = 0; ok && t < T; t++)
+        ok = at[t] >= 0 && at[t] < n_nodes && grp[t] >= 0 && grp[t] < G;
+    for (Py_ssize_t c = 0; ok && c < r.cw; c++)
+        ok = ((const int32_t *)cat_map.buf)[c] >= 0 && ((const int32_t *)cat_map.buf)[c] < r.cats;
+    float *acc = ok ? malloc(sizeof(float) * (2 * G + 1)) : NULL;
+    int64_t *hot = ok ? malloc(sizeof(int64_t) * (r.cats + 1)) : NULL;
+    int32_t *seen = ok ? malloc(sizeof(int32_t) * (G + 1)) : NULL;
+    if (ok && acc && hot && seen) {
+        const XNode *nd = nodes.buf;
+        const float *w = weights.len ? weights.buf : NULL, *b0 = base.buf;
+        float *o = out.buf;
+        r.cat_off = cat_off.buf, r.cat_map = cat_map.buf, r.hot = hot;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            r.raw = (const double *)raw.buf + i * r.nf;
+            xgb_hot(&r);
+            const float b = b0[nb == 1 ? 0 : i];
+            for (Py_ssize_t g = 0; g < G; g++)
+                acc[g] = old_order ? 0.0f : b, seen[g] = 0;
+            for (Py_ssize_t t = 0; t < T; t++) {
+                float v = xgb_leaf(nd + at[t], &r);
+                if (w)
+                    v = v * w[seen[grp[t]]];
+                seen[grp[t]]++;
+                acc[grp[t]] += v;
+            }
+            float *y = o + i * G;
+            for (Py_ssize_t g = 0; g < G; g++) {
+                float m = old_order ? acc[g] + b : acc[g];
+                if (objective == XGB_LOGISTIC)
+                    y[g] = 1.0f / (1.0f + (float)exp(-(double)m));
+                else if (objective == XGB_EXP)
+                    y[g] = (float)exp((double)m);
+                else
+                    y[g] = m;
+            }
+            if (objective == XGB_SOFTPROB) {
+                float mx = y[0];
+                for (Py_ssize_t g = 1; g < G; g++) /* np.maximum: NaN wins */
+                    mx = (isnan(y[g]) || isnan(mx)) ? NAN : (y[g] > mx ? y[g] : mx);
+                double sum = 0.0;
+                for (Py_ssize_t g = 0; g < G; g++) {
+                    y[g] = (float)exp((double)(y[g] - mx));
+                    sum += (double)y[g];
+                }
+                for (Py_ssize_t g = 0; g < G; g++)
+                    y[g] = y[g] / (float)sum;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(acc), free(hot), free(seen);
+    Py_buffer *all[] = {&raw, &cat_off, &cat_map, &nodes, &tree_at, &tree_group, &weights, &base, &out};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        PyBuffer_Release(all[i]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "xgb_score: array sizes do not match");
+        return NULL;
+    }
+    if (!acc || !hot || !seen)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* ---- DeepLearning ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -774,6 +980,8 @@ static PyMethodDef methods[] = {
     {"tree_check", tree_check, METH_VARARGS, "Validate one compressed tree; its depth."},
     {"tree_walk", tree_walk, METH_VARARGS, "Per-row, per-class leaf sums from compressed trees."},
     {"tree_flatten", tree_flatten, METH_VARARGS, "Compressed trees decoded into tree_sums' records."},
+    {"xgb_check", xgb_check, METH_VARARGS, "Validate one XGBoost tree; its top feature and depth."},
+    {"xgb_score", xgb_score, METH_VARARGS, "XGBoost outputs in float32, rows in place."},
     {"layer", layer, METH_VARARGS, "One dense layer, summed as NeuralNetwork.formNNInputs."},
     {"first_bad_code", first_bad_code, METH_VARARGS, "The first column with an invalid level code."},
     {NULL, NULL, 0, NULL},
