@@ -78,7 +78,8 @@ def test_compiled_walker_rejects_mismatched_arrays(corpus_dir, kernel):
                          forest.flags, forest.n_tpc, forest.n_groups, out)
 
 
-@pytest.mark.parametrize("name", ["binomial_titanic", "multinomial", "regression", "binomial"])
+@pytest.mark.parametrize("name", ["binomial_titanic", "multinomial", "regression", "binomial",
+                                  "xgboost", "XGBoostWithOffset"])
 def test_whole_models_score_the_same_with_and_without_kernels(name, corpus_loader, kernel,
                                                               monkeypatch):
     """Every compiled path at once (trees, DeepLearning layers, code checks) on the corpus rows."""

@@ -939,6 +939,153 @@ static PyObject *layer(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- one record --------------------------------------------------------------------------------- */
+
+/* encode_record(record, index, levels, nf) -> list of nf floats, or None. The JSON-typed fast path of
+ * RowSchema.encode_row: a float (or int) for a numeric column, a known level (str) for a categorical
+ * one; columns not given are NaN, names not in index are ignored. Anything else (another type, an
+ * unknown level, a huge int) gives None, and Python encodes the record with its full rules. */
+static PyObject *encode_record(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *rec, *index, *levels;
+    Py_ssize_t nf;
+    if (!PyArg_ParseTuple(args, "OO!O!n", &rec, &PyDict_Type, &index, &PyList_Type, &levels, &nf))
+        return NULL;
+    if (!PyDict_Check(rec) || nf < 0 || PyList_GET_SIZE(levels) < nf)
+        Py_RETURN_NONE;
+    double stack[64], *row = nf <= 64 ? stack : malloc(sizeof(double) * nf);
+    if (!row)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < nf; i++)
+        row[i] = NAN;
+    PyObject *key, *v;
+    Py_ssize_t pos = 0;
+    int ok = 1;
+    while (ok && PyDict_Next(rec, &pos, &key, &v)) {
+        PyObject *at = PyDict_GetItemWithError(index, key);
+        if (!at) {
+            if (PyErr_Occurred())
+                PyErr_Clear(), ok = 0; /* an unhashable key: let Python say so */
+            continue;
+        }
+        Py_ssize_t i = PyLong_AsSsize_t(at);
+        if (i < 0 || i >= nf) {
+            PyErr_Clear();
+            ok = 0;
+            break;
+        }
+        PyObject *lv = PyList_GET_ITEM(levels, i);
+        if (lv == Py_None) {
+            if (PyFloat_CheckExact(v)) {
+                row[i] = PyFloat_AS_DOUBLE(v);
+            } else if (PyLong_CheckExact(v)) {
+                row[i] = PyLong_AsDouble(v);
+                if (row[i] == -1.0 && PyErr_Occurred())
+                    PyErr_Clear(), ok = 0;
+            } else {
+                ok = 0;
+            }
+        } else if (PyUnicode_CheckExact(v) && PyDict_CheckExact(lv)) {
+            PyObject *j = PyDict_GetItemWithError(lv, v);
+            if (!j) {
+                PyErr_Clear();
+                ok = 0;
+            } else {
+                row[i] = (double)PyLong_AsLongLong(j);
+                if (PyErr_Occurred())
+                    PyErr_Clear(), ok = 0;
+            }
+        } else {
+            ok = 0;
+        }
+    }
+    PyObject *out = NULL;
+    if (ok && (out = PyList_New(nf))) {
+        for (Py_ssize_t i = 0; i < nf; i++) {
+            PyObject *f = PyFloat_FromDouble(row[i]);
+            if (!f) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyList_SET_ITEM(out, i, f);
+        }
+    }
+    if (row != stack)
+        free(row);
+    if (!ok)
+        Py_RETURN_NONE;
+    return out;
+}
+
+/* glm_eta(row, cats, offsets, use_all, beta, beta_at, nums) -> (eta, bad column or -1). GLM's
+ * linear predictor for one row, added in genmodel's order: categorical terms, numeric terms (each
+ * beta * x), intercept (beta[-1]); beta_at is where this class's coefficients start. */
+static PyObject *glm_eta(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *row;
+    Py_buffer offsets, beta;
+    Py_ssize_t cats, nums, at, noff;
+    int use_all;
+    if (!PyArg_ParseTuple(args, "Ony*iy*nnn", &row, &cats, &offsets, &use_all, &beta, &at, &noff, &nums))
+        return NULL;
+    const int64_t *off = offsets.buf;
+    const double *b = beta.buf;
+    const Py_ssize_t nb = beta.len / (Py_ssize_t)sizeof(double), P = noff + cats + nums + 1;
+    PyObject *seq = PySequence_Fast(row, "glm_eta: row is not a sequence");
+    int ok = seq && offsets.len >= (Py_ssize_t)((cats + 1) * sizeof(int64_t)) && at >= 0 &&
+             at + P <= nb && PySequence_Fast_GET_SIZE(seq) >= cats + nums && cats >= 0 && nums >= 0;
+    for (Py_ssize_t i = 0; ok && i < cats; i++)
+        ok = off[i] >= 0 && off[i] <= off[i + 1] && off[i + 1] <= noff + cats + nums + 1;
+    double eta = 0.0;
+    Py_ssize_t bad = -1;
+    if (ok) {
+        PyObject **items = PySequence_Fast_ITEMS(seq);
+        b += at;
+        int first = 1;
+        for (Py_ssize_t i = 0; i < cats + nums && bad < 0; i++) {
+            double v = PyFloat_AsDouble(items[i]), t;
+            if (v == -1.0 && PyErr_Occurred()) {
+                ok = 0;
+                break;
+            }
+            if (i < cats) {
+                const int level = isfinite(v) && v >= 0 && v == trunc(v);
+                const double width = (double)(off[i + 1] - off[i]);
+                if (use_all) {
+                    if (!level) {
+                        bad = i;
+                        break;
+                    }
+                    t = v < width ? b[off[i] + (int64_t)v] : 0.0;
+                } else if (v != 0) {
+                    if (!level) {
+                        bad = i;
+                        break;
+                    }
+                    t = v - 1 < width ? b[off[i] + (int64_t)v - 1] : 0.0;
+                } else {
+                    t = 0.0;
+                }
+            } else {
+                t = b[noff + i] * v;
+            }
+            eta = first ? t : eta + t;
+            first = 0;
+        }
+        if (ok && bad < 0)
+            eta = first ? b[P - 1] : eta + b[P - 1];
+    }
+    Py_XDECREF(seq);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&beta);
+    if (!ok) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "glm_eta: array sizes do not match");
+        return NULL;
+    }
+    return Py_BuildValue("(dn)", eta, bad);
+}
+
 /* ---- input checks ---------------------------------------------------------------------------- */
 
 /* first_bad_code(X, n, nf, n_levels): the lowest-numbered column whose entries are not all NaN or
@@ -982,6 +1129,8 @@ static PyMethodDef methods[] = {
     {"tree_flatten", tree_flatten, METH_VARARGS, "Compressed trees decoded into tree_sums' records."},
     {"xgb_check", xgb_check, METH_VARARGS, "Validate one XGBoost tree; its top feature and depth."},
     {"xgb_score", xgb_score, METH_VARARGS, "XGBoost outputs in float32, rows in place."},
+    {"encode_record", encode_record, METH_VARARGS, "One JSON-typed record as a row, or None."},
+    {"glm_eta", glm_eta, METH_VARARGS, "GLM's linear predictor for one row."},
     {"layer", layer, METH_VARARGS, "One dense layer, summed as NeuralNetwork.formNNInputs."},
     {"first_bad_code", first_bad_code, METH_VARARGS, "The first column with an invalid level code."},
     {NULL, NULL, 0, NULL},
