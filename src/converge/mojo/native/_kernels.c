@@ -189,6 +189,24 @@ static inline double rdf(const uint8_t *p) {
 /* The integer level of x as Java's (int) cast gives it (saturating; -2 for anything negative). */
 static inline double level_of(double x) { return trunc(fmin(fmax(x, -2.0), 2147483648.0)); }
 
+/* A bitset split's header at p (equal: 8, a plain 32-bit set; 12, offset and size): its first
+ * level, bit count and byte count; returns where the bits start. */
+static inline const uint8_t *bitset_at(const uint8_t *p, uint32_t equal, int flags, uint32_t *off,
+                                       uint32_t *nbits, uint32_t *nbytes) {
+    *off = 0, *nbits = 32, *nbytes = 4;
+    if (equal != 12)
+        return p;
+    *off = rd16(p);
+    if (flags & NBITS_I32) {
+        *nbits = rd32(p + 2);
+        *nbytes = ((*nbits - 1) >> 3) + 1;
+        return p + 6;
+    }
+    *nbytes = rd16(p + 2);
+    *nbits = *nbytes * 8;
+    return p + 4;
+}
+
 /* A walk in progress through one tree for one row. */
 typedef struct {
     const uint8_t *p;
@@ -216,19 +234,8 @@ static inline int tree_step(Walk *w, const double *x, const double *cat_ub, int 
             right = miss ? na_right : v >= rdf(p);
             p += 4;
         } else {
-            uint32_t off = 0, nbits = 32, nbytes = 4;
-            if (equal == 12) {
-                off = rd16(p);
-                if (flags & NBITS_I32) {
-                    nbits = rd32(p + 2);
-                    nbytes = ((nbits - 1) >> 3) + 1;
-                    p += 6;
-                } else {
-                    nbytes = rd16(p + 2);
-                    nbits = nbytes * 8;
-                    p += 4;
-                }
-            }
+            uint32_t off, nbits, nbytes;
+            p = bitset_at(p, equal, flags, &off, &nbits, &nbytes);
             w->s_off = off, w->s_bits = nbits, w->stale = 1;
             if (miss) {
                 right = na_right;
@@ -524,21 +531,8 @@ static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, 
             split = rdf(p);
             p += 4;
         } else {
-            uint32_t nbytes = 4;
-            nbits = 32;
-            if (equal == 12) {
-                off = rd16(p);
-                if (f->flags & NBITS_I32) {
-                    nbits = rd32(p + 2);
-                    nbytes = ((nbits - 1) >> 3) + 1;
-                    p += 6;
-                } else {
-                    nbytes = rd16(p + 2);
-                    nbits = nbytes * 8;
-                    p += 4;
-                }
-            }
-            bits = p;
+            uint32_t nbytes;
+            bits = p = bitset_at(p, equal, f->flags, &off, &nbits, &nbytes);
             p += nbytes;
             stale = 1, s_off = off, s_bits = nbits;
         }
