@@ -454,6 +454,49 @@ static PyObject *tree_walk(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* tree_row(row, nf, trees, offsets, cat_ub, flags, n_tpc, n_groups) -> list of n_tpc sums: tree_walk
+ * for one row given as a Python sequence of floats (the one-record path: no buffers to build). */
+static PyObject *tree_row(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *row;
+    Py_buffer trees, offsets, cat_ub;
+    Py_ssize_t nf, K, G;
+    int flags;
+    if (!PyArg_ParseTuple(args, "Ony*y*y*inn", &row, &nf, &trees, &offsets, &cat_ub, &flags, &K, &G))
+        return NULL;
+    PyObject *seq = PySequence_Fast(row, "tree_row: row is not a sequence"), *res = NULL;
+    double stack[64], *x = nf <= 64 ? stack : malloc(sizeof(double) * (nf + 1));
+    int ok = seq && x && nf >= 0 && K >= 0 && G >= 0 && PySequence_Fast_GET_SIZE(seq) >= nf &&
+             offsets.len >= (Py_ssize_t)(K * G * sizeof(int64_t)) &&
+             cat_ub.len >= (Py_ssize_t)(nf * sizeof(double));
+    const int64_t *off = offsets.buf;
+    for (Py_ssize_t i = 0; ok && i < K * G; i++)
+        ok = off[i] < trees.len;
+    for (Py_ssize_t c = 0; ok && c < nf; c++) {
+        x[c] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, c));
+        ok = !(x[c] == -1.0 && PyErr_Occurred());
+    }
+    if (ok && (res = PyList_New(K))) {
+        for (Py_ssize_t k = 0; k < K; k++) {
+            PyObject *f = PyFloat_FromDouble(walk_trees(trees.buf, off + k * G, G, x, cat_ub.buf, flags));
+            if (!f) {
+                Py_CLEAR(res);
+                break;
+            }
+            PyList_SET_ITEM(res, k, f);
+        }
+    }
+    if (x != stack)
+        free(x);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&trees);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&cat_ub);
+    if (!ok && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "tree_row: array sizes do not match");
+    return ok ? res : NULL;
+}
+
 /* ---- trees, flattened for big batches -------------------------------------------------------- */
 
 /* tree_flatten decodes every tree once into the Node records tree_sums walks (one record per
@@ -761,6 +804,28 @@ static inline float xgb_leaf(const XNode *t, const XRow *r) {
     return t[i].value;
 }
 
+/* The objective on one row's margins y[0..G), in place, in float32. */
+static void xgb_objective(float *y, Py_ssize_t G, int objective) {
+    for (Py_ssize_t g = 0; g < G; g++) {
+        if (objective == XGB_LOGISTIC)
+            y[g] = 1.0f / (1.0f + (float)exp(-(double)y[g]));
+        else if (objective == XGB_EXP)
+            y[g] = (float)exp((double)y[g]);
+    }
+    if (objective == XGB_SOFTPROB) {
+        float mx = y[0];
+        for (Py_ssize_t g = 1; g < G; g++) /* np.maximum: NaN wins */
+            mx = (isnan(y[g]) || isnan(mx)) ? NAN : (y[g] > mx ? y[g] : mx);
+        double sum = 0.0;
+        for (Py_ssize_t g = 0; g < G; g++) {
+            y[g] = (float)exp((double)(y[g] - mx));
+            sum += (double)y[g];
+        }
+        for (Py_ssize_t g = 0; g < G; g++)
+            y[g] = y[g] / (float)sum;
+    }
+}
+
 /* xgb_score(raw, n, nf, cats, cat_offsets, cat_map, use_all, sparse, nodes, tree_at, tree_group,
  *           weights, n_groups, base, old_order, objective, out): per row, the booster's output
  * per group in float32 (margins summed in tree order from base, or from 0 with base added last
@@ -791,7 +856,7 @@ static PyObject *xgb_score(PyObject *self, PyObject *args) {
         ok = at[t] >= 0 && at[t] < n_nodes && grp[t] >= 0 && grp[t] < G;
     for (Py_ssize_t c = 0; ok && c < r.cw; c++)
         ok = ((const int32_t *)cat_map.buf)[c] >= 0 && ((const int32_t *)cat_map.buf)[c] < r.cats;
-    float *acc = ok ? malloc(sizeof(float) * (2 * G + 1)) : NULL;
+    float *acc = ok ? malloc(sizeof(float) * (G + 1)) : NULL;
     int64_t *hot = ok ? malloc(sizeof(int64_t) * (r.cats + 1)) : NULL;
     int32_t *seen = ok ? malloc(sizeof(int32_t) * (G + 1)) : NULL;
     if (ok && acc && hot && seen) {
@@ -806,7 +871,7 @@ static PyObject *xgb_score(PyObject *self, PyObject *args) {
             const float b = b0[nb == 1 ? 0 : i];
             for (Py_ssize_t g = 0; g < G; g++)
                 acc[g] = old_order ? 0.0f : b, seen[g] = 0;
-            for (Py_ssize_t t = 0; t < T; t++) {
+            for (Py_ssize_t t = 0; t < T; t++) { /* in tree order */
                 float v = xgb_leaf(nd + at[t], &r);
                 if (w)
                     v = v * w[seen[grp[t]]];
@@ -814,27 +879,9 @@ static PyObject *xgb_score(PyObject *self, PyObject *args) {
                 acc[grp[t]] += v;
             }
             float *y = o + i * G;
-            for (Py_ssize_t g = 0; g < G; g++) {
-                float m = old_order ? acc[g] + b : acc[g];
-                if (objective == XGB_LOGISTIC)
-                    y[g] = 1.0f / (1.0f + (float)exp(-(double)m));
-                else if (objective == XGB_EXP)
-                    y[g] = (float)exp((double)m);
-                else
-                    y[g] = m;
-            }
-            if (objective == XGB_SOFTPROB) {
-                float mx = y[0];
-                for (Py_ssize_t g = 1; g < G; g++) /* np.maximum: NaN wins */
-                    mx = (isnan(y[g]) || isnan(mx)) ? NAN : (y[g] > mx ? y[g] : mx);
-                double sum = 0.0;
-                for (Py_ssize_t g = 0; g < G; g++) {
-                    y[g] = (float)exp((double)(y[g] - mx));
-                    sum += (double)y[g];
-                }
-                for (Py_ssize_t g = 0; g < G; g++)
-                    y[g] = y[g] / (float)sum;
-            }
+            for (Py_ssize_t g = 0; g < G; g++)
+                y[g] = old_order ? acc[g] + b : acc[g];
+            xgb_objective(y, G, objective);
         }
         Py_END_ALLOW_THREADS
     }
@@ -1136,6 +1183,7 @@ static PyMethodDef methods[] = {
     {"tree_sums", tree_sums, METH_VARARGS, "Per-row, per-class sums of the trees' leaf values."},
     {"tree_check", tree_check, METH_VARARGS, "Validate one compressed tree; its depth."},
     {"tree_walk", tree_walk, METH_VARARGS, "Per-row, per-class leaf sums from compressed trees."},
+    {"tree_row", tree_row, METH_VARARGS, "tree_walk for one row given as a sequence."},
     {"tree_flatten", tree_flatten, METH_VARARGS, "Compressed trees decoded into tree_sums' records."},
     {"xgb_check", xgb_check, METH_VARARGS, "Validate one XGBoost tree; its top feature and depth."},
     {"xgb_score", xgb_score, METH_VARARGS, "XGBoost outputs in float32, rows in place."},

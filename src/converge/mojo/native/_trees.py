@@ -301,10 +301,8 @@ class Forest:
 
     def row_sums(self, row: list[float]) -> list[float]:
         """``sums`` of one row, through the compiled walker (the caller checked it is built)."""
-        out = array("d", bytes(8 * self.n_tpc))
-        if self.n_groups:
-            self._walk(array("d", row), 1, out)
-        return out.tolist()
+        return _compiled.kernels.tree_row(row, self.nf, self.trees, self.offsets, self.cat_ub,
+                                          self.flags, self.n_tpc, self.n_groups)
 
     def _walk(self, X, n: int, out) -> None:
         _compiled.kernels.tree_walk(X, n, self.nf, self.trees, self.offsets, self.cat_ub,
