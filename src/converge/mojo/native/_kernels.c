@@ -1143,6 +1143,32 @@ static PyObject *glm_eta(PyObject *self, PyObject *args) {
     return Py_BuildValue("(dn)", eta, bad);
 }
 
+/* activate(z, kind, ratio): a hidden layer's activation in place, as the plain-Python one-row path
+ * and genmodel compute it (kind 0 Rectifier, 1 Tanh, 2 ExpRectifier), then dropout's scaling by
+ * (1 - ratio) when ratio > 0. */
+static PyObject *activate(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer z;
+    int kind;
+    double ratio;
+    if (!PyArg_ParseTuple(args, "w*id", &z, &kind, &ratio))
+        return NULL;
+    double *v = z.buf;
+    const Py_ssize_t n = z.len / (Py_ssize_t)sizeof(double);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double a = v[i];
+        if (kind == 0)
+            a = 0.5 * (a + fabs(a));
+        else if (kind == 1)
+            a = 1.0 - 2.0 / (1.0 + exp(2.0 * a));
+        else
+            a = a >= 0 ? a : exp(isnan(a) ? a : fmin(a, 0.0)) - 1;
+        v[i] = ratio > 0 ? a * (1.0 - ratio) : a;
+    }
+    PyBuffer_Release(&z);
+    Py_RETURN_NONE;
+}
+
 /* ---- input checks ---------------------------------------------------------------------------- */
 
 /* first_bad_code(X, n, nf, n_levels): the lowest-numbered column whose entries are not all NaN or
@@ -1189,6 +1215,7 @@ static PyMethodDef methods[] = {
     {"xgb_score", xgb_score, METH_VARARGS, "XGBoost outputs in float32, rows in place."},
     {"encode_record", encode_record, METH_VARARGS, "One JSON-typed record as a row, or None."},
     {"glm_eta", glm_eta, METH_VARARGS, "GLM's linear predictor for one row."},
+    {"activate", activate, METH_VARARGS, "A hidden layer's activation, in place."},
     {"layer", layer, METH_VARARGS, "One dense layer, summed as NeuralNetwork.formNNInputs."},
     {"first_bad_code", first_bad_code, METH_VARARGS, "The first column with an invalid level code."},
     {NULL, NULL, 0, NULL},
