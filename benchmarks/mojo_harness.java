@@ -4,7 +4,8 @@
 //                  Double for numeric columns, String for categorical ones)
 //          score0: GenModel.score0 on double[] rows already encoded (like predict_numpy)
 //          cold  : load the MOJO and predict the first CSV row, then exit (fresh-JVM cold start)
-// Prints one line: rows_per_second (easy/score0) or the elapsed milliseconds (cold).
+// Prints one line: rows_per_second (easy/score0); for cold: milliseconds since main() started,
+// milliseconds spent in MojoModel.load, heap in use after a full GC, and the process's VmRSS (kB).
 import hex.genmodel.MojoModel;
 import hex.genmodel.easy.EasyPredictModelWrapper;
 import hex.genmodel.easy.RowData;
@@ -25,7 +26,9 @@ class MojoHarness {
         long t0 = System.nanoTime();
         String mojo = args[0], csv = args[1], mode = args[2];
         int rows = Integer.parseInt(args[3]), repeats = Integer.parseInt(args[4]);
+        long tl = System.nanoTime();
         MojoModel model = MojoModel.load(mojo);
+        double loadMs = (System.nanoTime() - tl) / 1e6;
         Wrapper wrapper = new Wrapper(
             new EasyPredictModelWrapper.Config().setModel(model)
                 .setConvertUnknownCategoricalLevelsToNa(true).setConvertInvalidNumbersToNa(true));
@@ -57,7 +60,14 @@ class MojoHarness {
         }
         if (mode.equals("cold")) {
             double[] p = wrapper.predictRaw(data.get(0), 0.0);
-            System.out.println((System.nanoTime() - t0) / 1e6 + " " + p[p.length - 1]);
+            double total = (System.nanoTime() - t0) / 1e6;
+            System.gc();
+            Runtime rt = Runtime.getRuntime();
+            long heap = rt.totalMemory() - rt.freeMemory();
+            String rss = "0";
+            for (String ln : java.nio.file.Files.readAllLines(java.nio.file.Paths.get("/proc/self/status")))
+                if (ln.startsWith("VmRSS:")) rss = ln.replaceAll("[^0-9]", "");
+            System.out.println(total + " " + loadMs + " " + heap + " " + rss + " " + p[p.length - 1]);
             return;
         }
         int n = data.size();

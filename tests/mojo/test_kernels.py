@@ -1,4 +1,5 @@
-"""The compiled tree walker and the NumPy walkers give the same sums, bit for bit.
+"""The compiled tree walker (over the MOJO's bytes) and the NumPy walkers (over decoded nodes)
+give the same sums, bit for bit.
 
 The conformance tests check the scorer (compiled walker included) against genmodel; this one pins
 the NumPy fallback to it on inputs built to hit every kind of node: values on split points, NaN,
@@ -47,7 +48,13 @@ def kernel():
 
 @pytest.mark.parametrize("name", TREE_MODELS)
 @pytest.mark.parametrize("n_rows", [1, 7, 3000])
-def test_compiled_walker_matches_numpy_walkers(name, n_rows, corpus_dir, kernel):
+@pytest.mark.parametrize("layout", ["bytes", "flat"])
+def test_compiled_walker_matches_numpy_walkers(name, n_rows, layout, corpus_dir, kernel,
+                                               monkeypatch):
+    """Both compiled walkers: over the MOJO's bytes, and over the records decoded from them."""
+    from converge.mojo.native import _trees
+
+    monkeypatch.setattr(_trees, "_FLAT_ROWS", 1 if layout == "flat" else 1 << 30)
     model = load_mojo(corpus_dir / f"{name}.zip", backend="native")
     forests = _forests(model.backend.scorer)
     assert forests, f"{name} has no trees"
@@ -67,11 +74,12 @@ def test_compiled_walker_rejects_mismatched_arrays(corpus_dir, kernel):
     X = np.zeros((4, forest.nf))
     out = np.empty((3, forest.n_tpc))  # one row short
     with pytest.raises(ValueError, match="sizes do not match"):
-        kernel.tree_sums(X, 4, forest.nf, forest.kernel_nodes, forest.kernel_tables,
-                         forest.cat_ub, forest.kernel_code_cols, forest.kernel_roots, forest.n_tpc, forest.n_groups, out)
+        kernel.tree_walk(X, 4, forest.nf, forest.trees, forest.offsets, forest.cat_ub,
+                         forest.flags, forest.n_tpc, forest.n_groups, out)
 
 
-@pytest.mark.parametrize("name", ["binomial_titanic", "multinomial", "regression", "binomial"])
+@pytest.mark.parametrize("name", ["binomial_titanic", "multinomial", "regression", "binomial",
+                                  "xgboost", "XGBoostWithOffset"])
 def test_whole_models_score_the_same_with_and_without_kernels(name, corpus_loader, kernel,
                                                               monkeypatch):
     """Every compiled path at once (trees, DeepLearning layers, code checks) on the corpus rows."""

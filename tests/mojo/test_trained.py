@@ -78,6 +78,8 @@ SPECS = {
     "xgb_regression": ("XGB", {"ntrees": 10, "max_depth": 4, "seed": 1}, "y_reg", True),
     "xgb_gblinear": ("XGB", {"booster": "gblinear", "ntrees": 5, "seed": 1}, "y_reg", True),
     "se_logit_multinomial": ("SE", {"metalearner_transform": "Logit"}, "y_multi", False),
+    # the benchmark leader's shape in small: GLM, GBM, a deep DRF and XGBoost, blended
+    "se_blended_binomial": ("SE_BLEND", {"metalearner_algorithm": "glm", "seed": 1}, "y_bin", False),
     "automl_se_binomial": ("AUTOML", {"max_models": 3, "seed": 1, "nfolds": 3,
                                           "include_algos": ["GBM", "GLM", "DRF", "DeepLearning", "StackedEnsemble"]},
                            "y_bin", False),
@@ -130,6 +132,21 @@ def trained(h2o_conn, data, tmp_path_factory):
                 bases.append(b)
             model = H2OStackedEnsembleEstimator(model_id=f"m_{name}", base_models=bases, **kw)
             model.train(x=FEATURES, y=y, training_frame=frame)
+        elif kind == "SE_BLEND":
+            from h2o.estimators import H2OStackedEnsembleEstimator
+
+            train, blend = frame.split_frame([0.75], seed=1)
+            bases = [H2OGeneralizedLinearEstimator(model_id=f"m_{name}_glm", seed=1),
+                     H2OGradientBoostingEstimator(model_id=f"m_{name}_gbm", ntrees=10, max_depth=4, seed=1),
+                     H2ORandomForestEstimator(model_id=f"m_{name}_drf", ntrees=6, max_depth=25,
+                                              min_rows=1, seed=1)]
+            if H2OXGBoostEstimator.available():
+                bases.append(H2OXGBoostEstimator(model_id=f"m_{name}_xgb", ntrees=8, max_depth=5, seed=1))
+            for b in bases:
+                b.train(x=FEATURES, y=y, training_frame=train)
+            model = H2OStackedEnsembleEstimator(model_id=f"m_{name}", base_models=bases,
+                                                blending_frame=blend, **kw)
+            model.train(x=FEATURES, y=y, training_frame=train)
         elif kind == "AUTOML":
             from h2o.automl import H2OAutoML
 

@@ -200,6 +200,18 @@ class RowSchema:
 
     def encode_row(self, rec) -> tuple[list[float], float | None]:
         """One dict row -> (raw row, its offset or None), in plain Python (the one-row path)."""
+        kernels = _compiled.kernels
+        row = None if kernels is None else kernels.encode_record(rec, self.index, self.levels,
+                                                                 self.n_features)
+        if row is None:
+            row = self._encode_row(rec)
+        off_col = self.offset_column
+        if off_col is not None and rec.get(off_col) is not None:
+            return row, self.offset_value(rec[off_col])
+        return row, None
+
+    def _encode_row(self, rec) -> list[float]:
+        """``encode_row``'s values by the full rules (the compiled fast path takes JSON types)."""
         if not isinstance(rec, dict):
             raise InvalidInputError(f"row 0 is a {type(rec).__name__}, not a mapping", self.source)
         row = [math.nan] * self.n_features
@@ -208,10 +220,7 @@ class RowSchema:
             i = index.get(name)
             if i is not None:
                 row[i] = self.encode_value(name, i, v)
-        off_col = self.offset_column
-        if off_col is not None and rec.get(off_col) is not None:
-            return row, self.offset_value(rec[off_col])
-        return row, None
+        return row
 
     def _encode_rowwise(self, records) -> tuple[np.ndarray, np.ndarray | None]:
         """A few rows: one pass over each dict's items (cheaper than per-column set-up)."""

@@ -46,6 +46,7 @@ class Model:
             classes = ["0", "1"]  # quasibinomial: genmodel's fallback domain
         self.classes: list[str] | None = list(classes) if classes is not None else None
         self.output_names: list[str] = _output_names(cat, self.classes)
+        self._probability_names = tuple(self.output_names[1:])
 
     # -- metadata -----------------------------------------------------------------------------
     @property
@@ -192,10 +193,14 @@ class Model:
         raise MojoError(f"model returned an invalid class index {v!r}", self._info.source)
 
     def _row_record(self, row: list[float]) -> dict:
-        if self.classes is None:
+        classes = self.classes
+        if classes is None:
             return {"predict": row[0]}
-        out = {"predict": self._labels_of(row[:1])[0]}
-        out.update(zip(self.output_names[1:], row[1:]))
+        v = row[0]
+        if not 0 <= v < len(classes):  # NaN fails both
+            self._invalid_class_index(v)
+        out = {"predict": classes[int(v)]}
+        out.update(zip(self._probability_names, row[1:]))
         return out
 
     def _to_records(self, P: np.ndarray) -> list[dict]:

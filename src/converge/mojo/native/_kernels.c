@@ -1,8 +1,8 @@
 /*
  * Compiled inner loops of the native scorer: tree walks (GBM/DRF/XRT) and DeepLearning layers.
  *
- * The Python side decodes the MOJO once and reduces every genmodel decision to plain arrays; these
- * loops only follow them. Sums run in genmodel's order (trees in order from 0.0, as
+ * Trees are walked from the MOJO's compressed bytes (one row, small batches), or from node records
+ * decoded from those bytes on the first big batch; other models hand plain arrays over. Sums run in genmodel's order (trees in order from 0.0, as
  * SharedTreeMojoModel.scoreTreeRange; eight interleaved partial sums, as
  * NeuralNetwork.formNNInputs), and the build turns off floating-point contraction, so results are
  * bit-identical to genmodel's and to the NumPy fallback that runs when no C compiler was present.
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- trees ------------------------------------------------------------------------------------ */
+/* ---- trees, as node records (built by tree_flatten below) -------------------------------------- */
 
 enum { LEAF = 0, COMPARE = 1, TABLE = 2 };
 
@@ -163,6 +163,741 @@ static PyObject *tree_sums(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- trees, walked from their compressed bytes ---------------------------------------------- */
+
+/* The MOJO's own tree encoding (MOJO_FORMAT.md, "Trees"), read in place. One node:
+ *   u8 node type | u16 column (0xFFFF: the whole tree is one leaf, f32 value follows) | u8 NA split
+ *   direction | split: f32 value, or a 32-bit bitset, or u16 offset + (i32 bit count | u16 byte
+ *   count, by MOJO version) + bits; none for NAvsREST | left: f32 leaf, or the left subtree's size
+ *   (1-4 bytes) and the subtree | right: f32 leaf, or the subtree.
+ * tree_check validates a tree once at load, so the walkers trust every offset they read. */
+
+enum { NBITS_I32 = 1, V1_0 = 2 }; /* flags: bitset sizes as bit counts (mojo >= 1.2); mojo 1.0 */
+enum { NA_VS_REST = 1 };
+
+static inline uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
+static inline uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline double rdf(const uint8_t *p) {
+    uint32_t u = rd32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return (double)f;
+}
+
+/* The integer level of x as Java's (int) cast gives it (saturating; -2 for anything negative). */
+static inline double level_of(double x) { return trunc(fmin(fmax(x, -2.0), 2147483648.0)); }
+
+/* A bitset split's header at p (equal: 8, a plain 32-bit set; 12, offset and size): its first
+ * level, bit count and byte count; returns where the bits start. */
+static inline const uint8_t *bitset_at(const uint8_t *p, uint32_t equal, int flags, uint32_t *off,
+                                       uint32_t *nbits, uint32_t *nbytes) {
+    *off = 0, *nbits = 32, *nbytes = 4;
+    if (equal != 12)
+        return p;
+    *off = rd16(p);
+    if (flags & NBITS_I32) {
+        *nbits = rd32(p + 2);
+        *nbytes = ((*nbits - 1) >> 3) + 1;
+        return p + 6;
+    }
+    *nbytes = rd16(p + 2);
+    *nbits = *nbytes * 8;
+    return p + 4;
+}
+
+/* A walk in progress through one tree for one row. */
+typedef struct {
+    const uint8_t *p;
+    uint32_t s_off, s_bits; /* the last bitset on the path (NAvsREST nodes check its range) */
+    int stale;
+    double leaf;
+} Walk;
+
+/* One node of genmodel's scoreTree, in the MOJO version's dialect: 1 when w reached its leaf. */
+static inline int tree_step(Walk *w, const double *x, const double *cat_ub, int flags) {
+    const uint8_t *p = w->p;
+    const uint32_t nt = p[0], col = rd16(p + 1);
+    if (col == 0xFFFF) {
+        w->leaf = rdf(p + 3);
+        return 1;
+    }
+    const uint32_t nadir = p[3];
+    p += 4;
+    const int na_right = !(nadir == 2 || nadir == 4), equal = nt & 0x0C;
+    const double v = x[col];
+    const int miss = isnan(v) || v >= cat_ub[col];
+    int right;
+    if (nadir != NA_VS_REST) {
+        if (equal == 0) {
+            right = miss ? na_right : v >= rdf(p);
+            p += 4;
+        } else {
+            uint32_t off, nbits, nbytes;
+            p = bitset_at(p, equal, flags, &off, &nbits, &nbytes);
+            w->s_off = off, w->s_bits = nbits, w->stale = 1;
+            if (miss) {
+                right = na_right;
+            } else {
+                const double t = level_of(v);
+                if (t < 0 || t - (double)off >= (double)nbits) { /* outside the bitset */
+                    right = (flags & V1_0) ? 0 : na_right;
+                } else if (t < (double)off) { /* below its first level */
+                    right = na_right && !(flags & V1_0);
+                } else {
+                    const uint32_t k = (uint32_t)(t - (double)off);
+                    right = (p[k >> 3] >> (k & 7)) & 1;
+                }
+            }
+            p += nbytes;
+        }
+    } else if (equal == 0 || !w->stale || (flags & V1_0)) {
+        right = miss;
+    } else { /* NAvsREST after a bitset: a level outside that bitset's range counts as NA */
+        const double t = level_of(v);
+        right = miss || t < (double)w->s_off || t - (double)w->s_off >= (double)w->s_bits;
+    }
+    const uint32_t lmask = nt & 0x33;
+    if (!right) {
+        if (lmask == 48) {
+            w->leaf = rdf(p);
+            return 1;
+        }
+        w->p = p + lmask + 1; /* the left subtree follows its size */
+        return 0;
+    }
+    if (lmask == 48) {
+        p += 4;
+    } else {
+        uint32_t size = lmask == 0   ? p[0]
+                        : lmask == 1 ? rd16(p)
+                        : lmask == 2 ? rd16(p) | ((uint32_t)p[2] << 16)
+                                     : rd32(p);
+        p += lmask + 1 + size;
+    }
+    if ((nt & 0xC0) == 0xC0) {
+        w->leaf = rdf(p);
+        return 1;
+    }
+    w->p = p;
+    return 0;
+}
+
+typedef struct {
+    const uint8_t *buf;
+    Py_ssize_t len, nf;
+    int flags;
+    const char *why;
+} TreeCheck;
+
+/* Recursive structural check of the node at pos; returns the end of its subtree, or -1. */
+static Py_ssize_t check_node(TreeCheck *c, Py_ssize_t pos, int depth, int *max_depth) {
+    const uint8_t *b = c->buf;
+    if (pos + 3 > c->len)
+        return c->why = "truncated tree", -1;
+    uint32_t nt = b[pos], col = rd16(b + pos + 1);
+    if (col == 0xFFFF)
+        return pos + 7 <= c->len ? pos + 7 : (c->why = "truncated tree", -1);
+    if (col >= (uint32_t)c->nf)
+        return c->why = "split on a column beyond n_features", -1;
+    if (depth > 2000)
+        return c->why = "tree deeper than 2000 levels", -1;
+    if (depth > *max_depth)
+        *max_depth = depth;
+    if (pos + 4 > c->len)
+        return c->why = "truncated tree", -1;
+    uint32_t nadir = b[pos + 3], equal = nt & 0x0C;
+    pos += 4;
+    if (nadir > 5)
+        return c->why = "bad NA split direction", -1;
+    if (nadir != NA_VS_REST) {
+        if (equal == 4)
+            return c->why = "legacy '==' float split", -2;
+        if (equal == 0 || equal == 8) {
+            pos += 4;
+        } else {
+            uint32_t nbytes;
+            if (c->flags & NBITS_I32) {
+                if (pos + 6 > c->len)
+                    return c->why = "truncated tree", -1;
+                int32_t nbits = (int32_t)rd32(b + pos + 2);
+                if (nbits <= 0)
+                    return c->why = "bad bitset size", -1;
+                nbytes = (((uint32_t)nbits - 1) >> 3) + 1;
+                pos += 6;
+            } else {
+                if (pos + 4 > c->len)
+                    return c->why = "truncated tree", -1;
+                nbytes = rd16(b + pos + 2);
+                pos += 4;
+            }
+            if (pos + (Py_ssize_t)nbytes > c->len)
+                return c->why = "bitset runs past the end of the tree", -1;
+            pos += nbytes;
+        }
+    }
+    uint32_t lmask = nt & 0x33, rmask = (nt & 0xC0) >> 2;
+    if (!(lmask == 48 || lmask <= 3) || !(rmask == 48 || rmask == 0))
+        return c->why = "bad node type", -1;
+    if (lmask == 48) {
+        pos += 4;
+    } else {
+        Py_ssize_t w = lmask + 1;
+        if (pos + w > c->len)
+            return c->why = "truncated tree", -1;
+        const uint8_t *q = b + pos;
+        uint32_t size = w == 1 ? q[0] : w == 2 ? rd16(q) : w == 3 ? rd16(q) | ((uint32_t)q[2] << 16) : rd32(q);
+        pos += w;
+        Py_ssize_t end = check_node(c, pos, depth + 1, max_depth);
+        if (end < 0)
+            return end;
+        if (end != pos + (Py_ssize_t)size)
+            return c->why = "left subtree size does not match its content", -1;
+        pos = end;
+    }
+    if (rmask == 48)
+        return pos + 4 <= c->len ? pos + 4 : (c->why = "truncated tree", -1);
+    return check_node(c, pos, depth + 1, max_depth);
+}
+
+/* tree_check(tree, nf, flags) -> depth of the deepest split; ValueError (NotImplementedError for
+ * encodings genmodel no longer writes) naming what is wrong. */
+static PyObject *tree_check(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer t;
+    TreeCheck c = {0};
+    if (!PyArg_ParseTuple(args, "y*ni", &t, &c.nf, &c.flags))
+        return NULL;
+    c.buf = t.buf;
+    c.len = t.len;
+    int depth = 0;
+    Py_ssize_t end = t.len < 7 ? (c.why = "tree shorter than a leaf", -1) : check_node(&c, 0, 1, &depth);
+    PyBuffer_Release(&t);
+    if (end < 0) {
+        PyErr_SetString(end == -2 ? PyExc_NotImplementedError : PyExc_ValueError, c.why);
+        return NULL;
+    }
+    return PyLong_FromLong(depth);
+}
+
+#define TREE_LANES 4 /* trees walked at once for one row: independent walks overlap in the CPU */
+
+/* The leaf values of trees off[0..G) (-1: no tree) for one row, added in tree order from 0.0. */
+static double walk_trees(const uint8_t *tb, const int64_t *off, Py_ssize_t G, const double *x,
+                         const double *ub, int flags) {
+    double acc = 0.0;
+    for (Py_ssize_t g0 = 0; g0 < G; g0 += TREE_LANES) {
+        const int m = (int)(G - g0 < TREE_LANES ? G - g0 : TREE_LANES);
+        Walk w[TREE_LANES];
+        int moving = 0;
+        for (int j = 0; j < m; j++) {
+            w[j].p = tb + (off[g0 + j] < 0 ? 0 : off[g0 + j]), w[j].stale = 0, w[j].leaf = 0.0;
+            if (off[g0 + j] >= 0)
+                moving |= 1 << j;
+        }
+        while (moving)
+            for (int j = 0; j < m; j++)
+                if ((moving >> j & 1) && tree_step(&w[j], x, ub, flags))
+                    moving &= ~(1 << j);
+        for (int j = 0; j < m; j++)
+            if (off[g0 + j] >= 0)
+                acc += w[j].leaf;
+    }
+    return acc;
+}
+
+static inline double walk_tree(const uint8_t *tree, const double *x, const double *ub, int flags) {
+    Walk w = {tree, 0, 0, 0, 0.0};
+    while (!tree_step(&w, x, ub, flags))
+        ;
+    return w.leaf;
+}
+
+/* tree_walk(X, n, nf, trees, offsets, cat_ub, flags, n_tpc, n_groups, out): per row and class, the
+ * leaf values of trees offsets[k * n_groups + g] (g in order; -1: no tree) summed from 0.0. */
+static PyObject *tree_walk(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer X, trees, offsets, cat_ub, out;
+    Py_ssize_t n, nf, K, G;
+    int flags;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*innw*", &X, &n, &nf, &trees, &offsets, &cat_ub, &flags,
+                          &K, &G, &out))
+        return NULL;
+    int ok = n >= 0 && nf >= 0 && K >= 0 && G >= 0 &&
+             X.len >= (Py_ssize_t)(n * nf * sizeof(double)) &&
+             out.len >= (Py_ssize_t)(n * K * sizeof(double)) &&
+             offsets.len >= (Py_ssize_t)(K * G * sizeof(int64_t)) &&
+             cat_ub.len >= (Py_ssize_t)(nf * sizeof(double));
+    const int64_t *off = offsets.buf;
+    for (Py_ssize_t i = 0; ok && i < K * G; i++)
+        ok = off[i] < trees.len;
+    if (ok) {
+        const double *x = X.buf, *ub = cat_ub.buf;
+        const uint8_t *tb = trees.buf;
+        double *o = out.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n * K; i++)
+            o[i] = 0.0;
+        for (Py_ssize_t r = 0; r < n; r++)
+            for (Py_ssize_t k = 0; k < K; k++)
+                o[r * K + k] = walk_trees(tb, off + k * G, G, x + r * nf, ub, flags);
+        Py_END_ALLOW_THREADS
+    }
+    Py_buffer *all[] = {&X, &trees, &offsets, &cat_ub, &out};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        PyBuffer_Release(all[i]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "tree_walk: array sizes do not match");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* tree_row(row, nf, trees, offsets, cat_ub, flags, n_tpc, n_groups) -> list of n_tpc sums: tree_walk
+ * for one row given as a Python sequence of floats (the one-record path: no buffers to build). */
+static PyObject *tree_row(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *row;
+    Py_buffer trees, offsets, cat_ub;
+    Py_ssize_t nf, K, G;
+    int flags;
+    if (!PyArg_ParseTuple(args, "Ony*y*y*inn", &row, &nf, &trees, &offsets, &cat_ub, &flags, &K, &G))
+        return NULL;
+    PyObject *seq = PySequence_Fast(row, "tree_row: row is not a sequence"), *res = NULL;
+    double stack[64], *x = nf <= 64 ? stack : malloc(sizeof(double) * (nf + 1));
+    int ok = seq && x && nf >= 0 && K >= 0 && G >= 0 && PySequence_Fast_GET_SIZE(seq) >= nf &&
+             offsets.len >= (Py_ssize_t)(K * G * sizeof(int64_t)) &&
+             cat_ub.len >= (Py_ssize_t)(nf * sizeof(double));
+    const int64_t *off = offsets.buf;
+    for (Py_ssize_t i = 0; ok && i < K * G; i++)
+        ok = off[i] < trees.len;
+    for (Py_ssize_t c = 0; ok && c < nf; c++) {
+        x[c] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, c));
+        ok = !(x[c] == -1.0 && PyErr_Occurred());
+    }
+    if (ok && (res = PyList_New(K))) {
+        for (Py_ssize_t k = 0; k < K; k++) {
+            PyObject *f = PyFloat_FromDouble(walk_trees(trees.buf, off + k * G, G, x, cat_ub.buf, flags));
+            if (!f) {
+                Py_CLEAR(res);
+                break;
+            }
+            PyList_SET_ITEM(res, k, f);
+        }
+    }
+    if (x != stack)
+        free(x);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&trees);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&cat_ub);
+    if (!ok && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "tree_row: array sizes do not match");
+    return ok ? res : NULL;
+}
+
+/* ---- trees, flattened for big batches -------------------------------------------------------- */
+
+/* tree_flatten decodes every tree once into the Node records tree_sums walks (one record per
+ * node, every genmodel decision reduced to a compare on one of three views of the row or a lookup
+ * in a level table). Batches of many rows go faster over records than over the bytes; one row is
+ * walked from the bytes. The trees were checked by tree_check, so only memory can fail here. */
+typedef struct {
+    Node *nodes;
+    Py_ssize_t n, cap;
+    uint8_t *tables;
+    Py_ssize_t tn, tcap;
+    Py_ssize_t nf;
+    int flags;
+    uint8_t *code_col; /* per column: read by a table node */
+} Flat;
+
+static int32_t flat_new(Flat *f) {
+    if (f->n == f->cap) {
+        Py_ssize_t cap = f->cap ? 2 * f->cap : 1024;
+        Node *nn = realloc(f->nodes, sizeof(Node) * cap);
+        if (!nn || cap > INT32_MAX)
+            return -1;
+        f->nodes = nn, f->cap = cap;
+    }
+    int32_t i = (int32_t)f->n++;
+    Node *p = &f->nodes[i];
+    p->thr = 0.0, p->vc = 0, p->kind = LEAF, p->child[0] = p->child[1] = i;
+    p->tbl_off = p->tbl_len = 0;
+    return i;
+}
+
+static int32_t flat_leaf(Flat *f, const uint8_t *at) {
+    int32_t i = flat_new(f);
+    if (i >= 0)
+        f->nodes[i].thr = rdf(at);
+    return i;
+}
+
+/* Appends [na_right, oor_right, then one byte per level] and returns its offset, or -1. */
+static Py_ssize_t flat_table(Flat *f, int na_right, int oor_right, Py_ssize_t len) {
+    if (len > (1 << 26))
+        return -1;
+    if (f->tn + len + 2 > f->tcap) {
+        Py_ssize_t cap = f->tcap ? f->tcap : 4096;
+        while (cap < f->tn + len + 2)
+            cap *= 2;
+        uint8_t *nt = realloc(f->tables, cap);
+        if (!nt || cap > INT32_MAX)
+            return -1;
+        f->tables = nt, f->tcap = cap;
+    }
+    Py_ssize_t off = f->tn;
+    f->tables[off] = (uint8_t)na_right, f->tables[off + 1] = (uint8_t)oor_right;
+    f->tn += len + 2;
+    return off;
+}
+
+static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, uint32_t s_off,
+                         uint32_t s_bits) {
+    const uint8_t *p = b + *pos;
+    const uint32_t nt = p[0], col = rd16(p + 1);
+    if (col == 0xFFFF) {
+        *pos += 7;
+        return flat_leaf(f, p + 3);
+    }
+    const uint32_t nadir = p[3];
+    p += 4;
+    const int na_right = !(nadir == 2 || nadir == 4), equal = nt & 0x0C, v10 = f->flags & V1_0;
+    const Py_ssize_t nf = f->nf;
+    double split = 0.0;
+    const uint8_t *bits = NULL;
+    uint32_t off = 0, nbits = 0;
+    if (nadir != NA_VS_REST) {
+        if (equal == 0) {
+            split = rdf(p);
+            p += 4;
+        } else {
+            uint32_t nbytes;
+            bits = p = bitset_at(p, equal, f->flags, &off, &nbits, &nbytes);
+            p += nbytes;
+            stale = 1, s_off = off, s_bits = nbits;
+        }
+    }
+    int32_t me = flat_new(f);
+    if (me < 0)
+        return -1;
+    if (nadir != NA_VS_REST && equal == 0) {
+        f->nodes[me].kind = COMPARE;
+        f->nodes[me].vc = (int32_t)((na_right ? nf : 0) + col);
+        f->nodes[me].thr = split;
+    } else if (nadir == NA_VS_REST && (equal == 0 || !stale || v10)) {
+        f->nodes[me].kind = COMPARE;
+        f->nodes[me].vc = (int32_t)(2 * nf + col);
+        f->nodes[me].thr = 0.5;
+    } else {
+        Py_ssize_t len = bits ? (Py_ssize_t)off + nbits : (Py_ssize_t)s_off + s_bits;
+        Py_ssize_t t = flat_table(f, na_right, v10 ? 0 : na_right, len);
+        if (t < 0)
+            return -1;
+        uint8_t *lv = f->tables + t + 2;
+        if (bits) {
+            memset(lv, na_right && !v10, off);
+            for (uint32_t k = 0; k < nbits; k++)
+                lv[off + k] = (bits[k >> 3] >> (k & 7)) & 1;
+        } else { /* NAvsREST after a bitset: outside the stale bitset's range is NA */
+            memset(lv, na_right, s_off);
+            memset(lv + s_off, 0, s_bits);
+        }
+        f->nodes[me].kind = TABLE;
+        f->nodes[me].vc = (int32_t)col;
+        f->nodes[me].thr = NAN;
+        f->nodes[me].tbl_off = (int32_t)t;
+        f->nodes[me].tbl_len = (int32_t)len;
+        f->code_col[col] = 1;
+    }
+    const uint32_t lmask = nt & 0x33;
+    int32_t left, right;
+    *pos = p - b;
+    if (lmask == 48) {
+        left = flat_leaf(f, p);
+        *pos += 4;
+    } else {
+        *pos += lmask + 1;
+        left = flat_node(f, b, pos, stale, s_off, s_bits);
+    }
+    if (left < 0)
+        return -1;
+    if ((nt & 0xC0) == 0xC0) {
+        right = flat_leaf(f, b + *pos);
+        *pos += 4;
+    } else {
+        right = flat_node(f, b, pos, stale, s_off, s_bits);
+    }
+    if (right < 0)
+        return -1;
+    f->nodes[me].child[0] = left, f->nodes[me].child[1] = right;
+    return me;
+}
+
+/* tree_flatten(trees, offsets, nf, flags) -> (nodes, tables, roots, code_cols) as bytes, in
+ * tree_sums' layout; a missing tree (offset -1) points at a zero leaf. MemoryError if too big. */
+static PyObject *tree_flatten(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer trees, offsets;
+    Flat f = {0};
+    if (!PyArg_ParseTuple(args, "y*y*ni", &trees, &offsets, &f.nf, &f.flags))
+        return NULL;
+    Py_ssize_t T = offsets.len / (Py_ssize_t)sizeof(int64_t);
+    const int64_t *off = offsets.buf;
+    int32_t *roots = malloc(sizeof(int32_t) * (T + 1));
+    f.code_col = calloc(f.nf + 1, 1);
+    int ok = roots && f.code_col;
+    for (Py_ssize_t i = 0; ok && i < T; i++) {
+        roots[i] = -1;
+        if (off[i] >= 0 && off[i] < trees.len) {
+            Py_ssize_t pos = (Py_ssize_t)off[i];
+            roots[i] = flat_node(&f, trees.buf, &pos, 0, 0, 0);
+            ok = roots[i] >= 0;
+        }
+    }
+    int32_t zero = ok ? flat_new(&f) : -1;
+    ok = ok && zero >= 0 && flat_table(&f, 0, 0, 0) >= 0; /* tables never empty */
+    PyObject *res = NULL;
+    if (ok) {
+        for (Py_ssize_t i = 0; i < T; i++)
+            if (roots[i] < 0)
+                roots[i] = zero;
+        Py_ssize_t nc = 0;
+        int32_t *cols = malloc(sizeof(int32_t) * (f.nf + 1));
+        if (cols) {
+            for (Py_ssize_t c = 0; c < f.nf; c++)
+                if (f.code_col[c])
+                    cols[nc++] = (int32_t)c;
+            res = Py_BuildValue("(y#y#y#y#)", (const char *)f.nodes, f.n * (Py_ssize_t)sizeof(Node),
+                                (const char *)f.tables, f.tn, (const char *)roots,
+                                T * (Py_ssize_t)sizeof(int32_t), (const char *)cols,
+                                nc * (Py_ssize_t)sizeof(int32_t));
+            free(cols);
+        }
+    }
+    free(f.nodes);
+    free(f.tables);
+    free(f.code_col);
+    free(roots);
+    PyBuffer_Release(&trees);
+    PyBuffer_Release(&offsets);
+    if (!res && !PyErr_Occurred())
+        PyErr_NoMemory();
+    return res;
+}
+
+/* ---- XGBoost --------------------------------------------------------------------------------- */
+
+/* A booster node as the legacy binary model stores it (20 bytes): leaves have cleft == -1; the
+ * top bit of sindex is "missing goes left", the rest the feature; value is the split condition or
+ * the leaf value. Trees are walked in place, in float32 like xgboost-predictor. */
+typedef struct {
+    int32_t parent, cleft, cright;
+    uint32_t sindex;
+    float value;
+} XNode;
+
+/* xgb_check(nodes, n_nodes) -> (highest split feature or -1, depth): every child in range, every
+ * node reached once from the root, every split condition finite. ValueError / NotImplementedError. */
+static PyObject *xgb_check(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y*n", &b, &n))
+        return NULL;
+    const char *why = NULL;
+    PyObject *exc = PyExc_ValueError;
+    long max_col = -1, max_depth = 0;
+    int32_t *stack = NULL, *depth = NULL;
+    uint8_t *seen = NULL;
+    if (n <= 0 || b.len < n * (Py_ssize_t)sizeof(XNode)) {
+        why = "xgboost tree is truncated";
+    } else {
+        stack = malloc(sizeof(int32_t) * n), depth = malloc(sizeof(int32_t) * n), seen = calloc(n, 1);
+        if (!stack || !depth || !seen)
+            why = "out of memory";
+    }
+    const XNode *t = b.buf;
+    Py_ssize_t top = 0;
+    if (!why)
+        stack[top] = 0, depth[top++] = 0;
+    while (!why && top) {
+        top--;
+        int32_t i = stack[top], d = depth[top];
+        if (seen[i]) {
+            why = "xgboost tree is not a tree (cycle or shared node)";
+            break;
+        }
+        seen[i] = 1;
+        if (d > max_depth)
+            max_depth = d;
+        if (t[i].cleft == -1)
+            continue;
+        if (t[i].cleft < 0 || t[i].cleft >= n || t[i].cright < 0 || t[i].cright >= n) {
+            why = "xgboost tree child index out of range";
+        } else if (!isfinite(t[i].value)) {
+            why = "xgboost split on a non-finite value", exc = PyExc_NotImplementedError;
+        } else if (top + 2 > n) {
+            why = "xgboost tree is not a tree (cycle or shared node)";
+        } else {
+            long col = (long)(t[i].sindex & 0x7FFFFFFFu);
+            if (col > max_col)
+                max_col = col;
+            stack[top] = t[i].cleft, depth[top++] = d + 1;
+            stack[top] = t[i].cright, depth[top++] = d + 1;
+        }
+    }
+    free(stack), free(depth), free(seen);
+    PyBuffer_Release(&b);
+    if (why) {
+        PyErr_SetString(exc, why);
+        return NULL;
+    }
+    return Py_BuildValue("(ll)", max_col, max_depth);
+}
+
+enum { XGB_RAW = 0, XGB_LOGISTIC = 1, XGB_SOFTPROB = 2, XGB_EXP = 3 };
+
+typedef struct {
+    const double *raw;
+    Py_ssize_t nf, cats, cw;
+    const int64_t *cat_off; /* cats + 1 */
+    const int32_t *cat_map; /* per one-hot slot, its categorical */
+    int use_all, sparse;
+    int64_t *hot;
+} XRow;
+
+/* GenModel.setCats: the hot slot of each categorical; NaN and levels past the domain: the last. */
+static void xgb_hot(XRow *r) {
+    for (Py_ssize_t c = 0; c < r->cats; c++) {
+        double v = r->raw[c];
+        int64_t lo = r->cat_off[c], hi = r->cat_off[c + 1], h;
+        if (isnan(v)) {
+            h = hi - 1;
+        } else {
+            int64_t k = (int64_t)trunc(fmin(fmax(v, -2147483648.0), 2147483647.0));
+            h = r->use_all ? k + lo : (k != 0 ? k - 1 + lo : -1);
+            if (h >= hi)
+                h = hi - 1;
+        }
+        r->hot[c] = h;
+    }
+}
+
+/* OneHotEncoderFactory.fromArray for feature s, as float32 (NaN = missing). */
+static inline float xgb_feature(const XRow *r, uint32_t s) {
+    if ((Py_ssize_t)s < r->cw)
+        return r->hot[r->cat_map[s]] == (int64_t)s ? 1.0f : (r->sparse ? NAN : 0.0f);
+    float f = (float)r->raw[r->cats + (s - r->cw)];
+    return r->sparse && f == 0.0f ? NAN : f;
+}
+
+static inline float xgb_leaf(const XNode *t, const XRow *r) {
+    int32_t i = 0;
+    while (t[i].cleft != -1) {
+        float f = xgb_feature(r, t[i].sindex & 0x7FFFFFFFu);
+        int right = isnan(f) ? !(t[i].sindex >> 31) : !(f < t[i].value);
+        i = right ? t[i].cright : t[i].cleft;
+    }
+    return t[i].value;
+}
+
+/* The objective on one row's margins y[0..G), in place, in float32. */
+static void xgb_objective(float *y, Py_ssize_t G, int objective) {
+    for (Py_ssize_t g = 0; g < G; g++) {
+        if (objective == XGB_LOGISTIC)
+            y[g] = 1.0f / (1.0f + (float)exp(-(double)y[g]));
+        else if (objective == XGB_EXP)
+            y[g] = (float)exp((double)y[g]);
+    }
+    if (objective == XGB_SOFTPROB) {
+        float mx = y[0];
+        for (Py_ssize_t g = 1; g < G; g++) /* np.maximum: NaN wins */
+            mx = (isnan(y[g]) || isnan(mx)) ? NAN : (y[g] > mx ? y[g] : mx);
+        double sum = 0.0;
+        for (Py_ssize_t g = 0; g < G; g++) {
+            y[g] = (float)exp((double)(y[g] - mx));
+            sum += (double)y[g];
+        }
+        for (Py_ssize_t g = 0; g < G; g++)
+            y[g] = y[g] / (float)sum;
+    }
+}
+
+/* xgb_score(raw, n, nf, cats, cat_offsets, cat_map, use_all, sparse, nodes, tree_at, tree_group,
+ *           weights, n_groups, base, old_order, objective, out): per row, the booster's output
+ * per group in float32 (margins summed in tree order from base, or from 0 with base added last
+ * for boosters up to 1.2; dart trees scaled by their drop weight), through the objective. */
+static PyObject *xgb_score(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer raw, cat_off, cat_map, nodes, tree_at, tree_group, weights, base, out;
+    Py_ssize_t n, G;
+    XRow r;
+    int old_order, objective;
+    if (!PyArg_ParseTuple(args, "y*nnny*y*iiy*y*y*y*ny*iiw*", &raw, &n, &r.nf, &r.cats, &cat_off,
+                          &cat_map, &r.use_all, &r.sparse, &nodes, &tree_at, &tree_group, &weights,
+                          &G, &base, &old_order, &objective, &out))
+        return NULL;
+    const Py_ssize_t T = tree_at.len / (Py_ssize_t)sizeof(int64_t);
+    r.cw = cat_map.len / (Py_ssize_t)sizeof(int32_t);
+    const Py_ssize_t n_nodes = nodes.len / (Py_ssize_t)sizeof(XNode);
+    const Py_ssize_t nb = base.len / (Py_ssize_t)sizeof(float);
+    int ok = n >= 0 && G > 0 && r.cats >= 0 && r.cats <= r.nf &&
+             raw.len >= (Py_ssize_t)(n * r.nf * sizeof(double)) &&
+             cat_off.len >= (Py_ssize_t)((r.cats + 1) * sizeof(int64_t)) &&
+             tree_group.len >= (Py_ssize_t)(T * sizeof(int32_t)) &&
+             (weights.len == 0 || weights.len >= (Py_ssize_t)(T * sizeof(float))) &&
+             (nb == 1 || nb >= n) && out.len >= (Py_ssize_t)(n * G * sizeof(float));
+    const int64_t *at = tree_at.buf;
+    const int32_t *grp = tree_group.buf;
+    for (Py_ssize_t t = 0; ok && t < T; t++)
+        ok = at[t] >= 0 && at[t] < n_nodes && grp[t] >= 0 && grp[t] < G;
+    for (Py_ssize_t c = 0; ok && c < r.cw; c++)
+        ok = ((const int32_t *)cat_map.buf)[c] >= 0 && ((const int32_t *)cat_map.buf)[c] < r.cats;
+    float *acc = ok ? malloc(sizeof(float) * (G + 1)) : NULL;
+    int64_t *hot = ok ? malloc(sizeof(int64_t) * (r.cats + 1)) : NULL;
+    int32_t *seen = ok ? malloc(sizeof(int32_t) * (G + 1)) : NULL;
+    if (ok && acc && hot && seen) {
+        const XNode *nd = nodes.buf;
+        const float *w = weights.len ? weights.buf : NULL, *b0 = base.buf;
+        float *o = out.buf;
+        r.cat_off = cat_off.buf, r.cat_map = cat_map.buf, r.hot = hot;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            r.raw = (const double *)raw.buf + i * r.nf;
+            xgb_hot(&r);
+            const float b = b0[nb == 1 ? 0 : i];
+            for (Py_ssize_t g = 0; g < G; g++)
+                acc[g] = old_order ? 0.0f : b, seen[g] = 0;
+            for (Py_ssize_t t = 0; t < T; t++) { /* in tree order */
+                float v = xgb_leaf(nd + at[t], &r);
+                if (w)
+                    v = v * w[seen[grp[t]]];
+                seen[grp[t]]++;
+                acc[grp[t]] += v;
+            }
+            float *y = o + i * G;
+            for (Py_ssize_t g = 0; g < G; g++)
+                y[g] = old_order ? acc[g] + b : acc[g];
+            xgb_objective(y, G, objective);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(acc), free(hot), free(seen);
+    Py_buffer *all[] = {&raw, &cat_off, &cat_map, &nodes, &tree_at, &tree_group, &weights, &base, &out};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        PyBuffer_Release(all[i]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "xgb_score: array sizes do not match");
+        return NULL;
+    }
+    if (!acc || !hot || !seen)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* ---- DeepLearning ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -261,6 +996,179 @@ static PyObject *layer(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- one record --------------------------------------------------------------------------------- */
+
+/* encode_record(record, index, levels, nf) -> list of nf floats, or None. The JSON-typed fast path of
+ * RowSchema.encode_row: a float (or int) for a numeric column, a known level (str) for a categorical
+ * one; columns not given are NaN, names not in index are ignored. Anything else (another type, an
+ * unknown level, a huge int) gives None, and Python encodes the record with its full rules. */
+static PyObject *encode_record(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *rec, *index, *levels;
+    Py_ssize_t nf;
+    if (!PyArg_ParseTuple(args, "OO!O!n", &rec, &PyDict_Type, &index, &PyList_Type, &levels, &nf))
+        return NULL;
+    if (!PyDict_Check(rec) || nf < 0 || PyList_GET_SIZE(levels) < nf)
+        Py_RETURN_NONE;
+    double stack[64], *row = nf <= 64 ? stack : malloc(sizeof(double) * nf);
+    if (!row)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < nf; i++)
+        row[i] = NAN;
+    PyObject *key, *v;
+    Py_ssize_t pos = 0;
+    int ok = 1;
+    while (ok && PyDict_Next(rec, &pos, &key, &v)) {
+        PyObject *at = PyDict_GetItemWithError(index, key);
+        if (!at) {
+            if (PyErr_Occurred())
+                PyErr_Clear(), ok = 0; /* an unhashable key: let Python say so */
+            continue;
+        }
+        Py_ssize_t i = PyLong_AsSsize_t(at);
+        if (i < 0 || i >= nf) {
+            PyErr_Clear();
+            ok = 0;
+            break;
+        }
+        PyObject *lv = PyList_GET_ITEM(levels, i);
+        if (lv == Py_None) {
+            if (PyFloat_CheckExact(v)) {
+                row[i] = PyFloat_AS_DOUBLE(v);
+            } else if (PyLong_CheckExact(v)) {
+                row[i] = PyLong_AsDouble(v);
+                if (row[i] == -1.0 && PyErr_Occurred())
+                    PyErr_Clear(), ok = 0;
+            } else {
+                ok = 0;
+            }
+        } else if (PyUnicode_CheckExact(v) && PyDict_CheckExact(lv)) {
+            PyObject *j = PyDict_GetItemWithError(lv, v);
+            if (!j) {
+                PyErr_Clear();
+                ok = 0;
+            } else {
+                row[i] = (double)PyLong_AsLongLong(j);
+                if (PyErr_Occurred())
+                    PyErr_Clear(), ok = 0;
+            }
+        } else {
+            ok = 0;
+        }
+    }
+    PyObject *out = NULL;
+    if (ok && (out = PyList_New(nf))) {
+        for (Py_ssize_t i = 0; i < nf; i++) {
+            PyObject *f = PyFloat_FromDouble(row[i]);
+            if (!f) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyList_SET_ITEM(out, i, f);
+        }
+    }
+    if (row != stack)
+        free(row);
+    if (!ok)
+        Py_RETURN_NONE;
+    return out;
+}
+
+/* glm_eta(row, cats, offsets, use_all, beta, beta_at, nums) -> (eta, bad column or -1). GLM's
+ * linear predictor for one row, added in genmodel's order: categorical terms, numeric terms (each
+ * beta * x), intercept (beta[-1]); beta_at is where this class's coefficients start. */
+static PyObject *glm_eta(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *row;
+    Py_buffer offsets, beta;
+    Py_ssize_t cats, nums, at, noff;
+    int use_all;
+    if (!PyArg_ParseTuple(args, "Ony*iy*nnn", &row, &cats, &offsets, &use_all, &beta, &at, &noff, &nums))
+        return NULL;
+    const int64_t *off = offsets.buf;
+    const double *b = beta.buf;
+    const Py_ssize_t nb = beta.len / (Py_ssize_t)sizeof(double), P = noff + cats + nums + 1;
+    PyObject *seq = PySequence_Fast(row, "glm_eta: row is not a sequence");
+    int ok = seq && offsets.len >= (Py_ssize_t)((cats + 1) * sizeof(int64_t)) && at >= 0 &&
+             at + P <= nb && PySequence_Fast_GET_SIZE(seq) >= cats + nums && cats >= 0 && nums >= 0;
+    for (Py_ssize_t i = 0; ok && i < cats; i++)
+        ok = off[i] >= 0 && off[i] <= off[i + 1] && off[i + 1] <= noff + cats + nums + 1;
+    double eta = 0.0;
+    Py_ssize_t bad = -1;
+    if (ok) {
+        PyObject **items = PySequence_Fast_ITEMS(seq);
+        b += at;
+        int first = 1;
+        for (Py_ssize_t i = 0; i < cats + nums && bad < 0; i++) {
+            double v = PyFloat_AsDouble(items[i]), t;
+            if (v == -1.0 && PyErr_Occurred()) {
+                ok = 0;
+                break;
+            }
+            if (i < cats) {
+                const int level = isfinite(v) && v >= 0 && v == trunc(v);
+                const double width = (double)(off[i + 1] - off[i]);
+                if (use_all) {
+                    if (!level) {
+                        bad = i;
+                        break;
+                    }
+                    t = v < width ? b[off[i] + (int64_t)v] : 0.0;
+                } else if (v != 0) {
+                    if (!level) {
+                        bad = i;
+                        break;
+                    }
+                    t = v - 1 < width ? b[off[i] + (int64_t)v - 1] : 0.0;
+                } else {
+                    t = 0.0;
+                }
+            } else {
+                t = b[noff + i] * v;
+            }
+            eta = first ? t : eta + t;
+            first = 0;
+        }
+        if (ok && bad < 0)
+            eta = first ? b[P - 1] : eta + b[P - 1];
+    }
+    Py_XDECREF(seq);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&beta);
+    if (!ok) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "glm_eta: array sizes do not match");
+        return NULL;
+    }
+    return Py_BuildValue("(dn)", eta, bad);
+}
+
+/* activate(z, kind, ratio): a hidden layer's activation in place, as the plain-Python one-row path
+ * and genmodel compute it (kind 0 Rectifier, 1 Tanh, 2 ExpRectifier), then dropout's scaling by
+ * (1 - ratio) when ratio > 0. */
+static PyObject *activate(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer z;
+    int kind;
+    double ratio;
+    if (!PyArg_ParseTuple(args, "w*id", &z, &kind, &ratio))
+        return NULL;
+    double *v = z.buf;
+    const Py_ssize_t n = z.len / (Py_ssize_t)sizeof(double);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double a = v[i];
+        if (kind == 0)
+            a = 0.5 * (a + fabs(a));
+        else if (kind == 1)
+            a = 1.0 - 2.0 / (1.0 + exp(2.0 * a));
+        else
+            a = a >= 0 ? a : exp(isnan(a) ? a : fmin(a, 0.0)) - 1;
+        v[i] = ratio > 0 ? a * (1.0 - ratio) : a;
+    }
+    PyBuffer_Release(&z);
+    Py_RETURN_NONE;
+}
+
 /* ---- input checks ---------------------------------------------------------------------------- */
 
 /* first_bad_code(X, n, nf, n_levels): the lowest-numbered column whose entries are not all NaN or
@@ -299,6 +1207,15 @@ static PyObject *first_bad_code(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"tree_sums", tree_sums, METH_VARARGS, "Per-row, per-class sums of the trees' leaf values."},
+    {"tree_check", tree_check, METH_VARARGS, "Validate one compressed tree; its depth."},
+    {"tree_walk", tree_walk, METH_VARARGS, "Per-row, per-class leaf sums from compressed trees."},
+    {"tree_row", tree_row, METH_VARARGS, "tree_walk for one row given as a sequence."},
+    {"tree_flatten", tree_flatten, METH_VARARGS, "Compressed trees decoded into tree_sums' records."},
+    {"xgb_check", xgb_check, METH_VARARGS, "Validate one XGBoost tree; its top feature and depth."},
+    {"xgb_score", xgb_score, METH_VARARGS, "XGBoost outputs in float32, rows in place."},
+    {"encode_record", encode_record, METH_VARARGS, "One JSON-typed record as a row, or None."},
+    {"glm_eta", glm_eta, METH_VARARGS, "GLM's linear predictor for one row."},
+    {"activate", activate, METH_VARARGS, "A hidden layer's activation, in place."},
     {"layer", layer, METH_VARARGS, "One dense layer, summed as NeuralNetwork.formNNInputs."},
     {"first_bad_code", first_bad_code, METH_VARARGS, "The first column with an invalid level code."},
     {NULL, NULL, 0, NULL},

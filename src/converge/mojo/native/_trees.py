@@ -1,21 +1,21 @@
-"""Compressed H2O trees (GBM/DRF/XRT) flattened into arrays and walked for all rows at once.
+"""Compressed H2O trees (GBM/DRF/XRT), scored from the MOJO's own bytes.
 
-Each tree's pre-order byte stream is decoded once into node arrays. Every decision genmodel makes
-(NaN direction, out-of-domain levels, bitset range, numeric ``>=``) is reduced at load time to one
-of two forms, so scoring is a handful of NumPy gathers per tree level:
+A forest keeps every tree exactly as the MOJO stores it (``trees/tCC_GGG.bin``), concatenated into
+one byte string with one offset per tree: loading is reading the zip and one structural check per
+tree in C (``_kernels.tree_check``), with no per-node Python objects, and the compiled walker
+(``_kernels.tree_walk``) decides each node from its bytes, as genmodel's ``scoreTree`` does, for
+one row and for batches alike.
+
+Without the compiled kernels (no C compiler at install, or ``CONVERGE_MOJO_KERNEL=numpy``) the
+trees are decoded once into node arrays and walked for all rows at once in NumPy. Every decision
+genmodel makes (NaN direction, out-of-domain levels, bitset range, numeric ``>=``) is reduced at
+decode time to one of two forms, so scoring is a handful of NumPy gathers per tree level:
 
 * compare: ``go_right = V[row, col'] >= thr`` where ``col'`` selects one of three views of the
   input (NaN as -inf, NaN as +inf, or an is-missing indicator), chosen per node by its NA direction;
 * table: a per-node lookup on the integer level, with slots for "missing" and "outside the bitset".
 
 Leaves loop onto themselves, so every row simply takes ``max_depth`` steps.
-
-Where the compiled walker (``_kernels.c``, built at install when a C compiler is present) is
-importable, ``Forest`` hands it the nodes as 32-byte records instead: one pass per row with no
-level padding, which deep unbalanced forests (DRF) need. Those records are built in plain Python,
-so a forest loads and scores one row without NumPy (a cold start's largest cost). The NumPy
-walkers' arrays are derived from the same records the first time they are needed: when the
-extension is missing, or ``CONVERGE_MOJO_KERNEL=numpy`` turns it off.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ _I32 = struct.Struct("<i")
 # Column views (multiplied by n_features and added to the column index).
 _LO, _HI, _NA = 0, 1, 2
 _NA_CODE, _OOR_CODE = -1, -2
+#: batches of at least this many rows are walked over the flat records (built once, on first use)
+_FLAT_ROWS = 64
 #: rows x trees walked per NumPy pass; small enough to stay in cache
 _CHUNK_CELLS = 1 << 16
 #: rows x nodes up to which every node's test is evaluated up front (single-row latency)
@@ -54,11 +56,13 @@ _DEEP = 8
 
 _NA_LEFT = (2, 4)  # NaSplitDir NALeft, Left
 _NA_VS_REST = 1
-# the compiled walker's node record (see _kernels.c): thr, vc, kind, left, right, tbl_off, tbl_len
+# a decoded node record: thr, vc, kind, left, right, tbl_off, tbl_len
 _NODE = struct.Struct("<diiiiii")
 _NODE_FIELDS = [("thr", "<f8"), ("vc", "<i4"), ("kind", "<i4"), ("left", "<i4"), ("right", "<i4"),
                 ("tbl_off", "<i4"), ("tbl_len", "<i4")]
 _K_LEAF, _K_COMPARE, _K_TABLE = 0, 1, 2
+# the compiled walker's flags (see _kernels.c)
+_NBITS_I32, _V1_0 = 1, 2
 
 
 class _Builder:
@@ -229,18 +233,10 @@ class _Builder:
         return me, pos
 
 
-class Forest:
-    """All trees of one tree model, scored together.
-
-    ``sums(X)`` returns, per row and per tree class, the float32 leaf values summed in float64 in
-    tree order, exactly as ``SharedTreeMojoModel.scoreTreeRange`` does; ``row_sums(row)`` does the
-    same for one row given as a list, without NumPy.
-
-    The forest is kept in the compiled walker's layout, built here in plain Python: one 32-byte
-    record per node (a leaf keeps its value in ``thr``; a table node names its column in ``vc``),
-    the level tables as bytes, and one root per (class, group), a missing tree pointing at a shared
-    zero leaf. All of it pickles as a few byte strings.
-    """
+class _Records:
+    """A forest decoded into 32-byte node records (leaf value in ``thr``; a table node names its
+    column in ``vc``), the level tables as bytes, and one root per (class, group), a missing tree
+    pointing at a shared zero leaf: what the NumPy walkers index."""
 
     def __init__(self, builder: _Builder, roots: list[list[int]]):
         b = builder
@@ -255,15 +251,35 @@ class Forest:
         thr = [v if lf else t for lf, v, t in zip(leaf, b.value, b.thr)] + [0.0]
         vc = [c if tb else v for tb, c, v in zip(table, b.col, b.view_col)] + [0]
         kind = [_K_LEAF if lf else _K_TABLE if tb else _K_COMPARE for lf, tb in zip(leaf, table)]
-        self.kernel_nodes = b"".join(starmap(_NODE.pack, zip(
+        self.nodes = b"".join(starmap(_NODE.pack, zip(
             thr, vc, kind, b.left + [zero], b.right + [zero], b.tbl_off + [0], b.tbl_len + [0])))
-        self.kernel_tables = bytes(b.tables)
-        self.kernel_roots = array("i", [r if r >= 0 else zero for group in roots for r in group])
-        self.kernel_code_cols = array("i", sorted({c for c, tb in zip(b.col, b.tbl_node) if tb}))
+        self.tables = bytes(b.tables)
+        self.roots = array("i", [r if r >= 0 else zero for group in roots for r in group])
+
+
+class Forest:
+    """All trees of one tree model, scored together.
+
+    ``sums(X)`` returns, per row and per tree class, the float32 leaf values summed in float64 in
+    tree order, exactly as ``SharedTreeMojoModel.scoreTreeRange`` does; ``row_sums(row)`` does the
+    same for one row given as a list, without NumPy. ``trees`` holds every tree's bytes back to
+    back and ``offsets[k * n_groups + g]`` where tree (class k, group g) starts (-1: no tree).
+    """
+
+    def __init__(self, trees: bytes, offsets: array, n_tpc: int, n_groups: int, cat_lens,
+                 version: float, source: str):
+        self.trees = trees
+        self.offsets = offsets
+        self.n_tpc = n_tpc
+        self.n_groups = n_groups
+        self.nf = len(cat_lens)
+        self.version = version
+        self.source = source
         # per feature, the level count past which a code is NA (mojo >= 1.2); NaN: never
-        new_codes = b.version >= 1.2 or b.version not in (1.0, 1.1)
-        self.cat_ub = array("d", [n if n is not None and new_codes else math.nan
-                                  for n in b.cat_lens])
+        self.cat_ub = array("d", [n if n is not None and _new_codes(version) else math.nan
+                                  for n in cat_lens])
+        self.flags = (_NBITS_I32 if _new_codes(version) else 0) | (_V1_0 if version == 1.0 else 0)
+        self.cat_lens = list(cat_lens)
 
     def sums(self, X: np.ndarray) -> np.ndarray:
         """Per-class tree sums, shape (n_rows, n_tpc)."""
@@ -274,44 +290,73 @@ class Forest:
             return self.numpy_sums(X)
         X = np.ascontiguousarray(X, dtype=np.float64)
         out = np.empty((n, self.n_tpc))
-        self._kernel_sums(X, n, out)
+        flat = self.flat if n >= _FLAT_ROWS else None
+        if flat is None:
+            self._walk(X, n, out)
+        else:
+            nodes, tables, roots, code_cols = flat
+            _compiled.kernels.tree_sums(X, n, self.nf, nodes, tables, self.cat_ub, code_cols,
+                                        roots, self.n_tpc, self.n_groups, out)
         return out
 
     def row_sums(self, row: list[float]) -> list[float]:
         """``sums`` of one row, through the compiled walker (the caller checked it is built)."""
-        out = array("d", bytes(8 * self.n_tpc))
-        if self.n_groups:
-            self._kernel_sums(array("d", row), 1, out)
-        return out.tolist()
+        return _compiled.kernels.tree_row(row, self.nf, self.trees, self.offsets, self.cat_ub,
+                                          self.flags, self.n_tpc, self.n_groups)
 
-    def _kernel_sums(self, X, n: int, out) -> None:
-        _compiled.kernels.tree_sums(
-            X, n, self.nf, self.kernel_nodes, self.kernel_tables, self.cat_ub,
-            self.kernel_code_cols, self.kernel_roots, self.n_tpc, self.n_groups, out,
-        )  # fmt: skip
+    def _walk(self, X, n: int, out) -> None:
+        _compiled.kernels.tree_walk(X, n, self.nf, self.trees, self.offsets, self.cat_ub,
+                                    self.flags, self.n_tpc, self.n_groups, out)
 
     def numpy_sums(self, X: np.ndarray) -> np.ndarray:
         """``sums`` by the NumPy walkers (the fallback, and the cross-check of the compiled one)."""
         return self.walkers.sums(X)
 
+    def __getstate__(self) -> dict:
+        """Pickled (to hand a parsed model to another process) as the bytes alone: the decoded
+        layouts are rebuilt where they are needed."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("flat", "records", "walkers")}
+
+    @cached_property
+    def flat(self) -> tuple[bytes, bytes, bytes, bytes] | None:
+        """The trees decoded in C into fixed-size node records, built on the first big batch:
+        about 2.5x the batch throughput of walking the bytes, for 32 bytes per node (None if
+        the level tables would be too large; batches then walk the bytes)."""
+        try:
+            return _compiled.kernels.tree_flatten(self.trees, self.offsets, self.nf, self.flags)
+        except MemoryError:
+            return None
+
+    @cached_property
+    def records(self) -> _Records:
+        """The trees decoded node by node (in Python: slow for big forests, used without C)."""
+        b = _Builder(self.nf, self.version, self.cat_lens, self.source)
+        view = memoryview(self.trees)
+        roots = [[-1] * self.n_groups for _ in range(self.n_tpc)]
+        for k in range(self.n_tpc):
+            for g in range(self.n_groups):
+                at = self.offsets[k * self.n_groups + g]
+                if at >= 0:
+                    roots[k][g] = b.parse(view[at:], f"trees/t{k:02d}_{g:03d}.bin")
+        return _Records(b, roots)
+
     @cached_property
     def walkers(self) -> _Walkers:
-        return _Walkers(self)
+        return _Walkers(self.records, self.cat_ub)
 
 
 class _Walkers:
     """The NumPy walkers and the node arrays they index, derived from a forest's records."""
 
-    def __init__(self, forest: Forest):
-        f = forest
+    def __init__(self, f: _Records, cat_ub: array):
         nf = self.nf = f.nf
         self.version = f.version
         self.max_depth = f.max_depth
-        self.roots = np.frombuffer(f.kernel_roots, dtype=np.int32).astype(np.intp).reshape(
+        self.roots = np.frombuffer(f.roots, dtype=np.int32).astype(np.intp).reshape(
             f.n_tpc, f.n_groups)
         self.flat_roots = self.roots.ravel()
         ip = np.intp
-        rec = np.frombuffer(f.kernel_nodes, dtype=np.dtype(_NODE_FIELDS))
+        rec = np.frombuffer(f.nodes, dtype=np.dtype(_NODE_FIELDS))
         leaf = rec["kind"] == _K_LEAF
         self.tbl_node = rec["kind"] == _K_TABLE
         self.has_tables = bool(self.tbl_node.any())
@@ -325,8 +370,8 @@ class _Walkers:
         self.child[1::2] = rec["right"]
         self.tbl_off = rec["tbl_off"].astype(ip)
         self.tbl_len = rec["tbl_len"].astype(ip)
-        self.tables = np.frombuffer(f.kernel_tables, dtype=np.bool_)
-        self.cat_ub = np.frombuffer(f.cat_ub, dtype=np.float64)
+        self.tables = np.frombuffer(f.tables, dtype=np.bool_)
+        self.cat_ub = np.frombuffer(cat_ub, dtype=np.float64)
         self.has_cat_ub = bool(np.isfinite(self.cat_ub).any())
         # "Doubled" state: a walker holds s = 2*node, and s + go_right indexes the child table
         # directly; per-node arrays are repeated twice so they can be indexed by s as well.
@@ -557,15 +602,39 @@ class _Walkers:
         return s
 
 
+def _new_codes(version: float) -> bool:
+    """MOJO >= 1.2: bitsets give their size in bits, and levels past the domain are NA."""
+    return version >= 1.2 or version not in (1.0, 1.1)
+
+
 def load_forest(archive, info, n_tpc: int, n_groups: int) -> Forest:
-    """Decode ``trees/tCC_GGG.bin`` for every class and group of a tree model."""
+    """Read ``trees/tCC_GGG.bin`` for every class and group of a tree model, and check each one."""
     nf = info.n_features
     cat_lens = [None if d is None else len(d) for d in info.domains[:nf]]
-    b = _Builder(nf, info.mojo_version, cat_lens, info.source)
-    roots = [[-1] * n_groups for _ in range(n_tpc)]
-    for i in range(n_tpc):
-        for j in range(n_groups):
-            name = f"trees/t{i:02d}_{j:03d}.bin"
+    parts: list[bytes] = []
+    offsets = array("q", [-1] * (n_tpc * n_groups))
+    at = 0
+    for k in range(n_tpc):
+        for g in range(n_groups):
+            name = f"trees/t{k:02d}_{g:03d}.bin"
             if archive.exists(name):
-                roots[i][j] = b.parse(archive.read_bytes(name), name)
-    return Forest(b, roots)
+                buf = archive.read_bytes(name)
+                offsets[k * n_groups + g] = at
+                parts.append(buf)
+                at += len(buf)
+    forest = Forest(b"".join(parts), offsets, n_tpc, n_groups, cat_lens, info.mojo_version,
+                    info.source)
+    kernels = _compiled.kernels
+    if kernels is None:
+        forest.records  # noqa: B018 - decoding is the check without the compiled kernels
+        return forest
+    for (k, g), buf in zip(((k, g) for k in range(n_tpc) for g in range(n_groups)
+                            if offsets[k * n_groups + g] >= 0), parts):
+        name = f"trees/t{k:02d}_{g:03d}.bin"
+        try:
+            kernels.tree_check(buf, nf, forest.flags)
+        except ValueError as e:
+            raise CorruptMojoError(f"{name}: {e}", info.source) from None
+        except NotImplementedError as e:
+            raise UnsupportedMojoError(f"{name}: {e}", info.source) from None
+    return forest

@@ -112,6 +112,8 @@ class DeepLearningScorer(NativeScorer):
         self.act = str(info.require("activation"))
         if self.act not in _ACTS:
             raise UnsupportedMojoError(f"activation {self.act!r}", info.source)
+        self.dropout = self.act.endswith("WithDropout")
+        self.act_kind = 0 if self.act.startswith("Rectifier") else 1 if self.act.startswith("Tanh") else 2
         self.family = str(info.require("distribution"))
         if self.family == "modified_huber":
             raise UnsupportedMojoError("modified_huber DeepLearning (genmodel returns constants)", info.source)
@@ -227,18 +229,6 @@ class DeepLearningScorer(NativeScorer):
     def rows_without_numpy(self) -> bool:
         return _compiled.kernels is not None
 
-    def _hidden_row(self, z: list[float], ratio: float) -> list[float]:
-        a = self.act
-        if a.startswith("Rectifier"):
-            out = [0.5 * (v + abs(v)) for v in z]
-        elif a.startswith("Tanh"):
-            out = [1.0 - 2.0 / (1.0 + _scalar.exp(2.0 * v)) for v in z]
-        else:
-            out = [v if v >= 0 else _scalar.exp(_scalar.minimum(v, 0.0)) - 1 for v in z]
-        if a.endswith("WithDropout") and ratio > 0:
-            out = [v * (1.0 - ratio) for v in out]
-        return out
-
     def _hot_row(self, row: list[float]) -> list[int]:
         """``cat_hot_index`` for one row."""
         hot = []
@@ -268,7 +258,9 @@ class DeepLearningScorer(NativeScorer):
             z = array("d", bytes(8 * n_out))
             _compiled.kernels.layer(hot, 1, len(hot), array("d", x), len(x), width, wt,
                                     len(wt) // max(n_out, 1), b, n_out, z)
-            x = self._hidden_row(z.tolist(), ratio) if li < last else z.tolist()
+            if li < last:  # the activation (and dropout's scaling) in place
+                _compiled.kernels.activate(z, self.act_kind, ratio if self.dropout else 0.0)
+            x = z.tolist()
             hot, width = array("q"), 0  # the next layer's inputs are all numeric
         if self.n_classes > 1:
             m = x[0]

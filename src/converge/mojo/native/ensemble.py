@@ -50,6 +50,7 @@ class StackedEnsembleScorer(NativeScorer):
         self.n_base = int(g("base_models_num", 0))
         self.meta = load(str(info.require("metalearner")))
         self.bases: list[tuple[int, NativeScorer, list[int]]] = []
+        self._identity = list(range(self.n_features))
         names = info.columns
         nf = self.n_features
         for i in range(self.n_base):
@@ -65,6 +66,8 @@ class StackedEnsembleScorer(NativeScorer):
                 if j >= nf:
                     raise UnsupportedMojoError(f"base model {key!r} reads non-feature {f!r}", info.source)
                 mapping.append(j)
+            if mapping == list(range(nf)):
+                mapping = self._identity
             self.bases.append((i, scorer, mapping))
         K = self.n_classes
         width = self.n_base * K if K > 2 else self.n_base
@@ -98,7 +101,10 @@ class StackedEnsembleScorer(NativeScorer):
         K = self.n_classes
         bp = [0.0] * (self.n_base * K if K > 2 else self.n_base)
         for i, scorer, mapping in self.bases:
-            preds = scorer.score_row([row[j] for j in mapping], None)
+            # a base model that reads the ensemble's columns in order takes the row as it is
+            # (score_row never changes the row it is given)
+            preds = scorer.score_row(row if mapping is self._identity else [row[j] for j in mapping],
+                                     None)
             if K > 2:
                 bp[i * K : (i + 1) * K] = preds[1 : K + 1]
             else:

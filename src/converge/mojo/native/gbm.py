@@ -99,6 +99,7 @@ class GbmScorer(TreeScorer):
             )
         self.link = str(link)
         self.init_f = float(info.get("init_f", 0.0))
+        self.bernoulli_like = self.family in ("bernoulli", "quasibinomial", "modified_huber")
         if self.family == "ordinal" or self.link in ("ologit", "ologlog", "oprobit"):
             raise UnsupportedMojoError("ordinal GBM is not implemented natively", info.source)
 
@@ -132,7 +133,7 @@ class GbmScorer(TreeScorer):
     def score_row(self, row, offset):
         S = self.forest.row_sums(row)
         off = 0.0 if offset is None else offset
-        if self.family in ("bernoulli", "quasibinomial", "modified_huber"):
+        if self.bernoulli_like:
             p1 = gbm_link_inv_row(self.link, S[0] + self.init_f + off)
             return finish_classification_row(self, [1.0 - p1, p1], row)
         if self.family == "multinomial":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from array import array
+
 from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, InvalidInputError, UnsupportedMojoError
-from . import _scalar
+from . import _compiled, _scalar
 from ._base import NativeScorer, lazy_array
 
 np = numpy_when_used(__name__)
@@ -36,10 +38,12 @@ class GlmScorer(NativeScorer):
         self.nums = int(g("nums", -1))
         # plain lists: the one-row path reads them; the batch path reads their arrays below
         self.offsets_list = [int(v) for v in g("cat_offsets", [])]
+        self.kernel_offsets = array("q", self.offsets_list or [0])
         self.modes_list = [float(v) for v in g("cat_modes", [])]
         self.means_list = [float(v) for v in g("num_means", [])]
         self.mean_imputation = bool(g("mean_imputation", False))
         self.beta_list = [float(v) for v in info.require("beta")]
+        self.kernel_beta = array("d", self.beta_list)
         self.link = str(g("link", ""))
         self.tweedie_power = float(g("tweedie_link_power", 0.0))
         if self.cats < 0 or self.nums < 0 or len(self.offsets_list) != self.cats + 1:
@@ -165,7 +169,16 @@ class GlmScorer(NativeScorer):
             self.info.source,
         )
 
-    def _eta_row(self, row: list[float], beta: list[float]) -> float:
+    def _eta_row(self, row: list[float], beta: list[float], at: int = 0) -> float:
+        """The linear predictor of one row; ``beta`` holds this class's coefficients, which start
+        at ``at`` in ``beta_list`` (the compiled kernel reads them there)."""
+        kernels = _compiled.kernels
+        if kernels is not None:
+            eta, bad = kernels.glm_eta(row, self.cats, self.kernel_offsets, self.use_all,
+                                       self.kernel_beta, at, self.noff, self.nums)
+            if bad >= 0:
+                self._bad_category(bad)
+            return eta
         cats, offsets = self.cats, self.offsets_list
         terms = []
         for i in range(cats):
@@ -225,7 +238,8 @@ class GlmScorer(NativeScorer):
             return [mu]
         self._check_row_offset(offset)
         P = self.P
-        E = [self._eta_row(row, self.beta_list[c * P : (c + 1) * P]) for c in range(self.n_classes)]
+        E = [self._eta_row(row, self.beta_list[c * P : (c + 1) * P], c * P)
+             for c in range(self.n_classes)]
         m = 0.0
         for e in E:  # a running max that starts at 0; NaN never wins
             if e > m:

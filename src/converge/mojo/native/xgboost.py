@@ -1,19 +1,38 @@
-"""XGBoost: the legacy binary booster parsed in NumPy, scored in float32 like xgboost-predictor."""
+"""XGBoost: the legacy binary booster, scored in float32 like xgboost-predictor.
+
+Loading keeps the booster's node records as they are stored (20 bytes each) with one offset per
+tree, checked in C; the compiled kernel (``_kernels.xgb_score``) walks them for one row or a batch,
+building each one-hot feature only when a split reads it, and applies the objective, all in
+float32. Without the compiled kernels the nodes are unpacked into NumPy arrays and walked level
+by level for all rows at once.
+"""
 
 from __future__ import annotations
 
 import struct
+from array import array
+from functools import cached_property
 
-import numpy as np
-
+from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, UnsupportedMojoError
+from . import _compiled
+from . import _scalar
 from ._base import NativeScorer
 from .deeplearning import cat_hot_index
 
-_NODE = np.dtype([("parent", "<i4"), ("cleft", "<i4"), ("cright", "<i4"), ("sindex", "<u4"),
-                  ("value", "<f4")])
-_F1 = np.float32(1.0)
+np = numpy_when_used(__name__)
+
+_NODE = [("parent", "<i4"), ("cleft", "<i4"), ("cright", "<i4"), ("sindex", "<u4"), ("value", "<f4")]
 _CHUNK_CELLS = 1 << 22
+_NODE_SIZE = 20
+_OBJECTIVE_CODES = {"binary:logistic": 1, "reg:logistic": 1, "multi:softprob": 2,
+                    "count:poisson": 3, "reg:gamma": 3, "reg:tweedie": 3}
+
+
+def _f32(x: float) -> float:
+    """x rounded to float32 (a float32 operation on float32 operands done in float64 and rounded
+    once gives the float32 result: double rounding is innocuous at 53 >= 2 * 24 + 2 bits)."""
+    return array("f", [x])[0]
 
 
 class _Reader:
@@ -41,9 +60,11 @@ class _Reader:
 
 
 class Booster:
-    """Trees of a gbtree/dart booster as flat arrays, grouped by output class."""
+    """Trees of a gbtree/dart booster: their node records back to back (``nodes``), where each
+    tree starts (``tree_at``, in nodes) and its output group (``tree_info``)."""
 
     def __init__(self, buf: bytes, source: str):
+        self.source = source
         r = _Reader(buf, source)
         head = r.take(4)
         if head == b"binf":
@@ -64,17 +85,128 @@ class Booster:
         num_trees, _roots, _nf, _pad, num_pbuffer, _nog, size_leaf_vector = r.unpack("iiiiqii")
         r.take(31 * 4 + 4)
         self.n_groups = self.num_class if self.num_class != 0 else 1
-        cols, conds, lefts, rights, dleft, values, roots = [], [], [], [], [], [], []
-        offset = 0
-        max_depth = 0
+        parts: list[bytes] = []
+        self.tree_at = array("q")
+        self.tree_nodes: list[int] = []
+        total = 0
         for _t in range(num_trees):
             p = r.unpack("iiiiii")
             r.take(31 * 4)
             n_nodes = p[1]
             if n_nodes <= 0 or n_nodes > 1 << 24:
                 raise CorruptMojoError(f"xgboost tree with {n_nodes} nodes", source)
-            nodes = np.frombuffer(r.take(n_nodes * 20), dtype=_NODE)
+            self.tree_at.append(total)
+            self.tree_nodes.append(n_nodes)
+            parts.append(r.take(n_nodes * _NODE_SIZE))
             r.take(n_nodes * 16)  # node stats: not used for prediction
+            total += n_nodes
+        self.nodes = b"".join(parts)
+        self.tree_info = array("i", struct.unpack(f"<{num_trees}i", r.take(4 * num_trees)))
+        if num_pbuffer != 0 and with_pbuffer:
+            r.take(2 * 4 * self.n_groups * num_pbuffer * (size_leaf_vector + 1))
+        self.weight_drop = None
+        if self.gbm == "dart" and num_trees:
+            (n,) = r.unpack("Q")
+            self.weight_drop = array("f", struct.unpack(f"<{n}f", r.take(4 * n)))
+        if any(g < 0 or g >= self.n_groups for g in self.tree_info):
+            raise CorruptMojoError("xgboost tree_info names a missing output group", source)
+        if self.weight_drop is not None:
+            for g in range(self.n_groups):
+                if self.tree_info.tolist().count(g) > len(self.weight_drop):
+                    raise CorruptMojoError("dart weight_drop is shorter than a tree group", source)
+        self.old_order = self.major < 1 or (self.major == 1 and self.minor <= 2)
+        self.n_input = self._check(parts)
+
+    def _check(self, parts: list[bytes]) -> int:
+        """Every tree is a tree with finite splits; returns 1 + the highest feature split on."""
+        kernels = _compiled.kernels
+        if kernels is None:
+            return self.arrays.n_input
+        top = -1
+        for part, n_nodes in zip(parts, self.tree_nodes):
+            try:
+                col, _depth = kernels.xgb_check(part, n_nodes)
+            except ValueError as e:
+                raise CorruptMojoError(str(e), self.source) from None
+            except NotImplementedError as e:
+                raise UnsupportedMojoError(str(e), self.source) from None
+            top = max(top, col)
+        return top + 1
+
+    @cached_property
+    def arrays(self) -> _Arrays:
+        return _Arrays(self)
+
+    def base_margin(self) -> float:
+        """``base_score`` as a margin, in float32 (a Python float holding a float32 value)."""
+        b = _f32(self.base_score)
+        if self.major >= 1:
+            obj = self.objective
+            if obj in ("binary:logistic", "reg:logistic"):
+                x = _f32(_f32(1.0 / b) - 1.0) if b != 0 else float("inf")
+                return _f32(-_scalar.log(x))
+            if obj in ("count:poisson", "reg:gamma", "reg:tweedie"):
+                return _f32(_scalar.log(b))
+        return b
+
+    def margins(self, F: np.ndarray, base: np.ndarray, col: np.ndarray) -> np.ndarray:
+        """Raw margins (n, groups) in float32; ``F`` is the float32 feature matrix (NaN = missing)
+        and ``col`` each node's column in it."""
+        a = self.arrays
+        n, width = F.shape
+        T = a.roots.size
+        lo = np.where(np.isnan(F), np.float32(-np.inf), F)
+        hi = np.where(np.isnan(F), np.float32(np.inf), F)
+        V = np.concatenate([lo, hi], axis=1).ravel()
+        vcol = np.where(a.default_left, col, col + width)
+        base_idx = np.repeat(np.arange(n, dtype=np.intp) * (2 * width), T)
+        node = np.tile(a.roots, n)
+        for _ in range(a.max_depth):
+            go_right = ~(np.take(V, base_idx + np.take(vcol, node)) < np.take(a.cond, node))
+            node = np.take(a.child, 2 * node + go_right)
+        leaves = np.take(a.value, node).reshape(n, T)
+        out = np.empty((n, self.n_groups), dtype=np.float32)
+        weight_drop = None if self.weight_drop is None else np.asarray(self.weight_drop, np.float32)
+        for g, trees in enumerate(a.group_trees):
+            vals = leaves[:, trees]
+            if weight_drop is not None:
+                vals = vals * weight_drop[: trees.size]
+            start = np.zeros((n, 1), np.float32) if self.old_order else base.reshape(n, 1)
+            acc = np.cumsum(np.concatenate([start, vals], axis=1), axis=1, dtype=np.float32)[:, -1]
+            out[:, g] = acc + base if self.old_order else acc
+        return out
+
+    def transform(self, m: np.ndarray) -> np.ndarray:
+        obj = self.objective
+        one = np.float32(1.0)
+        with np.errstate(over="ignore"):
+            if obj in ("binary:logistic", "reg:logistic"):
+                e = np.exp(-m.astype(np.float64)).astype(np.float32)
+                return one / (one + e)
+            if obj == "multi:softprob":
+                mx = m[:, :1].copy()
+                for k in range(1, m.shape[1]):
+                    mx = np.maximum(m[:, k : k + 1], mx)
+                e = np.exp((m - mx).astype(np.float64)).astype(np.float32)
+                s = np.zeros(m.shape[0])
+                for k in range(m.shape[1]):
+                    s += e[:, k].astype(np.float64)
+                return e / s.astype(np.float32)[:, None]
+            if obj in ("count:poisson", "reg:gamma", "reg:tweedie"):
+                return np.exp(m.astype(np.float64)).astype(np.float32)
+        return m
+
+
+class _Arrays:
+    """The booster's nodes unpacked into flat NumPy arrays, for the NumPy walker (no compiler)."""
+
+    def __init__(self, b: Booster):
+        source = b.source
+        cols, conds, lefts, rights, dleft, values, roots = [], [], [], [], [], [], []
+        offset = 0
+        max_depth = 0
+        for at, n_nodes in zip(b.tree_at, b.tree_nodes):
+            nodes = np.frombuffer(b.nodes, dtype=np.dtype(_NODE), count=n_nodes, offset=at * _NODE_SIZE)
             leaf = nodes["cleft"] == -1
             idx = np.arange(n_nodes)
             cl = np.where(leaf, idx, nodes["cleft"])
@@ -94,16 +226,6 @@ class Booster:
             roots.append(offset)
             offset += n_nodes
             max_depth = max(max_depth, _depth(cl, cr))
-        info = np.frombuffer(r.take(4 * num_trees), dtype="<i4") if num_trees else np.zeros(0, "<i4")
-        if num_pbuffer != 0 and with_pbuffer:
-            r.take(2 * 4 * self.n_groups * num_pbuffer * (size_leaf_vector + 1))
-        self.weight_drop = None
-        if self.gbm == "dart" and num_trees:
-            (n,) = r.unpack("Q")
-            self.weight_drop = np.frombuffer(r.take(4 * n), dtype="<f4")
-        if ((info < 0) | (info >= self.n_groups)).any():
-            raise CorruptMojoError("xgboost tree_info names a missing output group", source)
-        self.tree_info = info
         self.max_depth = max_depth
         ip = np.intp
         self.col = np.concatenate(cols).astype(ip) if cols else np.zeros(0, ip)
@@ -115,68 +237,10 @@ class Booster:
             self.child[1::2] = np.concatenate(rights)
         self.value = np.concatenate(values).astype(np.float32) if values else np.zeros(0, np.float32)
         self.roots = np.asarray(roots, dtype=ip)
+        info = np.asarray(b.tree_info, dtype=np.int64)
         # per group: tree positions in order, and (dart) the drop weight of the i-th tree *of the group*
-        self.group_trees = [np.flatnonzero(info == g) for g in range(self.n_groups)]
-        if self.weight_drop is not None:
-            for g in self.group_trees:
-                if g.size > self.weight_drop.size:
-                    raise CorruptMojoError("dart weight_drop is shorter than a tree group", source)
-        self.old_order = self.major < 1 or (self.major == 1 and self.minor <= 2)
+        self.group_trees = [np.flatnonzero(info == g) for g in range(b.n_groups)]
         self.n_input = int(self.col.max()) + 1 if self.col.size else 0
-
-    def base_margin(self) -> np.float32:
-        b = np.float32(self.base_score)
-        if self.major >= 1:
-            obj = self.objective
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if obj in ("binary:logistic", "reg:logistic"):
-                    return np.float32(-np.log(np.float64(_F1 / b - _F1)))
-                if obj in ("count:poisson", "reg:gamma", "reg:tweedie"):
-                    return np.float32(np.log(np.float64(b)))
-        return b
-
-    def margins(self, F: np.ndarray, base: np.ndarray) -> np.ndarray:
-        """Raw margins (n, groups) in float32; ``F`` is the float32 feature matrix (NaN = missing)."""
-        n, width = F.shape
-        T = self.roots.size
-        lo = np.where(np.isnan(F), np.float32(-np.inf), F)
-        hi = np.where(np.isnan(F), np.float32(np.inf), F)
-        V = np.concatenate([lo, hi], axis=1).ravel()
-        vcol = np.where(self.default_left, self.col, self.col + width)
-        base_idx = np.repeat(np.arange(n, dtype=np.intp) * (2 * width), T)
-        node = np.tile(self.roots, n)
-        for _ in range(self.max_depth):
-            go_right = ~(np.take(V, base_idx + np.take(vcol, node)) < np.take(self.cond, node))
-            node = np.take(self.child, 2 * node + go_right)
-        leaves = np.take(self.value, node).reshape(n, T)
-        out = np.empty((n, self.n_groups), dtype=np.float32)
-        for g, trees in enumerate(self.group_trees):
-            vals = leaves[:, trees]
-            if self.weight_drop is not None:
-                vals = vals * self.weight_drop[: trees.size]
-            start = np.zeros((n, 1), np.float32) if self.old_order else base.reshape(n, 1)
-            acc = np.cumsum(np.concatenate([start, vals], axis=1), axis=1, dtype=np.float32)[:, -1]
-            out[:, g] = acc + base if self.old_order else acc
-        return out
-
-    def transform(self, m: np.ndarray) -> np.ndarray:
-        obj = self.objective
-        with np.errstate(over="ignore"):
-            if obj in ("binary:logistic", "reg:logistic"):
-                e = np.exp(-m.astype(np.float64)).astype(np.float32)
-                return _F1 / (_F1 + e)
-            if obj == "multi:softprob":
-                mx = m[:, :1].copy()
-                for k in range(1, m.shape[1]):
-                    mx = np.maximum(m[:, k : k + 1], mx)
-                e = np.exp((m - mx).astype(np.float64)).astype(np.float32)
-                s = np.zeros(m.shape[0])
-                for k in range(m.shape[1]):
-                    s += e[:, k].astype(np.float64)
-                return e / s.astype(np.float32)[:, None]
-            if obj in ("count:poisson", "reg:gamma", "reg:tweedie"):
-                return np.exp(m.astype(np.float64)).astype(np.float32)
-        return m
 
 
 def _depth(cl: np.ndarray, cr: np.ndarray) -> int:
@@ -204,61 +268,98 @@ class XGBoostScorer(NativeScorer):
         self.booster_type = g("booster")
         self.nums = int(info.require("nums"))
         self.cats = int(info.require("cats"))
-        self.cat_offsets = np.asarray(g("cat_offsets", [0]), dtype=np.int64)
+        self.cat_offsets_list = [int(v) for v in g("cat_offsets", [0])]
         self.use_all = bool(g("use_all_factor_levels", True))
         self.sparse = bool(g("sparse", False))
         self.has_offset = bool(g("has_offset", False))
-        if len(self.cat_offsets) != self.cats + 1:
+        if len(self.cat_offsets_list) != self.cats + 1:
             raise CorruptMojoError("XGBoost cat_offsets do not match cats", info.source)
-        self.booster = Booster(archive.read_bytes("boosterBytes"), info.source)
-        width = int(self.cat_offsets[-1]) + self.nums
-        if self.booster.n_input > width:
+        self.booster = b = Booster(archive.read_bytes("boosterBytes"), info.source)
+        cw = self.cat_offsets_list[-1]
+        if b.n_input > cw + self.nums:
             raise CorruptMojoError("booster splits on a feature beyond the input width", info.source)
+        if self.cats + self.nums > self.n_features:
+            raise CorruptMojoError("XGBoost cats and nums exceed the model's columns", info.source)
         K = self.n_classes
-        groups = self.booster.n_groups
+        groups = b.n_groups
         if (K > 2 and groups != K) or (K <= 2 and groups != 1):
             raise CorruptMojoError(f"booster has {groups} output groups for {K} classes", info.source)
         self.supports_offset = self.has_offset
-        # only the inputs some split reads are built; node columns are renumbered accordingly
-        b = self.booster
-        internal = np.isfinite(b.cond)
-        self.used = np.unique(b.col[internal]) if internal.any() else np.zeros(1, dtype=np.intp)
-        b.col = np.searchsorted(self.used, b.col).astype(np.intp)
-        b.col[~internal] = 0
-        cw = int(self.cat_offsets[-1])
-        self.n_used_cat = int(np.searchsorted(self.used, cw))
-        self.cat_map = np.zeros(max(cw, 1), dtype=np.intp)
-        for c in range(self.cats):
-            self.cat_map[self.cat_offsets[c] : self.cat_offsets[c + 1]] = c
+        # the compiled kernel's view: each one-hot slot's categorical, the base margin, the objective
+        self.kernel_cat_offsets = array("q", self.cat_offsets_list)
+        self.kernel_cat_map = array("i", [c for c in range(self.cats)
+                                          for _ in range(self.cat_offsets_list[c + 1]
+                                                         - self.cat_offsets_list[c])])
+        self.kernel_weights = b.weight_drop if b.weight_drop is not None else array("f")
+        self.kernel_base = array("f", [b.base_margin()])
+        self.objective_code = _OBJECTIVE_CODES.get(b.objective, 0)
 
     def requires_offset(self) -> bool:
         return self.has_offset
 
+    def rows_without_numpy(self) -> bool:
+        return _compiled.kernels is not None
+
+    @cached_property
+    def cat_offsets(self) -> np.ndarray:
+        return np.asarray(self.cat_offsets_list, dtype=np.int64)
+
+    @cached_property
+    def _used(self) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+        """For the NumPy path: the inputs some split reads (node columns renumbered into them),
+        how many of those are one-hot slots, and each slot's categorical."""
+        a = self.booster.arrays
+        internal = np.isfinite(a.cond)
+        used = np.unique(a.col[internal]) if internal.any() else np.zeros(1, dtype=np.intp)
+        col = np.searchsorted(used, a.col).astype(np.intp)
+        col[~internal] = 0
+        cw = int(self.cat_offsets[-1])
+        cat_map = np.zeros(max(cw, 1), dtype=np.intp)
+        for c in range(self.cats):
+            cat_map[self.cat_offsets[c] : self.cat_offsets[c + 1]] = c
+        return used, col, int(np.searchsorted(used, cw)), cat_map
+
     def features(self, raw: np.ndarray) -> np.ndarray:
         """``OneHotEncoderFactory.fromArray`` as float32 (NaN = missing), only for the features the
-        trees split on (columns in ``self.used`` order)."""
+        trees split on (columns in ``used`` order)."""
+        used, _col, k, cat_map = self._used
         n = raw.shape[0]
         cw = int(self.cat_offsets[-1])
-        F = np.empty((n, self.used.size), dtype=np.float32)
-        k = self.n_used_cat
+        F = np.empty((n, used.size), dtype=np.float32)
         if k:
             not_hot = np.float32(np.nan) if self.sparse else np.float32(0)
             hot = cat_hot_index(raw, self.cats, self.cat_offsets, self.use_all)
-            slots = self.used[:k]
-            F[:, :k] = np.where(hot[:, self.cat_map[slots]] == slots, np.float32(1), not_hot)
-        if k < self.used.size:
+            slots = used[:k]
+            F[:, :k] = np.where(hot[:, cat_map[slots]] == slots, np.float32(1), not_hot)
+        if k < used.size:
             with np.errstate(over="ignore"):
-                nums = raw[:, self.cats + (self.used[k:] - cw)].astype(np.float32)
+                nums = raw[:, self.cats + (used[k:] - cw)].astype(np.float32)
             if self.sparse:
                 nums[nums == 0] = np.float32(np.nan)
             F[:, k:] = nums
         return F
 
-    def score(self, raw, offset):
-        self._check_offset(offset)
+    def _kernel_outputs(self, raw, n: int, base, out) -> None:
+        b = self.booster
+        _compiled.kernels.xgb_score(
+            raw, n, self.n_features, self.cats, self.kernel_cat_offsets, self.kernel_cat_map,
+            self.use_all, self.sparse, b.nodes, b.tree_at, b.tree_info, self.kernel_weights,
+            b.n_groups, base, b.old_order, self.objective_code, out)  # fmt: skip
+
+    def _outputs(self, raw: np.ndarray, offset) -> np.ndarray:
+        """The booster's float32 outputs, shape (n, groups)."""
         n = raw.shape[0]
         b = self.booster
-        step = max(1, _CHUNK_CELLS // max(1, b.roots.size))
+        if _compiled.kernels is not None:
+            raw = np.ascontiguousarray(raw, dtype=np.float64)
+            out = np.empty((n, b.n_groups), dtype=np.float32)
+            if self.has_offset:
+                base = (np.zeros(n) if offset is None else offset).astype(np.float32)
+            else:
+                base = self.kernel_base
+            self._kernel_outputs(raw, n, base, out)
+            return out
+        step = max(1, _CHUNK_CELLS // max(1, b.arrays.roots.size))
         outs = []
         for s in range(0, n, step):
             part = raw[s : s + step]
@@ -266,9 +367,14 @@ class XGBoostScorer(NativeScorer):
             if self.has_offset:
                 base = (np.zeros(m) if offset is None else offset[s : s + step]).astype(np.float32)
             else:
-                base = np.full(m, b.base_margin(), dtype=np.float32)
-            outs.append(b.transform(b.margins(self.features(part), base)))
-        out = np.concatenate(outs) if outs else np.zeros((0, b.n_groups), np.float32)
+                base = np.full(m, self.kernel_base[0], dtype=np.float32)
+            outs.append(b.transform(b.margins(self.features(part), base, self._used[1])))
+        return np.concatenate(outs) if outs else np.zeros((0, b.n_groups), np.float32)
+
+    def score(self, raw, offset):
+        self._check_offset(offset)
+        n = raw.shape[0]
+        out = self._outputs(raw, offset)
         K = self.n_classes
         if K > 2:
             from ._labels import multinomial_labels
@@ -279,9 +385,25 @@ class XGBoostScorer(NativeScorer):
             return res
         if K == 2:
             res = np.empty((n, 3))
-            res[:, 1] = _F1 - out[:, 0]
+            res[:, 1] = np.float32(1.0) - out[:, 0]
             res[:, 2] = out[:, 0]
-            th = float(self.info.get("default_threshold", 0.5))
-            res[:, 0] = res[:, 2] >= th
+            res[:, 0] = res[:, 2] >= self.threshold
             return res
         return out[:, :1].astype(np.float64)
+
+    def score_row(self, row, offset):
+        self._check_row_offset(offset)
+        b = self.booster
+        out = array("f", bytes(4 * b.n_groups))
+        base = array("f", [offset or 0.0]) if self.has_offset else self.kernel_base
+        self._kernel_outputs(array("d", row), 1, base, out)
+        K = self.n_classes
+        if K > 2:
+            from ._labels import multinomial_label_row
+
+            P = out.tolist()
+            return [float(multinomial_label_row(P, self.prior, row)), *P]
+        if K == 2:
+            p1 = out[0]
+            return [1.0 if p1 >= self.threshold else 0.0, _f32(1.0 - p1), p1]
+        return [out[0]]
