@@ -1,4 +1,4 @@
-"""Integration tests: the shared training helpers live next to this file."""
+"""Integration tests: fixtures shared by the training tests; their support code is training_support.py."""
 
 from __future__ import annotations
 
