@@ -1,4 +1,4 @@
-"""Integration tests: fixtures shared by the training tests; their support code is training_support.py."""
+"""Fixtures shared by the training tests; their support code is in training_support.py."""
 
 from __future__ import annotations
 
