@@ -1,4 +1,4 @@
-"""Integration tests: the shared training helpers live next to this file."""
+"""Fixtures shared by the training tests; their support code is in training_support.py."""
 
 from __future__ import annotations
 
