@@ -17,12 +17,22 @@ models_app = typer.Typer(no_args_is_help=True, help="List, promote and roll back
 app.add_typer(models_app, name="models")
 
 _URL = typer.Option("http://127.0.0.1:8080", envvar="CONVERGE_ADMIN_URL", help="gateway or reload function")
-_TOKEN = typer.Option(..., envvar="CONVERGE_ADMIN_TOKEN", help="admin bearer token", show_default=False)
+_TOKEN = typer.Option(
+    "", envvar="CONVERGE_ADMIN_TOKEN", show_default=False,
+    help="admin bearer token (default: the local stack's, from stack.env)",
+)  # fmt: skip
 _JSON = typer.Option(False, "--json", help="print JSON")
 
 
 def _call(method: str, url: str, path: str, token: str, body: Any = None) -> Any:
     import httpx
+
+    from converge.settings import get_settings
+
+    token = token or get_settings().admin_token.get_secret_value()
+    if not token:
+        typer.echo("error: no admin token: set CONVERGE_ADMIN_TOKEN or pass --token", err=True)
+        raise typer.Exit(2)
 
     try:
         response = httpx.request(

@@ -3,8 +3,8 @@
 CloudEvents are accepted on one route only, ``POST /events``; a request elsewhere is routed by its
 method and path whatever ``ce-*`` headers it carries, so an event cannot slip past a route's own
 authentication. Every write is authenticated: ``model.published`` and ``features.ingest`` events
-by their signature (:mod:`converge.event_signing`), ``POST /ingest`` by the ingest token, the
-admin API by the admin token.
+by their signature (:mod:`converge.event_signing`) or, where configured, Knative's OIDC token
+(:mod:`.event_oidc`); ``POST /ingest`` by the ingest token; the admin API by the admin token.
 
 The hot path stays lean on purpose (a dict lookup for the route, no middleware stack): predict
 answers in well under a millisecond of framework time. Every response carries ``x-request-id``;
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,8 +30,8 @@ from converge.contracts import (
     PredictRequest,
 )
 from converge.event_signing import parse_time
-from converge.serving.event_oidc import bearer_token
 from converge.features import IngestEvent
+from converge.serving.event_oidc import bearer_token
 from converge.serving.events import Event, authenticate, parse_event
 from converge.serving.http import (
     JSONResponse,

@@ -23,6 +23,7 @@ from converge.serving.http import ServingError
 from converge.serving.observability import INPUT_ISSUES
 
 MAX_REPORTED = 20  # per row and kind: a row of 500 typos must not make a megabyte of warnings
+_UNKNOWN = frozenset()  # the marker for "not a feature of this model" (None means a number)
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,22 @@ class InputSchema:
         """``{"unknown_features": [...], "coerced_to_missing": [...]}`` for one row, or None."""
         unknown: list[str] = []
         coerced: list[str] = []
+        features = self.features
         for key, value in row.items():
-            if key not in self.features:
+            levels = features.get(key, _UNKNOWN)
+            kind = type(value)
+            # Fast paths (this runs on every request): a number for a number, a level for a
+            # category, a missing value. The contracts have already refused NaN and Infinity.
+            if levels is None:
+                if kind is float or kind is int or value is None:
+                    continue
+            elif levels is _UNKNOWN:
                 if key not in self.ignored:
                     unknown.append(key)
-            elif value is not None and not self._accepts(self.features[key], value):
+                continue
+            elif (kind is str and value in levels) or value is None:
+                continue
+            if not self._accepts(levels, value):
                 coerced.append(key)
         if not unknown and not coerced:
             return None
