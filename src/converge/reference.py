@@ -64,7 +64,6 @@ class GenmodelReference:
         self.offset_column = None if offset is None else str(offset)
         self._RowData = jpype.JClass("hex.genmodel.easy.RowData")
         self._Double = jpype.JClass("java.lang.Double")
-        self._PredictException = jpype.JClass("hex.genmodel.easy.exception.PredictException")
 
     def is_categorical(self, column: str) -> bool:
         """Whether genmodel takes ``column`` as levels (strings) rather than numbers."""
@@ -105,7 +104,7 @@ class GenmodelReference:
                 p = self.wrapper.predictMultinomial(row, offset)
             else:
                 raise GenmodelRefused(f"no reference for a {self.category} model")
-        except self._PredictException as exc:
+        except self._jpype.JException as exc:  # PredictException, or e.g. a NaN probability
             raise GenmodelRefused(str(exc.getMessage())) from exc
         probabilities = [float(x) for x in p.classProbabilities]
         return {"predict": str(p.label), **dict(zip(self.columns.values(), probabilities, strict=True))}

@@ -19,11 +19,13 @@ def _fail(message: str) -> typer.Exit:
 def _local_stack() -> Any:
     """The stack for this machine's settings; refuses a backend ``up``/``down`` cannot manage."""
     from converge.settings import Settings
+    from converge.stack.backend import checked_choice
     from converge.stack.stack import Stack
 
     settings = Settings()
+    wanted = checked_choice(settings.stack_backend)
     # `auto` means local here, Docker or not: containers live only as long as a test session.
-    if settings.stack_backend.strip().lower() == "testcontainers":
+    if wanted == "testcontainers":
         raise RuntimeError(
             "the testcontainers backend lives only as long as a test session; "
             "`converge up` runs local processes: set CONVERGE_STACK_BACKEND=local or auto"

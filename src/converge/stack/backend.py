@@ -43,6 +43,14 @@ class BackendUnavailable(RuntimeError):
     """The container backend was asked for and cannot run here."""
 
 
+def checked_choice(wanted: str) -> str:
+    """``wanted`` normalised, or a ValueError naming the setting and its choices."""
+    wanted = (wanted or "auto").strip().lower()
+    if wanted not in CHOICES:
+        raise ValueError(f"stack_backend must be one of {', '.join(CHOICES)}, got {wanted!r}")
+    return wanted
+
+
 def choose_backend(wanted: str) -> Backend:
     """Resolve ``settings.stack_backend``; ``auto`` picks containers only when the testcontainers
     package is installed and a Docker engine answers."""
@@ -53,9 +61,7 @@ def decide_backend(
     wanted: str, installed: Callable[[], bool], engine: Callable[[], bool]
 ) -> Backend:
     """The rule itself, given how to tell whether the package and an engine are present."""
-    wanted = (wanted or "auto").strip().lower()
-    if wanted not in CHOICES:
-        raise ValueError(f"stack_backend must be one of {', '.join(CHOICES)}, got {wanted!r}")
+    wanted = checked_choice(wanted)
     if wanted == "auto":
         return "testcontainers" if installed() and engine() else "local"
     if wanted == "testcontainers":
