@@ -6,17 +6,18 @@ under ``benchmarks/.work/models``): a StackedEnsemble leader over a GLM, two GBM
 size for load cost against MOJO size. Rows are the generated data (with NAs), typed like parsed
 JSON: floats for numeric columns, strings for categorical ones.
 
-Measured in one run, on the same rows, native and Java alternated where they are timed apart:
+Measured in one run, on the same rows, in rounds that run native and then Java (medians):
 - batch throughput (rows/s) for 100k rows: native ``predict_records`` (dict rows) and
   ``predict_numpy`` (encoded matrix) against pure-Java genmodel (``benchmarks/mojo_harness.java``,
   compiled with javac here): ``EasyPredictModelWrapper`` on typed ``RowData`` and ``score0`` on
   encoded rows, best of a few JIT-warm passes;
-- one dict record per call: native median against Java's JIT-warm per-row cost;
+- one dict record per call, each call timed: native ``predict_records([row])`` against
+  JIT-warm ``EasyPredictModelWrapper.predictRaw(row)``;
 - cold start: a fresh process from spawn to its first prediction (interleaved runs, medians),
   with the load time, the native process's RSS and the JVM's heap after a full GC;
 - load time against MOJO size (fresh process each, medians).
 
-Usage: python benchmarks/bench_mojo.py [--rows 100000] [--cold-runs 7] [--no-write]
+Usage: python benchmarks/bench_mojo.py [--rows 100000] [--rounds 3] [--cold-runs 7] [--no-write]
 ``CONVERGE_BENCH_SRC`` points the native side at another source tree (a baseline checkout).
 Results replace the "## MOJO scoring" section of BENCHMARKS.md.
 """
@@ -104,6 +105,18 @@ def single_row(fn, calls: int) -> dict:
     cpu = (time.thread_time() - c0) / calls
     wall.sort()
     return {"p50": wall[len(wall) // 2] * 1e6, "p99": wall[int(len(wall) * 0.99)] * 1e6, "cpu": cpu * 1e6}
+
+
+def single_records(model, rows: list[dict]) -> float:
+    """Median microseconds of ``predict_records([row])``, one call per row, after a warming pass."""
+    for rec in rows:
+        model.predict_records([rec])
+    wall = []
+    for rec in rows:
+        t = time.perf_counter()
+        model.predict_records([rec])
+        wall.append(time.perf_counter() - t)
+    return statistics.median(wall) * 1e6
 
 
 def java_run(args: list[str], classpath: str) -> list[str]:
@@ -202,12 +215,22 @@ def measure_model(label: str, mojo: Path, args, work: Path, classpath: str) -> d
     b = GenmodelReference(mojo).raw(rows[:500])  # genmodel's own RowData, no converge code
     assert np.array_equal(a[:, 0], b[:, 0]) and np.allclose(a, b, rtol=0, atol=1e-12)
     r = {"label": label, "mojo": mojo.name, "mb": mojo.stat().st_size / 1e6}
-    r["native_records"] = best_rate(partial(native.predict_records, rows), len(rows), args.repeats)
-    r["java_easy"] = float(java_run([str(mojo), str(csv_path), "easy", str(len(rows)), "5"], classpath)[0])
-    r["native_numpy"] = best_rate(partial(native.predict_numpy, raw), len(rows), args.repeats)
-    r["java_score0"] = float(java_run([str(mojo), str(csv_path), "score0", str(len(rows)), "5"], classpath)[0])
-    r["single_records"] = single_row(partial(native.predict_records, [rows[0]]), args.single_calls)
-    r["single_numpy"] = single_row(partial(native.predict_numpy, raw[:1]), args.single_calls)
+    one = rows[: args.single_calls]
+    one_csv = work / f"{mojo.stem}.one.csv"
+    write_csv(one, native.feature_names, one_csv)
+    rounds: dict[str, list] = {}
+    for _ in range(args.rounds):  # native and Java alternated; medians over the rounds
+        put = lambda k, v: rounds.setdefault(k, []).append(v)  # noqa: E731
+        put("native_records", best_rate(partial(native.predict_records, rows), len(rows), 1))
+        put("java_easy", float(java_run([str(mojo), str(csv_path), "easy", str(len(rows)), "3"], classpath)[0]))
+        put("native_numpy", best_rate(partial(native.predict_numpy, raw), len(rows), 1))
+        put("java_score0", float(java_run([str(mojo), str(csv_path), "score0", str(len(rows)), "3"], classpath)[0]))
+        put("single_records", single_records(native, one))
+        put("java_single", float(java_run([str(mojo), str(one_csv), "single", str(len(one)), "10"], classpath)[0]))
+    for k, vs in rounds.items():
+        r[k] = statistics.median(vs)
+    r["rounds"] = rounds
+    r["single_numpy"] = single_row(partial(native.predict_numpy, raw[:1]), 2000)["p50"]
     r["cold"] = cold_pairs(mojo, rows[0], csv_path, classpath, args.cold_runs)
     print({k: v for k, v in r.items() if k != "label"}, flush=True)
     return r
@@ -227,8 +250,8 @@ def measure_sized(name: str, args, work: Path, classpath: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--single-calls", type=int, default=3000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--single-calls", type=int, default=5000)
     ap.add_argument("--cold-runs", type=int, default=7)
     ap.add_argument("--size-runs", type=int, default=3)
     ap.add_argument("--no-write", action="store_true")
@@ -279,10 +302,11 @@ def report(results, sized, info, args, started, elapsed) -> str:
             "of about 170k nodes and two XGBoost models; the GBM and DRF rows are its base models "
             "exported on their own."),
            "",
-           (f"Batch: {args.rows:,} rows. Java figures are the best of 5 JIT-warm passes in one "
-            "JVM (`benchmarks/mojo_harness.java`: `EasyPredictModelWrapper` on typed `RowData`, "
-            "`score0` on encoded `double[]`); native is the best of "
-            f"{args.repeats} (`predict_records` on dicts, `predict_numpy` on the encoded matrix)."),
+           (f"Batch: {args.rows:,} rows. {args.rounds} rounds, each running native and then Java "
+            "(so both see the same background load); the medians over the rounds. Java is the "
+            "best of 3 JIT-warm passes in a JVM (`benchmarks/mojo_harness.java`: "
+            "`EasyPredictModelWrapper` on typed `RowData`, `score0` on encoded `double[]`); native "
+            "one pass (`predict_records` on dicts, `predict_numpy` on the encoded matrix)."),
            "",
            ("| model | MOJO MB | native records rows/s | Java EasyPredict rows/s | records vs EasyPredict | "
             "native numpy rows/s | Java score0 rows/s | numpy vs score0 |"),
@@ -293,17 +317,19 @@ def report(results, sized, info, args, started, elapsed) -> str:
             f"{r['native_records'] / r['java_easy']:.2f}x | {fmt(r['native_numpy'])} | "
             f"{fmt(r['java_score0'])} | {r['native_numpy'] / r['java_score0']:.2f}x |")
     out += ["",
-            ("One dict record per call (`predict_records([row])`; wall-clock median / p99 and CPU time "
-             "per call) against Java's JIT-warm per-row cost in its loop, 1e6 / (EasyPredict rows/s)."),
+            (f"One dict record per call: each of {args.single_calls:,} different rows scored on its "
+             "own and timed on its own after a warming pass, median; native `predict_records([row])`, "
+             "Java `EasyPredictModelWrapper.predictRaw(row)` (after 10 warming passes); the same rounds, medians. "
+             "*Encoded row* is native `predict_numpy` on one row, for scale."),
             "",
-            ("| model | native one record p50 / p99 us | CPU us | native one encoded row p50 us | "
-             "Java EasyPredict us/row | Java / native (p50) |"),
-            "|---|---:|---:|---:|---:|---:|"]
+            ("| model | native one record us | Java EasyPredict one row us | Java / native | "
+             "rounds (native / Java us) | native encoded row us |"),
+            "|---|---:|---:|---:|---|---:|"]
     for r in results:
-        sr, sn = r["single_records"], r["single_numpy"]
-        java_us = 1e6 / r["java_easy"]
-        out.append(f"| {r['label']} | {sr['p50']:.1f} / {sr['p99']:.1f} | {sr['cpu']:.1f} | "
-                   f"{sn['p50']:.1f} | {java_us:.1f} | {java_us / sr['p50']:.2f}x |")
+        rr = r["rounds"]
+        per = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(rr["single_records"], rr["java_single"]))
+        out.append(f"| {r['label']} | {r['single_records']:.1f} | {r['java_single']:.1f} | "
+                   f"{r['java_single'] / r['single_records']:.2f}x | {per} | {r['single_numpy']:.1f} |")
     out += ["",
             (f"Cold start: a new process from spawn to its first prediction (interpreter or JVM start, "
              f"imports/class loading, MOJO load, one row); {args.cold_runs} runs each, native and JVM "
@@ -335,7 +361,7 @@ def report(results, sized, info, args, started, elapsed) -> str:
                    f"{z['java_heap'] / 2**20:.0f} |")
     leader = results[0]
     cold_ratio = leader["cold"]["java"] / leader["cold"]["native"]
-    one = [(1e6 / r["java_easy"]) / r["single_records"]["p50"] for r in results]
+    one = [r["java_single"] / r["single_records"] for r in results]
     batch_rec = leader["native_records"] / leader["java_easy"]
     batch_num = leader["native_numpy"] / leader["java_score0"]
     met = lambda ok: "met" if ok else "NOT met"  # noqa: E731
@@ -353,8 +379,7 @@ def report(results, sized, info, args, started, elapsed) -> str:
              "walks the booster's own node records in C, in float32. A dict record is encoded in "
              "C; GLM's linear predictor and DeepLearning's layers and activations are compiled too. "
              "Loading is reading the zip plus one structural check per tree in C: no per-node "
-             "objects. Java's one-row figure is EasyPredict's cost inside its JIT-warm 100k-row "
-             "loop, the most favourable number for Java; the JVM's heap after a full GC is its "
+             "objects. The JVM's heap after a full GC is its "
              "smallest footprint, its RSS what the process really holds."),
             ""]
     return "\n".join(out) + "\n"

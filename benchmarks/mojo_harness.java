@@ -3,6 +3,8 @@
 //   MODE = easy  : EasyPredictModelWrapper on RowData built beforehand (typed like parsed JSON:
 //                  Double for numeric columns, String for categorical ones)
 //          score0: GenModel.score0 on double[] rows already encoded (like predict_numpy)
+//          single: EasyPredict one row per call, each call timed on its own after a JIT-warming
+//                  pass over all rows; prints the median and p99 microseconds per call
 //          cold  : load the MOJO and predict the first CSV row, then exit (fresh-JVM cold start)
 // Prints one line: rows_per_second (easy/score0); for cold: milliseconds since main() started,
 // milliseconds spent in MojoModel.load, heap in use after a full GC, and the process's VmRSS (kB).
@@ -78,6 +80,19 @@ class MojoHarness {
             raw[i] = wrapper.encode(data.get(i), x);
         }
         double sink = 0;
+        if (mode.equals("single")) {
+            for (int rep = 0; rep < repeats; rep++)
+                for (RowData row : data) sink += wrapper.predictRaw(row, 0.0)[0];
+            long[] t = new long[n];
+            for (int i = 0; i < n; i++) {
+                long s = System.nanoTime();
+                sink += wrapper.predictRaw(data.get(i), 0.0)[0];
+                t[i] = System.nanoTime() - s;
+            }
+            java.util.Arrays.sort(t);
+            System.out.println(t[n / 2] / 1e3 + " " + t[(int) (n * 0.99)] / 1e3 + " " + (sink == 42.4242 ? "!" : ""));
+            return;
+        }
         double best = 0;
         double[] preds = new double[model.getPredsSize()];
         for (int rep = 0; rep < repeats; rep++) {
