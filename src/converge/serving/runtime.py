@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import cached_property
+from importlib import import_module
 from typing import Any
 
 from converge.cache import PredictionCache
@@ -241,6 +242,8 @@ class Runtime:
             return
         self._started.add(role)
         if role == "predict":
+            # The scorer's modules load in a thread while the registry look-up waits on the network.
+            asyncio.get_running_loop().run_in_executor(None, import_module, "converge.mojo")
             sync = await self.replica_sync()
             sync.start()
         elif role == "reload":
