@@ -76,18 +76,25 @@ def chart_database(postgres):
     names = {
         "user": f"app_{tag}", "pw": uuid.uuid4().hex, "db": f"converge_{tag}",
         "magedb": f"mage_{tag}", "migrator": f"migrator_{tag}", "migratorpw": uuid.uuid4().hex,
+        "predict": f"app_{tag}_predict", "predictpw": uuid.uuid4().hex,
+        "ingest": f"app_{tag}_ingest", "ingestpw": uuid.uuid4().hex,
     }  # fmt: skip
     _run_psql_script(postgres.admin_dsn, _init_sql(), names)
     yield names
     with psycopg.connect(postgres.admin_dsn, autocommit=True) as conn:
         for db in (names["db"], names["magedb"]):
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
-        for role in (names["user"], names["migrator"]):
+        for role in (names["user"], names["predict"], names["ingest"], names["migrator"]):
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
-async def test_migrator_builds_the_schema_and_the_functions_role_only_uses_it(postgres, chart_database):
+async def test_migrator_builds_the_schema_and_the_functions_role_only_uses_it(
+    postgres, chart_database, monkeypatch
+):
     n = chart_database
+    # as the chart's migration Job: grants go to the application role's _predict and _ingest roles
+    monkeypatch.setenv("CONVERGE_DATABASE_APP_ROLE", n["user"])
     migrator = _dsn(postgres.dsn, n["db"], n["migrator"], n["migratorpw"])
     app = _dsn(postgres.dsn, n["db"], n["user"], n["pw"])
 
@@ -114,3 +121,26 @@ async def test_migrator_builds_the_schema_and_the_functions_role_only_uses_it(po
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
             conn.rollback()
+
+
+async def test_the_functions_own_roles_get_only_their_grants(postgres, chart_database, monkeypatch):
+    n = chart_database
+    monkeypatch.setenv("CONVERGE_DATABASE_APP_ROLE", n["user"])
+    migrations.upgrade(Settings(database_url=_dsn(postgres.dsn, n["db"], n["migrator"], n["migratorpw"])))
+    ingest = _dsn(postgres.dsn, n["db"], n["ingest"], n["ingestpw"])
+    predict = _dsn(postgres.dsn, n["db"], n["predict"], n["predictpw"])
+
+    pool = await create_pool(Settings(database_url=ingest), min_size=0)
+    try:
+        vector = FeatureVector(entity_id="e2", event_time="2024-05-01T00:00:00Z", features={"x": 2.0})
+        assert await FeatureStore(pool).upsert([vector]) == 1
+    finally:
+        await pool.close()
+    with psycopg.connect(predict) as conn:
+        assert conn.execute("SELECT count(*) FROM features").fetchone() == (1,)
+        for statement in ("DELETE FROM features", "INSERT INTO models (name) VALUES ('x')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.rollback()
+    with psycopg.connect(ingest) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT * FROM model_versions")

@@ -21,7 +21,7 @@ def _machine(*installed: str):
 
 
 def test_a_complete_machine_needs_nothing():
-    which, matches = _machine("pgbouncer", "initdb", "redis-server", "java", "chromium")
+    which, matches = _machine("pgbouncer", "initdb", "redis-server", "java", "chromium", "ip")
     assert deps.missing(which, matches) == []
     assert deps.plan([]) == ([], True)
 
@@ -33,7 +33,7 @@ def test_well_known_locations_outside_path_count():
 
 
 def test_without_pgbouncer_the_plan_says_what_it_is_for_and_how_to_get_it():
-    which, matches = _machine("initdb", "redis-server", "java", "chromium")
+    which, matches = _machine("initdb", "redis-server", "java", "chromium", "ip")
     absent = deps.missing(which, matches)
     assert [p.package for p in absent] == ["pgbouncer"]
     lines, complete = deps.plan(absent)
@@ -45,7 +45,7 @@ def test_without_pgbouncer_the_plan_says_what_it_is_for_and_how_to_get_it():
 
 
 def test_programs_with_a_wheel_stand_in_keep_the_set_up_complete():
-    which, matches = _machine("pgbouncer", "chromium")
+    which, matches = _machine("pgbouncer", "chromium", "ip")
     lines, complete = deps.plan(deps.missing(which, matches))
     assert complete
     assert lines == [
@@ -61,3 +61,11 @@ def test_the_script_runs_with_the_system_python_alone():
     assert (done.returncode == 1) == ("MISSING" in done.stdout)
     usage = subprocess.run([sys.executable, "-I", str(SCRIPT)], capture_output=True, text=True, timeout=30)
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+def test_without_ip_the_fault_tests_link_is_named():
+    which, matches = _machine("pgbouncer", "initdb", "redis-server", "java", "chromium")
+    absent = deps.missing(which, matches)
+    assert [p.package for p in absent] == ["iproute2"]
+    [line], complete = deps.plan(absent)
+    assert not complete and "fault tests" in line and "apt-get install iproute2" in line
