@@ -101,7 +101,13 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.exceptions.PostgresConnectionError):
         return True
     if isinstance(exc, asyncpg.exceptions.InterfaceError):
-        return "connection is closed" in str(exc) or "connection was closed" in str(exc)
+        return "connection is closed" in str(exc) or "connection was closed" in str(exc) or (
+            "another operation is in progress" in str(exc)  # a protocol left mid-way by a fault
+        )
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # "cannot switch to state N; another operation is in progress": after a dropped or reset
+        # server connection the protocol can be left mid-operation; the pool replaces it.
+        return "another operation" in str(exc)
     if isinstance(exc, asyncpg.PostgresError):
         return getattr(exc, "sqlstate", None) in _UNAVAILABLE_SQLSTATES
     return False
