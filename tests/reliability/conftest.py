@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from converge.serving.testing import FunctionProcess, read_rows
+from converge.serving.testing import FunctionProcess, read_rows, register_model
 from converge.settings import Settings
 from converge.stack.procs import free_port
 
@@ -22,7 +22,9 @@ for _path in (Path(__file__).resolve().parents[2] / "benchmarks", Path(__file__)
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from reliability_support import CORPUS, INGEST_TOKEN, PUBLISH_KEY, SOURCE, TOKEN
+from reliability_support import (
+    CORPUS, INGEST_TOKEN, PUBLISH_KEY, SOURCE, TOKEN, log_problems, wait_ready,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,19 @@ def start_function(tmp_path_factory) -> Iterator[Callable[..., FunctionProcess]]
     yield start
     for fn in reversed(started):
         fn.stop()
+
+
+@pytest.fixture(scope="module")
+async def functions(settings, pool, corpus, start_function):
+    """predict, ingest and reload processes; the model starts with v1 in production. Each must
+    end the module without an unhandled exception in its log."""
+    mojo, rows = corpus["binomial"]
+    await register_model(settings, pool, settings.default_model, mojo, rows, promote=True)
+    fns = {role: start_function(role, settings) for role in ("predict", "ingest", "reload")}
+    await wait_ready(fns["predict"].url)
+    yield fns
+    for fn in fns.values():
+        assert log_problems(fn) == [], f"{fn.target} logged an unhandled exception"
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
-from reliability_support import INGEST_TOKEN, PUBLISH_KEY, TOKEN, log_problems, wait_ready
+from reliability_support import INGEST_TOKEN, PUBLISH_KEY, TOKEN, log_problems
 
 from converge.event_signing import SIGNATURE_ATTRIBUTE, sign, signed_headers
-from converge.serving.testing import register_model
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +31,6 @@ FUZZ = hyp_settings(
     database=None,
 )
 EVENTS = hyp_settings(FUZZ, max_examples=150)
-
-
-@pytest.fixture(scope="module")
-async def functions(settings, pool, corpus, start_function):
-    mojo, rows = corpus["binomial"]
-    await register_model(settings, pool, settings.default_model, mojo, rows, promote=True)
-    fns = {role: start_function(role, settings) for role in ("predict", "ingest", "reload")}
-    await wait_ready(fns["predict"].url)
-    yield fns
-    for fn in fns.values():
-        assert log_problems(fn) == [], f"{fn.target} logged an unhandled exception"
 
 
 def _admin_operations(functions) -> list:

@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 import orjson
 import pytest
-from reliability_support import INGEST_AUTH, PUBLISH_KEY, TOKEN, log_problems, wait_ready
+from reliability_support import INGEST_AUTH, PUBLISH_KEY, TOKEN
 
 from converge.artifacts import ArtifactStore, InvalidKey, model_key, sha256_hex
 from converge.event_signing import signed_headers
@@ -34,16 +34,11 @@ CE = {"ce-specversion": "1.0", "ce-source": "tests/hostile", "ce-id": "h-1"}
 
 
 @pytest.fixture(scope="module")
-async def functions(settings, pool, corpus, start_function):
-    """predict, ingest and reload processes; the model has a production v1 and a staged v2."""
+async def functions(functions, settings, pool, corpus):
+    """The package's functions; the model also has a staged v2."""
     mojo, rows = corpus["binomial"]
-    await register_model(settings, pool, settings.default_model, mojo, rows, promote=True)
     await register_model(settings, pool, settings.default_model, mojo, rows)
-    fns = {role: start_function(role, settings) for role in ("predict", "ingest", "reload")}
-    await wait_ready(fns["predict"].url)
-    yield fns
-    for fn in fns.values():
-        assert log_problems(fn) == [], f"{fn.target} logged an unhandled exception"
+    return functions
 
 
 async def registry_state(pool, name: str) -> tuple:

@@ -24,7 +24,6 @@ from reliability_support import (
     INGEST_TOKEN,
     PUBLISH_KEY,
     TOKEN,
-    log_problems,
     wait_ready,
 )
 
@@ -35,18 +34,6 @@ from converge.serving.testing import register_model
 pytestmark = pytest.mark.integration
 
 ADMIN = {"authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-async def functions(settings, pool, corpus, start_function):
-    """predict, ingest and reload processes; the model starts with v1 in production."""
-    mojo, rows = corpus["binomial"]
-    await register_model(settings, pool, settings.default_model, mojo, rows, promote=True)
-    fns = {role: start_function(role, settings) for role in ("predict", "ingest", "reload")}
-    await wait_ready(fns["predict"].url)
-    yield fns
-    for fn in fns.values():
-        assert log_problems(fn) == [], f"{fn.target} logged an unhandled exception"
 
 
 async def production(pool, name: str) -> int | None:
