@@ -60,7 +60,7 @@ from converge.stack.s3 import S3  # noqa: E402
 SECTION = "## Predict function start"
 RETRY_S = 0.005
 TIMEOUT_S = 120.0
-FROM_SOURCE = re.compile(r"^# code object from '?(.+?\.py)'?$", re.MULTILINE)
+FROM_SOURCE = re.compile(r"^# code object from (/[^'#\s]+\.py)$", re.MULTILINE)  # threads may interleave lines
 FROM_PYC = re.compile(r"^# code object from '?(.+?\.pyc)'?$", re.MULTILINE)
 
 
