@@ -433,11 +433,11 @@ def private_h2o(tmp_path_factory: pytest.TempPathFactory):
     node.stop()
 
 
-def _signal_h2o(node: Any, sig: int) -> None:
-    """``sig`` to the node's process and every descendant, as to a crashed or hung container."""
+def _signal_tree(pid: int, sig: int) -> None:
+    """``sig`` to the process and every descendant, as to a crashed or hung container."""
     import psutil
 
-    root = psutil.Process(node.pid)
+    root = psutil.Process(pid)
     for proc in [root, *root.children(recursive=True)]:
         proc.send_signal(sig)
 
@@ -459,8 +459,12 @@ def test_h2o_killed_or_frozen_mid_job_fails_the_run_and_registers_nothing(
             run_pipeline(
                 env,
                 mage_dir,
-                {"training_file": str(data_file), "n_splits": 2, "model_name": name,
-                 "estimator_params": big},
+                {
+                    "training_file": str(data_file),
+                    "n_splits": 2,
+                    "model_name": name,
+                    "estimator_params": big,
+                },
             )
         )
 
@@ -471,7 +475,7 @@ def test_h2o_killed_or_frozen_mid_job_fails_the_run_and_registers_nothing(
         time.sleep(0.2)
     assert _h2o_job_running(private_h2o.url), "no training job ever started on H2O"
     pid = private_h2o.pid
-    _signal_h2o(private_h2o, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
+    _signal_tree(pid, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
     try:
         worker.join(timeout=600)
     finally:
@@ -479,10 +483,7 @@ def test_h2o_killed_or_frozen_mid_job_fails_the_run_and_registers_nothing(
             private_h2o.stop()
             private_h2o.start()
         else:
-            import psutil
-
-            for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
-                proc.send_signal(signal.SIGCONT)
+            _signal_tree(pid, signal.SIGCONT)
     assert outcome["status"] == "failed"
     assert "H2OUnavailable" in outcome["error"] and "H2O stopped answering" in outcome["error"]
     assert versions(stack_settings, name) == []
