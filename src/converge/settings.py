@@ -67,6 +67,9 @@ class Settings(BaseSettings):
 
     h2o_url: str = "http://127.0.0.1:54321"
     h2o_heap: str = "2g"
+    # Longest wait for one answer from H2O (a MOJO download of a big model included); a frozen
+    # cluster fails the training run after it.
+    h2o_request_timeout_s: float = 120.0
 
     # Serving.
     default_model: str = "demo"

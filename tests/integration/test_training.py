@@ -417,3 +417,80 @@ def test_every_estimator_trains_through_the_cli_with_its_own_defaults(
         [mv] = versions(stack_settings, f"itest-defaults-{estimator}")
         assert mv.lineage["parameters"]["estimator"] == estimator
         assert mv.lineage["parameters"]["params"] == DEFAULT_PARAMS[estimator]
+
+
+# -- H2O killed or frozen mid-job, on a node of its own -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def private_h2o(tmp_path_factory: pytest.TempPathFactory):
+    from converge.stack.h2o import H2O
+    from converge.stack.procs import free_port
+
+    node = H2O(tmp_path_factory.mktemp("h2o-private"), free_port(pair=True), heap="1g")
+    node.start()
+    yield node
+    node.stop()
+
+
+def _signal_tree(pid: int, sig: int) -> None:
+    """``sig`` to the process and every descendant, as to a crashed or hung container."""
+    import psutil
+
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        proc.send_signal(sig)
+
+
+@pytest.mark.parametrize("fault", ["kill", "freeze"])
+def test_h2o_killed_or_frozen_mid_job_fails_the_run_and_registers_nothing(
+    fault, train_env, mage_dir, data_file, stack_settings, sink, private_h2o
+):
+    import signal
+
+    env = {**train_env, "CONVERGE_H2O_URL": private_h2o.url, "CONVERGE_H2O_REQUEST_TIMEOUT_S": "5"}
+    name = f"itest-h2o-{fault}"
+    big = json.dumps({"ntrees": 3000, "max_depth": 10, "min_rows": 1, "score_tree_interval": 0})
+    outcome: dict[str, Any] = {}
+    events_before = len(sink.received)
+
+    def go() -> None:
+        outcome.update(
+            run_pipeline(
+                env,
+                mage_dir,
+                {
+                    "training_file": str(data_file),
+                    "n_splits": 2,
+                    "model_name": name,
+                    "estimator_params": big,
+                },
+            )
+        )
+
+    worker = threading.Thread(target=go)
+    worker.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not _h2o_job_running(private_h2o.url):
+        time.sleep(0.2)
+    assert _h2o_job_running(private_h2o.url), "no training job ever started on H2O"
+    pid = private_h2o.pid
+    _signal_tree(pid, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
+    try:
+        worker.join(timeout=600)
+    finally:
+        if fault == "kill":
+            private_h2o.stop()
+            private_h2o.start()
+        else:
+            _signal_tree(pid, signal.SIGCONT)
+    assert outcome["status"] == "failed"
+    assert "H2OUnavailable" in outcome["error"] and "H2O stopped answering" in outcome["error"]
+    assert versions(stack_settings, name) == []
+    assert len(sink.received) == events_before, "a failed run announced a model"
+    # The node back (restarted or thawed), a tiny run on it publishes.
+    again = run_pipeline(
+        env, mage_dir, {"training_file": str(data_file), "n_splits": 2, "model_name": name}
+    )
+    assert again["status"] == "completed", again.get("error")
+    assert len(versions(stack_settings, name)) == 1

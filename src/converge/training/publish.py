@@ -291,7 +291,7 @@ def publish(
     data = frame[frame[TIME_COLUMN] < cut_off_ms].reset_index(drop=True)
     if data.empty:
         raise PublishError(f"{name!r}: no rows before the cut-off for the final fit")
-    trainer.connect(settings.h2o_url)
+    trainer.connect(settings.h2o_url, settings.h2o_request_timeout_s)
     final = fit_final(data, cfg, run_id=run_id, name=name, n_validation=validation_rows)
     check = mojo_check(final["mojo"], final["rows"], final["predictions"])
     metrics = {**aggregate(results), "final_training": final["metrics"]}

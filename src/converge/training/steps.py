@@ -260,7 +260,7 @@ def train(
     if segment is not None:
         frame = frame[frame[opts.segment] == segment].reset_index(drop=True)
     cfg = opts.train_config(frame)
-    trainer.connect(settings.h2o_url)
+    trainer.connect(settings.h2o_url, settings.h2o_request_timeout_s)
     return trainer.train_split(
         frame, split, cfg, run_id=opts.run_id, segment=None if segment is None else str(segment)
     )

@@ -119,12 +119,22 @@ def _h2o():
     return h2o
 
 
-def connect(url: str) -> str:
-    """Connect this process to the cluster at ``url``; return its version or raise H2OUnavailable."""
+class H2ONoAnswer(ConnectionError):
+    """A request the cluster did not answer; the h2o client's job polling does not retry it."""
+
+
+def connect(url: str, request_timeout_s: float = 120.0) -> str:
+    """Connect this process to the cluster at ``url``; return its version or raise H2OUnavailable.
+
+    After ``h2o.connect`` the client waits for every answer without a limit, and its job polling
+    retries a failed request 30 times, so a frozen node would hold the run for hours. Every
+    request gets ``request_timeout_s``; once one fails, this connection fails every later one
+    at once (a restarted node has lost the job's frames anyway)."""
     h2o = _h2o()
     h2o.no_progress()
     try:
         conn = h2o.connect(url=url, verbose=False)
+        conn.timeout_interval = request_timeout_s
         cluster = h2o.cluster()
         if cluster is None or not cluster.cloud_healthy:
             raise H2OUnavailable(f"H2O at {url} answers but its cloud is not healthy")
@@ -133,8 +143,25 @@ def connect(url: str) -> str:
         raise
     except Exception as exc:  # the client raises several unrelated types for "no server"
         raise H2OUnavailable(f"H2O at {url} is unreachable: {_first_line(exc)}") from exc
-    del conn
+    _fail_fast(conn, h2o.exceptions.H2OConnectionError)
     return version
+
+
+def _fail_fast(conn, connection_error: type[Exception]) -> None:
+    """Make ``conn`` raise H2ONoAnswer for a failed request and for every request after it."""
+    request = conn.request
+    failure: list[str] = []
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if failure:
+            raise H2ONoAnswer(failure[0])
+        try:
+            return request(*args, **kwargs)
+        except connection_error as exc:
+            failure.append(_first_line(exc))
+            raise H2ONoAnswer(failure[0]) from exc
+
+    conn.request = checked
 
 
 def _first_line(exc: BaseException) -> str:
