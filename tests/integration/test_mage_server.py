@@ -150,10 +150,17 @@ def test_cli_run_beside_a_running_scheduler_is_executed_once(
     summary = json.loads(done.stdout)
     run_id = summary["pipeline_run_id"]
 
-    # The scheduler ticked all along and never counted the CLI's run among its active runs.
-    ticks = re.findall(r"Active pipeline runs: \[([\d, ]*)\]", mage_server.log()[log_before:])
-    assert len(ticks) >= 2, "the scheduler did not tick while the CLI ran"
-    assert all(str(run_id) not in re.split(r",\s*", t) for t in ticks)
+    # The scheduler ticked all along (and at least twice, waiting after a quick run) and never
+    # counted the CLI's run among its active runs.
+    def ticks() -> list[str]:
+        return re.findall(r"Active pipeline runs: \[([\d, ]*)\]", mage_server.log()[log_before:])
+
+    deadline = time.monotonic() + 60
+    while len(ticks()) < 2 and time.monotonic() < deadline:
+        time.sleep(1)
+    seen = ticks()
+    assert len(seen) >= 2, "the scheduler did not tick while the CLI ran"
+    assert all(str(run_id) not in re.split(r",\s*", t) for t in seen)
 
     # Each block ran once: one registry version, one announcement.
     [mv] = versions(stack_settings, "itest-beside")
