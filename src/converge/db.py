@@ -208,4 +208,23 @@ async def once_more_if_dropped(work: Callable[[], Awaitable[R]]) -> R:
     except DatabaseUnavailable as exc:
         if caused_by_timeout(exc):
             raise
+        if _login_retry_pending(exc):
+            await asyncio.sleep(LOGIN_RETRY_WAIT_S)
         return await work()
+
+
+# After a failed server login PgBouncer refuses every client until its next attempt
+# (`server_login_retry`: 0.05 s in the local stack). Waiting a little longer than that once turns
+# a request in that window (right after a Postgres restart) into a success. The wait stays under
+# the breaker's slow-failure mark (serving.runtime.SLOW_FAILURE_S), so a refusal is still cheap. The
+# chart's PgBouncer retries every 1 s: there such a request still gets a 503 and is redelivered.
+LOGIN_RETRY_WAIT_S = 0.06
+_LOGIN_RETRY = "server login has been failing"
+
+
+def _login_retry_pending(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if _LOGIN_RETRY in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

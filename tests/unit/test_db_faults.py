@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -32,3 +34,21 @@ def test_a_connection_left_broken_by_a_fault_is_an_outage(exc):
 )
 def test_errors_in_the_request_or_the_code_are_not_outages(exc):
     assert not is_unavailable(exc)
+
+
+async def test_a_write_refused_while_pgbouncer_waits_to_log_in_again_is_tried_again_after_the_wait():
+    from converge.db import LOGIN_RETRY_WAIT_S, DatabaseUnavailable, once_more_if_dropped
+
+    calls = []
+
+    async def work():
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) == 1:
+            cause = asyncpg.exceptions.ProtocolViolationError(
+                "server login has been failing, try again later (server_login_retry)"
+            )
+            raise DatabaseUnavailable("feature upsert failed") from cause
+        return "written"
+
+    assert await once_more_if_dropped(work) == "written"
+    assert len(calls) == 2 and calls[1] - calls[0] >= LOGIN_RETRY_WAIT_S

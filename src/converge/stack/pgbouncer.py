@@ -109,7 +109,7 @@ class PgBouncer(Service):
                     # After a failed login PgBouncer fails every client until it tries again:
                     # retry often (instead of the 15 s default), so clients stop failing within a
                     # fraction of a second of a Postgres restart.
-                    "server_login_retry = 0.2",
+                    "server_login_retry = 0.05",
                     "server_connect_timeout = 5",
                     f"query_wait_timeout = {self.query_wait_timeout}",
                     "logfile =",
