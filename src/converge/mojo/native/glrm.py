@@ -1,0 +1,273 @@
+"""GLRM: each row's factor ``x`` found by genmodel's own proximal gradient descent.
+
+``GlrmMojoModel.score0`` starts ``x`` from ``new Random(seed + n).nextGaussian()`` where ``n``
+counts the rows the loaded model has scored, so an answer depends on the rows scored before it:
+the scorer keeps that counter, and a batch takes consecutive numbers in row order. The descent
+(a fixed set of step sizes per iteration, at most 100 iterations) runs for all rows of a batch at
+once, each row with its own stopping point, and adds in genmodel's order, so the factors come out
+bit for bit. genmodel's quirk of not advancing to the next categorical block of the archetypes
+after a missing categorical value is kept.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+
+from .._numpy import numpy_when_used
+from ..errors import CorruptMojoError, UnsupportedMojoError
+from ._base import NativeScorer
+from ._javarandom import JavaRandom
+
+np = numpy_when_used(__name__)
+
+_ITERATIONS = 100
+_ACCURACY = 1e-10
+_ALPHAS = [0.5**i for i in range(1, 11)]
+_NUMERIC_LOSSES = ("Quadratic", "Absolute", "Huber", "Poisson", "Logistic", "Hinge")
+_CATEGORICAL_LOSSES = ("Categorical", "Ordinal")
+_REGULARIZERS = ("None", "Quadratic", "L2", "L1", "NonNegative")
+
+
+def _loss(name: str, u, a):
+    if name == "Quadratic":
+        return (u - a) * (u - a)
+    if name == "Absolute":
+        return np.abs(u - a)
+    if name == "Huber":
+        x = u - a
+        return np.where(x > 1, x - 0.5, np.where(x < -1, -x - 0.5, 0.5 * x * x))
+    if name == "Poisson":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rest = np.where(a == 0, 0.0, -a * u + a * np.log(a) - a)
+        return np.exp(u) + rest
+    if name == "Logistic":
+        return np.log(1 + np.exp((1 - 2 * a) * u))
+    return np.maximum(1 + (1 - 2 * a) * u, 0)  # Hinge
+
+
+def _grad(name: str, u, a):
+    if name == "Quadratic":
+        return 2 * (u - a)
+    if name == "Absolute":
+        return np.sign(u - a)
+    if name == "Huber":
+        x = u - a
+        return np.where(x > 1, 1.0, np.where(x < -1, -1.0, x))
+    if name == "Poisson":
+        return np.exp(u) - a
+    s = 1 - 2 * a
+    if name == "Logistic":
+        return s / (1 + np.exp(-s * u))
+    return np.where(1 + s * u > 0, s, 0.0)  # Hinge
+
+
+def _multi_loss(name: str, xy: list, a):
+    """``mloss`` over one categorical block; ``xy`` one array per level, ``a`` the level."""
+    rows = np.arange(a.size)
+    if name == "Categorical":
+        s = np.zeros(a.size)
+        for u in xy:
+            s = s + np.maximum(1 + u, 0)
+        ua = np.stack(xy, axis=1)[rows, a]
+        return s + (np.maximum(1 - ua, 0) - np.maximum(1 + ua, 0))
+    s = np.zeros(a.size)
+    for i, u in enumerate(xy[:-1]):  # Ordinal
+        s = s + np.where(a > i, np.maximum(1 - u, 0), 1.0)
+    return s
+
+
+def _multi_grad(name: str, xy: list, a) -> list:
+    if name == "Categorical":
+        g = [np.where(1 + u > 0, 1.0, 0.0) for u in xy]
+        for level, u in enumerate(xy):
+            g[level] = np.where(a == level, np.where(1 - u > 0, -1.0, 0.0), g[level])
+        return g
+    g = [np.where((a > i) & (1 - u > 0), -1.0, 0.0) for i, u in enumerate(xy[:-1])]
+    return g + [np.zeros(a.size)]
+
+
+class GlrmScorer(NativeScorer):
+    max_version = 1.10
+
+    def __init__(self, info, archive) -> None:
+        super().__init__(info)
+        g = info.require
+        self.ncol_a = int(g("ncolA"))
+        self.ncol_x = int(g("ncolX"))
+        ncol_y, nrow_y = int(g("ncolY")), int(g("nrowY"))
+        self.regularizer = str(g("regularizationX"))
+        if self.regularizer not in _REGULARIZERS:
+            raise UnsupportedMojoError(f"GLRM regularizer {self.regularizer!r}", info.source)
+        self.gamma = float(g("gammaX"))
+        self.ncats = int(g("num_categories"))
+        self.nnums = int(g("num_numeric"))
+        self.sub = [float(v) for v in info.get("norm_sub") or []]
+        self.mul = [float(v) for v in info.get("norm_mul") or []]
+        self.perm = [int(v) for v in g("cols_permutation")]
+        self.levels = [int(v) for v in g("num_levels_per_category")]
+        self.losses = [ln.strip() for ln in archive.read_bytes("losses").decode().splitlines() if ln.strip()]
+        if info.get("seed") is None:
+            raise UnsupportedMojoError("GLRM MOJO without a seed (genmodel seeds from the clock)", info.source)
+        self.seed = int(info.get("seed"))
+        for j, name in enumerate(self.losses):
+            ok = _CATEGORICAL_LOSSES if j < self.ncats else _NUMERIC_LOSSES
+            if name not in ok:
+                raise UnsupportedMojoError(f"GLRM loss {name!r}", info.source)
+        if (len(self.losses) != self.ncol_a or len(self.perm) != self.ncol_a
+                or nrow_y != self.ncol_x or len(self.sub) < self.nnums or len(self.mul) < self.nnums):
+            raise CorruptMojoError("GLRM sizes do not agree", info.source)
+        blob = archive.read_bytes("archetypes")
+        if len(blob) < 8 * nrow_y * ncol_y:
+            raise CorruptMojoError("GLRM archetypes are shorter than nrowY x ncolY", info.source)
+        flat = struct.unpack_from(f">{nrow_y * ncol_y}d", blob)  # a Java ByteBuffer: big-endian
+        self.Y = [list(flat[k * ncol_y : (k + 1) * ncol_y]) for k in range(nrow_y)]
+        self._rows_scored = 0
+        self._lock = threading.Lock()
+
+    def output_columns(self) -> list[str]:
+        return [f"Arch{i + 1}" for i in range(self.ncol_x)]
+
+    def _start(self, n: int) -> list[list[float]]:
+        """Starting factors for the next ``n`` rows (``Random(seed + row counter)``)."""
+        with self._lock:
+            first = self._rows_scored
+            self._rows_scored += n
+        starts = []
+        for r in range(n):
+            rnd = JavaRandom(self.seed + first + r)
+            starts.append([rnd.next_gaussian() for _ in range(self.ncol_x)])
+        return starts
+
+    def score(self, raw, offset):
+        n = raw.shape[0]
+        A = raw[:, self.perm].astype(np.float64)  # getRowData; unseen levels are missing
+        for j in range(self.ncats):
+            A[:, j] = np.where(A[:, j] >= self.levels[j], np.nan, A[:, j])
+        x = np.asarray(self._start(n), dtype=np.float64).reshape(n, self.ncol_x)
+        x = self._project(x)
+        Y = np.asarray(self.Y, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            return self._descend(x, A, Y)
+
+    def _project(self, x):
+        return np.maximum(x, 0) if self.regularizer == "NonNegative" else x
+
+    def _descend(self, x, A, Y):
+        n = x.shape[0]
+        old = self._objective(x, A, Y)
+        active = np.ones(n, dtype=bool)
+        for _ in range(_ITERATIONS):
+            idx = np.flatnonzero(active)
+            if not idx.size:
+                break
+            xa, Aa, oa = x[idx], A[idx], old[idx]
+            grad = self._gradient(xa, Aa, Y)
+            scale = np.where(oa > 10, 1.0 / oa, 1.0)
+            best = np.zeros_like(xa)
+            lowest = np.full(idx.size, np.finfo(np.float64).max)
+            stopped = oa == 0  # applyBestAlpha returns 0 at once
+            for alpha0 in _ALPHAS:
+                alpha = alpha0 * scale
+                u = xa - alpha[:, None] * grad
+                xnew = self._prox(u, alpha * self.gamma)
+                obj = self._objective(xnew, Aa, Y)
+                better = ~stopped & (lowest > obj)
+                best[better] = xnew[better]
+                lowest = np.where(better, obj, lowest)
+                stopped |= obj == 0
+            lowest = np.where(oa == 0, 0.0, lowest)
+            take = (lowest < oa)[:, None]
+            x[idx] = np.where(take, best, xa)
+            improvement = 1 - lowest / oa
+            done = (improvement < 0) | (improvement < _ACCURACY)
+            done |= oa == 0  # the factor cannot change any more (genmodel keeps looping)
+            old[idx] = lowest
+            active[idx[done]] = False
+        return x
+
+    def _prox(self, u, delta):
+        reg = self.regularizer
+        if reg == "None":
+            return u
+        d = delta[:, None]
+        if reg == "Quadratic":
+            v = u * (1 / (1 + 2 * d))
+        elif reg == "L2":
+            norm2 = np.zeros(u.shape[0])
+            for k in range(u.shape[1]):
+                norm2 = norm2 + u[:, k] * u[:, k]
+            weight = (1 - delta / np.sqrt(norm2))[:, None]
+            v = np.where(weight < 0, 0.0, weight * u)
+        elif reg == "L1":
+            v = np.maximum(u - d, 0) + np.minimum(u + d, 0)
+        else:  # NonNegative
+            v = np.maximum(u, 0)
+        return np.where(d == 0, u, v)
+
+    def _regularize(self, x):
+        reg = self.regularizer
+        if reg == "None":
+            return np.zeros(x.shape[0])
+        if reg == "NonNegative":
+            return np.where((x < 0).any(axis=1), np.inf, 0.0)
+        s = np.zeros(x.shape[0])
+        for k in range(x.shape[1]):
+            s = s + (np.abs(x[:, k]) if reg == "L1" else x[:, k] * x[:, k])
+        return np.sqrt(s) if reg == "L2" else s
+
+    def _blocks(self, x, A, Y):
+        """Per categorical column: (present, level, per-level products, archetype columns); then
+        per numeric column: (present, standardised value, product, archetype column). The block's
+        place in Y advances only past present categoricals, as in genmodel."""
+        n = x.shape[0]
+        offset = np.zeros(n, dtype=np.intp)
+        cats, nums = [], []
+        for j in range(self.ncats):
+            present = ~np.isnan(A[:, j])
+            level = np.where(present, A[:, j], 0).astype(np.intp)
+            cols, xy = [], []
+            for lv in range(self.levels[j]):
+                c = np.minimum(lv + offset, Y.shape[1] - 1)
+                p = np.zeros(n)
+                for k in range(self.ncol_x):
+                    p = p + x[:, k] * Y[k][c]
+                cols.append(c)
+                xy.append(p)
+            cats.append((present, level, xy, cols))
+            offset = np.where(present, offset + self.levels[j], offset)
+        for j in range(self.ncats, self.ncol_a):
+            js = j - self.ncats
+            present = ~np.isnan(A[:, j])
+            c = np.minimum(js + offset, Y.shape[1] - 1)
+            p = np.zeros(n)
+            for k in range(self.ncol_x):
+                p = p + x[:, k] * Y[k][c]
+            a = (A[:, j] - self.sub[js]) * self.mul[js]
+            nums.append((present, a, p, c))
+        return cats, nums
+
+    def _objective(self, x, A, Y):
+        cats, nums = self._blocks(x, A, Y)
+        res = np.zeros(x.shape[0])
+        for j, (present, level, xy, _cols) in enumerate(cats):
+            res = np.where(present, res + _multi_loss(self.losses[j], xy, level), res)
+        for j, (present, a, p, _c) in enumerate(nums):
+            res = np.where(present, res + _loss(self.losses[self.ncats + j], p, a), res)
+        return res + self.gamma * self._regularize(x)
+
+    def _gradient(self, x, A, Y):
+        cats, nums = self._blocks(x, A, Y)
+        grad = np.zeros_like(x)
+        for j, (present, level, xy, cols) in enumerate(cats):
+            g = _multi_grad(self.losses[j], xy, level)
+            for k in range(self.ncol_x):
+                acc = grad[:, k]
+                for lv, c in enumerate(cols):
+                    acc = np.where(present, acc + g[lv] * Y[k][c], acc)
+                grad[:, k] = acc
+        for j, (present, a, p, c) in enumerate(nums):
+            gl = _grad(self.losses[self.ncats + j], p, a)
+            for k in range(self.ncol_x):
+                grad[:, k] = np.where(present, grad[:, k] + gl * Y[k][c], grad[:, k])
+        return grad
