@@ -11,17 +11,23 @@ after a missing categorical value is kept.
 
 from __future__ import annotations
 
+import math
 import struct
+import sys
 import threading
 
 from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, UnsupportedMojoError
+from . import _scalar
 from ._base import NativeScorer
 from ._javarandom import JavaRandom
 
 np = numpy_when_used(__name__)
 
+_DOUBLE_MAX = sys.float_info.max
 _ITERATIONS = 100
+#: batches up to this size take the one-row path (NumPy's per-call cost dominates below it)
+_FEW_ROWS = 8
 _ACCURACY = 1e-10
 _ALPHAS = [0.5**i for i in range(1, 11)]
 _NUMERIC_LOSSES = ("Quadratic", "Absolute", "Huber", "Poisson", "Logistic", "Hinge")
@@ -60,6 +66,58 @@ def _grad(name: str, u, a):
     if name == "Logistic":
         return s / (1 + np.exp(-s * u))
     return np.where(1 + s * u > 0, s, 0.0)  # Hinge
+
+
+def _loss_row(name: str, u: float, a: float) -> float:
+    """``GlrmLoss.loss`` for one value (Java's ``Math`` semantics: inf and NaN, no exceptions)."""
+    if name == "Quadratic":
+        return (u - a) * (u - a)
+    if name == "Absolute":
+        return abs(u - a)
+    if name == "Huber":
+        x = u - a
+        return x - 0.5 if x > 1 else -x - 0.5 if x < -1 else 0.5 * x * x
+    if name == "Poisson":
+        return _scalar.exp(u) + (0 if a == 0 else -a * u + a * _scalar.log(a) - a)
+    if name == "Logistic":
+        return _scalar.log(1 + _scalar.exp((1 - 2 * a) * u))
+    return _scalar.maximum(1 + (1 - 2 * a) * u, 0.0)  # Hinge
+
+
+def _grad_row(name: str, u: float, a: float) -> float:
+    if name == "Quadratic":
+        return 2 * (u - a)
+    if name == "Absolute":
+        d = u - a
+        return d if d != d or d == 0 else math.copysign(1.0, d)
+    if name == "Huber":
+        x = u - a
+        return 1.0 if x > 1 else -1.0 if x < -1 else x
+    if name == "Poisson":
+        return _scalar.exp(u) - a
+    s = 1 - 2 * a
+    if name == "Logistic":
+        return _scalar.div(s, 1 + _scalar.exp(-s * u))
+    return s if 1 + s * u > 0 else 0.0  # Hinge
+
+
+def _multi_loss_row(name: str, u: list[float], a: int) -> float:
+    s = 0.0
+    if name == "Categorical":
+        for v in u:
+            s += _scalar.maximum(1 + v, 0.0)
+        return s + (_scalar.maximum(1 - u[a], 0.0) - _scalar.maximum(1 + u[a], 0.0))
+    for i in range(len(u) - 1):  # Ordinal
+        s += _scalar.maximum(1 - u[i], 0.0) if a > i else 1
+    return s
+
+
+def _multi_grad_row(name: str, u: list[float], a: int) -> list[float]:
+    if name == "Categorical":
+        g = [1.0 if 1 + v > 0 else 0.0 for v in u]
+        g[a] = -1.0 if 1 - u[a] > 0 else 0.0
+        return g
+    return [-1.0 if a > i and 1 - u[i] > 0 else 0.0 for i in range(len(u) - 1)] + [0.0]
 
 
 def _multi_loss(name: str, xy: list, a):
@@ -125,6 +183,14 @@ class GlrmScorer(NativeScorer):
         self._rows_scored = 0
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        """Pickled without its lock (a loaded model goes from the parser process to the server)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def output_columns(self) -> list[str]:
         return [f"Arch{i + 1}" for i in range(self.ncol_x)]
 
@@ -139,8 +205,121 @@ class GlrmScorer(NativeScorer):
             starts.append([rnd.next_gaussian() for _ in range(self.ncol_x)])
         return starts
 
+    # -- one row, in plain Python (NumPy's per-call cost is most of a one-row descent) -----------
+    def rows_without_numpy(self) -> bool:
+        return True
+
+    def score_row(self, row, offset):
+        a = [row[p] for p in self.perm]
+        for j in range(self.ncats):
+            if a[j] >= self.levels[j]:
+                a[j] = math.nan
+        x = self._project_row(self._start(1)[0])
+        old = self._objective_row(x, a)
+        for _ in range(_ITERATIONS):
+            if old == 0:  # genmodel keeps looping, but the factor cannot change any more
+                break
+            grad = self._gradient_row(x, a)
+            scale = 1.0 / old if old > 10 else 1.0
+            best, lowest = None, _DOUBLE_MAX
+            for alpha0 in _ALPHAS:
+                alpha = alpha0 * scale
+                xnew = self._prox_row([xk - alpha * gk for xk, gk in zip(x, grad)], alpha * self.gamma)
+                obj = self._objective_row(xnew, a)
+                if lowest > obj:
+                    best, lowest = xnew, obj
+                if obj == 0:
+                    break
+            if lowest < old:
+                x = best
+            improvement = 1 - _scalar.div(lowest, old)
+            old = lowest
+            if improvement < 0 or improvement < _ACCURACY:
+                break
+        return x
+
+    def _project_row(self, x):
+        return [_scalar.maximum(v, 0.0) for v in x] if self.regularizer == "NonNegative" else x
+
+    def _prox_row(self, u, delta):
+        reg = self.regularizer
+        if reg == "None" or delta == 0:
+            return u
+        if reg == "Quadratic":
+            f = 1 / (1 + 2 * delta)
+            return [v * f for v in u]
+        if reg == "L2":
+            norm2 = 0.0
+            for v in u:
+                norm2 += v * v
+            weight = 1 - _scalar.div(delta, math.sqrt(norm2))
+            return [0.0] * len(u) if weight < 0 else [weight * v for v in u]
+        if reg == "L1":
+            return [_scalar.maximum(v - delta, 0.0) + _scalar.minimum(v + delta, 0.0) for v in u]
+        return [_scalar.maximum(v, 0.0) for v in u]  # NonNegative
+
+    def _regularize_row(self, x) -> float:
+        reg = self.regularizer
+        if reg == "None":
+            return 0.0
+        if reg == "NonNegative":
+            return math.inf if any(v < 0 for v in x) else 0.0
+        s = 0.0
+        for v in x:
+            s += abs(v) if reg == "L1" else v * v
+        return math.sqrt(s) if reg == "L2" else s
+
+    def _products_row(self, x, col: int) -> float:
+        p = 0.0
+        for k, xk in enumerate(x):
+            p += xk * self.Y[k][col]
+        return p
+
+    def _objective_row(self, x, a) -> float:
+        res, offset = 0.0, 0
+        for j in range(self.ncats):
+            if a[j] != a[j]:
+                continue
+            xy = [self._products_row(x, lv + offset) for lv in range(self.levels[j])]
+            res += _multi_loss_row(self.losses[j], xy, int(a[j]))
+            offset += self.levels[j]
+        for j in range(self.ncats, self.ncol_a):
+            if a[j] != a[j]:
+                continue
+            js = j - self.ncats
+            res += _loss_row(self.losses[j], self._products_row(x, js + offset),
+                             (a[j] - self.sub[js]) * self.mul[js])
+        return res + self.gamma * self._regularize_row(x)
+
+    def _gradient_row(self, x, a) -> list[float]:
+        grad = [0.0] * self.ncol_x
+        offset = 0
+        for j in range(self.ncats):
+            if a[j] != a[j]:
+                continue
+            n_levels = self.levels[j]
+            xy = [self._products_row(x, lv + offset) for lv in range(n_levels)]
+            g = _multi_grad_row(self.losses[j], xy, int(a[j]))
+            for k in range(self.ncol_x):
+                yk = self.Y[k]
+                for c in range(n_levels):
+                    grad[k] += g[c] * yk[c + offset]
+            offset += n_levels
+        for j in range(self.ncats, self.ncol_a):
+            if a[j] != a[j]:
+                continue
+            js = j - self.ncats
+            gl = _grad_row(self.losses[j], self._products_row(x, js + offset),
+                           (a[j] - self.sub[js]) * self.mul[js])
+            for k in range(self.ncol_x):
+                grad[k] += gl * self.Y[k][js + offset]
+        return grad
+
+    # -- batches, all rows at once in NumPy ----------------------------------------------------
     def score(self, raw, offset):
         n = raw.shape[0]
+        if n <= _FEW_ROWS:
+            return np.array([self.score_row(r, None) for r in raw.tolist()]).reshape(n, self.ncol_x)
         A = raw[:, self.perm].astype(np.float64)  # getRowData; unseen levels are missing
         for j in range(self.ncats):
             A[:, j] = np.where(A[:, j] >= self.levels[j], np.nan, A[:, j])
@@ -165,7 +344,7 @@ class GlrmScorer(NativeScorer):
             grad = self._gradient(xa, Aa, Y)
             scale = np.where(oa > 10, 1.0 / oa, 1.0)
             best = np.zeros_like(xa)
-            lowest = np.full(idx.size, np.finfo(np.float64).max)
+            lowest = np.full(idx.size, _DOUBLE_MAX)
             stopped = oa == 0  # applyBestAlpha returns 0 at once
             for alpha0 in _ALPHAS:
                 alpha = alpha0 * scale
