@@ -68,6 +68,20 @@ def _grad(name: str, u, a):
     return np.where(1 + s * u > 0, s, 0.0)  # Hinge
 
 
+def _dot(x: list[float], col: tuple) -> float:
+    """``x * y_j`` summed from 0 in factor order, as genmodel does (not ``sum()``, which may
+    compensate rounding)."""
+    p = 0.0
+    for u, v in zip(x, col):
+        p += u * v
+    return p
+
+
+def _positive(t: float) -> float:
+    """``Math.max(t, 0)``: NaN stays NaN, -0.0 becomes 0.0."""
+    return t if t > 0 or t != t else 0.0
+
+
 def _loss_row(name: str, u: float, a: float) -> float:
     """``GlrmLoss.loss`` for one value (Java's ``Math`` semantics: inf and NaN, no exceptions)."""
     if name == "Quadratic":
@@ -81,7 +95,7 @@ def _loss_row(name: str, u: float, a: float) -> float:
         return _scalar.exp(u) + (0 if a == 0 else -a * u + a * _scalar.log(a) - a)
     if name == "Logistic":
         return _scalar.log(1 + _scalar.exp((1 - 2 * a) * u))
-    return _scalar.maximum(1 + (1 - 2 * a) * u, 0.0)  # Hinge
+    return _positive(1 + (1 - 2 * a) * u)  # Hinge
 
 
 def _grad_row(name: str, u: float, a: float) -> float:
@@ -105,10 +119,10 @@ def _multi_loss_row(name: str, u: list[float], a: int) -> float:
     s = 0.0
     if name == "Categorical":
         for v in u:
-            s += _scalar.maximum(1 + v, 0.0)
-        return s + (_scalar.maximum(1 - u[a], 0.0) - _scalar.maximum(1 + u[a], 0.0))
+            s += _positive(1 + v)
+        return s + (_positive(1 - u[a]) - _positive(1 + u[a]))
     for i in range(len(u) - 1):  # Ordinal
-        s += _scalar.maximum(1 - u[i], 0.0) if a > i else 1
+        s += _positive(1 - u[i]) if a > i else 1
     return s
 
 
@@ -180,6 +194,8 @@ class GlrmScorer(NativeScorer):
             raise CorruptMojoError("GLRM archetypes are shorter than nrowY x ncolY", info.source)
         flat = struct.unpack_from(f">{nrow_y * ncol_y}d", blob)  # a Java ByteBuffer: big-endian
         self.Y = [list(flat[k * ncol_y : (k + 1) * ncol_y]) for k in range(nrow_y)]
+        #: archetype columns (one value per factor), for the one-row path
+        self.columns = [tuple(self.Y[k][c] for k in range(nrow_y)) for c in range(ncol_y)]
         self._rows_scored = 0
         self._lock = threading.Lock()
 
@@ -214,6 +230,7 @@ class GlrmScorer(NativeScorer):
         for j in range(self.ncats):
             if a[j] >= self.levels[j]:
                 a[j] = math.nan
+        a = self._plan(a)
         x = self._project_row(self._start(1)[0])
         old = self._objective_row(x, a)
         for _ in range(_ITERATIONS):
@@ -239,7 +256,7 @@ class GlrmScorer(NativeScorer):
         return x
 
     def _project_row(self, x):
-        return [_scalar.maximum(v, 0.0) for v in x] if self.regularizer == "NonNegative" else x
+        return [_positive(v) for v in x] if self.regularizer == "NonNegative" else x
 
     def _prox_row(self, u, delta):
         reg = self.regularizer
@@ -255,8 +272,8 @@ class GlrmScorer(NativeScorer):
             weight = 1 - _scalar.div(delta, math.sqrt(norm2))
             return [0.0] * len(u) if weight < 0 else [weight * v for v in u]
         if reg == "L1":
-            return [_scalar.maximum(v - delta, 0.0) + _scalar.minimum(v + delta, 0.0) for v in u]
-        return [_scalar.maximum(v, 0.0) for v in u]  # NonNegative
+            return [_positive(v - delta) + _scalar.minimum(v + delta, 0.0) for v in u]
+        return [_positive(v) for v in u]  # NonNegative
 
     def _regularize_row(self, x) -> float:
         reg = self.regularizer
@@ -269,50 +286,45 @@ class GlrmScorer(NativeScorer):
             s += abs(v) if reg == "L1" else v * v
         return math.sqrt(s) if reg == "L2" else s
 
-    def _products_row(self, x, col: int) -> float:
-        p = 0.0
-        for k, xk in enumerate(x):
-            p += xk * self.Y[k][col]
-        return p
-
-    def _objective_row(self, x, a) -> float:
-        res, offset = 0.0, 0
+    def _plan(self, a: list[float]):
+        """The row's present columns: (loss, archetype columns, level) per categorical and (loss,
+        archetype column, standardised value) per number; a missing categorical does not advance
+        the place in the archetypes (genmodel's order)."""
+        cats, nums, offset = [], [], 0
         for j in range(self.ncats):
-            if a[j] != a[j]:
-                continue
-            xy = [self._products_row(x, lv + offset) for lv in range(self.levels[j])]
-            res += _multi_loss_row(self.losses[j], xy, int(a[j]))
-            offset += self.levels[j]
+            if a[j] == a[j]:
+                n = self.levels[j]
+                cats.append((self.losses[j], self.columns[offset : offset + n], int(a[j])))
+                offset += n
         for j in range(self.ncats, self.ncol_a):
-            if a[j] != a[j]:
-                continue
-            js = j - self.ncats
-            res += _loss_row(self.losses[j], self._products_row(x, js + offset),
-                             (a[j] - self.sub[js]) * self.mul[js])
+            if a[j] == a[j]:
+                js = j - self.ncats
+                nums.append((self.losses[j], self.columns[js + offset], (a[j] - self.sub[js]) * self.mul[js]))
+        return cats, nums
+
+    def _objective_row(self, x, plan) -> float:
+        res = 0.0
+        cats, nums = plan
+        for loss, cols, level in cats:
+            res += _multi_loss_row(loss, [_dot(x, col) for col in cols], level)
+        for loss, col, value in nums:
+            res += _loss_row(loss, _dot(x, col), value)
         return res + self.gamma * self._regularize_row(x)
 
-    def _gradient_row(self, x, a) -> list[float]:
+    def _gradient_row(self, x, plan) -> list[float]:
         grad = [0.0] * self.ncol_x
-        offset = 0
-        for j in range(self.ncats):
-            if a[j] != a[j]:
-                continue
-            n_levels = self.levels[j]
-            xy = [self._products_row(x, lv + offset) for lv in range(n_levels)]
-            g = _multi_grad_row(self.losses[j], xy, int(a[j]))
+        cats, nums = plan
+        for loss, cols, level in cats:
+            g = _multi_grad_row(loss, [_dot(x, col) for col in cols], level)
             for k in range(self.ncol_x):
-                yk = self.Y[k]
-                for c in range(n_levels):
-                    grad[k] += g[c] * yk[c + offset]
-            offset += n_levels
-        for j in range(self.ncats, self.ncol_a):
-            if a[j] != a[j]:
-                continue
-            js = j - self.ncats
-            gl = _grad_row(self.losses[j], self._products_row(x, js + offset),
-                           (a[j] - self.sub[js]) * self.mul[js])
+                acc = grad[k]
+                for gc, col in zip(g, cols):
+                    acc += gc * col[k]
+                grad[k] = acc
+        for loss, col, value in nums:
+            gl = _grad_row(loss, _dot(x, col), value)
             for k in range(self.ncol_x):
-                grad[k] += gl * self.Y[k][js + offset]
+                grad[k] += gl * col[k]
         return grad
 
     # -- batches, all rows at once in NumPy ----------------------------------------------------
