@@ -238,7 +238,7 @@ class GlrmScorer(NativeScorer):
                 break
             grad = self._gradient_row(x, a)
             scale = 1.0 / old if old > 10 else 1.0
-            best, lowest = None, _DOUBLE_MAX
+            best, lowest = [0.0] * self.ncol_x, _DOUBLE_MAX  # genmodel's bestX starts at zero
             for alpha0 in _ALPHAS:
                 alpha = alpha0 * scale
                 xnew = self._prox_row([xk - alpha * gk for xk, gk in zip(x, grad)], alpha * self.gamma)

@@ -79,9 +79,15 @@ class PcaScorer(NativeScorer):
             level = np.trunc(np.where(nan, -1.0, v)) - (0 if self.use_all else 1)
             ok = ~nan & (level >= 0) & (level <= last)
             cat_rows.append((ok, np.where(ok, self.cat_offsets[j] + level, 0).astype(np.intp)))
-        nums = [(raw[:, self.perm[self.ncats + j]] - self.sub[j]) * self.mul[j] for j in range(self.nnums)]
-        start = self.cat_offsets[self.ncats]
         out = np.zeros((n, self.k))
+        with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN as in Java
+            nums = [(raw[:, self.perm[self.ncats + j]] - self.sub[j]) * self.mul[j]
+                    for j in range(self.nnums)]
+            self._project(out, cat_rows, nums, V)
+        return out
+
+    def _project(self, out, cat_rows, nums, V):
+        n, start = out.shape[0], self.cat_offsets[self.ncats]
         for i in range(self.k):
             t = np.zeros(n)
             for ok, r in cat_rows:
@@ -89,4 +95,3 @@ class PcaScorer(NativeScorer):
             for j, v in enumerate(nums):
                 t = t + v * V[start + j, i]
             out[:, i] = t
-        return out
