@@ -19,7 +19,6 @@ import csv
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,10 +29,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_mojo import (  # noqa: E402 - the shared harness and helpers
-    HARNESS,
     ROOT,
     best_rate,
     fmt,
+    java_harness,
     java_run,
     machine,
     single_records,
@@ -42,7 +41,6 @@ from bench_mojo import (  # noqa: E402 - the shared harness and helpers
 )
 
 from converge.mojo import load_mojo  # noqa: E402
-from converge.mojo.backends.genmodel import find_h2o_jar  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "conformance"
 SECTION = "## MOJO scoring: anomaly detection, clustering, dimension reduction, autoencoders"
@@ -129,11 +127,9 @@ def main() -> None:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     info = machine()
-    jar = find_h2o_jar()
     work = Path(tempfile.mkdtemp(prefix="bench-mojo-unsupervised-"))
     try:
-        subprocess.run(["javac", "-d", str(work), "-cp", str(jar), str(HARNESS)], check=True)
-        classpath = f"{jar}{os.pathsep}{work}"
+        classpath = java_harness(work)
         results = [measure(label, name, share, args, work, classpath) for label, name, share in SET]
         info["load_after"] = os.getloadavg()[0]
         text = report(results, info, args, started, time.perf_counter() - t0)
