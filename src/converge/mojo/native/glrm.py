@@ -26,8 +26,9 @@ np = numpy_when_used(__name__)
 
 _DOUBLE_MAX = sys.float_info.max
 _ITERATIONS = 100
-#: batches up to this size take the one-row path (NumPy's per-call cost dominates below it)
-_FEW_ROWS = 8
+#: batches up to this size take the one-row path (below it NumPy's per-call cost, paid for up to
+#: 100 iterations, outweighs scoring the rows one by one: 50 rows 3x faster, 200 rows 1.6x slower)
+_FEW_ROWS = 100
 _ACCURACY = 1e-10
 _ALPHAS = [0.5**i for i in range(1, 11)]
 _NUMERIC_LOSSES = ("Quadratic", "Absolute", "Huber", "Poisson", "Logistic", "Hinge")
