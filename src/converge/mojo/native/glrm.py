@@ -135,29 +135,67 @@ def _multi_grad_row(name: str, u: list[float], a: int) -> list[float]:
     return [-1.0 if a > i and 1 - u[i] > 0 else 0.0 for i in range(len(u) - 1)] + [0.0]
 
 
-def _multi_loss(name: str, xy: list, a):
-    """``mloss`` over one categorical block; ``xy`` one array per level, ``a`` the level."""
-    rows = np.arange(a.size)
+def _multi_loss(name: str, block, a):
+    """``mloss`` for every row: ``block`` holds a categorical column's per-level products, ``a``
+    the levels."""
+    n, levels = block.shape
+    s = np.zeros(n)
     if name == "Categorical":
-        s = np.zeros(a.size)
-        for u in xy:
-            s = s + np.maximum(1 + u, 0)
-        ua = np.stack(xy, axis=1)[rows, a]
+        for lv in range(levels):
+            s = s + np.maximum(1 + block[:, lv], 0)
+        ua = block[np.arange(n), a]
         return s + (np.maximum(1 - ua, 0) - np.maximum(1 + ua, 0))
-    s = np.zeros(a.size)
-    for i, u in enumerate(xy[:-1]):  # Ordinal
-        s = s + np.where(a > i, np.maximum(1 - u, 0), 1.0)
+    for i in range(levels - 1):  # Ordinal
+        s = s + np.where(a > i, np.maximum(1 - block[:, i], 0), 1.0)
     return s
 
 
-def _multi_grad(name: str, xy: list, a) -> list:
+def _multi_grad(name: str, block, a):
+    n, levels = block.shape
     if name == "Categorical":
-        g = [np.where(1 + u > 0, 1.0, 0.0) for u in xy]
-        for level, u in enumerate(xy):
-            g[level] = np.where(a == level, np.where(1 - u > 0, -1.0, 0.0), g[level])
+        g = np.where(1 + block > 0, 1.0, 0.0)
+        rows = np.arange(n)
+        g[rows, a] = np.where(1 - block[rows, a] > 0, -1.0, 0.0)
         return g
-    g = [np.where((a > i) & (1 - u > 0), -1.0, 0.0) for i, u in enumerate(xy[:-1])]
-    return g + [np.zeros(a.size)]
+    g = np.zeros((n, levels))
+    for i in range(levels - 1):  # Ordinal
+        g[:, i] = np.where((a > i) & (1 - block[:, i] > 0), -1.0, 0.0)
+    return g
+
+
+class _Batch:
+    """What stays fixed while a batch's factors are fitted: per row, which columns are present,
+    the levels and standardised numbers, and the archetype values each of its products reads
+    (``Y[k]`` at the row's own places: they shift after a missing categorical, as in genmodel)."""
+
+    def __init__(self, scorer: GlrmScorer, A) -> None:
+        n = A.shape[0]
+        ncats = scorer.ncats
+        self.present = ~np.isnan(A)
+        offset = np.zeros(n, dtype=np.intp)
+        places = []
+        for j in range(ncats):
+            places += [offset + lv for lv in range(scorer.levels[j])]
+            offset = np.where(self.present[:, j], offset + scorer.levels[j], offset)
+        places += [offset + js for js in range(scorer.nnums)]
+        Y = np.asarray(scorer.Y, dtype=np.float64)
+        C = np.minimum(np.stack(places, axis=1), Y.shape[1] - 1) if places else np.zeros((n, 0), np.intp)
+        self.YC = Y[:, C]  # (factors, rows, products)
+        self.level = np.where(self.present[:, :ncats], A[:, :ncats], 0).astype(np.intp)
+        self.value = (A[:, ncats:] - np.asarray(scorer.sub[: scorer.nnums])) * np.asarray(scorer.mul[: scorer.nnums])
+
+    def take(self, idx) -> _Batch:
+        part = object.__new__(_Batch)
+        part.present, part.YC = self.present[idx], self.YC[:, idx]
+        part.level, part.value = self.level[idx], self.value[idx]
+        return part
+
+    def products(self, x):
+        """``x * Y_j`` for every column a row reads, summed from 0 in factor order."""
+        P = np.zeros(self.YC.shape[1:])
+        for k in range(self.YC.shape[0]):
+            P = P + x[:, k : k + 1] * self.YC[k]
+        return P
 
 
 class GlrmScorer(NativeScorer):
@@ -338,23 +376,23 @@ class GlrmScorer(NativeScorer):
             A[:, j] = np.where(A[:, j] >= self.levels[j], np.nan, A[:, j])
         x = np.asarray(self._start(n), dtype=np.float64).reshape(n, self.ncol_x)
         x = self._project(x)
-        Y = np.asarray(self.Y, dtype=np.float64)
         with np.errstate(all="ignore"):
-            return self._descend(x, A, Y)
+            return self._descend(x, _Batch(self, A))
 
     def _project(self, x):
         return np.maximum(x, 0) if self.regularizer == "NonNegative" else x
 
-    def _descend(self, x, A, Y):
+    def _descend(self, x, batch: _Batch):
         n = x.shape[0]
-        old = self._objective(x, A, Y)
+        old = self._objective(x, batch)
         active = np.ones(n, dtype=bool)
         for _ in range(_ITERATIONS):
             idx = np.flatnonzero(active)
             if not idx.size:
                 break
-            xa, Aa, oa = x[idx], A[idx], old[idx]
-            grad = self._gradient(xa, Aa, Y)
+            xa, oa = x[idx], old[idx]
+            part = batch if idx.size == n else batch.take(idx)
+            grad = self._gradient(xa, part)
             scale = np.where(oa > 10, 1.0 / oa, 1.0)
             best = np.zeros_like(xa)
             lowest = np.full(idx.size, _DOUBLE_MAX)
@@ -363,7 +401,7 @@ class GlrmScorer(NativeScorer):
                 alpha = alpha0 * scale
                 u = xa - alpha[:, None] * grad
                 xnew = self._prox(u, alpha * self.gamma)
-                obj = self._objective(xnew, Aa, Y)
+                obj = self._objective(xnew, part)
                 better = ~stopped & (lowest > obj)
                 best[better] = xnew[better]
                 lowest = np.where(better, obj, lowest)
@@ -408,58 +446,39 @@ class GlrmScorer(NativeScorer):
             s = s + (np.abs(x[:, k]) if reg == "L1" else x[:, k] * x[:, k])
         return np.sqrt(s) if reg == "L2" else s
 
-    def _blocks(self, x, A, Y):
-        """Per categorical column: (present, level, per-level products, archetype columns); then
-        per numeric column: (present, standardised value, product, archetype column). The block's
-        place in Y advances only past present categoricals, as in genmodel."""
-        n = x.shape[0]
-        offset = np.zeros(n, dtype=np.intp)
-        cats, nums = [], []
-        for j in range(self.ncats):
-            present = ~np.isnan(A[:, j])
-            level = np.where(present, A[:, j], 0).astype(np.intp)
-            cols, xy = [], []
-            for lv in range(self.levels[j]):
-                c = np.minimum(lv + offset, Y.shape[1] - 1)
-                p = np.zeros(n)
-                for k in range(self.ncol_x):
-                    p = p + x[:, k] * Y[k][c]
-                cols.append(c)
-                xy.append(p)
-            cats.append((present, level, xy, cols))
-            offset = np.where(present, offset + self.levels[j], offset)
-        for j in range(self.ncats, self.ncol_a):
-            js = j - self.ncats
-            present = ~np.isnan(A[:, j])
-            c = np.minimum(js + offset, Y.shape[1] - 1)
-            p = np.zeros(n)
-            for k in range(self.ncol_x):
-                p = p + x[:, k] * Y[k][c]
-            a = (A[:, j] - self.sub[js]) * self.mul[js]
-            nums.append((present, a, p, c))
-        return cats, nums
-
-    def _objective(self, x, A, Y):
-        cats, nums = self._blocks(x, A, Y)
+    def _objective(self, x, batch: _Batch):
+        P = batch.products(x)
         res = np.zeros(x.shape[0])
-        for j, (present, level, xy, _cols) in enumerate(cats):
-            res = np.where(present, res + _multi_loss(self.losses[j], xy, level), res)
-        for j, (present, a, p, _c) in enumerate(nums):
-            res = np.where(present, res + _loss(self.losses[self.ncats + j], p, a), res)
+        place = 0
+        for j in range(self.ncats):
+            n_levels = self.levels[j]
+            loss = _multi_loss(self.losses[j], P[:, place : place + n_levels], batch.level[:, j])
+            res = np.where(batch.present[:, j], res + loss, res)
+            place += n_levels
+        for js in range(self.nnums):
+            j = self.ncats + js
+            loss = _loss(self.losses[j], P[:, place + js], batch.value[:, js])
+            res = np.where(batch.present[:, j], res + loss, res)
         return res + self.gamma * self._regularize(x)
 
-    def _gradient(self, x, A, Y):
-        cats, nums = self._blocks(x, A, Y)
+    def _gradient(self, x, batch: _Batch):
+        P = batch.products(x)
         grad = np.zeros_like(x)
-        for j, (present, level, xy, cols) in enumerate(cats):
-            g = _multi_grad(self.losses[j], xy, level)
+        place = 0
+        for j in range(self.ncats):
+            n_levels = self.levels[j]
+            g = _multi_grad(self.losses[j], P[:, place : place + n_levels], batch.level[:, j])
+            present = batch.present[:, j]
             for k in range(self.ncol_x):
                 acc = grad[:, k]
-                for lv, c in enumerate(cols):
-                    acc = np.where(present, acc + g[lv] * Y[k][c], acc)
+                for lv in range(n_levels):
+                    acc = np.where(present, acc + g[:, lv] * batch.YC[k][:, place + lv], acc)
                 grad[:, k] = acc
-        for j, (present, a, p, c) in enumerate(nums):
-            gl = _grad(self.losses[self.ncats + j], p, a)
+            place += n_levels
+        for js in range(self.nnums):
+            j = self.ncats + js
+            gl = _grad(self.losses[j], P[:, place + js], batch.value[:, js])
+            present = batch.present[:, j]
             for k in range(self.ncol_x):
-                grad[:, k] = np.where(present, grad[:, k] + gl * Y[k][c], grad[:, k])
+                grad[:, k] = np.where(present, grad[:, k] + gl * batch.YC[k][:, place + js], grad[:, k])
         return grad
