@@ -1,5 +1,6 @@
-"""MOJO scoring of anomaly-detection, clustering, dimension-reduction and autoencoder models:
-the native scorer against pure-Java h2o-genmodel, one model of each kind, in the same run.
+"""MOJO scoring of anomaly-detection, clustering, dimension-reduction and autoencoder models (and
+a StackedEnsemble over every base-model kind): the native scorer against pure-Java h2o-genmodel,
+one model of each kind, in the same run.
 
 The models and rows are the conformance corpus's (``tests/data/conformance/<case>/``: small MOJOs
 trained by h2o 3.46.0.11 on generated data; inputs with missing values, unseen levels and
@@ -52,6 +53,7 @@ SET = [
     ("PCA", "pca_standardized", 1.0),
     ("GLRM", "glrm_quadratic", 0.1),
     ("DeepLearning autoencoder", "deeplearning_autoencoder", 1.0),
+    ("StackedEnsemble over GBM, DRF, XRT, GLM, XGBoost, DeepLearning", "stackedensemble_binomial_logit", 0.25),
 ]
 
 

@@ -3,10 +3,11 @@
 ``GlrmMojoModel.score0`` starts ``x`` from ``new Random(seed + n).nextGaussian()`` where ``n``
 counts the rows the loaded model has scored, so an answer depends on the rows scored before it:
 the scorer keeps that counter, and a batch takes consecutive numbers in row order. The descent
-(a fixed set of step sizes per iteration, at most 100 iterations) runs for all rows of a batch at
-once, each row with its own stopping point, and adds in genmodel's order, so the factors come out
-bit for bit. genmodel's quirk of not advancing to the next categorical block of the archetypes
-after a missing categorical value is kept.
+(ten step sizes tried per iteration, at most 100 iterations) runs in plain Python for one row and
+small batches, and in NumPy for all rows of a larger batch at once, each row with its own
+stopping point; both add in genmodel's order, so the factors come out bit for bit. genmodel's
+quirk of not advancing to the next categorical block of the archetypes after a missing
+categorical value is kept.
 """
 
 from __future__ import annotations
