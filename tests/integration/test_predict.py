@@ -135,6 +135,13 @@ async def test_a_clustering_model_answers_with_its_cluster(client, settings, poo
     assert [p["label"] for p in got] == [e["cluster"] for e in expected]
     assert all(p["probabilities"] is None for p in got)
 
+    async def cached():
+        again = (await client.post("/predict", json={"model": name, "features": some[0]})).json()
+        return again["predictions"][0]["cached"] and again
+
+    again = await wait_until(cached, timeout=5)
+    assert again["predictions"][0]["outputs"] == expected[0]
+
 
 async def test_entity_features_come_from_the_feature_store(client, pool, rows, mojo):
     entity = f"patient-{uuid.uuid4().hex[:6]}"
