@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     registry_poll_s: float = 10.0
     max_body_bytes: int = 1_048_576
     max_batch_rows: int = 10_000
+    # Versions other than production kept loaded per replica for requests that pin one.
+    max_pinned_versions: int = 4
 
     # Where training sends `model.published` (a Knative Broker URL, or the local reload function).
     broker_url: str = "http://127.0.0.1:8080/events"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 
 from converge.db import create_pool
@@ -109,7 +110,7 @@ async def test_kserve_rest_client_gets_the_scorers_numbers(server, settings, mod
     inputs = []
     for name, (datatype, array) in _columns(model, rows).items():
         tensor = InferInput(name=name, shape=[len(rows)], datatype=datatype)
-        tensor.set_data_from_numpy(array, binary_data=False)
+        tensor.set_data_from_numpy(array)
         inputs.append(tensor)
     client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=30))
     try:
@@ -128,7 +129,17 @@ async def test_kserve_rest_client_gets_the_scorers_numbers(server, settings, mod
         assert list(outputs[label]) == pytest.approx([e[column] for e in expected], rel=0, abs=1e-12)
 
 
-def test_triton_http_client_gets_the_scorers_numbers(server, settings, model, rows):
+def _check_triton_result(result, model, rows):
+    expected = _expected(model, rows)
+    labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict").tolist()]
+    assert labels == [e["predict"] for e in expected]
+    for label in model.classes:
+        column = f"p{label}" if f"p{label}" in expected[0] else label
+        assert result.as_numpy(label).tolist() == pytest.approx([e[column] for e in expected], rel=0, abs=1e-12)
+
+
+def test_triton_http_client_with_its_defaults_sends_binary_tensors(server, settings, model, rows):
+    """``set_data_from_numpy`` and ``InferRequestedOutput`` default to the binary extension."""
     import tritonclient.http as triton
 
     client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
@@ -140,16 +151,29 @@ def test_triton_http_client_gets_the_scorers_numbers(server, settings, model, ro
     inputs = []
     for name, (datatype, array) in _columns(model, rows).items():
         tensor = triton.InferInput(name, [len(rows)], datatype)
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    # No outputs named: the client asks for all of them in binary (binary_data_output).
+    result = client.infer(settings.default_model, inputs)
+    assert result.get_response()["outputs"][0]["parameters"]["binary_data_size"] > 0
+    _check_triton_result(result, model, rows)
+    outputs = [triton.InferRequestedOutput(name) for name in ["predict", *model.classes]]
+    _check_triton_result(client.infer(settings.default_model, inputs, outputs=outputs), model, rows)
+
+
+def test_triton_http_client_in_json_gets_json(server, settings, model, rows):
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    inputs = []
+    for name, (datatype, array) in _columns(model, rows).items():
+        tensor = triton.InferInput(name, [len(rows)], datatype)
         tensor.set_data_from_numpy(array, binary_data=False)
         inputs.append(tensor)
     outputs = [triton.InferRequestedOutput(name, binary_data=False) for name in ["predict", *model.classes]]
     result = client.infer(settings.default_model, inputs, outputs=outputs)
-    expected = _expected(model, rows)
-    labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict").tolist()]
-    assert labels == [e["predict"] for e in expected]
-    probabilities = result.as_numpy(model.classes[1])
-    column = f"p{model.classes[1]}" if f"p{model.classes[1]}" in expected[0] else model.classes[1]
-    assert probabilities.tolist() == pytest.approx([e[column] for e in expected], rel=0, abs=1e-12)
+    assert "data" in result.get_response()["outputs"][0]
+    _check_triton_result(result, model, rows)
 
 
 async def test_bad_tensors_get_the_protocols_400(server, settings, model):
@@ -175,3 +199,13 @@ async def test_bad_tensors_get_the_protocols_400(server, settings, model):
             json={"inputs": [{"name": numeric, "shape": [1], "datatype": "FP64", "data": [1.0]}]},
         )
         assert stale.status_code == 404 and "version 99" in stale.json()["error"]
+        one = {"name": numeric, "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 16}}
+        header = orjson.dumps({"inputs": [one]})
+        for message, tail in {
+            "only 8 remain": b"\0" * 8,
+            "belong to no input": b"\0" * 24,
+        }.items():
+            response = await client.post(
+                url, content=header + tail, headers={"Inference-Header-Content-Length": str(len(header))}
+            )
+            assert response.status_code == 400 and message in response.json()["error"], response.text

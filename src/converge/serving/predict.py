@@ -17,12 +17,14 @@ from converge.cache import PredictionCache, cache_key
 from converge.contracts import FeatureVector, Prediction, PredictRequest, PredictResponse
 from converge.errors import ModelNotFound
 from converge.resilience import CircuitBreaker
+from converge.serving.holder import LoadedModel
 from converge.serving.http import ServingError
 from converge.serving.input_check import check_rows
 from converge.serving.loader import ReplicaSync
 from converge.serving.observability import CACHE_HITS, CACHE_MISSES, PREDICT_ROWS
 from converge.serving.online import OnlineFeatures
 from converge.serving.scoring import Scorer
+from converge.serving.versions import PinnedVersions
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class PredictService:
         default_model: str,
         max_rows: int,
         strict_inputs: bool = False,
+        pinned: PinnedVersions | None = None,
     ) -> None:
         self.sync = sync
         self.scorer = scorer
@@ -50,6 +53,7 @@ class PredictService:
         self.default_model = default_model
         self.max_rows = max_rows
         self.strict_inputs = strict_inputs
+        self.pinned = pinned
         self._background: set[asyncio.Task[Any]] = set()
 
     async def predict(self, request: PredictRequest) -> PredictResponse:
@@ -67,17 +71,33 @@ class PredictService:
         of 100 rows that is a millisecond less per request)."""
         if len(request.instances) > self.max_rows:
             raise ServingError(413, f"instances: at most {self.max_rows} rows per request")
-        name = request.model or self.default_model
-        loaded = self.sync.holder.get(name)
-        if loaded is None:
-            try:
-                loaded = await self.sync.ensure(name)
-            except ModelNotFound as exc:
-                raise ServingError(404, f"model: {exc}") from None
-            except Exception as exc:
-                if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
-                    raise ServingError(503, f"model {name!r} not loaded yet; retry later") from None
-                raise
+        loaded = await self.resolve(request.model, request.version)
+        return await self.predict_with(loaded, request)
+
+    async def resolve(self, model: str | None, version: int | None = None) -> LoadedModel:
+        """The model that will score: production, or the pinned ``version`` (loaded on demand).
+
+        Callers that check the model before scoring (the V2 routes) pass this same object to
+        :meth:`predict_with`, so the check and the answer cannot see two versions."""
+        name = model or self.default_model
+        try:
+            loaded = self.sync.holder.get(name) or await self.sync.ensure(name)
+            if version is None or version == loaded.version:
+                return loaded
+            if self.pinned is None:
+                raise ModelNotFound(f"model {name!r} version {version} is not served")
+            return await self.pinned.get(name, version)
+        except ModelNotFound as exc:
+            raise ServingError(404, f"model: {exc}") from None
+        except Exception as exc:
+            if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
+                raise ServingError(503, f"model {name!r} not loaded yet; retry later") from None
+            raise
+
+    async def predict_with(self, loaded: LoadedModel, request: PredictRequest) -> dict[str, Any]:
+        """Score ``request`` with ``loaded``; the answer names the version that scored."""
+        if len(request.instances) > self.max_rows:
+            raise ServingError(413, f"instances: at most {self.max_rows} rows per request")
         explicit = [i.features for i in request.instances if i.features is not None]
         strict = self.strict_inputs if request.strict is None else request.strict
         issues = check_rows(loaded.input_schema, loaded.name, explicit, strict) if explicit else None

@@ -24,6 +24,7 @@ from converge.serving.online import OnlineFeatures
 from converge.serving.predict import PredictService
 from converge.serving.reload import ReloadService
 from converge.serving.scoring import Scorer
+from converge.serving.versions import PinnedVersions
 from converge.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,10 @@ class Runtime:
                 feature_store=await self.feature_store(),
                 db_breaker=self.db_breaker,
                 strict_inputs=self.settings.strict_inputs,
+                pinned=PinnedVersions(
+                    await self.registry(), self.loader, self.db_breaker,
+                    max_kept=self.settings.max_pinned_versions,
+                ),
                 default_model=self.settings.default_model,
                 max_rows=self.settings.max_batch_rows,
             )
