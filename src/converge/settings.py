@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     max_batch_rows: int = 10_000
     # Versions other than production kept loaded per replica for requests that pin one.
     max_pinned_versions: int = 4
+    # `converge serve`: also serve the Open Inference Protocol over gRPC on this port (0: off).
+    grpc_port: int = 0
+    grpc_host: str = "127.0.0.1"
 
     # Where training sends `model.published` (a Knative Broker URL, or the local reload function).
     broker_url: str = "http://127.0.0.1:8080/events"

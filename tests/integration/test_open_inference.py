@@ -7,6 +7,9 @@ for the same rows, and bad tensors get the protocol's 400 with a message.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -209,3 +212,58 @@ async def test_bad_tensors_get_the_protocols_400(server, settings, model):
                 url, content=header + tail, headers={"Inference-Header-Content-Length": str(len(header))}
             )
             assert response.status_code == 400 and message in response.json()["error"], response.text
+
+
+# -- gRPC ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def grpc_server(server, settings, tmp_path_factory):
+    """The predict function's gRPC target, as its h2c container runs it, on the same registry."""
+    log = tmp_path_factory.mktemp("oip-grpc") / "predict-grpc.log"
+    proc = FunctionProcess("predict-grpc", REPO / "functions" / "main.py", settings, free_port(), log)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _grpc_client(client, grpc_server, settings, model, rows):
+    columns = {name: (datatype, array.tolist()) for name, (datatype, array) in _columns(model, rows).items()}
+    job = {
+        "client": client,
+        "url": f"127.0.0.1:{grpc_server.port}",
+        "model": settings.default_model,
+        "columns": columns,
+        "outputs": ["predict", *model.classes],
+    }
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("v2_grpc_clients.py"))],
+        input=json.dumps(job), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def _check_outputs(outputs, model, rows):
+    expected = _expected(model, rows)
+    assert outputs["predict"] == [e["predict"] for e in expected]
+    for label in model.classes:
+        column = f"p{label}" if f"p{label}" in expected[0] else label
+        assert outputs[label] == pytest.approx([e[column] for e in expected], rel=0, abs=1e-12)
+
+
+def test_triton_grpc_client_gets_the_scorers_numbers(grpc_server, settings, model, rows):
+    report = _grpc_client("triton", grpc_server, settings, model, rows)
+    assert report["live"] and report["ready"]
+    assert report["inputs"] == model.feature_names
+    assert report["version"] == "1"
+    _check_outputs(report["outputs"], model, rows)
+    status, message = report["errors"]["unknown_model"]
+    assert status == "StatusCode.NOT_FOUND" and "no-such-model" in message
+    status, message = report["errors"]["unknown_input"]
+    assert status == "StatusCode.INVALID_ARGUMENT" and "unknown input 'nope'" in message
+
+
+def test_kserve_grpc_client_gets_the_scorers_numbers(grpc_server, settings, model, rows):
+    report = _grpc_client("kserve", grpc_server, settings, model, rows)
+    assert report["live"] and report["ready"]
+    assert report["version"] == "1"
+    _check_outputs(report["outputs"], model, rows)
