@@ -21,7 +21,15 @@ import pytest
 from converge.db import create_pool
 from converge.mojo import load_mojo
 from converge.reference import genmodel_predictions
-from converge.serving.testing import FunctionProcess, corpus_dir, migrate, read_rows, register_model, wait_until
+from converge.serving.testing import (
+    FunctionProcess,
+    corpus_dir,
+    migrate,
+    read_rows,
+    register_model,
+    trainer_predictions,
+    wait_until,
+)
 from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -267,3 +275,53 @@ def test_kserve_grpc_client_gets_the_scorers_numbers(grpc_server, settings, mode
     assert report["live"] and report["ready"]
     assert report["version"] == "1"
     _check_outputs(report["outputs"], model, rows)
+
+
+# -- version pinning ----------------------------------------------------------------------------
+async def test_a_pinned_version_is_loaded_on_demand_and_answers_as_itself(server, settings, model, rows):
+    """Version 2 (another MOJO, never promoted) answers requests that pin it; production is
+    unchanged, and the answer names the version that scored."""
+    other = CORPUS / "regression.zip"
+    other_rows = read_rows(CORPUS / "regression.input.csv", 5)
+    pool = await create_pool(settings, min_size=0)
+    try:
+        pinned = await register_model(settings, pool, settings.default_model, other.read_bytes(), other_rows)
+    finally:
+        await pool.close()
+    other_model = load_mojo(other.read_bytes(), backend="native")
+    expected = trainer_predictions(other.read_bytes(), other_rows)  # genmodel's answers
+    base = f"/v2/models/{settings.default_model}"
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        metadata = (await client.get(f"{base}/versions/{pinned.version}")).json()
+        assert [i["name"] for i in metadata["inputs"]] == other_model.feature_names
+        assert metadata["versions"] == [str(pinned.version)]
+        native = await client.post(
+            "/predict",
+            json={
+                "model": settings.default_model,
+                "version": pinned.version,
+                "instances": [{"features": r} for r in other_rows],
+            },
+        )
+        assert native.status_code == 200, native.text
+        assert native.json()["version"] == pinned.version
+        labels = [p["label"] for p in native.json()["predictions"]]
+        assert labels == pytest.approx([e["predict"] for e in expected], rel=0, abs=1e-9)
+
+        production = await client.post(
+            "/predict", json={"instances": [{"features": rows[0]}], "version": 1}
+        )
+        assert production.json()["version"] == 1
+        unpinned = await client.post(f"{base}/infer", json=_v2_body(model, rows[:2]))
+        assert unpinned.json()["model_version"] == "1"
+        missing = await client.post("/predict", json={"instances": [{"features": rows[0]}], "version": 99})
+        assert missing.status_code == 404 and "no version 99" in missing.json()["error"]
+
+
+def _v2_body(model, rows):
+    return {
+        "inputs": [
+            {"name": name, "shape": [len(rows)], "datatype": datatype, "data": array.tolist()}
+            for name, (datatype, array) in _columns(model, rows).items()
+        ]
+    }
