@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     max_batch_rows: int = 10_000
     # Versions other than production kept loaded per replica for requests that pin one.
     max_pinned_versions: int = 4
+    # The admin API's MOJO upload (`converge models publish`), base64 in JSON.
+    max_publish_bytes: int = 64 * 1_048_576
     # `converge serve`: also serve the Open Inference Protocol over gRPC on this port (0: off).
     grpc_port: int = 0
     grpc_host: str = "127.0.0.1"

@@ -33,11 +33,12 @@ def settings(stack_settings):
 async def gateway(settings, pool, tmp_path_factory):
     import httpx
 
-    env = {**os.environ, **settings_env(settings)}
     port = free_port()
+    # model.published from `converge models publish` goes to this gateway's own reload function
+    env = {**os.environ, **settings_env(settings), "CONVERGE_BROKER_URL": f"http://127.0.0.1:{port}/events"}
     log = open(tmp_path_factory.mktemp("cli") / "serve.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "converge.cli", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "converge.cli", "serve", "--port", str(port), "--grpc-port", str(free_port())], env=env, stdout=log, stderr=log
     )
 
     async def up():
@@ -137,3 +138,72 @@ async def test_predict_reads_csv_and_prints_json_or_a_table(gateway, settings, p
     assert as_table.returncode == 0, as_table.stderr
     for prediction in body["predictions"]:
         assert str(prediction["label"]) in as_table.stdout
+
+
+async def test_a_mojo_trained_elsewhere_is_published_validated_and_served(gateway, settings, tmp_path):
+    """`converge models publish`: genmodel computes the validation answers (a JVM is here), the
+    model.published event reaches the reload function, which re-scores them and promotes."""
+    import httpx
+
+    from converge.reference import GenmodelReference
+
+    url, env = gateway
+    env = {**env, "CONVERGE_ADMIN_URL": url}
+    name = f"byo-{uuid.uuid4().hex[:8]}"
+    mojo = tmp_path / "model.zip"
+    mojo.write_bytes((CORPUS / "binomial.zip").read_bytes())
+    lines = (CORPUS / "binomial.input.csv").read_text().splitlines()
+    validation = tmp_path / "rows.csv"
+    validation.write_text("\n".join(lines[:11]) + "\n")
+
+    done = converge(env, "models", "publish", str(mojo), "--name", name, "--validation", str(validation), "--json")
+    assert done.returncode == 0, done.stderr
+    published = json.loads(done.stdout)
+    assert published["version"] == 1 and published["event"]["delivered"], published
+    assert published["validation"] == {"source": "genmodel", "rows": 10, "rows_from": "user"}
+
+    async def production():
+        listed = json.loads(converge(env, "models", "list", "--json").stdout)
+        return next((m["production_version"] for m in listed if m["name"] == name), None)
+
+    assert await wait_until(production, timeout=60) == 1
+    rows = read_rows(CORPUS / "binomial.input.csv", 5)
+    reference = GenmodelReference(mojo.read_bytes())
+    expected = reference.predict(
+        [{k: str(int(v)) if reference.is_categorical(k) and isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        answer = await client.post("/predict", json={"model": name, "instances": [{"features": r} for r in rows]})
+    assert answer.status_code == 200, answer.text
+    assert [p["label"] for p in answer.json()["predictions"]] == [e["predict"] for e in expected]
+
+    again = json.loads(converge(env, "models", "publish", str(mojo), "--name", name, "--json").stdout)
+    assert again["version"] == 2 and again["validation"]["rows_from"] == "the MOJO's schema"
+    assert await wait_until(lambda: _is(production, 2), timeout=60)
+
+
+async def _is(check, value):
+    return await check() == value
+
+
+def test_publish_refuses_bad_files_and_names_clearly(gateway, tmp_path):
+    url, env = gateway
+    env = {**env, "CONVERGE_ADMIN_URL": url}
+    not_zip = tmp_path / "model.zip"
+    not_zip.write_text("not a zip")
+    done = converge(env, "models", "publish", str(not_zip), "--name", "m")
+    assert done.returncode == 2 and str(not_zip) in done.stderr and "Traceback" not in done.stderr
+
+    fake = tmp_path / "fake.zip"
+    import zipfile
+
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("model.ini", "[info]\nalgorithm = nope\n")
+    done = converge(env, "models", "publish", str(fake), "--name", "m")
+    assert done.returncode == 2 and "not a readable H2O MOJO" in done.stderr, done.stderr
+
+    mojo = CORPUS / "binomial.zip"
+    for name in ("../../etc", "a/b", "..", "x" * 200):
+        done = converge(env, "models", "publish", str(mojo), "--name", name)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (name, done.stderr)
+        assert "422" in done.stderr or "404" in done.stderr, (name, done.stderr)

@@ -6,8 +6,11 @@ reload, so the command line cannot put an unchecked artifact into production.
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import typer
 
@@ -97,3 +100,49 @@ def rollback(name: str, url: str = _URL, token: str = _TOKEN, as_json: bool = _J
     """Put the previous production version back."""
     result = _call("POST", url, f"/admin/models/{name}/rollback", token)
     typer.echo(json.dumps(result, indent=2) if as_json else f"{name} v{result.get('version')} is in production")
+
+
+@models_app.command("publish")
+def publish(
+    mojo: Path = typer.Argument(..., help="the MOJO zip (from H2O Flow, h2o.download_mojo, AutoML...)"),
+    name: str = typer.Option(..., "--name", help="model name in the registry"),
+    validation: Path = typer.Option(
+        None, "--validation", help="CSV of rows (header: feature names) to validate the MOJO on"
+    ),
+    description: str = typer.Option(None, "--description", help="what this model is"),
+    url: str = _URL,
+    token: str = _TOKEN,
+    as_json: bool = _JSON,
+) -> None:
+    """Register a MOJO trained elsewhere as the next version; the reload path validates and
+    promotes it, as it does for a trained model."""
+    import base64
+    import zipfile
+
+    from converge.cli.serve import read_instances
+
+    if not mojo.is_file() or not zipfile.is_zipfile(mojo):
+        typer.echo(f"error: {mojo}: not a readable zip file (a MOJO is a zip)", err=True)
+        raise typer.Exit(2)
+    body: dict[str, Any] = {"mojo": base64.b64encode(mojo.read_bytes()).decode()}
+    if validation is not None:
+        try:
+            rows = [i["features"] for i in read_instances(validation.read_text(), "csv")]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            typer.echo(f"error: {validation}: cannot read the CSV ({exc})", err=True)
+            raise typer.Exit(2) from None
+        if not rows:
+            typer.echo(f"error: {validation}: no rows", err=True)
+            raise typer.Exit(2)
+        body["validation_rows"] = rows
+    if description:
+        body["description"] = description
+    result = _call("POST", url, f"/admin/models/{quote(name, safe='')}/publish", token, body)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    delivered = "announced" if result["event"].get("delivered") else "NOT announced (promote it by hand)"
+    typer.echo(
+        f"{result['name']} v{result['version']} registered ({result['stage']}), sha256 {result['sha256'][:12]}…; "
+        f"validation: {result['validation']['rows']} rows, answers {result['validation']['source']}; {delivered}"
+    )

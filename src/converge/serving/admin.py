@@ -13,11 +13,12 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from converge.contracts import MAX_VERSION, ErrorBody, ModelName, ModelPublished, ReloadResult
-from converge.errors import ModelNotFound, NoRollbackTarget, NotFound
+from converge.errors import InvalidInput, ModelNotFound, NoRollbackTarget, NotFound
+from converge.mojo_publish import MAX_VALIDATION_ROWS
 from converge.serving.http import (
     BodyLimit,
     JSONResponse,
@@ -30,6 +31,17 @@ from converge.serving.runtime import Runtime
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)
 }
+
+
+class Publish(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mojo: Base64Bytes = Field(description="the MOJO zip, base64")
+    validation_rows: list[dict[str, Any]] | None = Field(
+        default=None, min_length=1, max_length=MAX_VALIDATION_ROWS,
+        description="rows whose answers genmodel computes for the reload's check "
+        "(default: rows built from the MOJO's schema)",
+    )  # fmt: skip
+    description: str | None = Field(default=None, max_length=500)
 
 
 class Promote(BaseModel):
@@ -145,6 +157,27 @@ def admin_app(runtime: Runtime) -> FastAPI:
         return await service.reload(ModelPublished(name=name, version=body.version))
 
     @app.post(
+        "/admin/models/{name}/publish",
+        dependencies=[guard],
+        summary="Register a MOJO trained elsewhere; model.published then validates and promotes it",
+    )
+    async def publish(name: ModelName, body: Publish) -> dict[str, Any]:
+        from converge.mojo_publish import publish_mojo
+
+        try:
+            return await publish_mojo(
+                name=name, mojo=body.mojo, rows=body.validation_rows,
+                registry=await registry(), store=runtime.artifacts, settings=runtime.settings,
+                description=body.description,
+            )  # fmt: skip
+        except InvalidInput as exc:
+            raise ServingError(422, str(exc)) from None
+        except Exception as exc:
+            if _unavailable(exc):
+                raise ServingError(503, "registry or artifact store unavailable; retry later") from None
+            raise
+
+    @app.post(
         "/admin/models/{name}/rollback",
         dependencies=[guard],
         summary="Make the previous production version production again",
@@ -165,5 +198,16 @@ def admin_app(runtime: Runtime) -> FastAPI:
         service = await runtime.reload_service()
         return await service.reload(body)
 
-    limited = BodyLimit(app, runtime.settings.max_body_bytes)
-    return _TokenFirst(limited, require_token)  # type: ignore[return-value]
+    return _TokenFirst(_limits(app, runtime.settings), require_token)  # type: ignore[return-value]
+
+
+def _limits(app: Any, settings: Any) -> Any:
+    """The usual body limit everywhere but the MOJO upload, which gets its own."""
+    small = BodyLimit(app, settings.max_body_bytes)
+    large = BodyLimit(app, settings.max_publish_bytes)
+
+    async def limited(scope: Any, receive: Any, send: Any) -> None:
+        upload = scope["type"] == "http" and scope["path"].endswith("/publish")
+        await (large if upload else small)(scope, receive, send)
+
+    return limited
