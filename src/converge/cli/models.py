@@ -89,10 +89,66 @@ def versions(name: str, url: str = _URL, token: str = _TOKEN, as_json: bool = _J
 
 
 @models_app.command("promote")
-def promote(name: str, version: int, url: str = _URL, token: str = _TOKEN, as_json: bool = _JSON) -> None:
-    """Verify, validate and promote a version (the reload path); replicas swap to it."""
-    result = _call("POST", url, f"/admin/models/{name}/promote", token, {"version": version})
-    typer.echo(json.dumps(result, indent=2) if as_json else f"{name} v{result['version']} is in production")
+def promote(
+    name: str,
+    version: int,
+    canary: float = typer.Option(
+        None, "--canary", min=0.01, max=99.99, help="send this percent of traffic to the version first"
+    ),
+    shadow: bool = typer.Option(False, "--shadow", help="score it beside production, answer with production"),
+    max_error_rate: float = typer.Option(None, help="rollout: roll back above this failure rate"),
+    max_latency_ratio: float = typer.Option(None, help="rollout: roll back above this x production's time"),
+    max_drift: float = typer.Option(None, help="rollout: roll back above this prediction gap"),
+    min_requests: int = typer.Option(None, help="rollout: promote after this many good answers"),
+    url: str = _URL,
+    token: str = _TOKEN,
+    as_json: bool = _JSON,
+) -> None:
+    """Verify, validate and promote a version (the reload path); with --canary or --shadow, try it
+    first and let the thresholds promote or roll it back."""
+    if canary is None and not shadow:
+        result = _call("POST", url, f"/admin/models/{name}/promote", token, {"version": version})
+        typer.echo(json.dumps(result, indent=2) if as_json else f"{name} v{result['version']} is in production")
+        return
+    if canary is not None and shadow:
+        typer.echo("error: --canary and --shadow: choose one", err=True)
+        raise typer.Exit(2)
+    limits = {
+        "max_error_rate": max_error_rate, "max_latency_ratio": max_latency_ratio,
+        "max_drift": max_drift, "min_requests": min_requests,
+    }  # fmt: skip
+    body = {
+        "version": version,
+        "mode": "shadow" if shadow else "canary",
+        "thresholds": {k: v for k, v in limits.items() if v is not None},
+    }
+    if canary is not None:
+        body["percent"] = canary
+    result = _call("POST", url, f"/admin/models/{name}/rollout", token, body)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        share = "shadow" if shadow else f"canary at {result['percent']:g}%"
+        typer.echo(f"{name} v{version}: {share} against v{result['baseline']}; `converge models rollout {name}` follows it")
+
+
+@models_app.command("rollout")
+def rollout(
+    name: str,
+    stop: bool = typer.Option(False, "--stop", help="stop the rollout; production keeps answering"),
+    url: str = _URL,
+    token: str = _TOKEN,
+    as_json: bool = _JSON,
+) -> None:
+    """The latest canary or shadow rollout of a model: state, reason, per-version numbers."""
+    result = _call("DELETE" if stop else "GET", url, f"/admin/models/{name}/rollout", token)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(
+        f"{name} v{result['candidate']} ({result['mode']}, {result['percent']:g}%) against "
+        f"v{result['baseline']}: {result['state']}" + (f" ({result['reason']})" if result.get("reason") else "")
+    )
 
 
 @models_app.command("rollback")

@@ -17,8 +17,9 @@ from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from converge.contracts import MAX_VERSION, ErrorBody, ModelName, ModelPublished, ReloadResult
-from converge.errors import InvalidInput, ModelNotFound, NoRollbackTarget, NotFound
+from converge.errors import Conflict, InvalidInput, ModelNotFound, NotFound
 from converge.mojo_publish import MAX_VALIDATION_ROWS
+from converge.rollouts import Mode, Thresholds
 from converge.serving.http import (
     BodyLimit,
     JSONResponse,
@@ -42,6 +43,14 @@ class Publish(BaseModel):
         "(default: rows built from the MOJO's schema)",
     )  # fmt: skip
     description: str | None = Field(default=None, max_length=500)
+
+
+class StartRollout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, le=MAX_VERSION, description="the candidate")
+    mode: Mode = "canary"
+    percent: float = Field(10.0, gt=0, lt=100, description="canary: share of requests, percent")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
 
 
 class Promote(BaseModel):
@@ -115,8 +124,10 @@ def admin_app(runtime: Runtime) -> FastAPI:
             return await runtime.db_breaker.call(fn, *args)
         except (ModelNotFound, NotFound) as exc:
             raise ServingError(404, str(exc)) from None
-        except NoRollbackTarget as exc:
+        except Conflict as exc:
             raise ServingError(409, str(exc)) from None
+        except InvalidInput as exc:
+            raise ServingError(422, str(exc)) from None
         except Exception as exc:
             if _unavailable(exc):
                 raise ServingError(503, "model registry unavailable; retry later") from None
@@ -155,6 +166,32 @@ def admin_app(runtime: Runtime) -> FastAPI:
     async def promote(name: ModelName, body: Promote) -> ReloadResult:
         service = await runtime.reload_service()
         return await service.reload(ModelPublished(name=name, version=body.version))
+
+    @app.post(
+        "/admin/models/{name}/rollout",
+        dependencies=[guard],
+        summary="Try a version on a share of traffic (canary) or beside production (shadow)",
+    )
+    async def start_rollout(name: ModelName, body: StartRollout) -> dict[str, Any]:
+        store = await runtime.rollouts()
+        rollout = await db(store.start, name, body.version, body.mode, body.percent, body.thresholds)
+        return rollout.model_dump(mode="json")
+
+    @app.get("/admin/models/{name}/rollout", dependencies=[guard], summary="The latest rollout")
+    async def rollout_status(name: ModelName) -> dict[str, Any]:
+        rollout = await db((await runtime.rollouts()).latest, name)
+        if rollout is None:
+            raise ServingError(404, f"model {name!r} has had no rollout")
+        return rollout.model_dump(mode="json")
+
+    @app.delete("/admin/models/{name}/rollout", dependencies=[guard], summary="Stop the rollout")
+    async def stop_rollout(name: ModelName) -> dict[str, Any]:
+        store = await runtime.rollouts()
+        rollout = await db(store.active, name)
+        if rollout is None:
+            raise ServingError(404, f"model {name!r} has no rollout in progress")
+        await db(store.end, rollout.id, "stopped", "stopped through the admin API", {})
+        return (await db(store.latest, name)).model_dump(mode="json")
 
     @app.post(
         "/admin/models/{name}/publish",
