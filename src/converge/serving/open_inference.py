@@ -61,6 +61,7 @@ class TensorSpec(BaseModel):
 
 
 _DATATYPES = set(Datatype.__args__)  # type: ignore[attr-defined]
+_BINARY_FLAG = {"binary_data_output"}
 
 
 def _well_formed(body: Any) -> bool:
@@ -69,7 +70,10 @@ def _well_formed(body: Any) -> bool:
         return False
     if not set(body) <= {"id", "parameters", "inputs", "outputs", "model_name", "model_version"}:
         return False
-    if body.get("outputs") is not None or body.get("parameters") is not None:
+    if body.get("outputs") is not None:
+        return False
+    parameters = body.get("parameters")  # the binary extension's flag is read by the route
+    if parameters is not None and (not isinstance(parameters, dict) or set(parameters) - _BINARY_FLAG):
         return False
     if body.get("id") is not None and not isinstance(body["id"], str):
         return False

@@ -86,10 +86,10 @@ def decode_tensor(datatype: Any, raw: memoryview | bytes, where: str) -> list[An
     if len(raw) % width:
         raise BinaryDataError(f"{where}: {len(raw)} bytes is not a whole number of {datatype}")
     values = np.frombuffer(raw, dtype=dtype)
-    if datatype.startswith("FP"):
+    if datatype.startswith("FP") and np.isnan(values).any():
         # NaN is the binary form's missing value; JSON's is null.
         return [None if v != v else v for v in values.astype(np.float64).tolist()]
-    return values.tolist()
+    return values.tolist()  # FP16/FP32 become Python floats (doubles) here
 
 
 def _decode_bytes(raw: memoryview | bytes, where: str) -> list[Any]:
