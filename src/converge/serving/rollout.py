@@ -27,10 +27,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from converge.rollouts import Rollout
 from converge.serving.observability import ROLLOUT_REQUESTS, ROLLOUT_SECONDS
+
+if TYPE_CHECKING:  # the registry's module (and asyncpg) load when a rollout is first read
+    from converge.rollouts import Rollout
 
 log = logging.getLogger(__name__)
 
