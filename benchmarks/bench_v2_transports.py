@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,10 +28,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
 import grpc  # noqa: E402
-import httpx  # noqa: E402
 import orjson  # noqa: E402
 from _load import Conn  # noqa: E402
 from _report import machine, publish  # noqa: E402
+from _servers import kserve_server, local_stack  # noqa: E402
 from bench_predict import pct, prepare, start_predict  # noqa: E402
 
 from converge.mojo import load_mojo  # noqa: E402
@@ -42,7 +39,6 @@ from converge.serving.testing import FunctionProcess, corpus_dir, read_rows  # n
 from converge.serving.v2_binary import encode_tensor  # noqa: E402
 from converge.serving.v2grpc import grpc_predict_v2_pb2 as pb  # noqa: E402
 from converge.serving.v2grpc import grpc_predict_v2_pb2_grpc as pb_grpc  # noqa: E402
-from converge.settings import Settings  # noqa: E402
 from converge.stack.procs import free_port  # noqa: E402
 
 SECTION = "## V2 transports"
@@ -160,25 +156,6 @@ async def grpc_loop(port: int, messages: list, clients: int, duration: float, ro
         return summary(latencies, errors, loop.time() - t0, rows)
 
 
-def start_kserve(name: str, mojo: Path, log: Path) -> tuple[subprocess.Popen, int, int]:
-    port, grpc_port = free_port(), free_port()
-    handle = open(log, "wb")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "kserve_mojo_server.py"), name, str(mojo), str(port), str(grpc_port)],
-        stdout=handle, stderr=handle, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/models/{name}/ready", timeout=1).status_code == 200:
-                return proc, port, grpc_port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise SystemExit(f"KServe's model server did not become ready; see {log}")
-
-
 async def run_batch(ports: dict, columns: Columns, rows: int, args) -> dict:
     count = int(4000 * args.duration / max(1, rows // 8))
     path = f"/v2/models/{MODEL}/infer"
@@ -238,48 +215,27 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args()
 
-    from converge.stack.postgres import Postgres
-    from converge.stack.redis import Redis
-    from converge.stack.s3 import S3
-
     corpus = corpus_dir(ROOT)
     started = time.perf_counter()
     results: dict = {}
+    mojo = (corpus / f"{MODEL}.zip").read_bytes()
+    rows = read_rows(corpus / f"{MODEL}.input.csv", 200)
     with tempfile.TemporaryDirectory(prefix="converge-bench-v2t-") as tmp:
         work = Path(tmp)
-        services = [Postgres(work, free_port(), durable=False), Redis(work, free_port()), S3(work, free_port())]
-        env: dict[str, str] = {}
-        procs: list = []
-        try:
-            for service in services:
-                service.start()
-                env.update(service.env())
-            env["CONVERGE_DATABASE_URL"] = services[0].dsn
-            mojo = (corpus / f"{MODEL}.zip").read_bytes()
-            rows = read_rows(corpus / f"{MODEL}.input.csv", 200)
-            settings = Settings(
-                **{k.removeprefix("CONVERGE_").lower(): v for k, v in env.items()},
-                default_model=MODEL, registry_poll_s=30.0, state_dir=work,
-            )  # fmt: skip
+        with local_stack(work, MODEL) as settings:
             asyncio.run(prepare(settings, {MODEL: (mojo, rows)}))
             rest = start_predict(settings, work, "inline")
-            procs.append(rest)
             grpc_fn = FunctionProcess("predict-grpc", ROOT / "functions" / "main.py", settings, free_port(), work / "grpc.log")
-            procs.append(grpc_fn.start())
-            kserve, kport, kgrpc = start_kserve(MODEL, corpus / f"{MODEL}.zip", work / "kserve.log")
-            ports = {"rest": rest.port, "grpc": grpc_fn.port, "kserve": kport, "kserve_grpc": kgrpc}
             try:
-                columns = Columns(load_mojo(mojo), rows)
-                for batch in [int(b) for b in args.batches.split(",")]:
-                    results[batch] = asyncio.run(run_batch(ports, columns, batch, args))
+                grpc_fn.start()
+                with kserve_server(MODEL, corpus / f"{MODEL}.zip", work / "kserve.log", grpc=True) as (kport, kgrpc):
+                    ports = {"rest": rest.port, "grpc": grpc_fn.port, "kserve": kport, "kserve_grpc": kgrpc}
+                    columns = Columns(load_mojo(mojo), rows)
+                    for batch in [int(b) for b in args.batches.split(",")]:
+                        results[batch] = asyncio.run(run_batch(ports, columns, batch, args))
             finally:
-                os.killpg(kserve.pid, signal.SIGTERM)
-                kserve.wait(30)
-        finally:
-            for proc in procs:
-                proc.stop()
-            for service in reversed(services):
-                service.stop()
+                grpc_fn.stop()
+                rest.stop()
     publish(render(results, args, time.perf_counter() - started), SECTION, not args.no_write)
     return 0
 

@@ -120,8 +120,12 @@ def admin_app(runtime: Runtime) -> FastAPI:
         return await runtime.registry()
 
     async def db(fn: Any, *args: Any) -> Any:
+        return await answered(runtime.db_breaker.call(fn, *args), "model registry")
+
+    async def answered(call: Any, dependency: str) -> Any:
+        """Await ``call``; domain errors become their statuses, an outage of ``dependency`` 503."""
         try:
-            return await runtime.db_breaker.call(fn, *args)
+            return await call
         except (ModelNotFound, NotFound) as exc:
             raise ServingError(404, str(exc)) from None
         except Conflict as exc:
@@ -130,7 +134,7 @@ def admin_app(runtime: Runtime) -> FastAPI:
             raise ServingError(422, str(exc)) from None
         except Exception as exc:
             if _unavailable(exc):
-                raise ServingError(503, "model registry unavailable; retry later") from None
+                raise ServingError(503, f"{dependency} unavailable; retry later") from None
             raise
 
     def version_view(mv: Any) -> dict[str, Any]:
@@ -201,18 +205,12 @@ def admin_app(runtime: Runtime) -> FastAPI:
     async def publish(name: ModelName, body: Publish) -> dict[str, Any]:
         from converge.mojo_publish import publish_mojo
 
-        try:
-            return await publish_mojo(
-                name=name, mojo=body.mojo, rows=body.validation_rows,
-                registry=await registry(), store=runtime.artifacts, settings=runtime.settings,
-                description=body.description,
-            )  # fmt: skip
-        except InvalidInput as exc:
-            raise ServingError(422, str(exc)) from None
-        except Exception as exc:
-            if _unavailable(exc):
-                raise ServingError(503, "registry or artifact store unavailable; retry later") from None
-            raise
+        published = publish_mojo(
+            name=name, mojo=body.mojo, rows=body.validation_rows,
+            registry=await registry(), store=runtime.artifacts, settings=runtime.settings,
+            description=body.description,
+        )  # fmt: skip
+        return await answered(published, "model registry or artifact store")
 
     @app.post(
         "/admin/models/{name}/rollback",
