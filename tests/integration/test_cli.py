@@ -35,10 +35,13 @@ async def gateway(settings, pool, tmp_path_factory):
 
     port = free_port()
     # model.published from `converge models publish` goes to this gateway's own reload function
-    env = {**os.environ, **settings_env(settings), "CONVERGE_BROKER_URL": f"http://127.0.0.1:{port}/events"}
+    env = {
+        **os.environ, **settings_env(settings),
+        "CONVERGE_BROKER_URL": f"http://127.0.0.1:{port}/events", "CONVERGE_GRPC_PORT": str(free_port()),
+    }  # fmt: skip
     log = open(tmp_path_factory.mktemp("cli") / "serve.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "converge.cli", "serve", "--port", str(port), "--grpc-port", str(free_port())], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "converge.cli", "serve", "--port", str(port), "--grpc-port", env["CONVERGE_GRPC_PORT"]], env=env, stdout=log, stderr=log
     )
 
     async def up():
@@ -207,3 +210,26 @@ def test_publish_refuses_bad_files_and_names_clearly(gateway, tmp_path):
         done = converge(env, "models", "publish", str(mojo), "--name", name)
         assert done.returncode == 2 and "Traceback" not in done.stderr, (name, done.stderr)
         assert "422" in done.stderr or "404" in done.stderr, (name, done.stderr)
+
+
+async def test_serve_answers_the_v2_grpc_api_on_its_second_port(gateway, settings, pool):
+    """Triton's gRPC client (its own interpreter: see v2_grpc_clients.py) against `converge serve`."""
+    url, env = gateway
+    await register_model(
+        settings, pool, settings.default_model, (CORPUS / "binomial.zip").read_bytes(),
+        read_rows(CORPUS / "binomial.input.csv", 5), promote=True,
+    )  # fmt: skip
+    probe = (
+        "import sys, tritonclient.grpc as g; c = g.InferenceServerClient(sys.argv[1]); "
+        "m = c.get_model_metadata(sys.argv[2], as_json=True); "
+        "print(c.is_server_live(), c.is_model_ready(sys.argv[2]), len(m['inputs']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, f"127.0.0.1:{env['CONVERGE_GRPC_PORT']}", settings.default_model],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    from converge.mojo import load_mojo
+
+    features = len(load_mojo((CORPUS / "binomial.zip").read_bytes()).feature_names)
+    assert done.stdout.split() == ["True", "True", str(features)]

@@ -4,6 +4,7 @@ promotion through the reload path, and a shadow rolled back on drift."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -60,16 +61,18 @@ async def _start(client, settings, version, **body):
     return response.json()
 
 
-async def _drive(client, pool, settings, rows, rollout_id, most=5_000):
-    """Requests until the rollout is decided (replicas pick a new rollout up within
-    registry_poll_s, so the number needed varies); every answer is returned."""
+async def _drive(client, pool, settings, rows, rollout_id, most=5_000, callers=8):
+    """Requests from ``callers`` concurrent clients until the rollout is decided (replicas pick
+    a new rollout up within registry_poll_s, so the number needed varies); returns every answer."""
     answers = []
-    for i in range(most):
-        answers.append(await client.post("/predict", json={"features": rows[i % len(rows)]}))
-        if i % 50 == 49:
-            latest = await Rollouts(pool).latest(settings.default_model)
-            if latest.id == rollout_id and latest.state != "active":
-                break
+    for start in range(0, most, 50):
+        for group in range(start, start + 50, callers):
+            answers += await asyncio.gather(
+                *(client.post("/predict", json={"features": rows[i % len(rows)]}) for i in range(group, group + callers))
+            )
+        latest = await Rollouts(pool).latest(settings.default_model)
+        if latest.id == rollout_id and latest.state != "active":
+            break
     return answers
 
 
