@@ -233,3 +233,27 @@ async def test_serve_answers_the_v2_grpc_api_on_its_second_port(gateway, setting
 
     features = len(load_mojo((CORPUS / "binomial.zip").read_bytes()).feature_names)
     assert done.stdout.split() == ["True", "True", str(features)]
+
+
+async def test_models_promote_with_a_canary_starts_a_rollout_and_rollout_stop_ends_it(gateway, settings, pool):
+    url, env = gateway
+    env = {**env, "CONVERGE_ADMIN_URL": url}
+    name = f"cli-canary-{uuid.uuid4().hex[:6]}"
+    mojo = (CORPUS / "binomial.zip").read_bytes()
+    rows = read_rows(CORPUS / "binomial.input.csv", 6)
+    await register_model(settings, pool, name, mojo, rows, promote=True)
+    await register_model(settings, pool, name, mojo, rows)
+
+    both = converge(env, "models", "promote", name, "2", "--canary", "10", "--shadow")
+    assert both.returncode == 2 and "choose one" in both.stderr
+    started = converge(env, "models", "promote", name, "2", "--canary", "12.5", "--max-error-rate", "0.05", "--json")
+    assert started.returncode == 0, started.stderr
+    rollout = json.loads(started.stdout)
+    assert (rollout["mode"], rollout["percent"], rollout["baseline"], rollout["state"]) == ("canary", 12.5, 1, "active")
+    assert rollout["thresholds"]["max_error_rate"] == 0.05
+    again = converge(env, "models", "promote", name, "2", "--shadow")
+    assert again.returncode == 2 and "409" in again.stderr and "already trying version 2" in again.stderr
+    shown = converge(env, "models", "rollout", name)
+    assert shown.returncode == 0 and "active" in shown.stdout
+    stopped = json.loads(converge(env, "models", "rollout", name, "--stop", "--json").stdout)
+    assert stopped["state"] == "stopped"
