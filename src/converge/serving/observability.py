@@ -44,6 +44,11 @@ ROLLOUT_REQUESTS = Counter(
     "Requests scored by each version of a model under a canary or shadow rollout, by outcome.",
     ["model", "version", "outcome"],
 )
+ROLLOUT_GAP = Gauge(
+    "converge_rollout_shadow_gap",
+    "Mean gap between a shadow candidate's answers and production's (probability, or relative value).",
+    ["model", "version"],
+)
 ROLLOUT_SECONDS = Histogram(
     "converge_rollout_scoring_seconds",
     "Scoring time per version of a model under a canary or shadow rollout.",

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from converge.serving.observability import ROLLOUT_REQUESTS, ROLLOUT_SECONDS
+from converge.serving.observability import ROLLOUT_GAP, ROLLOUT_REQUESTS, ROLLOUT_SECONDS
 
 if TYPE_CHECKING:  # the registry's module (and asyncpg) load when a rollout is first read
     from converge.rollouts import Rollout
@@ -189,6 +189,11 @@ class RolloutRouter:
             if a is not None and b is not None:
                 active.gap_sum += abs(a - b) / max(1.0, abs(b))
                 active.gaps += 1
+        if active.gaps:
+            rollout = active.rollout
+            ROLLOUT_GAP.labels(model=rollout.name, version=str(rollout.candidate)).set(
+                active.gap_sum / active.gaps
+            )
 
     def _judge(self, active: Active) -> None:
         if active.decided is not None:
