@@ -268,6 +268,9 @@ def test_triton_grpc_client_gets_the_scorers_numbers(grpc_server, settings, mode
     assert status == "StatusCode.NOT_FOUND" and "no-such-model" in message
     status, message = report["errors"]["unknown_input"]
     assert status == "StatusCode.INVALID_ARGUMENT" and "unknown input 'nope'" in message
+    assert report["pinned"] == "1"
+    status, message = report["errors"]["unknown_version"]
+    assert status == "StatusCode.NOT_FOUND" and "no version 99" in message
 
 
 def test_kserve_grpc_client_gets_the_scorers_numbers(grpc_server, settings, model, rows):

@@ -36,12 +36,13 @@ def triton(job: dict) -> dict:
     result = client.infer(model, inputs)
     metadata = client.get_model_metadata(model, as_json=True)
     errors = {}
-    for case, (name, inputs_) in {
-        "unknown_model": ("no-such-model", inputs),
-        "unknown_input": (model, [_renamed(client_module, inputs[0])]),
+    for case, (name, inputs_, version) in {
+        "unknown_model": ("no-such-model", inputs, ""),
+        "unknown_input": (model, [_renamed(client_module, inputs[0])], ""),
+        "unknown_version": (model, inputs, "99"),
     }.items():
         try:
-            client.infer(name, inputs_)
+            client.infer(name, inputs_, model_version=version)
         except InferenceServerException as exc:
             errors[case] = [exc.status(), exc.message()]
     return {
@@ -49,6 +50,7 @@ def triton(job: dict) -> dict:
         "ready": client.is_model_ready(model),
         "inputs": [i["name"] for i in metadata["inputs"]],
         "version": result.get_response().model_version,
+        "pinned": client.infer(model, inputs, model_version="1").get_response().model_version,
         "outputs": {o: _plain(result.as_numpy(o)) for o in job["outputs"]},
         "errors": errors,
     }

@@ -159,11 +159,9 @@ class _status:
 
 async def serve(runtime: Any, host: str, port: int) -> grpc.aio.Server:
     """A started gRPC server (HTTP/2 cleartext, what Knative's ``h2c`` port carries)."""
+    # SO_REUSEPORT stays on (gRPC's default): `converge serve --workers N` shares the port.
     server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", runtime.settings.max_body_bytes),
-            ("grpc.so_reuseport", 0),
-        ]
+        options=[("grpc.max_receive_message_length", runtime.settings.max_body_bytes)]
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(runtime), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
