@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -271,6 +272,24 @@ def test_triton_grpc_client_gets_the_scorers_numbers(grpc_server, settings, mode
     assert report["pinned"] == "1"
     status, message = report["errors"]["unknown_version"]
     assert status == "StatusCode.NOT_FOUND" and "no version 99" in message
+
+
+def test_grpc_health_check_answers_serving_once_the_model_is_loaded(grpc_server):
+    """What a Kubernetes gRPC readiness probe calls (grpc.health.v1.Health/Check)."""
+    import grpc
+
+    from converge.serving.v2grpc import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_server.port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline:
+            status = stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                break
+            time.sleep(0.2)
+    assert status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_kserve_grpc_client_gets_the_scorers_numbers(grpc_server, settings, model, rows):

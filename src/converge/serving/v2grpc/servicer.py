@@ -19,6 +19,7 @@ from converge.serving.http import ServingError
 from converge.serving.v2_binary import BinaryDataError, decode_tensor, encode_tensor
 from converge.serving.v2grpc import grpc_predict_v2_pb2 as pb
 from converge.serving.v2grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from converge.serving.v2grpc import health_pb2, health_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             return response_message(answer, raw=bool(request.raw_input_contents))
 
 
+class HealthServicer(health_pb2_grpc.HealthServicer):
+    """``grpc.health.v1.Health/Check`` for Kubernetes' gRPC probes: SERVING once the default
+    model is loaded (the REST function's ``/readyz``), NOT_SERVING before."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    async def Check(self, request: Any, context: Any) -> health_pb2.HealthCheckResponse:  # noqa: N802
+        await self.runtime.start("predict")
+        ready = self.runtime.holder.get(self.runtime.settings.default_model) is not None
+        status = health_pb2.HealthCheckResponse
+        return status(status=status.SERVING if ready else status.NOT_SERVING)
+
+
 class _status:
     """Errors of the data plane as gRPC statuses with the same messages as the REST answers."""
 
@@ -164,6 +179,7 @@ async def serve(runtime: Any, host: str, port: int) -> grpc.aio.Server:
         options=[("grpc.max_receive_message_length", runtime.settings.max_body_bytes)]
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(runtime), server)
+    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(runtime), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot listen on {host}:{port} for gRPC")
     await server.start()
