@@ -122,18 +122,23 @@ class RolloutRouter:
         self._random = random.Random()
 
     async def current(self, name: str) -> Active | None:
-        """The active rollout of ``name``; read once, then refreshed in the background."""
+        """The active rollout of ``name`` as last read; reads happen in the background, so a
+        slow or frozen registry never holds a request (production answers until the first read)."""
         entry = self._entries.get(name)
         if entry is None:
-            await self._refresh(name)
-            entry = self._entries[name]
-        elif time.monotonic() - entry[0] > self.poll_s and name not in self._refreshing:
-            self._spawn(self._refresh(name))
+            entry = self._entries[name] = (time.monotonic(), None)
+            self._read_later(name)
+        elif time.monotonic() - entry[0] > self.poll_s:
+            self._read_later(name)
         active = entry[1]
         return active if active is not None and active.routing else None
 
+    def _read_later(self, name: str) -> None:
+        if name not in self._refreshing:  # one read in flight per model
+            self._refreshing.add(name)
+            self._spawn(self._refresh(name))
+
     async def _refresh(self, name: str) -> None:
-        self._refreshing.add(name)
         try:
             store = await self._rollouts()
             rollout = await self.db_breaker.call(store.active, name)
