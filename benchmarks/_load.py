@@ -174,13 +174,14 @@ class Conn:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         self.used = time.monotonic()
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, headers: bytes = b"") -> tuple[int, bytes]:
+        """``headers``: extra header lines, each ending in CRLF."""
         if time.monotonic() - self.used > self.MAX_IDLE_S or self.reader.at_eof():
             await self._connect()
         self.used = time.monotonic()
         self.writer.write(
-            b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+            b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n%s"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), headers, len(body), body)
         )
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])

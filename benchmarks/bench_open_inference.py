@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,15 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
-import httpx  # noqa: E402
 import orjson  # noqa: E402
 from _report import machine, write_section  # noqa: E402
+from _servers import kserve_server, local_stack  # noqa: E402
 from bench_predict import closed_loop, open_loop, prepare, start_predict  # noqa: E402
 
 from converge.mojo import load_mojo  # noqa: E402
 from converge.serving.testing import corpus_dir, read_rows  # noqa: E402
-from converge.settings import Settings  # noqa: E402
-from converge.stack.procs import free_port  # noqa: E402
 
 SECTION = "## Open Inference Protocol"
 
@@ -86,25 +81,6 @@ class V2Bodies:
             orjson.dumps({"features": {k: self._value(k, v) for k, v in self._row(i).items() if k in self.features}})
             for i in range(n)
         ]
-
-
-def start_kserve(name: str, mojo: Path, log: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    handle = open(log, "wb")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "kserve_mojo_server.py"), name, str(mojo), str(port)],
-        stdout=handle, stderr=handle, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/models/{name}/ready", timeout=1).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise SystemExit(f"KServe's model server did not become ready; see {log}")
 
 
 async def measure(port: int, path: str, make, duration: float, rate: float) -> dict:
@@ -155,28 +131,14 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args()
 
-    from converge.stack.postgres import Postgres
-    from converge.stack.redis import Redis
-    from converge.stack.s3 import S3
-
     corpus = corpus_dir(ROOT)
     names = args.models.split(",")
     started = time.perf_counter()
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="converge-bench-v2-") as tmp:
         work = Path(tmp)
-        services = [Postgres(work, free_port(), durable=False), Redis(work, free_port()), S3(work, free_port())]
-        env: dict[str, str] = {}
-        try:
-            for service in services:
-                service.start()
-                env.update(service.env())
-            env["CONVERGE_DATABASE_URL"] = services[0].dsn  # every address explicit
+        with local_stack(work, names[0].replace("_", "-")) as settings:
             models = {n.replace("_", "-"): ((corpus / f"{n}.zip").read_bytes(), read_rows(corpus / f"{n}.input.csv", 200)) for n in names}
-            settings = Settings(
-                **{k.removeprefix("CONVERGE_").lower(): v for k, v in env.items()},
-                default_model=names[0].replace("_", "-"), registry_poll_s=30.0, state_dir=work,
-            )  # fmt: skip
             asyncio.run(prepare(settings, models))
             fn = start_predict(settings, work, "inline")
             try:
@@ -191,22 +153,15 @@ def main() -> int:
                         if registered == settings.default_model
                         else (lambda n, b=bodies, r=registered: [orjson.dumps({"model": r, **orjson.loads(x)}) for x in b.native(n)])
                     )
-                    kserve, port = start_kserve(registered, corpus / f"{name}.zip", work / f"kserve-{name}.log")
-                    try:
+                    with kserve_server(registered, corpus / f"{name}.zip", work / f"kserve-{name}.log") as (port, _):
                         results[name] = {
                             "converge V2": asyncio.run(measure(fn.port, v2_path, bodies.v2, args.duration, args.rate)),
                             "converge native": asyncio.run(measure(fn.port, "/predict", native, args.duration, args.rate)),
                             "KServe + genmodel": asyncio.run(measure(port, v2_path, bodies.v2, args.duration, args.rate)),
                         }
-                    finally:
-                        os.killpg(kserve.pid, signal.SIGTERM)
-                        kserve.wait(30)
                     print(name, json.dumps(results[name]), flush=True)
             finally:
                 fn.stop()
-        finally:
-            for service in reversed(services):
-                service.stop()
     text = render(results, args, time.perf_counter() - started)
     print(text)
     if not args.no_write:

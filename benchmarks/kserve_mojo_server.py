@@ -2,7 +2,8 @@
 
 KServe's own Python model server (``kserve.ModelServer``) hosts a custom ``kserve.Model`` that
 scores with h2o-genmodel in-process through JPype. Run as a script:
-``python benchmarks/kserve_mojo_server.py MODEL_NAME MOJO_PATH HTTP_PORT``.
+``python benchmarks/kserve_mojo_server.py MODEL_NAME MOJO_PATH HTTP_PORT [GRPC_PORT]`` (with a
+gRPC port, KServe's own gRPC server is on too).
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ class GenmodelMojo(kserve.Model):
         return self.ready
 
     async def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
-        columns = {tensor.name: tensor.data for tensor in payload.inputs}
+        # gRPC hands BYTES tensors over as bytes; genmodel takes levels as text
+        columns = {
+            tensor.name: [v.decode() if isinstance(v, bytes) else v for v in tensor.data]
+            for tensor in payload.inputs
+        }
         rows = len(next(iter(columns.values())))
         records = [{name: values[i] for name, values in columns.items()} for i in range(rows)]
         scored = self.mojo.predict_records(records)
@@ -52,4 +57,7 @@ class GenmodelMojo(kserve.Model):
 
 if __name__ == "__main__":
     name, path, port = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    kserve.ModelServer(http_port=port, workers=1, enable_grpc=False).start([GenmodelMojo(name, path)])
+    grpc_port = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    kserve.ModelServer(
+        http_port=port, workers=1, enable_grpc=grpc_port is not None, grpc_port=grpc_port or 8081
+    ).start([GenmodelMojo(name, path)])

@@ -119,6 +119,9 @@ class PredictInstance(_Strict):
 
 class PredictRequest(_Strict):
     model: ModelName | None = None
+    version: int | None = Field(
+        default=None, ge=1, description="score with this registered version (default: production)"
+    )
     instances: list[PredictInstance] = Field(min_length=1, max_length=MAX_BATCH)
     strict: bool | None = Field(
         default=None,

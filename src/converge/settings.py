@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     registry_poll_s: float = 10.0
     max_body_bytes: int = 1_048_576
     max_batch_rows: int = 10_000
+    # Versions other than production kept loaded per replica for requests that pin one.
+    max_pinned_versions: int = 4
+    # The admin API's MOJO upload (`converge models publish`), base64 in JSON.
+    max_publish_bytes: int = 64 * 1_048_576
+    # `converge serve`: also serve the Open Inference Protocol over gRPC on this port (0: off).
+    grpc_port: int = 0
+    grpc_host: str = "127.0.0.1"
 
     # Where training sends `model.published` (a Knative Broker URL, or the local reload function).
     broker_url: str = "http://127.0.0.1:8080/events"

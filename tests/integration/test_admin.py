@@ -85,6 +85,10 @@ async def test_every_admin_route_needs_the_token(client, settings):
         ("GET", f"/admin/models/{name}/production"),
         ("POST", f"/admin/models/{name}/promote"),
         ("POST", f"/admin/models/{name}/rollback"),
+        ("POST", f"/admin/models/{name}/publish"),
+        ("POST", f"/admin/models/{name}/rollout"),
+        ("GET", f"/admin/models/{name}/rollout"),
+        ("DELETE", f"/admin/models/{name}/rollout"),
         ("POST", "/admin/reload-model"),
     ]:
         r = await client.request(method, path, json={"name": name, "version": 1})

@@ -24,6 +24,7 @@ from converge.contracts import FeatureVector
 from converge.db import create_pool
 from converge.features import FeatureStore
 from converge.registry import Registry
+from converge.rollouts import Rollouts, Thresholds
 from converge.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -113,6 +114,11 @@ async def test_migrator_builds_the_schema_and_the_functions_role_only_uses_it(
         assert (await store.latest("e1")).features == {"x": 1.5}
         mv = await Registry(pool).register("m", artifact_uri="s3://models/m/1/model.zip", sha256="0" * 64)
         assert mv.version == 1
+        # the admin API (this role) starts rollouts in the table the migration role created
+        await Registry(pool).promote("m", 1)
+        await Registry(pool).register("m", artifact_uri="s3://models/m/2/model.zip", sha256="0" * 64)
+        rollout = await Rollouts(pool).start("m", 2, "canary", 10.0, Thresholds())
+        assert (rollout.baseline, rollout.state) == (1, "active")
     finally:
         await pool.close()
 
@@ -144,3 +150,16 @@ async def test_the_functions_own_roles_get_only_their_grants(postgres, chart_dat
             conn.rollback()
     with psycopg.connect(ingest) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("SELECT * FROM model_versions")
+    # rollouts: predict reads them and records a decision, nothing more
+    with psycopg.connect(predict) as conn:
+        assert conn.execute("SELECT count(*) FROM rollouts").fetchone() == (0,)
+        conn.execute("UPDATE rollouts SET state = 'rolled_back', reason = 'r', stats = '{}', decided_at = now()")
+        for statement in (
+            "UPDATE rollouts SET candidate = 1",
+            "UPDATE rollouts SET percent = 100",
+            "INSERT INTO rollouts (name, candidate, baseline, mode, percent) VALUES ('x', 1, 1, 'canary', 5)",
+            "DELETE FROM rollouts",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.rollback()

@@ -33,11 +33,15 @@ def settings(stack_settings):
 async def gateway(settings, pool, tmp_path_factory):
     import httpx
 
-    env = {**os.environ, **settings_env(settings)}
     port = free_port()
+    # model.published from `converge models publish` goes to this gateway's own reload function
+    env = {
+        **os.environ, **settings_env(settings),
+        "CONVERGE_BROKER_URL": f"http://127.0.0.1:{port}/events", "CONVERGE_GRPC_PORT": str(free_port()),
+    }  # fmt: skip
     log = open(tmp_path_factory.mktemp("cli") / "serve.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "converge.cli", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "converge.cli", "serve", "--port", str(port), "--grpc-port", env["CONVERGE_GRPC_PORT"]], env=env, stdout=log, stderr=log
     )
 
     async def up():
@@ -137,3 +141,119 @@ async def test_predict_reads_csv_and_prints_json_or_a_table(gateway, settings, p
     assert as_table.returncode == 0, as_table.stderr
     for prediction in body["predictions"]:
         assert str(prediction["label"]) in as_table.stdout
+
+
+async def test_a_mojo_trained_elsewhere_is_published_validated_and_served(gateway, settings, tmp_path):
+    """`converge models publish`: genmodel computes the validation answers (a JVM is here), the
+    model.published event reaches the reload function, which re-scores them and promotes."""
+    import httpx
+
+    from converge.reference import GenmodelReference
+
+    url, env = gateway
+    env = {**env, "CONVERGE_ADMIN_URL": url}
+    name = f"byo-{uuid.uuid4().hex[:8]}"
+    mojo = tmp_path / "model.zip"
+    mojo.write_bytes((CORPUS / "binomial.zip").read_bytes())
+    lines = (CORPUS / "binomial.input.csv").read_text().splitlines()
+    validation = tmp_path / "rows.csv"
+    validation.write_text("\n".join(lines[:11]) + "\n")
+
+    done = converge(env, "models", "publish", str(mojo), "--name", name, "--validation", str(validation), "--json")
+    assert done.returncode == 0, done.stderr
+    published = json.loads(done.stdout)
+    assert published["version"] == 1 and published["event"]["delivered"], published
+    assert published["validation"] == {"source": "genmodel", "rows": 10, "rows_from": "user"}
+
+    async def production():
+        listed = json.loads(converge(env, "models", "list", "--json").stdout)
+        return next((m["production_version"] for m in listed if m["name"] == name), None)
+
+    assert await wait_until(production, timeout=60) == 1
+    rows = read_rows(CORPUS / "binomial.input.csv", 5)
+    reference = GenmodelReference(mojo.read_bytes())
+    expected = reference.predict(
+        [{k: str(int(v)) if reference.is_categorical(k) and isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        answer = await client.post("/predict", json={"model": name, "instances": [{"features": r} for r in rows]})
+    assert answer.status_code == 200, answer.text
+    assert [p["label"] for p in answer.json()["predictions"]] == [e["predict"] for e in expected]
+
+    again = json.loads(converge(env, "models", "publish", str(mojo), "--name", name, "--json").stdout)
+    assert again["version"] == 2 and again["validation"]["rows_from"] == "the MOJO's schema"
+    assert await wait_until(lambda: _is(production, 2), timeout=60)
+
+
+async def _is(check, value):
+    return await check() == value
+
+
+def test_publish_refuses_bad_files_and_names_clearly(gateway, tmp_path):
+    url, env = gateway
+    env = {**env, "CONVERGE_ADMIN_URL": url}
+    not_zip = tmp_path / "model.zip"
+    not_zip.write_text("not a zip")
+    done = converge(env, "models", "publish", str(not_zip), "--name", "m")
+    assert done.returncode == 2 and str(not_zip) in done.stderr and "Traceback" not in done.stderr
+
+    fake = tmp_path / "fake.zip"
+    import zipfile
+
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("model.ini", "[info]\nalgorithm = nope\n")
+    done = converge(env, "models", "publish", str(fake), "--name", "m")
+    assert done.returncode == 2 and "not a readable H2O MOJO" in done.stderr, done.stderr
+
+    mojo = CORPUS / "binomial.zip"
+    for name in ("../../etc", "a/b", "..", "x" * 200):
+        done = converge(env, "models", "publish", str(mojo), "--name", name)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (name, done.stderr)
+        assert "422" in done.stderr or "404" in done.stderr, (name, done.stderr)
+
+
+async def test_serve_answers_the_v2_grpc_api_on_its_second_port(gateway, settings, pool):
+    """Triton's gRPC client (its own interpreter: see v2_grpc_clients.py) against `converge serve`."""
+    url, env = gateway
+    await register_model(
+        settings, pool, settings.default_model, (CORPUS / "binomial.zip").read_bytes(),
+        read_rows(CORPUS / "binomial.input.csv", 5), promote=True,
+    )  # fmt: skip
+    probe = (
+        "import sys, tritonclient.grpc as g; c = g.InferenceServerClient(sys.argv[1]); "
+        "m = c.get_model_metadata(sys.argv[2], as_json=True); "
+        "print(c.is_server_live(), c.is_model_ready(sys.argv[2]), len(m['inputs']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, f"127.0.0.1:{env['CONVERGE_GRPC_PORT']}", settings.default_model],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    from converge.mojo import load_mojo
+
+    features = len(load_mojo((CORPUS / "binomial.zip").read_bytes()).feature_names)
+    assert done.stdout.split() == ["True", "True", str(features)]
+
+
+async def test_models_promote_with_a_canary_starts_a_rollout_and_rollout_stop_ends_it(gateway, settings, pool):
+    url, env = gateway
+    env = {**env, "CONVERGE_ADMIN_URL": url}
+    name = f"cli-canary-{uuid.uuid4().hex[:6]}"
+    mojo = (CORPUS / "binomial.zip").read_bytes()
+    rows = read_rows(CORPUS / "binomial.input.csv", 6)
+    await register_model(settings, pool, name, mojo, rows, promote=True)
+    await register_model(settings, pool, name, mojo, rows)
+
+    both = converge(env, "models", "promote", name, "2", "--canary", "10", "--shadow")
+    assert both.returncode == 2 and "choose one" in both.stderr
+    started = converge(env, "models", "promote", name, "2", "--canary", "12.5", "--max-error-rate", "0.05", "--json")
+    assert started.returncode == 0, started.stderr
+    rollout = json.loads(started.stdout)
+    assert (rollout["mode"], rollout["percent"], rollout["baseline"], rollout["state"]) == ("canary", 12.5, 1, "active")
+    assert rollout["thresholds"]["max_error_rate"] == 0.05
+    again = converge(env, "models", "promote", name, "2", "--shadow")
+    assert again.returncode == 2 and "409" in again.stderr and "already trying version 2" in again.stderr
+    shown = converge(env, "models", "rollout", name)
+    assert shown.returncode == 0 and "active" in shown.stdout
+    stopped = json.loads(converge(env, "models", "rollout", name, "--stop", "--json").stdout)
+    assert stopped["state"] == "stopped"

@@ -6,8 +6,11 @@ reload, so the command line cannot put an unchecked artifact into production.
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import typer
 
@@ -86,10 +89,66 @@ def versions(name: str, url: str = _URL, token: str = _TOKEN, as_json: bool = _J
 
 
 @models_app.command("promote")
-def promote(name: str, version: int, url: str = _URL, token: str = _TOKEN, as_json: bool = _JSON) -> None:
-    """Verify, validate and promote a version (the reload path); replicas swap to it."""
-    result = _call("POST", url, f"/admin/models/{name}/promote", token, {"version": version})
-    typer.echo(json.dumps(result, indent=2) if as_json else f"{name} v{result['version']} is in production")
+def promote(
+    name: str,
+    version: int,
+    canary: float = typer.Option(
+        None, "--canary", min=0.01, max=99.99, help="send this percent of traffic to the version first"
+    ),
+    shadow: bool = typer.Option(False, "--shadow", help="score it beside production, answer with production"),
+    max_error_rate: float = typer.Option(None, help="rollout: roll back above this failure rate"),
+    max_latency_ratio: float = typer.Option(None, help="rollout: roll back above this x production's time"),
+    max_drift: float = typer.Option(None, help="rollout: roll back above this prediction gap"),
+    min_requests: int = typer.Option(None, help="rollout: promote after this many good answers"),
+    url: str = _URL,
+    token: str = _TOKEN,
+    as_json: bool = _JSON,
+) -> None:
+    """Verify, validate and promote a version (the reload path); with --canary or --shadow, try it
+    first and let the thresholds promote or roll it back."""
+    if canary is None and not shadow:
+        result = _call("POST", url, f"/admin/models/{name}/promote", token, {"version": version})
+        typer.echo(json.dumps(result, indent=2) if as_json else f"{name} v{result['version']} is in production")
+        return
+    if canary is not None and shadow:
+        typer.echo("error: --canary and --shadow: choose one", err=True)
+        raise typer.Exit(2)
+    limits = {
+        "max_error_rate": max_error_rate, "max_latency_ratio": max_latency_ratio,
+        "max_drift": max_drift, "min_requests": min_requests,
+    }  # fmt: skip
+    body = {
+        "version": version,
+        "mode": "shadow" if shadow else "canary",
+        "thresholds": {k: v for k, v in limits.items() if v is not None},
+    }
+    if canary is not None:
+        body["percent"] = canary
+    result = _call("POST", url, f"/admin/models/{name}/rollout", token, body)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        share = "shadow" if shadow else f"canary at {result['percent']:g}%"
+        typer.echo(f"{name} v{version}: {share} against v{result['baseline']}; `converge models rollout {name}` follows it")
+
+
+@models_app.command("rollout")
+def rollout(
+    name: str,
+    stop: bool = typer.Option(False, "--stop", help="stop the rollout; production keeps answering"),
+    url: str = _URL,
+    token: str = _TOKEN,
+    as_json: bool = _JSON,
+) -> None:
+    """The latest canary or shadow rollout of a model: state, reason, per-version numbers."""
+    result = _call("DELETE" if stop else "GET", url, f"/admin/models/{name}/rollout", token)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(
+        f"{name} v{result['candidate']} ({result['mode']}, {result['percent']:g}%) against "
+        f"v{result['baseline']}: {result['state']}" + (f" ({result['reason']})" if result.get("reason") else "")
+    )
 
 
 @models_app.command("rollback")
@@ -97,3 +156,49 @@ def rollback(name: str, url: str = _URL, token: str = _TOKEN, as_json: bool = _J
     """Put the previous production version back."""
     result = _call("POST", url, f"/admin/models/{name}/rollback", token)
     typer.echo(json.dumps(result, indent=2) if as_json else f"{name} v{result.get('version')} is in production")
+
+
+@models_app.command("publish")
+def publish(
+    mojo: Path = typer.Argument(..., help="the MOJO zip (from H2O Flow, h2o.download_mojo, AutoML...)"),
+    name: str = typer.Option(..., "--name", help="model name in the registry"),
+    validation: Path = typer.Option(
+        None, "--validation", help="CSV of rows (header: feature names) to validate the MOJO on"
+    ),
+    description: str = typer.Option(None, "--description", help="what this model is"),
+    url: str = _URL,
+    token: str = _TOKEN,
+    as_json: bool = _JSON,
+) -> None:
+    """Register a MOJO trained elsewhere as the next version; the reload path validates and
+    promotes it, as it does for a trained model."""
+    import base64
+    import zipfile
+
+    from converge.cli.serve import read_instances
+
+    if not mojo.is_file() or not zipfile.is_zipfile(mojo):
+        typer.echo(f"error: {mojo}: not a readable zip file (a MOJO is a zip)", err=True)
+        raise typer.Exit(2)
+    body: dict[str, Any] = {"mojo": base64.b64encode(mojo.read_bytes()).decode()}
+    if validation is not None:
+        try:
+            rows = [i["features"] for i in read_instances(validation.read_text(), "csv")]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            typer.echo(f"error: {validation}: cannot read the CSV ({exc})", err=True)
+            raise typer.Exit(2) from None
+        if not rows:
+            typer.echo(f"error: {validation}: no rows", err=True)
+            raise typer.Exit(2)
+        body["validation_rows"] = rows
+    if description:
+        body["description"] = description
+    result = _call("POST", url, f"/admin/models/{quote(name, safe='')}/publish", token, body)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    delivered = "announced" if result["event"].get("delivered") else "NOT announced (promote it by hand)"
+    typer.echo(
+        f"{result['name']} v{result['version']} registered ({result['stage']}), sha256 {result['sha256'][:12]}…; "
+        f"validation: {result['validation']['rows']} rows, answers {result['validation']['source']}; {delivered}"
+    )

@@ -20,9 +20,18 @@ def serve(
     port: int = typer.Option(8080, help="port (the default broker_url points here: /events)"),
     workers: int = typer.Option(1, help="uvicorn worker processes"),
     log_level: str = typer.Option("warning", help="uvicorn log level"),
+    grpc_port: int = typer.Option(
+        8081, envvar="CONVERGE_GRPC_PORT", help="Open Inference Protocol over gRPC (0: off)"
+    ),
 ) -> None:
-    """Serve predict, ingest, reload (CloudEvents at /events) and the admin API on one port."""
+    """Serve predict, ingest, reload (CloudEvents at /events) and the admin API on one port, and
+    predict's gRPC API (KServe's V2 protocol) on a second."""
+    import os
+
     import uvicorn
+
+    os.environ["CONVERGE_GRPC_PORT"] = str(grpc_port)
+    os.environ["CONVERGE_GRPC_HOST"] = host
 
     uvicorn.run(
         "converge.serving.gateway:create_gateway",

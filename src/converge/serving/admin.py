@@ -13,11 +13,13 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from converge.contracts import MAX_VERSION, ErrorBody, ModelName, ModelPublished, ReloadResult
-from converge.errors import ModelNotFound, NoRollbackTarget, NotFound
+from converge.errors import Conflict, InvalidInput, ModelNotFound, NotFound
+from converge.mojo_publish import MAX_VALIDATION_ROWS
+from converge.rollouts import Mode, Thresholds
 from converge.serving.http import (
     BodyLimit,
     JSONResponse,
@@ -30,6 +32,25 @@ from converge.serving.runtime import Runtime
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)
 }
+
+
+class Publish(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mojo: Base64Bytes = Field(description="the MOJO zip, base64")
+    validation_rows: list[dict[str, Any]] | None = Field(
+        default=None, min_length=1, max_length=MAX_VALIDATION_ROWS,
+        description="rows whose answers genmodel computes for the reload's check "
+        "(default: rows built from the MOJO's schema)",
+    )  # fmt: skip
+    description: str | None = Field(default=None, max_length=500)
+
+
+class StartRollout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, le=MAX_VERSION, description="the candidate")
+    mode: Mode = "canary"
+    percent: float = Field(10.0, gt=0, lt=100, description="canary: share of requests, percent")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
 
 
 class Promote(BaseModel):
@@ -99,15 +120,21 @@ def admin_app(runtime: Runtime) -> FastAPI:
         return await runtime.registry()
 
     async def db(fn: Any, *args: Any) -> Any:
+        return await answered(runtime.db_breaker.call(fn, *args), "model registry")
+
+    async def answered(call: Any, dependency: str) -> Any:
+        """Await ``call``; domain errors become their statuses, an outage of ``dependency`` 503."""
         try:
-            return await runtime.db_breaker.call(fn, *args)
+            return await call
         except (ModelNotFound, NotFound) as exc:
             raise ServingError(404, str(exc)) from None
-        except NoRollbackTarget as exc:
+        except Conflict as exc:
             raise ServingError(409, str(exc)) from None
+        except InvalidInput as exc:
+            raise ServingError(422, str(exc)) from None
         except Exception as exc:
             if _unavailable(exc):
-                raise ServingError(503, "model registry unavailable; retry later") from None
+                raise ServingError(503, f"{dependency} unavailable; retry later") from None
             raise
 
     def version_view(mv: Any) -> dict[str, Any]:
@@ -145,6 +172,47 @@ def admin_app(runtime: Runtime) -> FastAPI:
         return await service.reload(ModelPublished(name=name, version=body.version))
 
     @app.post(
+        "/admin/models/{name}/rollout",
+        dependencies=[guard],
+        summary="Try a version on a share of traffic (canary) or beside production (shadow)",
+    )
+    async def start_rollout(name: ModelName, body: StartRollout) -> dict[str, Any]:
+        store = await runtime.rollouts()
+        rollout = await db(store.start, name, body.version, body.mode, body.percent, body.thresholds)
+        return rollout.model_dump(mode="json")
+
+    @app.get("/admin/models/{name}/rollout", dependencies=[guard], summary="The latest rollout")
+    async def rollout_status(name: ModelName) -> dict[str, Any]:
+        rollout = await db((await runtime.rollouts()).latest, name)
+        if rollout is None:
+            raise ServingError(404, f"model {name!r} has had no rollout")
+        return rollout.model_dump(mode="json")
+
+    @app.delete("/admin/models/{name}/rollout", dependencies=[guard], summary="Stop the rollout")
+    async def stop_rollout(name: ModelName) -> dict[str, Any]:
+        store = await runtime.rollouts()
+        rollout = await db(store.active, name)
+        if rollout is None:
+            raise ServingError(404, f"model {name!r} has no rollout in progress")
+        await db(store.end, rollout.id, "stopped", "stopped through the admin API", {})
+        return (await db(store.latest, name)).model_dump(mode="json")
+
+    @app.post(
+        "/admin/models/{name}/publish",
+        dependencies=[guard],
+        summary="Register a MOJO trained elsewhere; model.published then validates and promotes it",
+    )
+    async def publish(name: ModelName, body: Publish) -> dict[str, Any]:
+        from converge.mojo_publish import publish_mojo
+
+        published = publish_mojo(
+            name=name, mojo=body.mojo, rows=body.validation_rows,
+            registry=await registry(), store=runtime.artifacts, settings=runtime.settings,
+            description=body.description,
+        )  # fmt: skip
+        return await answered(published, "model registry or artifact store")
+
+    @app.post(
         "/admin/models/{name}/rollback",
         dependencies=[guard],
         summary="Make the previous production version production again",
@@ -165,5 +233,16 @@ def admin_app(runtime: Runtime) -> FastAPI:
         service = await runtime.reload_service()
         return await service.reload(body)
 
-    limited = BodyLimit(app, runtime.settings.max_body_bytes)
-    return _TokenFirst(limited, require_token)  # type: ignore[return-value]
+    return _TokenFirst(_limits(app, runtime.settings), require_token)  # type: ignore[return-value]
+
+
+def _limits(app: Any, settings: Any) -> Any:
+    """The usual body limit everywhere but the MOJO upload, which gets its own."""
+    small = BodyLimit(app, settings.max_body_bytes)
+    large = BodyLimit(app, settings.max_publish_bytes)
+
+    async def limited(scope: Any, receive: Any, send: Any) -> None:
+        upload = scope["type"] == "http" and scope["path"].endswith("/publish")
+        await (large if upload else small)(scope, receive, send)
+
+    return limited

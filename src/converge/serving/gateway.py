@@ -4,7 +4,8 @@ Routes: ``POST /predict`` (and the Open Inference Protocol under ``/v2``), ``POS
 goes to ingest, ``model.published`` to reload, anything else to predict; each function checks the
 event's signature on its own ``/events`` route), ``/admin/*`` and
 ``/docs``, and the probes (readiness is predict's: a model is loaded). One runtime is shared, so a
-reload swaps the model this process serves at once.
+reload swaps the model this process serves at once. With ``grpc_port`` set, the Open Inference
+Protocol's gRPC service listens there too, on the same runtime.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ class Gateway:
         self.predict = predict_app(runtime)
         self.ingest = ingest_app(runtime)
         self.reload = reload_app(runtime)
+        self.grpc: Any = None
+
+    async def _start_grpc(self) -> None:
+        """The gRPC data plane on its own port, over this process's runtime (one model, one cache)."""
+        port = self.runtime.settings.grpc_port
+        if port:
+            from converge.serving.v2grpc.servicer import serve
+
+            self.grpc = await serve(self.runtime, self.runtime.settings.grpc_host, port)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -92,8 +102,11 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 for role in ("predict", "ingest", "reload"):
                     await self.runtime.start(role)
+                await self._start_grpc()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.grpc is not None:
+                    await self.grpc.stop(5)
                 await self.runtime.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -39,6 +39,22 @@ INGEST_DUPLICATES = Counter(
     "features.ingest events applied before (same source and id): acknowledged, nothing written.",
 )
 ERRORS = Counter("converge_http_errors_total", "Error responses by status.", ["status"])
+ROLLOUT_REQUESTS = Counter(
+    "converge_rollout_requests_total",
+    "Requests scored by each version of a model under a canary or shadow rollout, by outcome.",
+    ["model", "version", "outcome"],
+)
+ROLLOUT_GAP = Gauge(
+    "converge_rollout_shadow_gap",
+    "Mean gap between a shadow candidate's answers and production's (probability, or relative value).",
+    ["model", "version"],
+)
+ROLLOUT_SECONDS = Histogram(
+    "converge_rollout_scoring_seconds",
+    "Scoring time per version of a model under a canary or shadow rollout.",
+    ["model", "version"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 
 def metrics_payload() -> tuple[bytes, str]:

@@ -61,6 +61,7 @@ class TensorSpec(BaseModel):
 
 
 _DATATYPES = set(Datatype.__args__)  # type: ignore[attr-defined]
+_BINARY_FLAG = {"binary_data_output"}
 
 
 def _well_formed(body: Any) -> bool:
@@ -69,7 +70,10 @@ def _well_formed(body: Any) -> bool:
         return False
     if not set(body) <= {"id", "parameters", "inputs", "outputs", "model_name", "model_version"}:
         return False
-    if body.get("outputs") is not None or body.get("parameters") is not None:
+    if body.get("outputs") is not None:
+        return False
+    parameters = body.get("parameters")  # the binary extension's flag is read by the route
+    if parameters is not None and (not isinstance(parameters, dict) or set(parameters) - _BINARY_FLAG):
         return False
     if body.get("id") is not None and not isinstance(body["id"], str):
         return False
@@ -294,6 +298,76 @@ def _labels(loaded: Any) -> list[str] | None:
     return [label for label, _ in loaded.classes] if loaded.classes else None
 
 
+# -- the protocol-neutral data plane (REST and gRPC) -------------------------------------------
+async def resolve(runtime: Any, name: str, version: str | None) -> Any:
+    """The loaded model that answers for ``name`` (and ``version``: any registered one)."""
+    from converge.serving.http import ServingError
+
+    pinned: int | None = None
+    if version:
+        if not version.isdigit() or int(version) < 1:
+            raise InferenceError(f"model_version: {version[:40]!r} is not a version number")
+        pinned = int(version)
+    service = await runtime.predict_service()
+    try:
+        return await service.resolve(name, pinned)
+    except ServingError as exc:
+        if exc.status != 404:
+            raise
+        raise ServingError(404, f"not found: {exc.message.removeprefix('model: ')}") from None
+
+
+def metadata(loaded: Any) -> dict[str, Any]:
+    """The model's real inputs (names and types from the MOJO) and outputs."""
+    model = loaded.model
+    return {
+        "name": loaded.name,
+        "versions": [str(loaded.version)],
+        "platform": f"h2o-mojo-{model.algorithm.lower()}",
+        "inputs": [s.model_dump() for s in input_specs(model.feature_names, categorical(model))],
+        "outputs": [s.model_dump() for s in output_specs(_labels(loaded))],
+    }
+
+
+async def infer(runtime: Any, name: str, version: str | None, parsed: Parsed) -> dict[str, Any]:
+    """Decode, score (cache and metrics as for predict) and encode; names the version that scored."""
+    from converge.contracts import PredictInstance, PredictRequest
+    from converge.serving.observability import PREDICT_LATENCY
+
+    started = time.perf_counter()
+    loaded = await resolve(runtime, name, version)
+    records = decode_inputs(parsed, loaded.model.feature_names, categorical(loaded.model))
+    service = await runtime.predict_service()
+    # Names are the model's own features and values were type-checked by decode_inputs.
+    native = PredictRequest.model_construct(
+        model=loaded.name,
+        version=loaded.version,
+        instances=[PredictInstance.model_construct(features=r, entity_id=None) for r in records],
+        strict=None,
+    )
+    result = await service.predict_with(loaded, native)
+    outputs = encode_outputs(
+        [Prediction(p["label"], p.get("probabilities")) for p in result["predictions"]],
+        _labels(loaded),
+        parsed.outputs,
+    )
+    PREDICT_LATENCY.observe(time.perf_counter() - started)
+    answer: dict[str, Any] = {
+        "model_name": result["model"],
+        "model_version": str(result["version"]),
+        "outputs": outputs,
+    }
+    if parsed.id is not None:
+        answer["id"] = parsed.id
+    return answer
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    label: Any
+    probabilities: dict[str, float] | None
+
+
 # -- HTTP routes --------------------------------------------------------------------------------
 def _route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     """(handler name, path parameters) for a V2 path; a split, not a regex table, on the hot path."""
@@ -326,29 +400,17 @@ def open_inference_app(runtime: Any) -> Any:
     from starlette.responses import Response
 
     from converge import __version__
-    from converge.contracts import PredictInstance, PredictRequest
-    from converge.errors import ModelNotFound
-    from converge.serving.http import JSONResponse, ServingError, parse_json, read_body
-    from converge.serving.observability import PREDICT_LATENCY
+    from converge.serving.http import JSONResponse, ServingError, read_body
+    from converge.serving.v2_binary import (
+        HEADER,
+        BinaryDataError,
+        binary_outputs,
+        build_response,
+        split_request,
+    )
 
     def error(status: int, message: str) -> Response:
         return JSONResponse({"error": message}, status)
-
-    async def loaded_model(params: dict[str, str]) -> Any:
-        name = params["name"]
-        loaded = runtime.holder.get(name)
-        if loaded is None:
-            service = await runtime.predict_service()
-            try:
-                loaded = await service.sync.ensure(name)
-            except ModelNotFound:
-                raise ServingError(404, f"model '{name}' not found") from None
-        version = params.get("version")
-        if version is not None and version != str(loaded.version):
-            raise ServingError(
-                404, f"model '{name}' version {version} is not served (serving {loaded.version})"
-            )
-        return loaded
 
     async def server_live(request: Request, params: dict[str, str]) -> Response:
         return JSONResponse({"live": True})
@@ -358,48 +420,36 @@ def open_inference_app(runtime: Any) -> Any:
         return JSONResponse({"ready": ready}, 200 if ready else 400)
 
     async def server_metadata(request: Request, params: dict[str, str]) -> Response:
-        return JSONResponse({"name": "converge", "version": __version__, "extensions": []})
+        return JSONResponse(
+            {"name": "converge", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def model_metadata(request: Request, params: dict[str, str]) -> Response:
-        loaded = await loaded_model(params)
-        model = loaded.model
-        return JSONResponse(
-            {
-                "name": loaded.name,
-                "versions": [str(loaded.version)],
-                "platform": f"h2o-mojo-{model.algorithm.lower()}",
-                "inputs": [s.model_dump() for s in input_specs(model.feature_names, categorical(model))],
-                "outputs": [s.model_dump() for s in output_specs(_labels(loaded))],
-            }
-        )
+        loaded = await resolve(runtime, params["name"], params.get("version"))
+        return JSONResponse(metadata(loaded))
 
     async def model_ready(request: Request, params: dict[str, str]) -> Response:
-        loaded = await loaded_model(params)
+        loaded = await resolve(runtime, params["name"], params.get("version"))
         return JSONResponse({"name": loaded.name, "ready": True})
 
-    async def infer(request: Request, params: dict[str, str]) -> Response:
-        started = time.perf_counter()
-        body = parse_json(await read_body(request, runtime.settings.max_body_bytes))
+    async def infer_route(request: Request, params: dict[str, str]) -> Response:
+        raw = await read_body(request, runtime.settings.max_body_bytes)
+        try:
+            body = split_request(raw, request.headers.get(HEADER))
+        except BinaryDataError as exc:
+            raise InferenceError(str(exc)) from None
         parsed = parse_request(body)
-        loaded = await loaded_model(params)
-        records = decode_inputs(parsed, loaded.model.feature_names, categorical(loaded.model))
-        service = await runtime.predict_service()
-        # Names are the model's own features and values were type-checked by decode_inputs.
-        native = PredictRequest.model_construct(
-            model=loaded.name,
-            instances=[PredictInstance.model_construct(features=r, entity_id=None) for r in records],
+        answer = await infer(runtime, params["name"], params.get("version"), parsed)
+        content, json_size = build_response(
+            answer, binary_outputs(body, [o["name"] for o in answer["outputs"]])
         )
-        result = await service.predict(native)
-        outputs = encode_outputs(result.predictions, _labels(loaded), parsed.outputs)
-        PREDICT_LATENCY.observe(time.perf_counter() - started)
-        answer: dict[str, Any] = {
-            "model_name": result.model,
-            "model_version": str(result.version),
-            "outputs": outputs,
-        }
-        if parsed.id is not None:
-            answer["id"] = parsed.id
-        return JSONResponse(answer)
+        if json_size is None:
+            return Response(content, media_type="application/json")
+        return Response(
+            content,
+            media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(json_size)},
+        )
 
     handlers = {
         "server_metadata": server_metadata,
@@ -407,7 +457,7 @@ def open_inference_app(runtime: Any) -> Any:
         "server_ready": server_ready,
         "model_metadata": model_metadata,
         "model_ready": model_ready,
-        "infer": infer,
+        "infer": infer_route,
     }
 
     async def app(scope: Any, receive: Any, send: Any) -> None:

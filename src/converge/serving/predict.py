@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from converge.cache import PredictionCache, cache_key
 from converge.contracts import FeatureVector, Prediction, PredictRequest, PredictResponse
 from converge.errors import ModelNotFound
 from converge.resilience import CircuitBreaker
+from converge.serving.holder import LoadedModel
 from converge.serving.http import ServingError
 from converge.serving.input_check import check_rows
 from converge.serving.loader import ReplicaSync
 from converge.serving.observability import CACHE_HITS, CACHE_MISSES, PREDICT_ROWS
 from converge.serving.online import OnlineFeatures
+from converge.serving.rollout import Active, RolloutRouter
 from converge.serving.scoring import Scorer
+from converge.serving.versions import PinnedVersions
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ class PredictService:
         default_model: str,
         max_rows: int,
         strict_inputs: bool = False,
+        pinned: PinnedVersions | None = None,
+        rollouts: RolloutRouter | None = None,
     ) -> None:
         self.sync = sync
         self.scorer = scorer
@@ -50,6 +56,8 @@ class PredictService:
         self.default_model = default_model
         self.max_rows = max_rows
         self.strict_inputs = strict_inputs
+        self.pinned = pinned
+        self.rollouts = rollouts
         self._background: set[asyncio.Task[Any]] = set()
 
     async def predict(self, request: PredictRequest) -> PredictResponse:
@@ -67,17 +75,77 @@ class PredictService:
         of 100 rows that is a millisecond less per request)."""
         if len(request.instances) > self.max_rows:
             raise ServingError(413, f"instances: at most {self.max_rows} rows per request")
-        name = request.model or self.default_model
-        loaded = self.sync.holder.get(name)
-        if loaded is None:
+        if request.version is None and self.rollouts is not None:
+            active = await self.rollouts.current(request.model or self.default_model)
+            if active is not None:
+                return await self._under_rollout(active, request)
+        loaded = await self.resolve(request.model, request.version)
+        return await self.predict_with(loaded, request)
+
+    async def _under_rollout(self, active: Active, request: PredictRequest) -> dict[str, Any]:
+        """Canary: the candidate answers its share, production the rest and whatever the
+        candidate fails. Shadow: production answers, the candidate scores the rows afterwards."""
+        router = self.rollouts
+        assert router is not None
+        production = await self.resolve(active.rollout.name)
+        entity = next((i.entity_id for i in request.instances if i.entity_id is not None), None)
+        if active.rollout.mode == "canary" and router.to_candidate(active, entity):
             try:
-                loaded = await self.sync.ensure(name)
-            except ModelNotFound as exc:
-                raise ServingError(404, f"model: {exc}") from None
-            except Exception as exc:
-                if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
-                    raise ServingError(503, f"model {name!r} not loaded yet; retry later") from None
-                raise
+                candidate = await self.resolve(active.rollout.name, active.rollout.candidate)
+                started = time.perf_counter()
+                out = await self.predict_with(candidate, request)
+            except Exception as exc:  # noqa: BLE001 - production answers; counted if it can
+                fallback = await self.predict_with(production, request)  # a request error re-raises
+                router.record(active, "candidate", 0.0, None)
+                log.warning("candidate v%s failed, answered by production: %s",
+                            active.rollout.candidate, exc)  # fmt: skip
+                return fallback
+            router.record(active, "candidate", time.perf_counter() - started, out["predictions"])
+            return out
+        started = time.perf_counter()
+        out = await self.predict_with(production, request)
+        router.record(active, "baseline", time.perf_counter() - started, out["predictions"])
+        if active.rollout.mode == "shadow":
+            self._spawn(self._shadow(active, request, out["predictions"]))
+        return out
+
+    async def _shadow(self, active: Active, request: PredictRequest, answered: list[dict]) -> None:
+        router = self.rollouts
+        assert router is not None
+        try:
+            candidate = await self.resolve(active.rollout.name, active.rollout.candidate)
+            started = time.perf_counter()
+            out = await self.predict_with(candidate, request)
+        except Exception:  # noqa: BLE001 - a shadow's failure only counts against it
+            router.record(active, "candidate", 0.0, None)
+            return
+        router.record_gap(active, answered, out["predictions"])
+        router.record(active, "candidate", time.perf_counter() - started, out["predictions"])
+
+    async def resolve(self, model: str | None, version: int | None = None) -> LoadedModel:
+        """The model that will score: production, or the pinned ``version`` (loaded on demand).
+
+        Callers that check the model before scoring (the V2 routes) pass this same object to
+        :meth:`predict_with`, so the check and the answer cannot see two versions."""
+        name = model or self.default_model
+        try:
+            loaded = self.sync.holder.get(name) or await self.sync.ensure(name)
+            if version is None or version == loaded.version:
+                return loaded
+            if self.pinned is None:
+                raise ModelNotFound(f"model {name!r} version {version} is not served")
+            return await self.pinned.get(name, version)
+        except ModelNotFound as exc:
+            raise ServingError(404, f"model: {exc}") from None
+        except Exception as exc:
+            if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
+                raise ServingError(503, f"model {name!r} not loaded yet; retry later") from None
+            raise
+
+    async def predict_with(self, loaded: LoadedModel, request: PredictRequest) -> dict[str, Any]:
+        """Score ``request`` with ``loaded``; the answer names the version that scored."""
+        if len(request.instances) > self.max_rows:
+            raise ServingError(413, f"instances: at most {self.max_rows} rows per request")
         explicit = [i.features for i in request.instances if i.features is not None]
         strict = self.strict_inputs if request.strict is None else request.strict
         issues = check_rows(loaded.input_schema, loaded.name, explicit, strict) if explicit else None

@@ -23,7 +23,9 @@ from converge.serving.loader import ModelLoader, ReplicaSync
 from converge.serving.online import OnlineFeatures
 from converge.serving.predict import PredictService
 from converge.serving.reload import ReloadService
+from converge.serving.rollout import RolloutRouter
 from converge.serving.scoring import Scorer
+from converge.serving.versions import PinnedVersions
 from converge.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,31 @@ class Runtime:
 
         return Registry(await self.pool())
 
+    async def rollouts(self) -> Any:
+        from converge.rollouts import Rollouts
+
+        return Rollouts(await self.pool())
+
+    async def _promote_candidate(self, rollout: Any) -> None:
+        """A canary that met its thresholds goes through the reload path: here, where this
+        process is the reload function too (``converge serve``); otherwise as a signed
+        ``model.published`` event to the broker, as training announces a version."""
+        from converge.contracts import ModelPublished
+
+        if "reload" in self._started:
+            service = await self.reload_service()
+            await service.reload(ModelPublished(name=rollout.name, version=rollout.candidate))
+            await (await self.rollouts()).mark(rollout.id, "promoted", "promoted by the reload path")
+            return
+        if not self.settings.publish_key.get_secret_value():
+            log.warning("canary %s v%s met its thresholds; promote it with the admin API",
+                        rollout.name, rollout.candidate)  # fmt: skip
+            return
+        from converge.published_event import cloud_event, emit
+
+        event = cloud_event(rollout.name, rollout.candidate, self.settings, origin="rollout")
+        await asyncio.to_thread(emit, event, self.settings.broker_url, 30.0, 2)
+
     async def feature_store(self) -> Any:
         from converge.features import FeatureStore
 
@@ -207,6 +234,14 @@ class Runtime:
                 feature_store=await self.feature_store(),
                 db_breaker=self.db_breaker,
                 strict_inputs=self.settings.strict_inputs,
+                pinned=PinnedVersions(
+                    await self.registry(), self.loader, self.db_breaker,
+                    max_kept=self.settings.max_pinned_versions,
+                ),
+                rollouts=RolloutRouter(
+                    self.rollouts, self.db_breaker, poll_s=self.settings.registry_poll_s,
+                    on_promote=self._promote_candidate,
+                ),
                 default_model=self.settings.default_model,
                 max_rows=self.settings.max_batch_rows,
             )

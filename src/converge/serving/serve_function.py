@@ -13,6 +13,9 @@ use: about 110 µs of CPU per request (423 against 313 µs at peak, 2,328 agains
 worker; ``benchmarks/bench_predict.py``, modes ``inline`` and ``inline+ff``), on a path where the
 1,000 req/s latency target leaves little CPU to spare.
 
+``predict-grpc`` serves predict's Open Inference Protocol over gRPC instead (HTTP/2 cleartext on
+``$PORT``, the port Knative names ``h2c``), with the same runtime code: scoring, cache, metrics.
+
 Either way uvicorn runs with a keep-alive longer than Knative's queue-proxy idle timeout:
 functions-framework's own command runs gunicorn with a fixed 2 s keep-alive, so a request could
 land on a socket the server is closing (a 502 to the caller).
@@ -26,7 +29,7 @@ import os
 import threading
 
 WRAPPERS = ("none", "functions-framework")
-TARGETS = ("predict", "reload", "ingest")
+TARGETS = ("predict", "reload", "ingest", "predict-grpc")
 GC_PAUSE_MAX_S = 30.0
 
 
@@ -65,8 +68,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--keep-alive", type=int, default=65, help="seconds; above the proxy's idle timeout")
     args = parser.parse_args(argv)
-    if args.target == "predict":
+    if args.target.startswith("predict"):
         pause_collector(GC_PAUSE_MAX_S)
+    if args.target == "predict-grpc":
+        import asyncio
+
+        from converge.serving.v2grpc.server import serve_forever
+
+        asyncio.run(serve_forever(args.host, args.port))
+        return
 
     import uvicorn
 

@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -153,14 +154,22 @@ class FunctionProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.target} exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+            if self._listening():
+                return self
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.target} did not come up: {self.log_path.read_text()[-2000:]}")
+
+    def _listening(self) -> bool:
+        """HTTP targets answer /healthz; the gRPC target is up once its port accepts."""
+        if self.target.endswith("-grpc"):
+            with socket.socket() as probe:
+                probe.settimeout(1.0)
+                return probe.connect_ex(("127.0.0.1", self.port)) == 0
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

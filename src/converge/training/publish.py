@@ -9,7 +9,6 @@ promotion is the reload function's job, after it has re-scored the validation sa
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -22,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 import converge
-from converge.contracts import EVENT_MODEL_PUBLISHED, ModelPublished
-from converge.event_signing import SIGNATURE_ATTRIBUTE, sign
+from converge.published_event import cloud_event, emit
 from converge.settings import Settings
 from converge.training import report, trainer
 from converge.training.loop import run_coroutine
@@ -179,69 +177,6 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{m}_mean"] = float(np.mean(values))
         out[f"{m}_last"] = float(values[-1])
     out["splits"] = [{"split": r["split"]["name"], **r["metrics"]} for r in ordered]
-    return out
-
-
-def cloud_event(
-    name: str, version: int, settings: Settings, sha256: str | None = None
-) -> dict[str, Any]:
-    """A structured-mode CloudEvent 1.0 for ``model.published``; data is exactly ModelPublished."""
-    event = {
-        "specversion": "1.0",
-        "type": EVENT_MODEL_PUBLISHED,
-        "source": f"{settings.event_source}/training",
-        "id": uuid.uuid4().hex,
-        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "subject": f"{name}:{version}",
-        "datacontenttype": "application/json",
-        "data": ModelPublished(name=name, version=version).model_dump(),
-    }
-    if sha256:
-        event["sha256"] = (
-            sha256  # an extension attribute: lets a subscriber filter without a lookup
-        )
-    key = settings.publish_key.get_secret_value()
-    if key:  # without the key the reload function refuses the event (the version stays staged)
-        event[SIGNATURE_ATTRIBUTE] = sign(
-            key, event["id"], event["type"], event["source"], event["time"], event["data"]
-        )
-    return event
-
-
-def emit(
-    event: dict[str, Any], url: str, timeout_s: float = 60.0, attempts: int = 4
-) -> dict[str, Any]:
-    """POST the event, retrying refused connections and 5xx as a broker would; a broker that stays
-    down is reported, not raised: the version is registered and can be reloaded by hand."""
-    import time
-
-    import httpx
-
-    out: dict[str, Any] = {"delivered": False, "url": url}
-    for attempt in range(attempts):
-        if attempt:
-            time.sleep(min(2.0**attempt, 10.0))
-        try:
-            response = httpx.post(
-                url,
-                content=json.dumps(event).encode(),
-                headers={"Content-Type": "application/cloudevents+json; charset=utf-8"},
-                timeout=timeout_s,
-            )
-        except httpx.HTTPError as exc:
-            out["error"] = f"{type(exc).__name__}: {exc}"
-            continue
-        out = {
-            "delivered": 200 <= response.status_code < 300,
-            "url": url,
-            "status": response.status_code,
-        }
-        if out["delivered"] or response.status_code < 500:
-            if not out["delivered"]:
-                out["error"] = response.text[:300]
-            break
-        out["error"] = response.text[:300]
-    out["attempts"] = attempt + 1
     return out
 
 

@@ -1,0 +1,1 @@
+"""Open Inference Protocol over gRPC: our .proto, its generated modules, the servicer."""
