@@ -71,4 +71,33 @@ def mixed(seed: int = 7, n: int = 300) -> Dataset:
     )
 
 
-DATASETS = {"mixed": mixed}
+def survival(seed: int = 11, n: int = 300) -> Dataset:
+    """The mixed features with a follow-up interval (``start``, ``stop``) and an ``event`` flag,
+    for CoxPH (hazard rising with x2 and level "a" of c1)."""
+    rng = np.random.default_rng(seed)
+    train = _mixed_features(rng, n)
+    hazard = np.exp(0.5 * train["x2"].fillna(0) + 0.7 * (train["c1"] == "a") - 0.2 * train["x3"])
+    train["start"] = np.round(rng.uniform(0, 2, n), 2)
+    train["stop"] = train["start"] + np.round(rng.exponential(1 / hazard) + 0.01, 3)
+    train["event"] = (rng.random(n) < 0.8).astype(int)
+    return Dataset(train=train, score=_score_cells(rng, 150),
+                   features=["x1", "x2", "c1", "x3", "c2"],
+                   column_types={"c1": "enum", "c2": "enum"})
+
+
+def uplift(seed: int = 13, n: int = 400) -> Dataset:
+    """The mixed features with a ``treatment`` flag whose effect on ``y_binomial`` depends on x2,
+    for uplift DRF."""
+    rng = np.random.default_rng(seed)
+    train = _mixed_features(rng, n)
+    treated = rng.random(n) < 0.5
+    train["treatment"] = np.where(treated, "treatment", "control")
+    signal = 0.5 * train["x2"].fillna(0) + treated * (train["x2"].fillna(0) > 0) - 0.2 * train["x3"]
+    train["y_binomial"] = np.where(signal + rng.normal(0, 0.5, n) > 0.2, "yes", "no")
+    return Dataset(train=train, score=_score_cells(rng, 150),
+                   features=["x1", "x2", "c1", "x3", "c2"],
+                   column_types={"c1": "enum", "c2": "enum", "treatment": "enum",
+                                 "y_binomial": "enum"})
+
+
+DATASETS = {"mixed": mixed, "survival": survival, "uplift": uplift}

@@ -61,6 +61,10 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
         from .glrm import GlrmScorer
 
         return GlrmScorer(info, archive)
+    if algo == "coxph":
+        from .coxph import CoxPHScorer
+
+        return CoxPHScorer(info, archive)
     raise UnsupportedMojoError(f"algorithm {algo or info.get('algorithm')!r}", info.source)
 
 
