@@ -65,6 +65,14 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
         from .coxph import CoxPHScorer
 
         return CoxPHScorer(info, archive)
+    if algo == "rulefit":
+        from .rulefit import RuleFitScorer
+
+        return RuleFitScorer(info, archive)
+    if algo == "upliftdrf":
+        from .uplift_drf import UpliftDrfScorer
+
+        return UpliftDrfScorer(info, archive)
     raise UnsupportedMojoError(f"algorithm {algo or info.get('algorithm')!r}", info.source)
 
 
