@@ -73,6 +73,10 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
         from .uplift_drf import UpliftDrfScorer
 
         return UpliftDrfScorer(info, archive)
+    if algo == "targetencoder":
+        from .target_encoder import TargetEncoderScorer
+
+        return TargetEncoderScorer(info, archive)
     raise UnsupportedMojoError(f"algorithm {algo or info.get('algorithm')!r}", info.source)
 
 
