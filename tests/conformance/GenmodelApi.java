@@ -1,9 +1,10 @@
 // genmodel's own answers for model categories PredictCsv does not print (BinomialUplift,
-// TargetEncoder): the same input handling as PredictCsv (cells "", NA, N/A, - left out, unknown
+// TargetEncoder, WordEmbedding): the same input handling as PredictCsv (cells "", NA, N/A, - left out, unknown
 // levels as missing) and the same output format (Double.toHexString, NA for NaN).
 import hex.genmodel.MojoModel;
 import hex.genmodel.algos.targetencoder.ColumnsMapping;
 import hex.genmodel.algos.targetencoder.TargetEncoderMojoModel;
+import hex.genmodel.algos.word2vec.WordEmbeddingModel;
 import hex.genmodel.easy.EasyPredictModelWrapper;
 import hex.genmodel.easy.RowData;
 
@@ -23,6 +24,9 @@ public class GenmodelApi {
     if (model instanceof TargetEncoderMojoModel) {
       for (ColumnsMapping m : ((TargetEncoderMojoModel) model)._inoutMapping)
         for (String to : m.to()) header.add(to);
+    } else if (model instanceof WordEmbeddingModel) {
+      // one word column; its vector named as H2O's transform(aggregate_method="NONE") names them
+      for (int i = 1; i <= ((WordEmbeddingModel) model).getVecSize(); i++) header.add("C" + i);
     } else {
       for (String name : model.getOutputNames()) header.add(name);
     }
@@ -35,11 +39,18 @@ public class GenmodelApi {
         RowData row = new RowData();
         for (int i = 0; i < Math.min(columns.length, cells.length); i++) {
           String c = cells[i];
+          if (c.length() >= 2 && c.startsWith("\"") && c.endsWith("\""))  // a quoted cell
+            c = c.substring(1, c.length() - 1).replace("\"\"", "\"");
           if (!(c.isEmpty() || c.equals("NA") || c.equals("N/A") || c.equals("-"))) row.put(columns[i], c);
         }
         double[] values;
         if (category.equals("BinomialUplift")) values = wrapper.predictUpliftBinomial(row).predictions;
         else if (category.equals("TargetEncoder")) values = wrapper.predictTargetEncoding(row).transformations;
+        else if (category.equals("WordEmbedding")) {
+          float[] vec = wrapper.predictWord2Vec(row).wordEmbeddings.get(model.getNames()[0]);
+          values = new double[header.size()];
+          for (int i = 0; i < values.length; i++) values[i] = vec == null ? Double.NaN : vec[i];
+        }
         else throw new IllegalArgumentException("no API answer for a " + category + " model");
         List<String> cellsOut = new ArrayList<>();
         for (double v : values) cellsOut.add(Double.isNaN(v) ? "NA" : Double.toHexString(v));

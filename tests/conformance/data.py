@@ -100,4 +100,19 @@ def uplift(seed: int = 13, n: int = 400) -> Dataset:
                                  "y_binomial": "enum"})
 
 
-DATASETS = {"mixed": mixed, "survival": survival, "uplift": uplift}
+def sentences(seed: int = 17, n: int = 250) -> Dataset:
+    """One ``words`` string column, sentences separated by a missing word, for Word2Vec; the
+    scoring input adds words never seen in training and missing cells."""
+    rng = np.random.default_rng(seed)
+    vocabulary = ["red", "green", "blue", "cat", "dog", "bird", "run", "jump", "fast", "slow",
+                  "big", "small"]
+    words: list[str | None] = []
+    for _ in range(n):
+        words += list(rng.choice(vocabulary, int(rng.integers(3, 8)))) + [None]
+    score = list(rng.choice(vocabulary, 30)) + ["zebra", "", "Cat", "", "never-seen"]
+    return Dataset(train=pd.DataFrame({"words": words}),
+                   score=pd.DataFrame({"words": score}),
+                   features=["words"], column_types={"words": "string"})
+
+
+DATASETS = {"mixed": mixed, "survival": survival, "uplift": uplift, "sentences": sentences}

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "data" / "conformance"
 JAR = Path(h2o.__file__).parent / "backend" / "bin" / "h2o.jar"
 #: categories PredictCsv cannot print: genmodel's own API answers them (GenmodelApi.java)
-API_CATEGORIES = ("BinomialUplift", "TargetEncoder")
+API_CATEGORIES = ("BinomialUplift", "TargetEncoder", "WordEmbedding")
 
 
 def all_cases() -> list[Case]:

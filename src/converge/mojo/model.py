@@ -262,6 +262,10 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
     info = read_info(archive)
     category = str(info.get("category", ""))
     classic = category in _CLASSIFICATION + ("Regression",)
+    if category == "WordEmbedding":
+        from .native.word2vec import with_vocabulary
+
+        info = with_vocabulary(archive, info)
     offset_col = info.get("offset_column")
     schema = RowSchema(
         info.columns, info.domains, info.n_features,

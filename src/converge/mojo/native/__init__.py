@@ -77,6 +77,10 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
         from .target_encoder import TargetEncoderScorer
 
         return TargetEncoderScorer(info, archive)
+    if algo == "word2vec":
+        from .word2vec import Word2VecScorer
+
+        return Word2VecScorer(info, archive)
     raise UnsupportedMojoError(f"algorithm {algo or info.get('algorithm')!r}", info.source)
 
 
