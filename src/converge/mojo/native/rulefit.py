@@ -149,6 +149,9 @@ class RuleFitScorer(NativeScorer):
             return rules + row
         return row
 
+    def rows_without_numpy(self) -> bool:
+        return self.glm.rows_without_numpy()
+
     def score_row(self, row, offset):
         self._check_row_offset(offset)
         test = self._inputs([f.value(row) for f in self.features], list(row))

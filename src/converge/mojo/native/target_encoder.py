@@ -110,6 +110,7 @@ class TargetEncoderScorer(NativeScorer):
             idx = [names.index(c) for c in inputs]
             cards = [len(info.domains[i] or []) for i in idx]
             self.columns.append((idx, cards, domain, encodings[encoded], has_na.get(encoded, False)))
+        self.tables = [self._table(enc, has) for _, _, _, enc, has in self.columns]
         self.names = []
         for _, to, _ in self._out_sections(archive):
             self.names += to
@@ -148,23 +149,36 @@ class TargetEncoderScorer(NativeScorer):
         at = bisect.bisect_left(domain, interaction)
         return float(at) if at < len(domain) and domain[at] == interaction else float("nan")
 
+    def _table(self, enc: _Encoding, has_na: bool) -> list[list[float]]:
+        """The encoding of every level, then of a missing one (``encodeNA``)."""
+        rows = []
+        for level in range(max(enc.num_den, default=-1) + 1):
+            stats = enc.num_den.get(level)
+            rows.append([float("nan")] * len(self.targets) if stats is None else
+                        [self._value(stats[t], enc.prior(t)) for t in self.targets])
+        rows.append(rows[enc.na_level] if has_na else [enc.prior(t) for t in self.targets])
+        return rows
+
     def score_row(self, row, offset):
         out = []
-        for idx, cards, domain, enc, has_na in self.columns:
+        for (idx, cards, domain, _, _), table in zip(self.columns, self.tables):
             category = self._category(row, idx, cards, domain)
-            if category != category and not has_na:
-                out += [enc.prior(t) for t in self.targets]
-                continue
-            level = enc.na_level if category != category else int(category)
-            try:
-                stats = enc.num_den[level]
-            except KeyError:
-                raise CorruptMojoError(f"level {level} has no target encoding",
-                                       self.info.source) from None
-            out += [self._value(stats[t], enc.prior(t)) for t in self.targets]
+            level = len(table) - 1 if category != category else int(category)
+            if not 0 <= level < len(table) - 1 and category == category:
+                raise CorruptMojoError(f"level {level} has no target encoding", self.info.source)
+            out += table[level]
         return out
 
     def score(self, raw, offset):
-        rows = raw.tolist()
-        return np.array([self.score_row(r, None) for r in rows], dtype=np.float64).reshape(
-            len(rows), len(self.names))
+        parts = []
+        for (idx, cards, domain, _, _), table in zip(self.columns, self.tables):
+            if domain is None:
+                codes = raw[:, idx[0]]
+            else:
+                codes = np.array([self._category(r, idx, cards, domain) for r in raw.tolist()])
+            na = len(table) - 1
+            index = np.where(np.isnan(codes), na, np.nan_to_num(codes, nan=na)).astype(np.intp)
+            if np.any((index < 0) | (index > na)):
+                raise CorruptMojoError("a level has no target encoding", self.info.source)
+            parts.append(np.asarray(table, dtype=np.float64)[index])
+        return np.hstack(parts) if parts else np.empty((raw.shape[0], 0))
