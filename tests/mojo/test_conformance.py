@@ -1,9 +1,11 @@
 """The conformance corpus: every MOJO in ``tests/data/conformance`` scored by the native backend
-(no JVM) against genmodel's own ``PredictCsv`` output for the same input.
+(no JVM) against genmodel's own ``PredictCsv`` output for the same input (for categories PredictCsv
+cannot print, genmodel's ``EasyPredictModelWrapper`` in PredictCsv's format).
 
 Column names identical; labels identical; numbers within 1e-9 relative (most are bit-exact);
-missing where genmodel's are missing; no refusals. The input is scored once as a batch and once
-row by row on a fresh load, and as a DataFrame through ``predict`` on another, in file order (GLRM's answers depend on the rows scored before).
+missing where genmodel's are missing; no refusals. The input is scored once as a batch, once row
+by row on a fresh load, and once as a DataFrame through ``predict`` on another, in file order
+(GLRM's answers depend on the rows scored before).
 """
 
 from __future__ import annotations
