@@ -66,13 +66,16 @@ class _Feature:
 
     def __init__(self, rules: list[tuple[list[_Condition], float]]) -> None:
         self.rules = rules
+        self.last_first = rules[::-1]
 
     def value(self, row: list[float]) -> float:
-        code = -1.0
-        for conditions, level in self.rules:
-            if all(c.holds(row[c.column]) for c in conditions):
-                code = level
-        return code if code >= 0 else float("nan")
+        for conditions, level in self.last_first:  # the last satisfied rule decides
+            for c in conditions:
+                if not c.holds(row[c.column]):
+                    break
+            else:
+                return level if level >= 0 else float("nan")
+        return float("nan")
 
     def values(self, X: np.ndarray) -> np.ndarray:
         code = np.full(X.shape[0], -1.0)
