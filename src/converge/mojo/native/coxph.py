@@ -116,7 +116,28 @@ class CoxPHScorer(NativeScorer):
         return [lp + (offset or 0.0)]
 
     def score(self, raw, offset):
-        offsets = np.zeros(raw.shape[0]) if offset is None else offset
-        rows = raw.tolist()
-        return np.array([self.score_row(r, float(o)) for r, o in zip(rows, offsets)],
-                        dtype=np.float64).reshape(len(rows), 1)
+        n = raw.shape[0]
+        at = self.strata_len
+        coef = np.asarray(self.coef)
+        low = 0 if self.all_levels else 1
+        cats = np.zeros(n)
+        for c in range(self.cats):
+            v = raw[:, at + c]
+            missing = np.isnan(v)
+            value = np.where(missing, 0.0, v).astype(np.int64) - low
+            x = value + self.cat_offsets[c]
+            hit = (value >= 0) & (x < self.cat_offsets[c + 1])
+            cats = cats + np.where(hit, coef[np.clip(x, 0, len(coef) - 1)], 0.0)
+            if not self.all_levels:
+                cats[missing] = np.nan
+        nums = np.zeros(n)
+        for i, c in enumerate(self.num_coef):
+            nums = nums + c * raw[:, at + self.cats + i]
+        if self.strata:
+            base = np.array([self.lp_base[self._stratum(r)] for r in raw[:, :at].tolist()])
+        else:
+            base = self.lp_base[0]
+        lp = cats + nums - base
+        if offset is not None:
+            lp = lp + offset
+        return lp.reshape(n, 1)
