@@ -91,7 +91,8 @@ def build(case: Case, frames: dict) -> None:
     columns = case.x or data.features
     data.score[columns].to_csv(out / "input.csv", index=False)
     if model._model_json["output"]["model_category"] in API_CATEGORIES:
-        meta["expected_by"] = "genmodel API (GenmodelApi.java): PredictCsv cannot print this category"
+        meta["expected_by"] = ("genmodel API (GenmodelApi.java): PredictCsv cannot print this "
+                               "category")
         genmodel_api(out)
     else:
         subprocess.run(["java", "-Xmx512m", "-cp", str(JAR), "hex.genmodel.tools.PredictCsv",

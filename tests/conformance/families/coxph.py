@@ -14,4 +14,8 @@ CASES = [
     Case(name="coxph_stratified", estimator=_C,
          params={"start_column": "start", "stop_column": "stop", "stratify_by": ["c2"]},
          dataset="survival", y="event"),
+    Case(name="coxph_interactions", estimator=_C,
+         params={"stop_column": "stop", "interaction_pairs": [("c1", "c2"), ("c1", "x2"),
+                                                              ("x1", "x3")]},
+         dataset="survival", y="event"),
 ]

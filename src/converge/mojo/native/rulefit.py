@@ -124,7 +124,8 @@ class RuleFitScorer(NativeScorer):
         try:
             self.placement = [glm_names.index(linear_names[i]) for i in range(self.glm_width)]
         except (ValueError, IndexError):
-            raise CorruptMojoError("RuleFit linear names do not match its GLM", info.source) from None
+            raise CorruptMojoError("RuleFit linear names do not match its GLM",
+                                   info.source) from None
 
     @staticmethod
     def _rule(info, rid: str) -> tuple[list[_Condition], str]:

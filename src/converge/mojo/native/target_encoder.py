@@ -109,7 +109,8 @@ class TargetEncoderScorer(NativeScorer):
                 raise CorruptMojoError(f"no target encoding for {encoded!r}", info.source)
             idx = [names.index(c) for c in inputs]
             cards = [len(info.domains[i] or []) for i in idx]
-            self.columns.append((idx, cards, domain, encodings[encoded], has_na.get(encoded, False)))
+            self.columns.append((idx, cards, domain, encodings[encoded],
+                                 has_na.get(encoded, False)))
         self.tables = [self._table(enc, has) for _, _, _, enc, has in self.columns]
         self.names = []
         for _, to, _ in self._out_sections(archive):
