@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Serving.
     default_model: str = "demo"
     scorer_backend: str = "auto"
+    # What the deployed functions image can score: "native" (the default image, no JVM) or
+    # "genmodel" (the variant with a JRE). Training refuses to publish a model it cannot score.
+    serving_scorer: Literal["native", "genmodel"] = "native"
     # inline (measured default: small requests scored on the loop, merged), batch, or offload;
     # see BENCHMARKS.md, "Predict function".
     scoring_mode: Literal["inline", "batch", "offload"] = "inline"

@@ -13,7 +13,6 @@ import json
 import pkgutil
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,9 +24,10 @@ import families
 from case import Case
 from data import DATASETS
 
+from converge.predict_csv import run_predict_csv
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "data" / "conformance"
-JAR = Path(h2o.__file__).parent / "backend" / "bin" / "h2o.jar"
 
 
 def all_cases() -> list[Case]:
@@ -78,10 +78,7 @@ def build(case: Case, frames: dict) -> None:
         shutil.copy(path, out / "model.zip")
     columns = case.x or data.features
     data.score[columns].to_csv(out / "input.csv", index=False)
-    subprocess.run(["java", "-Xmx512m", "-cp", str(JAR), "hex.genmodel.tools.PredictCsv",
-                    "--mojo", str(out / "model.zip"), "--input", str(out / "input.csv"),
-                    "--output", str(out / "expected.csv"), *case.predict_csv_args],
-                   check=True, stdout=subprocess.DEVNULL)
+    run_predict_csv(out / "model.zip", out / "input.csv", out / "expected.csv", *case.predict_csv_args)
     (out / "case.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{case.name}: {(out / 'model.zip').stat().st_size // 1024} kB")
 
