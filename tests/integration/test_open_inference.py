@@ -228,7 +228,9 @@ async def test_bad_tensors_get_the_protocols_400(server, settings, model):
 def grpc_server(server, settings, tmp_path_factory):
     """The predict function's gRPC target, as its h2c container runs it, on the same registry."""
     log = tmp_path_factory.mktemp("oip-grpc") / "predict-grpc.log"
-    proc = FunctionProcess("predict-grpc", REPO / "functions" / "main.py", settings, free_port(), log)
+    with_metrics = settings.model_copy(update={"grpc_metrics_port": free_port()})
+    proc = FunctionProcess("predict-grpc", REPO / "functions" / "main.py", with_metrics, free_port(), log)
+    proc.metrics_url = f"http://127.0.0.1:{with_metrics.grpc_metrics_port}/metrics"
     proc.start()
     yield proc
     proc.stop()
@@ -270,6 +272,9 @@ def test_triton_grpc_client_gets_the_scorers_numbers(grpc_server, settings, mode
     status, message = report["errors"]["unknown_input"]
     assert status == "StatusCode.INVALID_ARGUMENT" and "unknown input 'nope'" in message
     assert report["pinned"] == "1"
+    metrics = httpx.get(grpc_server.metrics_url, timeout=5).text  # the same counters as REST
+    rows_scored = next(line for line in metrics.splitlines() if line.startswith("converge_predict_rows_total "))
+    assert float(rows_scored.split()[1]) >= 2 * len(rows)
     status, message = report["errors"]["unknown_version"]
     assert status == "StatusCode.NOT_FOUND" and "no version 99" in message
 
