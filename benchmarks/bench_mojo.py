@@ -119,6 +119,13 @@ def single_records(model, rows: list[dict]) -> float:
     return statistics.median(wall) * 1e6
 
 
+def java_harness(work: Path) -> str:
+    """Compile ``mojo_harness.java`` into ``work``; the class path that runs it with genmodel."""
+    jar = find_h2o_jar()
+    subprocess.run(["javac", "-d", str(work), "-cp", str(jar), str(HARNESS)], check=True)
+    return f"{jar}{os.pathsep}{work}"
+
+
 def java_run(args: list[str], classpath: str) -> list[str]:
     res = subprocess.run(["java", "-Xmx2g", "-cp", classpath, "MojoHarness", *args],
                          capture_output=True, text=True, check=True)
@@ -192,10 +199,10 @@ def fmt(v: float) -> str:
     return f"{v:,.0f}"
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, section: str = SECTION) -> None:
     path = ROOT / "BENCHMARKS.md"
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(old):
         new = pattern.sub(lambda _m: text, old)
     else:
@@ -262,14 +269,12 @@ def main() -> None:
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     info = machine()
-    jar = find_h2o_jar()
     work = Path(tempfile.mkdtemp(prefix="bench-mojo-"))
     try:
-        subprocess.run(["javac", "-d", str(work), "-cp", str(jar), str(HARNESS)], check=True)
+        classpath = java_harness(work)
         # bytecode as an installed package has it (pip compiles on install), so cold processes
         # do not compile the scorer's modules from source
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(SRC / "converge")], check=True)
-        classpath = f"{jar}{os.pathsep}{work}"
         results = [measure_model(label, MODELS / f"{name}.zip", args, work, classpath)
                    for label, name in SET]
         sized = [measure_sized(name, args, work, classpath) for name in SIZED]

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Create or update the three Knative Services (predict, reload, ingest) with `kn service apply`:
+# Create or update the Knative Services (predict, predict-grpc, reload, ingest) with `kn service apply`:
 # one image, FUNCTION_TARGET picks the entry point; secrets by reference; scale to zero.
 # kn cannot set readOnlyRootFilesystem or NetworkPolicies: the Helm chart is the hardened path, this
 # script is for clusters where the data plane already exists and only the functions change.
-# Usage: services.sh [predict|reload|ingest]   (no argument: all three)
+# predict-grpc is predict's V2 gRPC endpoint: its own Service because Knative routes one port per
+# Service and gRPC needs the port named h2c (HTTP/2 cleartext); it runs as predict's roles.
+# Usage: services.sh [predict|predict-grpc|reload|ingest]   (no argument: all four)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=env.sh
@@ -12,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # target  max-scale  target-concurrency  concurrency-limit  scale-down-delay  visibility
 FUNCTIONS="
 predict 20 50 0 60s public
+predict-grpc 20 50 0 60s public
 reload  2  1  1 30s cluster-local
 ingest  10 20 0 30s cluster-local
 "
@@ -20,15 +23,20 @@ apply_function() {
   local target=$1 max=$2 target_conc=$3 limit=$4 delay=$5 visibility=$6
   # Least privilege: predict and ingest log in as their own database roles; predict and reload
   # read artifacts with the read-only object-store identity; ingest gets no S3 credentials.
-  local db_user=converge db_key=password
-  case $target in
-    predict | ingest) db_user="converge_$target" db_key="$target-password" ;;
+  local role=${target%-grpc} db_user=converge db_key=password
+  case $role in
+    predict | ingest) db_user="converge_$role" db_key="$role-password" ;;
   esac
+  # gRPC: HTTP/2 cleartext on the port named h2c; kn has no gRPC probe, so both probes are TCP.
+  local port=http1:8080 liveness=http::8080:/healthz readiness=http::8080:/readyz
+  if [ "$target" = predict-grpc ]; then
+    port=h2c:8080 liveness=tcp::8080 readiness=tcp::8080
+  fi
   local args=(
     service apply "$RELEASE-$target"
     --namespace "$NAMESPACE"
     --image "$IMAGE"
-    --port http1:8080
+    --port "$port"
     --service-account "$SERVICE_ACCOUNT"
     --env "FUNCTION_TARGET=$target"
     # Passwords first: the URLs below expand them with $(VAR).
@@ -48,8 +56,8 @@ apply_function() {
     --scale-target "$target_conc"
     --concurrency-limit "$limit"
     --annotation-revision "autoscaling.knative.dev/scale-down-delay=$delay"
-    --probe-liveness http::8080:/healthz
-    --probe-readiness http::8080:/readyz
+    --probe-liveness "$liveness"
+    --probe-readiness "$readiness"
     --request cpu=250m,memory=512Mi
     --limit cpu=1,memory=1Gi
     --security-context strict

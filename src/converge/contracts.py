@@ -141,8 +141,13 @@ class PredictRequest(_Strict):
 
 
 class Prediction(BaseModel):
+    """``label``: the class, the regression value, or (models with other outputs: clusters,
+    anomaly scores, components, reconstructions) the first of ``outputs``, which then holds
+    every output column as genmodel names it."""
+
     label: str | float | None
     probabilities: dict[str, float] | None = None
+    outputs: dict[str, float | None] | None = None
     cached: bool = False
 
 

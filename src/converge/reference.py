@@ -55,10 +55,11 @@ class GenmodelReference:
         )
         self.wrapper = jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper")(config)
         self.category = str(self.model.getModelCategory().toString())
-        domain = self.model.getDomainValues(self.model.getResponseIdx())
+        supervised = bool(self.model.isSupervised())
+        domain = self.model.getDomainValues(self.model.getResponseIdx()) if supervised else None
         self.classes = None if domain is None else [str(c) for c in domain]
         # the predict frame's column per class, named by genmodel ("p0" for a level "0")
-        names = [str(n) for n in self.model.getOutputNames()][1:]
+        names = [str(n) for n in self.model.getOutputNames()][1:] if supervised else []
         self.columns = None if domain is None else dict(zip(self.classes, names, strict=True))
         offset = self.model.getOffsetName() if hasattr(self.model, "getOffsetName") else None
         self.offset_column = None if offset is None else str(offset)
@@ -103,11 +104,27 @@ class GenmodelReference:
             elif self.category == "Multinomial":
                 p = self.wrapper.predictMultinomial(row, offset)
             else:
-                raise GenmodelRefused(f"no reference for a {self.category} model")
+                return self._other_outputs(row)
         except self._jpype.JException as exc:  # PredictException, or e.g. a NaN probability
             raise GenmodelRefused(str(exc.getMessage())) from exc
         probabilities = [float(x) for x in p.classProbabilities]
         return {"predict": str(p.label), **dict(zip(self.columns.values(), probabilities, strict=True))}
+
+    def _other_outputs(self, row: Any) -> dict[str, Any]:
+        """PredictCsv's columns for a clustering, anomaly, dimension-reduction or autoencoder model."""
+        w = self.wrapper
+        if self.category == "Clustering":
+            values = [float(w.predictClustering(row).cluster)]
+        elif self.category == "AnomalyDetection":
+            values = list(w.predictAnomalyDetection(row).toPreds())
+        elif self.category == "DimReduction":
+            values = list(w.predictDimReduction(row).dimensions)
+        elif self.category == "AutoEncoder":
+            values = list(w.predictAutoEncoder(row).reconstructed)
+        else:
+            raise GenmodelRefused(f"no reference for a {self.category} model")
+        names = ["cluster"] if self.category == "Clustering" else self.model.getOutputNames()
+        return dict(zip((str(n) for n in names), (float(v) for v in values), strict=True))
 
     def predict(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [self.predict_one(r) for r in records]

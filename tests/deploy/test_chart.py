@@ -205,8 +205,8 @@ def test_knative_kinds_match_the_knative_api_types(rendered, name):
 def test_three_functions_share_one_image_and_scale_to_zero(rendered, name):
     r = rendered[name]
     services = {d["metadata"]["name"]: d for d in ksvcs(r)}
-    assert set(services) == {f"{FULL}-{t}" for t in FUNCTIONS}
-    images = set()
+    assert set(services) == {f"{FULL}-{t}" for t in (*FUNCTIONS, "predict-grpc")}
+    images = {function_container(r, "predict-grpc")["image"]}
     for target in FUNCTIONS:
         svc = services[f"{FULL}-{target}"]
         ann = svc["spec"]["template"]["metadata"]["annotations"]
@@ -221,6 +221,28 @@ def test_three_functions_share_one_image_and_scale_to_zero(rendered, name):
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
     assert len(images) == 1
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_predict_grpc_is_predict_over_h2c_with_predicts_credentials(rendered, name):
+    """Knative routes one port per Service; a port named h2c carries HTTP/2 cleartext, which gRPC
+    needs. The gRPC Service runs predict's code as predict's roles: same env but the target."""
+    r = rendered[name]
+    grpc, rest = function_container(r, "predict-grpc"), function_container(r, "predict")
+    assert grpc["ports"] == [{"name": "h2c", "containerPort": 8080}]
+    assert grpc["readinessProbe"]["grpc"] == {"port": 8080}
+    assert "httpGet" not in grpc["livenessProbe"]
+    env, rest_env = env_of(grpc), env_of(rest)
+    assert env.pop("FUNCTION_TARGET")["value"] == "predict-grpc"
+    rest_env.pop("FUNCTION_TARGET")
+    assert env == rest_env
+    assert grpc["securityContext"] == rest["securityContext"]
+
+
+def test_predict_grpc_can_be_left_out():
+    r = render({"functions": {"predictGrpc": {"enabled": False}}})
+    assert f"{FULL}-predict-grpc" not in {d["metadata"]["name"] for d in ksvcs(r)}
+    assert f"{FULL}-predict" in {d["metadata"]["name"] for d in ksvcs(r)}
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -476,6 +498,9 @@ DESIGN_FLOWS = [
     ("ingest", "pgbouncer", 6432),
     ("reload", "pgbouncer", 6432),
     ("predict", "redis", 6379),
+    ("predict-grpc", "pgbouncer", 6432),
+    ("predict-grpc", "redis", 6379),
+    ("predict-grpc", "minio", 9000),
     ("reload", "redis", 6379),
     ("reload", "minio", 9000),
     ("pgbouncer", "postgresql", 5432),

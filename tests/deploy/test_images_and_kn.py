@@ -17,6 +17,7 @@ from deploy_support import CHART, REPO, render, yaml
 DOCKER = REPO / "docker"
 DOCKERFILES = sorted(DOCKER.glob("Dockerfile.*"))
 FUNCTIONS = ("predict", "reload", "ingest")
+KN_FUNCTIONS = ("predict", "predict-grpc", "reload", "ingest")  # gRPC: its own Service (port h2c)
 CHART_VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 
 
@@ -189,23 +190,29 @@ def test_kn_scripts_pass_bash_syntax_check():
 
 def test_kn_service_apply_deploys_the_same_functions_as_the_chart(tmp_path):
     commands = _kn_commands("services.sh", tmp_path)
-    assert [c[2] for c in commands] == [f"converge-{t}" for t in FUNCTIONS]
+    assert [c[2] for c in commands] == [f"converge-{t}" for t in KN_FUNCTIONS]
     chart = _render_as_converge()
     secrets = {d["metadata"]["name"]: set(d["data"]) for d in chart.kind("Secret")}
-    for cmd, target in zip(commands, FUNCTIONS):
+    for cmd, target in zip(commands, KN_FUNCTIONS):
         text = " ".join(cmd)
+        grpc = target == "predict-grpc"
+        role = "predict" if grpc else target
         assert f"--env FUNCTION_TARGET={target}" in text
         assert "--scale-min 0" in text
         assert f"--user {CHART_VALUES['functions']['containerSecurityContext']['runAsUser']}" in text
-        assert "--probe-liveness http::8080:/healthz" in text and "--probe-readiness http::8080:/readyz" in text
+        if grpc:
+            assert "--port h2c:8080" in text and "--probe-readiness tcp::8080" in text
+        else:
+            assert "--port http1:8080" in text
+            assert "--probe-liveness http::8080:/healthz" in text and "--probe-readiness http::8080:/readyz" in text
         assert "--image ghcr.io/converge-ml/converge-functions:0.1.0" in text
         refs = re.findall(r"--env-value-from (\w+)=secret:([\w-]+):([\w-]+)", text)
-        s3 = set() if target == "ingest" else {"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY"}
+        s3 = set() if role == "ingest" else {"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY"}
         assert {r[0] for r in refs} >= s3 | {"CONVERGE_DB_PASSWORD"}
         assert not ({"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY"} - s3) & {r[0] for r in refs}
         credentials = {r[0] for r in refs if r[0].endswith(("_TOKEN", "_KEY")) and "S3" not in r[0]}
         assert credentials == {"predict": set(), "ingest": {"CONVERGE_INGEST_TOKEN"},
-                               "reload": {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY"}}[target]  # fmt: skip
+                               "reload": {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY"}}[role]  # fmt: skip
         for _, sname, key in refs:
             assert key in secrets[sname], f"{sname}:{key}"
         # Same literal settings as the chart renders.
@@ -213,7 +220,8 @@ def test_kn_service_apply_deploys_the_same_functions_as_the_chart(tmp_path):
         chart_env = {e["name"]: e.get("value") for e in ksvc["spec"]["template"]["spec"]["containers"][0]["env"]}
         for name, value in re.findall(r"--env (CONVERGE_\w+)=(\S+)", text):
             assert chart_env[name] == value, name
-        assert ("--cluster-local" in cmd) == (CHART_VALUES["functions"][target]["visibility"] == "cluster-local")
+        values = CHART_VALUES["functions"]["predictGrpc" if grpc else target]
+        assert ("--cluster-local" in cmd) == (values["visibility"] == "cluster-local")
 
 
 def test_kn_eventing_creates_broker_dead_letter_and_triggers(tmp_path):

@@ -117,6 +117,32 @@ async def test_batch_matches_trainer_in_order(client, mojo, rows):
     assert [p["probabilities"]["0"] for p in got] == pytest.approx([e["p0"] for e in expected], rel=0, abs=1e-12)
 
 
+async def test_a_clustering_model_answers_with_its_cluster(client, settings, pool):
+    """A model without classes or a single value (KMeans): the answer carries genmodel's output
+    columns, the cluster is the label, and there are no probabilities."""
+    case = REPO / "tests" / "data" / "conformance" / "kmeans_standardized"
+    kmeans = (case / "model.zip").read_bytes()
+    some = read_rows(case / "input.csv", 12)
+    name = f"clusters-{uuid.uuid4().hex[:8]}"
+    await register_model(settings, pool, name, kmeans, some[:6], promote=True)
+    expected = trainer_predictions(kmeans, some)
+    response = await client.post(
+        "/predict", json={"model": name, "instances": [{"features": r} for r in some]}
+    )
+    assert response.status_code == 200, response.text
+    got = response.json()["predictions"]
+    assert [p["outputs"] for p in got] == expected
+    assert [p["label"] for p in got] == [e["cluster"] for e in expected]
+    assert all(p["probabilities"] is None for p in got)
+
+    async def cached():
+        again = (await client.post("/predict", json={"model": name, "features": some[0]})).json()
+        return again["predictions"][0]["cached"] and again
+
+    again = await wait_until(cached, timeout=5)
+    assert again["predictions"][0]["outputs"] == expected[0]
+
+
 async def test_entity_features_come_from_the_feature_store(client, pool, rows, mojo):
     entity = f"patient-{uuid.uuid4().hex[:6]}"
     features = {k: v for k, v in rows[3].items()}

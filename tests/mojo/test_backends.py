@@ -108,14 +108,14 @@ def test_truncated_tree_is_corrupt_not_a_wrong_answer(corpus_dir, tmp_path):
 
 def test_unsupported_algorithm_falls_back_or_raises(corpus_dir, tmp_path):
     src = corpus_dir / "glm_model.zip"
-    out = tmp_path / "kmeans.zip"
+    out = tmp_path / "naivebayes.zip"
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w") as zout:
         for info in zin.infolist():
             data = zin.read(info)
             if info.filename == "model.ini":
-                data = data.replace(b"algo = glm", b"algo = kmeans")
+                data = data.replace(b"algo = glm", b"algo = naivebayes")
             zout.writestr(info, data)
-    with pytest.raises(UnsupportedMojoError, match="kmeans"):
+    with pytest.raises(UnsupportedMojoError, match="naivebayes"):
         load_mojo(out, backend="native")
     assert issubclass(UnsupportedMojoError, MojoError)
 

@@ -45,7 +45,10 @@ class Model:
         if cat == "Binomial" and classes is None:
             classes = ["0", "1"]  # quasibinomial: genmodel's fallback domain
         self.classes: list[str] | None = list(classes) if classes is not None else None
-        self.output_names: list[str] = _output_names(cat, self.classes)
+        columns = backend.output_columns()
+        #: other layouts (clusters, anomaly scores, components...): every column is a number
+        self._plain_columns = columns is not None
+        self.output_names: list[str] = list(columns) if columns is not None else _output_names(cat, self.classes)
         self._probability_names = tuple(self.output_names[1:])
 
     # -- metadata -----------------------------------------------------------------------------
@@ -164,6 +167,8 @@ class Model:
 
         P = self.predict_raw(data, offset)
         index = data.index if hasattr(data, "index") and hasattr(data, "columns") else None
+        if self._plain_columns:
+            return pd.DataFrame({name: P[:, j] for j, name in enumerate(self.output_names)}, index=index)
         if self.classes is None:
             return pd.DataFrame({"predict": P[:, 0]}, index=index)
         cols = {"predict": self._labels(P)}
@@ -193,6 +198,8 @@ class Model:
         raise MojoError(f"model returned an invalid class index {v!r}", self._info.source)
 
     def _row_record(self, row: list[float]) -> dict:
+        if self._plain_columns:
+            return dict(zip(self.output_names, row))
         classes = self.classes
         if classes is None:
             return {"predict": row[0]}
@@ -204,6 +211,9 @@ class Model:
         return out
 
     def _to_records(self, P: np.ndarray) -> list[dict]:
+        if self._plain_columns:
+            names = self.output_names
+            return [dict(zip(names, r)) for r in P.tolist()]
         if self.classes is None:
             return [{"predict": v} for v in P[:, 0].tolist()]
         labels = self._labels(P)
@@ -251,9 +261,7 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
     archive = MojoArchive.open(path_or_bytes)
     info = read_info(archive)
     category = str(info.get("category", ""))
-    if category not in _CLASSIFICATION + ("Regression",):
-        # the output layout of other categories (clusters, anomalies, ordinal...) is not modelled
-        raise UnsupportedMojoError(f"model category {category!r} is not supported", info.source)
+    classic = category in _CLASSIFICATION + ("Regression",)
     offset_col = info.get("offset_column")
     schema = RowSchema(
         info.columns, info.domains, info.n_features,
@@ -261,13 +269,17 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
         unknown_levels=unknown_levels, invalid_numbers=invalid_numbers,
     )
     native_refusal = None
+    if not classic and backend == "genmodel":
+        # the genmodel backend returns the classic layout only
+        raise UnsupportedMojoError(f"model category {category!r} is not supported by the genmodel "
+                                   "backend", info.source)
     if backend in ("native", "auto"):
         try:
             from .backends.native import NativeBackend
 
             return Model(info, schema, NativeBackend(archive, info, schema))
         except UnsupportedMojoError as e:
-            if backend == "native":
+            if backend == "native" or not classic:
                 raise
             native_refusal = e
     from .backends.genmodel import GenmodelBackend

@@ -162,6 +162,8 @@ class PredictService:
                     "probabilities": hit.get("probabilities"),
                     "cached": True,
                 }
+                if hit.get("outputs") is not None:
+                    results[i]["outputs"] = hit["outputs"]
             else:
                 missing.append(i)
         CACHE_HITS.inc(len(keys) - len(missing))

@@ -89,6 +89,9 @@ def to_prediction(
     if classes:
         probabilities = {c: float(_plain(row[col])) for c, col in classes if col in row}
         return {"label": None if label is None else str(label), "probabilities": probabilities}
+    if len(row) > 1 or "predict" not in row:  # a cluster, anomaly score, components...
+        outputs = {name: _plain(v) for name, v in row.items()}
+        return {"label": next(iter(outputs.values()), None), "probabilities": None, "outputs": outputs}
     return {"label": label, "probabilities": None}
 
 

@@ -30,6 +30,11 @@ class Backend(ABC):
     @abstractmethod
     def preds_numpy(self, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray: ...
 
+    def output_columns(self) -> list[str] | None:
+        """Column names of ``preds`` for models without the classic ``predict``/class-probability
+        layout (clusters, anomaly scores, components...); None for the classic layout."""
+        return None
+
     def preds_row(self, record: dict) -> list[float] | None:
         """``preds`` of one dict row without NumPy, or None where this backend has no such path."""
         return None

@@ -19,6 +19,9 @@ class NativeBackend(Backend):
         self.scorer = build_scorer(archive, info)  # raises UnsupportedMojoError
         self.schema = schema
 
+    def output_columns(self):
+        return self.scorer.output_columns()
+
     def _score(self, raw, offset):
         if offset is None and self.scorer.requires_offset():
             offset = np.zeros(raw.shape[0])

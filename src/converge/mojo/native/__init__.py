@@ -26,6 +26,10 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
 
         return GlmScorer(info)
     if algo == "deeplearning":
+        if str(info.get("category", "")) == "AutoEncoder":
+            from .autoencoder import AutoEncoderScorer
+
+            return AutoEncoderScorer(info)
         from .deeplearning import DeepLearningScorer
 
         return DeepLearningScorer(info)
@@ -37,6 +41,26 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
         from .ensemble import StackedEnsembleScorer
 
         return StackedEnsembleScorer(info, archive)
+    if algo == "isolationforest":
+        from .isolation_forest import IsolationForestScorer
+
+        return IsolationForestScorer(info, archive)
+    if algo == "extendedisolationforest":
+        from .extended_isolation_forest import ExtendedIsolationForestScorer
+
+        return ExtendedIsolationForestScorer(info, archive)
+    if algo == "kmeans":
+        from .kmeans import KMeansScorer
+
+        return KMeansScorer(info)
+    if algo == "pca":
+        from .pca import PcaScorer
+
+        return PcaScorer(info, archive)
+    if algo == "glrm":
+        from .glrm import GlrmScorer
+
+        return GlrmScorer(info, archive)
     raise UnsupportedMojoError(f"algorithm {algo or info.get('algorithm')!r}", info.source)
 
 

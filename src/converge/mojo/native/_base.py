@@ -62,6 +62,11 @@ class NativeScorer:
     def requires_offset(self) -> bool:
         return False
 
+    def output_columns(self) -> list[str] | None:
+        """None for the classic ``predict``/class-probability columns; otherwise the column names
+        as genmodel's ``PredictCsv`` prints them, one per number ``score`` returns."""
+        return None
+
     def score(self, raw: np.ndarray, offset: np.ndarray | None) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 

@@ -97,6 +97,9 @@ def input_layer(hot: np.ndarray, nums: np.ndarray, cat_width: int, W: np.ndarray
 
 class DeepLearningScorer(NativeScorer):
     max_version = 1.10
+    categories = ("Binomial", "Multinomial", "Regression")
+    #: the output layer goes through the activation too, and ``reconstruction`` finishes (autoencoders)
+    activate_output = False
     # the batch path's arrays of the plain lists that __init__ fills
     cat_offsets = lazy_array("offsets_list", "int64")
     norm_mul = lazy_array("mul_list", "float64")
@@ -107,7 +110,7 @@ class DeepLearningScorer(NativeScorer):
         g = info.get
         if str(g("_genmodel_encoding", "AUTO")) not in ("AUTO", "Enum", "SortByResponse") and info.mojo_version >= 1.1:
             raise UnsupportedMojoError(f"categorical encoding {g('_genmodel_encoding')!r}", info.source)
-        if str(g("category", "")) not in ("Binomial", "Multinomial", "Regression"):
+        if str(g("category", "")) not in self.categories:
             raise UnsupportedMojoError(f"DeepLearning category {g('category')!r}", info.source)
         self.act = str(info.require("activation"))
         if self.act not in _ACTS:
@@ -198,7 +201,9 @@ class DeepLearningScorer(NativeScorer):
                 z = input_layer(hot, nums, width, *self.layers[li][:2])
             else:
                 z = dense(x, *self.layers[li][:2])
-            x = self._hidden(z, ratio) if li < last else z
+            x = self._hidden(z, ratio) if li < last or self.activate_output else z
+        if self.activate_output:
+            return self.reconstruction(x)
         if self.n_classes > 1:
             m = x[:, :1].copy()
             for k in range(1, x.shape[1]):  # temp < input ? input : temp
@@ -258,10 +263,12 @@ class DeepLearningScorer(NativeScorer):
             z = array("d", bytes(8 * n_out))
             _compiled.kernels.layer(hot, 1, len(hot), array("d", x), len(x), width, wt,
                                     len(wt) // max(n_out, 1), b, n_out, z)
-            if li < last:  # the activation (and dropout's scaling) in place
+            if li < last or self.activate_output:  # the activation (and dropout's scaling) in place
                 _compiled.kernels.activate(z, self.act_kind, ratio if self.dropout else 0.0)
             x = z.tolist()
             hot, width = array("q"), 0  # the next layer's inputs are all numeric
+        if self.activate_output:
+            return self.reconstruction_row(x)
         if self.n_classes > 1:
             m = x[0]
             for v in x[1:]:  # temp < input ? input : temp

@@ -1,0 +1,26 @@
+"""GLRM (DimReduction): PredictCsv prints the row's factor Arch1..Archk, found by genmodel's
+gradient descent from a start seeded by the model seed plus a row counter (answers depend on the
+rows before them, so the input is scored in file order)."""
+
+from case import Case
+
+_G = "H2OGeneralizedLowRankEstimator"
+
+CASES = [
+    Case(name="glrm_quadratic", estimator=_G,
+         params={"k": 3, "transform": "STANDARDIZE", "max_iterations": 20, "seed": 1},
+         dataset="mixed", y=None),
+    Case(name="glrm_quadratic_regularized", estimator=_G,
+         params={"k": 2, "regularization_x": "Quadratic", "gamma_x": 0.5, "regularization_y": "L1",
+                 "gamma_y": 0.1, "max_iterations": 10, "seed": 3}, dataset="mixed", y=None),
+    Case(name="glrm_l1_absolute_ordinal", estimator=_G,
+         params={"k": 3, "regularization_x": "L1", "gamma_x": 0.2, "loss": "Absolute",
+                 "multi_loss": "Ordinal", "transform": "NORMALIZE", "max_iterations": 10, "seed": 4},
+         dataset="mixed", y=None),
+    Case(name="glrm_nonnegative_huber", estimator=_G,
+         params={"k": 2, "regularization_x": "NonNegative", "gamma_x": 1.0, "loss": "Huber",
+                 "max_iterations": 10, "seed": 5}, dataset="mixed", y=None),
+    Case(name="glrm_l2_demeaned", estimator=_G,
+         params={"k": 4, "regularization_x": "L2", "gamma_x": 0.3, "transform": "DEMEAN",
+                 "max_iterations": 10, "seed": 6}, dataset="mixed", y=None),
+]
