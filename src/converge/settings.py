@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     # `converge serve`: also serve the Open Inference Protocol over gRPC on this port (0: off).
     grpc_port: int = 0
     grpc_host: str = "127.0.0.1"
+    # `serve_function --target predict-grpc`: Prometheus metrics on this HTTP port (0: off).
+    grpc_metrics_port: int = 0
 
     # Where training sends `model.published` (a Knative Broker URL, or the local reload function).
     broker_url: str = "http://127.0.0.1:8080/events"
