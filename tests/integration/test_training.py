@@ -422,13 +422,13 @@ def test_every_estimator_trains_through_the_cli_with_its_own_defaults(
 def test_training_publishes_only_what_the_serving_image_can_score(
     train_env, small_file, tmp_path, stack_settings
 ):
-    """A GBM with one-hot-explicit encoding is a model the native reader refuses: against a
+    """A GBM with Eigen encoding is a model the native reader refuses: against a
     native serving image the run fails naming the option and registers nothing; against the
     genmodel image it is published after genmodel's own PredictCsv scored the sample as H2O did."""
     import subprocess
     import sys
 
-    params = json.dumps({**json.loads(TINY_GBM), "categorical_encoding": "one_hot_explicit"})
+    params = json.dumps({**json.loads(TINY_GBM), "categorical_encoding": "eigen"})
     outcome = {}
     for scorer in ("native", "genmodel"):
         env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path / scorer),
@@ -448,7 +448,7 @@ def test_training_publishes_only_what_the_serving_image_can_score(
     [pub] = json.loads(published.stdout)["result"]["published"]
     assert pub["mojo_check"].startswith("ok (genmodel)"), pub["mojo_check"]
     [mv] = versions(stack_settings, "itest-scorer-genmodel")
-    assert mv.lineage["parameters"]["params"]["categorical_encoding"] == "one_hot_explicit"
+    assert mv.lineage["parameters"]["params"]["categorical_encoding"] == "eigen"
 
 
 # -- H2O killed or frozen mid-job, on a node of its own -------------------------------------------
