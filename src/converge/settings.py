@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Serving.
     default_model: str = "demo"
     scorer_backend: str = "auto"
+    # What the deployed functions image can score: "native" (the default image, no JVM) or
+    # "genmodel" (the variant with a JRE). Training refuses to publish a model it cannot score.
+    serving_scorer: Literal["native", "genmodel"] = "native"
     # inline (measured default: small requests scored on the loop, merged), batch, or offload;
     # see BENCHMARKS.md, "Predict function".
     scoring_mode: Literal["inline", "batch", "offload"] = "inline"
@@ -106,6 +109,8 @@ class Settings(BaseSettings):
     # `converge serve`: also serve the Open Inference Protocol over gRPC on this port (0: off).
     grpc_port: int = 0
     grpc_host: str = "127.0.0.1"
+    # `serve_function --target predict-grpc`: Prometheus metrics on this HTTP port (0: off).
+    grpc_metrics_port: int = 0
 
     # Where training sends `model.published` (a Knative Broker URL, or the local reload function).
     broker_url: str = "http://127.0.0.1:8080/events"

@@ -25,9 +25,11 @@ import families
 from case import Case
 from data import DATASETS
 
+from converge.mojo.backends.genmodel import find_h2o_jar
+from converge.predict_csv import run_predict_csv
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "data" / "conformance"
-JAR = Path(h2o.__file__).parent / "backend" / "bin" / "h2o.jar"
 #: categories PredictCsv cannot print: genmodel's own API answers them (GenmodelApi.java)
 API_CATEGORIES = ("BinomialUplift", "TargetEncoder", "WordEmbedding")
 
@@ -63,10 +65,11 @@ def train(case: Case, frames: dict):
 
 def genmodel_api(out: Path) -> None:
     """``expected.csv`` from genmodel's EasyPredictModelWrapper, formatted as PredictCsv would."""
+    jar = find_h2o_jar()
     with tempfile.TemporaryDirectory() as classes:
-        subprocess.run(["javac", "-d", classes, "-cp", str(JAR), str(HERE / "GenmodelApi.java")],
+        subprocess.run(["javac", "-d", classes, "-cp", str(jar), str(HERE / "GenmodelApi.java")],
                        check=True)
-        subprocess.run(["java", "-Xmx512m", "-cp", f"{classes}:{JAR}", "GenmodelApi",
+        subprocess.run(["java", "-Xmx512m", "-cp", f"{classes}:{jar}", "GenmodelApi",
                         str(out / "model.zip"), str(out / "input.csv"), str(out / "expected.csv")],
                        check=True, stdout=subprocess.DEVNULL)
 
@@ -95,10 +98,8 @@ def build(case: Case, frames: dict) -> None:
                                "category")
         genmodel_api(out)
     else:
-        subprocess.run(["java", "-Xmx512m", "-cp", str(JAR), "hex.genmodel.tools.PredictCsv",
-                        "--mojo", str(out / "model.zip"), "--input", str(out / "input.csv"),
-                        "--output", str(out / "expected.csv"), *case.predict_csv_args],
-                       check=True, stdout=subprocess.DEVNULL)
+        run_predict_csv(out / "model.zip", out / "input.csv", out / "expected.csv",
+                        *case.predict_csv_args)
     (out / "case.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{case.name}: {(out / 'model.zip').stat().st_size // 1024} kB")
 

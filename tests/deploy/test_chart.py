@@ -239,6 +239,21 @@ def test_predict_grpc_is_predict_over_h2c_with_predicts_credentials(rendered, na
     assert grpc["securityContext"] == rest["securityContext"]
 
 
+@pytest.mark.parametrize("scorer", ["native", "genmodel"])
+def test_the_scorer_value_picks_the_image_and_tells_training(scorer):
+    r = render({"functions": {"scorer": scorer}})
+    images = {"native": "ghcr.io/converge-ml/converge-functions:0.1.0",
+              "genmodel": "ghcr.io/converge-ml/converge-functions:0.1.0-genmodel"}
+    for target in (*FUNCTIONS, "predict-grpc"):
+        container = function_container(r, target)
+        env = env_of(container)
+        assert container["image"] == images[scorer], target
+        assert env["CONVERGE_SCORER_BACKEND"]["value"] == {"native": "native", "genmodel": "auto"}[scorer]
+        assert env["CONVERGE_SERVING_SCORER"]["value"] == scorer
+    mage = [c for name, _, spec in pod_specs(r) if "mage" in name for c in spec["containers"]]
+    assert mage and all(env_of(c)["CONVERGE_SERVING_SCORER"]["value"] == scorer for c in mage)
+
+
 def test_predict_grpc_can_be_left_out():
     r = render({"functions": {"predictGrpc": {"enabled": False}}})
     assert f"{FULL}-predict-grpc" not in {d["metadata"]["name"] for d in ksvcs(r)}

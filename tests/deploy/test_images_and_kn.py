@@ -59,15 +59,28 @@ def test_image_runs_as_a_non_root_user(dockerfile):
     assert not any("docker" in a and ("dind" in a or "docker.sock" in a) for _, a in ins), "no Docker-in-Docker"
 
 
-@pytest.mark.parametrize(("name", "lock", "extra"), [("functions", "serve.lock", "serve"), ("training", "train.lock", "train")])
+@pytest.mark.parametrize(("name", "lock", "extra"), [("functions", "serve.lock", "$extras"), ("training", "train.lock", "train")])
 def test_python_images_install_from_their_lock_file(name, lock, extra):
     ins = instructions(DOCKER / f"Dockerfile.{name}")
     copies = " ".join(a for k, a in ins if k == "COPY")
     runs = " ".join(a for k, a in ins if k == "RUN")
     assert f"requirements/{lock}" in copies
-    assert re.search(rf"pip install .*-c requirements/{re.escape(lock)} \"\.\[{extra}\]\"", runs), runs
+    assert re.search(rf"pip install .*-c requirements/{re.escape(lock)} \"\.\[{re.escape(extra)}\]\"", runs), runs
     assert (REPO / "requirements" / lock).is_file()
     assert "# syntax=" in (DOCKER / f"Dockerfile.{name}").read_text().splitlines()[0]
+
+
+def test_function_image_has_a_genmodel_variant_with_a_jre():
+    """SCORER=genmodel adds the jvm extra (JPype, the h2o wheel's jar) and a JRE; the default
+    image has neither. The variant tells training what it can score (CONVERGE_SERVING_SCORER)."""
+    text = (DOCKER / "Dockerfile.functions").read_text()
+    runs = " ".join(a for k, a in instructions(DOCKER / "Dockerfile.functions") if k == "RUN")
+    assert "ARG SCORER=native" in text
+    assert "native) extras=serve ;;" in runs and "genmodel) extras=serve,jvm ;;" in runs
+    assert 'if [ "$SCORER" = genmodel ]' in runs and "openjdk-17-jre-headless" in runs
+    assert "CONVERGE_SERVING_SCORER=${SCORER}" in text
+    jvm = re.search(r"^jvm = \[(.*)\]$", (REPO / "pyproject.toml").read_text(), re.M).group(1)
+    assert "jpype1==" in jvm and "h2o==3.46.0.11" in jvm
 
 
 def test_function_image_serves_functions_main_with_the_asgi_framework_on_8080():

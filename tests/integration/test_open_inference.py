@@ -228,7 +228,9 @@ async def test_bad_tensors_get_the_protocols_400(server, settings, model):
 def grpc_server(server, settings, tmp_path_factory):
     """The predict function's gRPC target, as its h2c container runs it, on the same registry."""
     log = tmp_path_factory.mktemp("oip-grpc") / "predict-grpc.log"
-    proc = FunctionProcess("predict-grpc", REPO / "functions" / "main.py", settings, free_port(), log)
+    with_metrics = settings.model_copy(update={"grpc_metrics_port": free_port()})
+    proc = FunctionProcess("predict-grpc", REPO / "functions" / "main.py", with_metrics, free_port(), log)
+    proc.metrics_url = f"http://127.0.0.1:{with_metrics.grpc_metrics_port}/metrics"
     proc.start()
     yield proc
     proc.stop()
@@ -270,6 +272,9 @@ def test_triton_grpc_client_gets_the_scorers_numbers(grpc_server, settings, mode
     status, message = report["errors"]["unknown_input"]
     assert status == "StatusCode.INVALID_ARGUMENT" and "unknown input 'nope'" in message
     assert report["pinned"] == "1"
+    metrics = httpx.get(grpc_server.metrics_url, timeout=5).text  # the same counters as REST
+    rows_scored = next(line for line in metrics.splitlines() if line.startswith("converge_predict_rows_total "))
+    assert float(rows_scored.split()[1]) >= 2 * len(rows)
     status, message = report["errors"]["unknown_version"]
     assert status == "StatusCode.NOT_FOUND" and "no version 99" in message
 
@@ -347,3 +352,36 @@ def _v2_body(model, rows):
             for name, (datatype, array) in _columns(model, rows).items()
         ]
     }
+
+
+async def test_a_model_with_its_own_output_columns_answers_each_as_a_tensor(server, settings):
+    """PCA through Triton's HTTP client with its defaults: one FP64 output per component, equal
+    to genmodel's; the metadata lists them."""
+    import tritonclient.http as triton
+
+    case = REPO / "tests" / "data" / "conformance" / "pca_standardized"
+    mojo = (case / "model.zip").read_bytes()
+    model = load_mojo(mojo, backend="native")
+    rows = [r for r in read_rows(case / "input.csv", 40) if all(r.get(n) is not None for n in model.feature_names)][:10]
+    assert rows
+    name = f"pca-{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(settings, min_size=0)
+    try:
+        await register_model(settings, pool, name, mojo, rows[:4], promote=True)
+    finally:
+        await pool.close()
+    expected = trainer_predictions(mojo, rows)
+    columns = list(expected[0])
+
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert [o["name"] for o in client.get_model_metadata(name)["outputs"]] == columns
+    inputs = []
+    for feature, (datatype, array) in _columns(model, [
+        {k: (str(v).removesuffix(".0") if model.domains.get(k) else v) for k, v in r.items()} for r in rows
+    ]).items():
+        tensor = triton.InferInput(feature, [len(rows)], datatype)
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    result = client.infer(name, inputs)
+    for column in columns:
+        assert result.as_numpy(column).tolist() == pytest.approx([e[column] for e in expected], rel=1e-12, abs=1e-12)

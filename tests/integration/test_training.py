@@ -419,6 +419,38 @@ def test_every_estimator_trains_through_the_cli_with_its_own_defaults(
         assert mv.lineage["parameters"]["params"] == DEFAULT_PARAMS[estimator]
 
 
+def test_training_publishes_only_what_the_serving_image_can_score(
+    train_env, small_file, tmp_path, stack_settings
+):
+    """A GBM with Eigen encoding is a model the native reader refuses: against a
+    native serving image the run fails naming the option and registers nothing; against the
+    genmodel image it is published after genmodel's own PredictCsv scored the sample as H2O did."""
+    import subprocess
+    import sys
+
+    params = json.dumps({**json.loads(TINY_GBM), "categorical_encoding": "eigen"})
+    outcome = {}
+    for scorer in ("native", "genmodel"):
+        env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path / scorer),
+               "CONVERGE_SERVING_SCORER": scorer}
+        cmd = [sys.executable, "-m", "converge.cli", "train", "--file", str(small_file),
+               "--splits", "1", "--params", params, "--model", f"itest-scorer-{scorer}", "--json"]
+        outcome[scorer] = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                         timeout=900, check=False)
+    refused = outcome["native"]
+    assert refused.returncode != 0
+    assert "cannot score this model" in refused.stdout + refused.stderr
+    assert "categorical encoding" in (refused.stdout + refused.stderr).lower()
+    assert versions(stack_settings, "itest-scorer-native") == []
+
+    published = outcome["genmodel"]
+    assert published.returncode == 0, published.stderr[-2000:]
+    [pub] = json.loads(published.stdout)["result"]["published"]
+    assert pub["mojo_check"].startswith("ok (genmodel)"), pub["mojo_check"]
+    [mv] = versions(stack_settings, "itest-scorer-genmodel")
+    assert mv.lineage["parameters"]["params"]["categorical_encoding"] == "eigen"
+
+
 # -- H2O killed or frozen mid-job, on a node of its own -------------------------------------------
 
 

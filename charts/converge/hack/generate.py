@@ -56,6 +56,7 @@ _BY_KEY: dict[str, dict] = {
     "pullPolicy": {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]},
     "digest": {"type": "string", "pattern": "^(sha256:[a-f0-9]{64})?$"},
     "visibility": {"type": "string", "enum": ["public", "cluster-local"]},
+    "scorer": {"type": "string", "enum": ["native", "genmodel"]},
     "minScale": {"type": "string", "pattern": "^[0-9]+$"},
     "maxScale": {"type": "string", "pattern": "^[0-9]+$"},
     "initialScale": {"type": "string", "pattern": "^[0-9]+$"},

@@ -368,7 +368,9 @@ variables defined earlier in the list, so the password variables come first.
 - name: CONVERGE_CACHE_TTL_S
   value: {{ .Values.serving.cacheTtlSeconds | quote }}
 - name: CONVERGE_SCORER_BACKEND
-  value: {{ .Values.serving.scorerBackend | quote }}
+  value: {{ ternary "auto" "native" (eq .Values.functions.scorer "genmodel") | quote }}
+- name: CONVERGE_SERVING_SCORER
+  value: {{ .Values.functions.scorer | quote }}
 {{- end }}
 {{- end -}}
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 
 from ._archive import MojoArchive
+from ._encodings import EncodingBackend, encoding_of, original_schema
 from ._ini import MojoInfo, read_info
 from ._numpy import numpy_when_used
 from ._rows import RowSchema
@@ -281,6 +283,9 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
         try:
             from .backends.native import NativeBackend
 
+            if encoding_of(info):
+                return _encoded_model(archive, info, schema, unknown_levels=unknown_levels,
+                                      invalid_numbers=invalid_numbers)
             return Model(info, schema, NativeBackend(archive, info, schema))
         except UnsupportedMojoError as e:
             if backend == "native" or not classic:
@@ -296,3 +301,15 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
         raise UnsupportedMojoError(
             f"{native_refusal.reason}; the genmodel fallback is unavailable: {e.reason}", info.source
         ) from e
+
+
+def _encoded_model(archive, info: MojoInfo, encoded: RowSchema, **options) -> Model:
+    """A model trained on encoded categoricals: the native scorer reads the encoded columns, the
+    caller gives the original ones (``_encodings``)."""
+    from .backends.native import NativeBackend
+
+    plain = dataclasses.replace(info, info={**info.info, "_genmodel_encoding": "AUTO"})
+    original = original_schema(archive, info, **options)
+    inner = NativeBackend(archive, plain, encoded)
+    return Model(info, original, EncodingBackend(inner, original, encoding_of(info), info.n_features))
+

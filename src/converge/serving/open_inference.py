@@ -138,7 +138,12 @@ def input_specs(feature_names: Sequence[str], categorical: Set[str]) -> list[Ten
     ]
 
 
-def output_specs(classes: Sequence[str] | None) -> list[TensorSpec]:
+def output_specs(
+    classes: Sequence[str] | None, columns: Sequence[str] | None = None
+) -> list[TensorSpec]:
+    """``predict`` (+ one per class), or the model's own columns (clusters, components...)."""
+    if columns:
+        return [TensorSpec(name=name, datatype="FP64", shape=[-1]) for name in columns]
     if classes is None:
         return [TensorSpec(name="predict", datatype="FP64", shape=[-1])]
     return [TensorSpec(name="predict", datatype="BYTES", shape=[-1])] + [
@@ -256,9 +261,17 @@ def encode_outputs(
     predictions: Sequence[Any],
     classes: Sequence[str] | None,
     wanted: list[str] | None,
+    columns: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """``predict`` plus one FP64 tensor per class, restricted to the requested outputs."""
+    """``predict`` plus one FP64 tensor per class, or one per output column of a model that
+    has its own (``columns``); restricted to the requested outputs."""
     n = len(predictions)
+    if columns:
+        outputs = [
+            {"name": c, "datatype": "FP64", "shape": [n], "data": [(p.outputs or {}).get(c) for p in predictions]}
+            for c in columns
+        ]
+        return _requested(outputs, wanted)
     outputs = [
         {
             "name": "predict",
@@ -276,6 +289,10 @@ def encode_outputs(
                 "data": [(p.probabilities or {}).get(label) for p in predictions],
             }
         )
+    return _requested(outputs, wanted)
+
+
+def _requested(outputs: list[dict[str, Any]], wanted: list[str] | None) -> list[dict[str, Any]]:
     if wanted:
         names = {o["name"] for o in outputs}
         unknown = [w for w in wanted if w not in names]
@@ -296,6 +313,14 @@ def categorical(model: Any) -> frozenset[str]:
 def _labels(loaded: Any) -> list[str] | None:
     """Class labels of a loaded model (``LoadedModel.classes`` pairs each with its output column)."""
     return [label for label, _ in loaded.classes] if loaded.classes else None
+
+
+def _columns(loaded: Any) -> list[str] | None:
+    """The output columns of a model without classes or a single value (KMeans, PCA...)."""
+    names = list(getattr(loaded.model, "output_names", None) or [])
+    if loaded.classes or names in ([], ["predict"]):
+        return None
+    return names
 
 
 # -- the protocol-neutral data plane (REST and gRPC) -------------------------------------------
@@ -325,7 +350,7 @@ def metadata(loaded: Any) -> dict[str, Any]:
         "versions": [str(loaded.version)],
         "platform": f"h2o-mojo-{model.algorithm.lower()}",
         "inputs": [s.model_dump() for s in input_specs(model.feature_names, categorical(model))],
-        "outputs": [s.model_dump() for s in output_specs(_labels(loaded))],
+        "outputs": [s.model_dump() for s in output_specs(_labels(loaded), _columns(loaded))],
     }
 
 
@@ -347,9 +372,10 @@ async def infer(runtime: Any, name: str, version: str | None, parsed: Parsed) ->
     )
     result = await service.predict_with(loaded, native)
     outputs = encode_outputs(
-        [Prediction(p["label"], p.get("probabilities")) for p in result["predictions"]],
+        [Prediction(p["label"], p.get("probabilities"), p.get("outputs")) for p in result["predictions"]],
         _labels(loaded),
         parsed.outputs,
+        _columns(loaded),
     )
     PREDICT_LATENCY.observe(time.perf_counter() - started)
     answer: dict[str, Any] = {
@@ -366,6 +392,7 @@ async def infer(runtime: Any, name: str, version: str | None, parsed: Parsed) ->
 class Prediction:
     label: Any
     probabilities: dict[str, float] | None
+    outputs: dict[str, Any] | None = None
 
 
 # -- HTTP routes --------------------------------------------------------------------------------

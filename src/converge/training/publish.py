@@ -76,18 +76,27 @@ def _predictions(pred_frame) -> list[dict[str, Any]]:
     return out
 
 
-def mojo_check(mojo: bytes, rows: list[dict[str, Any]], expected: list[dict[str, Any]]) -> str:
-    """Score the sample with converge's own MOJO reader; raise if it disagrees with the trainer.
+def mojo_check(
+    mojo: bytes, rows: list[dict[str, Any]], expected: list[dict[str, Any]], serving_scorer: str
+) -> str:
+    """Score the sample as serving will; raise if serving cannot score it or disagrees with H2O.
 
-    The reload function repeats this check before promoting; failing here stops a MOJO that
-    serving could never validate from being uploaded at all.
+    The native reader goes first. A model it refuses is published only for a genmodel serving
+    image, and only after genmodel itself (``PredictCsv``) scored the sample as H2O did. The reload
+    function repeats the check before promoting; failing here keeps such a MOJO out of storage.
     """
     from converge.mojo import UnsupportedMojoError, load_mojo
 
     try:
-        model = load_mojo(mojo)
-    except UnsupportedMojoError as exc:  # an algorithm the native reader does not cover
-        return f"skipped: {exc}"
+        model = load_mojo(mojo, backend="native")
+    except UnsupportedMojoError as exc:
+        if serving_scorer != "genmodel":
+            raise PublishError(
+                f"MOJO check: the serving image scores natively and cannot score this model: "
+                f"{exc}; choose another algorithm or option, or deploy the genmodel image "
+                f"(chart value functions.scorer=genmodel)"
+            ) from exc
+        return _genmodel_check(mojo, rows, expected)
     try:
         got = model.predict_records(rows)
     except Exception as exc:
@@ -96,17 +105,40 @@ def mojo_check(mojo: bytes, rows: list[dict[str, Any]], expected: list[dict[str,
         ) from exc
     finally:
         model.close()
+    _compare(got, expected)
+    return f"ok: {len(rows)} rows agree"
+
+
+def _genmodel_check(mojo: bytes, rows: list[dict[str, Any]], expected: list[dict[str, Any]]) -> str:
+    from converge.predict_csv import predict_rows
+
+    features = list(rows[0]) if rows else []
+    try:
+        got = predict_rows(mojo, rows, features)
+    except Exception as exc:  # noqa: BLE001 - genmodel's refusal, named
+        raise PublishError(f"MOJO check: genmodel cannot score this model: {exc}") from exc
+    _compare(got, expected)
+    return f"ok (genmodel): {len(rows)} rows agree"
+
+
+def _as_float(value: Any) -> float:
+    """A number, or PredictCsv's text for one (decimal, or Java's hex notation)."""
+    if isinstance(value, str) and "0x" in value:
+        return float.fromhex(value)
+    return float(value)
+
+
+def _compare(got: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
     for i, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
         for key, want in theirs.items():
             have = mine.get(key)
             if isinstance(want, float) and have is not None:
-                if abs(float(have) - want) > 1e-6 * max(1.0, abs(want)):
+                if abs(_as_float(have) - want) > 1e-6 * max(1.0, abs(want)):
                     raise PublishError(
                         f"MOJO check: row {i} {key}={have!r}, the trainer saw {want!r}"
                     )
             elif str(have) != str(want):
                 raise PublishError(f"MOJO check: row {i} {key}={have!r}, the trainer saw {want!r}")
-    return f"ok: {len(rows)} rows agree"
 
 
 def fit_final(
@@ -228,7 +260,7 @@ def publish(
         raise PublishError(f"{name!r}: no rows before the cut-off for the final fit")
     trainer.connect(settings.h2o_url, settings.h2o_request_timeout_s)
     final = fit_final(data, cfg, run_id=run_id, name=name, n_validation=validation_rows)
-    check = mojo_check(final["mojo"], final["rows"], final["predictions"])
+    check = mojo_check(final["mojo"], final["rows"], final["predictions"], settings.serving_scorer)
     metrics = {**aggregate(results), "final_training": final["metrics"]}
     lineage = {
         "cut_off": datetime.fromtimestamp(cut_off_ms / 1000, tz=UTC)
