@@ -85,6 +85,18 @@ def survival(seed: int = 11, n: int = 300) -> Dataset:
                    column_types={"c1": "enum", "c2": "enum"})
 
 
+def survival_offset(seed: int = 19, n: int = 300) -> Dataset:
+    """``survival`` with a known log exposure per row (an offset; never missing, as PredictCsv
+    parses it as a number)."""
+    base = survival(seed, n)
+    rng = np.random.default_rng(seed + 1)
+    train = base.train.assign(log_exposure=np.round(rng.uniform(-0.5, 0.5, n), 3))
+    score = base.score.assign(
+        log_exposure=[repr(float(v)) for v in np.round(rng.uniform(-1, 1, len(base.score)), 3)])
+    return Dataset(train=train, score=score, features=[*base.features, "log_exposure"],
+                   column_types=base.column_types)
+
+
 def uplift(seed: int = 13, n: int = 400) -> Dataset:
     """The mixed features with a ``treatment`` flag whose effect on ``y_binomial`` depends on x2,
     for uplift DRF."""
@@ -115,4 +127,4 @@ def sentences(seed: int = 17, n: int = 250) -> Dataset:
                    features=["words"], column_types={"words": "string"})
 
 
-DATASETS = {"mixed": mixed, "survival": survival, "uplift": uplift, "sentences": sentences}
+DATASETS = {"mixed": mixed, "survival": survival, "survival_offset": survival_offset, "uplift": uplift, "sentences": sentences}

@@ -18,4 +18,7 @@ CASES = [
          params={"stop_column": "stop", "interaction_pairs": [("c1", "c2"), ("c1", "x2"),
                                                               ("x1", "x3")]},
          dataset="survival", y="event"),
+    Case(name="coxph_offset", estimator=_C,
+         params={"stop_column": "stop", "offset_column": "log_exposure"},
+         dataset="survival_offset", y="event"),
 ]
