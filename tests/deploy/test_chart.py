@@ -33,11 +33,11 @@ FUNCTION_ENV = {
 }
 SECRET_ENV = {"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY"}
 # Each credential only where it is checked or used; predict, which writes nothing, gets none.
-CREDENTIALS = {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY", "CONVERGE_INGEST_TOKEN"}
+CREDENTIALS = {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY", "CONVERGE_INGEST_TOKEN", "CONVERGE_ROLLOUT_KEY"}
 ROLE_CREDENTIALS = {
-    "predict": set(),
+    "predict": {"CONVERGE_ROLLOUT_KEY"},  # asks reload to carry out a promotion it recorded
     "ingest": {"CONVERGE_INGEST_TOKEN"},
-    "reload": {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY"},
+    "reload": {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY", "CONVERGE_ROLLOUT_KEY"},
 }
 SETS = list(VALUE_SETS)
 
@@ -365,7 +365,8 @@ def test_triggers_route_event_types_to_their_functions_with_dead_letter(rendered
         assert delivery["retry"] >= 1 and delivery["backoffPolicy"] == "exponential"
         assert delivery["backoffDelay"].startswith("PT")
         assert spec["subscriber"]["uri"] == "/events"  # the one route that accepts events
-    assert routes == {"features.ingest": f"{FULL}-ingest", "model.published": f"{FULL}-reload"}
+    assert routes == {"features.ingest": f"{FULL}-ingest", "model.published": f"{FULL}-reload",
+                      "rollout.decided": f"{FULL}-reload"}
     assert set(routes.values()) <= {d["metadata"]["name"] for d in ksvcs(r)}
 
 

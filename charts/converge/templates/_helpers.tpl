@@ -376,13 +376,14 @@ variables defined earlier in the list, so the password variables come first.
 
 {{/*
 Credentials of one role, each only where it is checked or used (least privilege):
-reload gets the admin token and the publish key, ingest the ingest token, training the publish key,
-predict none. Call with (dict "ctx" $ "role" "reload").
+reload gets the admin token, the publish key and the rollout key, ingest the ingest token, training
+the publish key, predict the rollout key (it asks reload to carry out a recorded promotion).
+Call with (dict "ctx" $ "role" "reload").
 */}}
 {{- define "converge.credentialsEnv" -}}
 {{- $ctx := .ctx -}}
-{{- $wanted := get (dict "reload" (list "admin" "publish") "ingest" (list "ingest") "training" (list "publish") "predict" (list)) .role -}}
-{{- $keys := dict "admin" (list "CONVERGE_ADMIN_TOKEN" $ctx.Values.auth.existingSecretKey) "publish" (list "CONVERGE_PUBLISH_KEY" $ctx.Values.auth.publishKeyKey) "ingest" (list "CONVERGE_INGEST_TOKEN" $ctx.Values.auth.ingestTokenKey) -}}
+{{- $wanted := get (dict "reload" (list "admin" "publish" "rollout") "ingest" (list "ingest") "training" (list "publish") "predict" (list "rollout")) .role -}}
+{{- $keys := dict "admin" (list "CONVERGE_ADMIN_TOKEN" $ctx.Values.auth.existingSecretKey) "publish" (list "CONVERGE_PUBLISH_KEY" $ctx.Values.auth.publishKeyKey) "ingest" (list "CONVERGE_INGEST_TOKEN" $ctx.Values.auth.ingestTokenKey) "rollout" (list "CONVERGE_ROLLOUT_KEY" $ctx.Values.auth.rolloutKeyKey) -}}
 {{- range $credential := $wanted }}
 {{- $pair := get $keys $credential }}
 - name: {{ index $pair 0 }}
