@@ -17,7 +17,7 @@ from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from converge.contracts import MAX_VERSION, ErrorBody, ModelName, ModelPublished, ReloadResult
-from converge.errors import Conflict, InvalidInput, ModelNotFound, NotFound
+from converge.errors import Conflict, InvalidInput, ModelNotFound, NotFound, is_transient
 from converge.mojo_publish import MAX_VALIDATION_ROWS
 from converge.rollouts import Mode, Thresholds
 from converge.serving.http import (
@@ -85,9 +85,6 @@ class _TokenFirst:
         await self.app(scope, receive, send)
 
 
-def _unavailable(exc: BaseException) -> bool:
-    return getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError)
-
 
 def admin_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
@@ -133,7 +130,7 @@ def admin_app(runtime: Runtime) -> FastAPI:
         except InvalidInput as exc:
             raise ServingError(422, str(exc)) from None
         except Exception as exc:
-            if _unavailable(exc):
+            if is_transient(exc):
                 raise ServingError(503, f"{dependency} unavailable; retry later") from None
             raise
 
