@@ -261,32 +261,27 @@ def _h2o_job_running(url: str) -> bool:
     )
 
 
+def _start_a_long_training(
+    env: dict[str, str], mage_dir: Path, data_file: Path, name: str, h2o_url: str
+) -> tuple[dict[str, Any], threading.Thread]:
+    """A run in a thread that H2O is busy with for minutes; returns once its job is on H2O, with
+    the dict the run's outcome lands in and the thread to join."""
+    big = json.dumps({"ntrees": 3000, "max_depth": 10, "min_rows": 1, "score_tree_interval": 0})
+    outcome: dict[str, Any] = {}
+    params = {"training_file": str(data_file), "n_splits": 2, "model_name": name, "estimator_params": big}
+    worker = threading.Thread(target=lambda: outcome.update(run_pipeline(env, mage_dir, params)))
+    worker.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not _h2o_job_running(h2o_url):
+        time.sleep(0.2)
+    assert _h2o_job_running(h2o_url), "no training job ever started on H2O"
+    return outcome, worker
+
+
 def test_h2o_dying_mid_job_fails_the_run_and_registers_nothing(
     train_env, mage_dir, data_file, stack_settings, h2o_server
 ):
-    big = json.dumps({"ntrees": 3000, "max_depth": 10, "min_rows": 1, "score_tree_interval": 0})
-    outcome: dict[str, Any] = {}
-
-    def go() -> None:
-        outcome.update(
-            run_pipeline(
-                train_env,
-                mage_dir,
-                {
-                    "training_file": str(data_file),
-                    "n_splits": 2,
-                    "model_name": "itest-h2odies",
-                    "estimator_params": big,
-                },
-            )
-        )
-
-    worker = threading.Thread(target=go)
-    worker.start()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not _h2o_job_running(h2o_server.url):
-        time.sleep(0.2)
-    assert _h2o_job_running(h2o_server.url), "no training job ever started on H2O"
+    outcome, worker = _start_a_long_training(train_env, mage_dir, data_file, "itest-h2odies", h2o_server.url)
     h2o_server.stop()
     try:
         worker.join(timeout=600)
@@ -482,30 +477,8 @@ def test_h2o_killed_or_frozen_mid_job_fails_the_run_and_registers_nothing(
 
     env = {**train_env, "CONVERGE_H2O_URL": private_h2o.url, "CONVERGE_H2O_REQUEST_TIMEOUT_S": "5"}
     name = f"itest-h2o-{fault}"
-    big = json.dumps({"ntrees": 3000, "max_depth": 10, "min_rows": 1, "score_tree_interval": 0})
-    outcome: dict[str, Any] = {}
     events_before = len(sink.received)
-
-    def go() -> None:
-        outcome.update(
-            run_pipeline(
-                env,
-                mage_dir,
-                {
-                    "training_file": str(data_file),
-                    "n_splits": 2,
-                    "model_name": name,
-                    "estimator_params": big,
-                },
-            )
-        )
-
-    worker = threading.Thread(target=go)
-    worker.start()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not _h2o_job_running(private_h2o.url):
-        time.sleep(0.2)
-    assert _h2o_job_running(private_h2o.url), "no training job ever started on H2O"
+    outcome, worker = _start_a_long_training(env, mage_dir, data_file, name, private_h2o.url)
     pid = private_h2o.pid
     _signal_tree(pid, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
     try:
