@@ -137,22 +137,10 @@ class _Batcher:
             except Exception:
                 if len(batch) == 1:
                     raise
-                # One bad request must not fail its neighbours: score them one by one.
-                for records, future in batch:
-                    try:
-                        result = await self.scorer._in_pool(predict_rows, self.loaded, records)
-                    except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-                        if not future.done():
-                            future.set_exception(exc)
-                    else:
-                        if not future.done():
-                            future.set_result(result)
+                for records, future in batch:  # one bad request must not fail its neighbours
+                    _resolve(future, await self.scorer._in_pool(_attempt, self.loaded, records))
                 return
-            start = 0
-            for records, future in batch:
-                if not future.done():
-                    future.set_result(out[start : start + len(records)])
-                start += len(records)
+            _hand_out(batch, out)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
             for _, future in batch:
                 if not future.done():
@@ -160,6 +148,29 @@ class _Batcher:
         finally:
             self.in_flight -= 1
             self._kick()
+
+
+def _attempt(loaded: LoadedModel, records: Sequence[Record]) -> tuple[Any, BaseException | None]:
+    """One request scored on its own after its merged batch failed: its rows, or its error."""
+    try:
+        return predict_rows(loaded, records), None
+    except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+        return None, exc
+
+
+def _resolve(future: asyncio.Future[Any], outcome: tuple[Any, BaseException | None]) -> None:
+    if not future.done():
+        result, error = outcome
+        future.set_exception(error) if error is not None else future.set_result(result)
+
+
+def _hand_out(batch: list[tuple[Sequence[Record], asyncio.Future[Any]]], out: list[Any]) -> None:
+    """Each request's share of a merged batch's answers, in order."""
+    start = 0
+    for records, future in batch:
+        if not future.done():
+            future.set_result(out[start : start + len(records)])
+        start += len(records)
 
 
 class Scorer:
@@ -219,16 +230,9 @@ class Scorer:
             out = predict_rows(loaded, flat)
         except Exception:  # noqa: BLE001 - retried per request below
             for records, future in batch:  # one bad request must not fail its neighbours
-                try:
-                    future.set_result(predict_rows(loaded, records))
-                except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-                    future.set_exception(exc)
+                _resolve(future, _attempt(loaded, records))
             return
-        start = 0
-        for records, future in batch:
-            if not future.done():
-                future.set_result(out[start : start + len(records)])
-            start += len(records)
+        _hand_out(batch, out)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
