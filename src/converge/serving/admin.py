@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from converge.contracts import MAX_VERSION, ErrorBody, ModelName, ModelPublished, ReloadResult
 from converge.errors import Conflict, InvalidInput, ModelNotFound, NotFound, is_transient
@@ -74,7 +75,7 @@ class _TokenFirst:
         self.app = app
         self.require = require
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/admin"):
             try:
                 self.require(Request(scope))
@@ -238,7 +239,7 @@ def _limits(app: Any, settings: Any) -> Any:
     small = BodyLimit(app, settings.max_body_bytes)
     large = BodyLimit(app, settings.max_publish_bytes)
 
-    async def limited(scope: Any, receive: Any, send: Any) -> None:
+    async def limited(scope: Scope, receive: Receive, send: Send) -> None:
         upload = scope["type"] == "http" and scope["path"].endswith("/publish")
         await (large if upload else small)(scope, receive, send)
 

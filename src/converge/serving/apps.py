@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from converge.contracts import (
     EVENT_FEATURES_INGEST,
@@ -81,7 +82,7 @@ class FunctionApp:
         self.limit = runtime.settings.max_body_bytes
         configure_logging()
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -123,7 +124,7 @@ class FunctionApp:
         response.headers["x-request-id"] = rid
         await response(scope, receive, send)
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -211,7 +212,7 @@ def _built_on_first_call(build: Callable[[Runtime], Any], runtime: Runtime) -> A
     models (a few ms) for requests that may never come."""
     app: Any = None
 
-    async def call(scope: Any, receive: Any, send: Any) -> None:
+    async def call(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal app
         if app is None:
             app = build(runtime)
