@@ -11,12 +11,9 @@ Results replace the section named below in BENCHMARKS.md.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_mojo_unsupervised import main  # noqa: E402 - the shared harness
+from bench_mojo_unsupervised import main  # the shared harness
 
 SECTION = "## MOJO scoring: CoxPH, RuleFit, Uplift DRF, TargetEncoder"
 SET = [

@@ -20,14 +20,12 @@ import csv
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_mojo import (  # noqa: E402 - the shared harness and helpers
     ROOT,

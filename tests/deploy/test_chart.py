@@ -374,11 +374,8 @@ def test_triggers_route_event_types_to_their_functions_with_dead_letter(rendered
 
 
 def _h2o_heap_module():
-    sys.path.insert(0, str(CHART / "files"))
-    try:
-        import h2o_heap
-    finally:
-        sys.path.pop(0)
+    import h2o_heap
+
     return h2o_heap
 
 
