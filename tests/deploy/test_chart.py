@@ -136,6 +136,18 @@ def test_generated_schema_and_readme_are_up_to_date(tmp_path):
         assert (copy / name).read_text() == (CHART / name).read_text(), f"{name} is stale: run hack/generate.py"
 
 
+def test_every_documented_value_carries_its_description_in_the_schema():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    text = (CHART / "values.yaml").read_text()
+    documented = dict(re.findall(r"^\s*## @param ([\w.]+) (.*)$", text, re.M))
+    assert len(documented) > 200
+    for path, description in documented.items():
+        node = schema
+        for part in path.split("."):
+            node = node["properties"][part]
+        assert node.get("description") == description, path
+
+
 def test_heap_above_70_percent_cannot_render():
     with pytest.raises(helm.HelmError):
         render({"h2o": {"heapPercent": 71}})

@@ -106,7 +106,21 @@ def _special(path: list[str]) -> dict | None:
     return None
 
 
-def _build(path: list[str], value) -> dict:
+def params(text: str) -> dict[str, str]:
+    """``@param`` path -> its description, from values.yaml's comments (the one source of both
+    the schema's descriptions and the README's table)."""
+    found = (re.match(r"\s*## @param ([\w.]+) (.*)", line) for line in text.splitlines())
+    return {m.group(1): m.group(2) for m in found if m}
+
+
+def _build(path: list[str], value, docs: dict[str, str]) -> dict:
+    node = _node(path, value, docs)
+    if ".".join(path) in docs:
+        node["description"] = docs[".".join(path)]
+    return node
+
+
+def _node(path: list[str], value, docs: dict[str, str]) -> dict:
     special = _special(path) if path else None
     if special is not None:
         return special
@@ -114,7 +128,7 @@ def _build(path: list[str], value) -> dict:
         return {
             "type": "object",
             "additionalProperties": False,
-            "properties": {k: _build(path + [k], v) for k, v in value.items()},
+            "properties": {k: _build(path + [k], v, docs) for k, v in value.items()},
         }
     if isinstance(value, bool):
         return {"type": "boolean"}
@@ -128,8 +142,10 @@ def _build(path: list[str], value) -> dict:
 
 
 def generate_schema() -> None:
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    schema = {"$schema": "https://json-schema.org/draft-07/schema#", "title": "converge chart values", **_build([], values)}
+    text = (CHART / "values.yaml").read_text()
+    values = yaml.safe_load(text)
+    schema = {"$schema": "https://json-schema.org/draft-07/schema#", "title": "converge chart values",
+              **_build([], values, params(text))}
     # The H2O heap is computed from this limit, so it must exist.
     h2o_resources = schema["properties"]["h2o"]["properties"]["resources"]
     h2o_resources["required"] = ["limits"]
