@@ -149,8 +149,19 @@ def test_every_documented_value_carries_its_description_in_the_schema():
 
 
 def test_heap_above_70_percent_cannot_render():
-    with pytest.raises(helm.HelmError):
+    with pytest.raises(helm.HelmError, match="heapPercent"):
         render({"h2o": {"heapPercent": 71}})
+
+
+def test_every_broken_combination_of_values_is_named_at_once():
+    """One validateValues: leaving out the external services' addresses lists each one."""
+    with pytest.raises(helm.HelmError) as refused:
+        render({"postgresql": {"enabled": False}, "redis": {"enabled": False}, "minio": {"enabled": False}})
+    message = str(refused.value)
+    for value in ("externalDatabase.host", "externalDatabase.existingSecret", "migrations.existingSecret",
+                  "externalRedis.host", "externalRedis.existingSecret", "externalS3.endpoint",
+                  "externalS3.existingSecret"):
+        assert value in message, value
 
 
 # --- Schemas of the rendered objects -----------------------------------------------------------

@@ -125,9 +125,6 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{/* JVM heap of an H2O node in MiB: heapPercent of limits.memory, so the two cannot drift. */}}
 {{- define "converge.h2o.heapMiB" -}}
 {{- $limit := required "h2o.resources.limits.memory is required: the JVM heap is computed from it" .Values.h2o.resources.limits.memory -}}
-{{- if gt (int .Values.h2o.heapPercent) 70 -}}
-{{- fail "h2o.heapPercent must be <= 70: XGBoost allocates native memory outside the heap" -}}
-{{- end -}}
 {{- div (mul (include "converge.memoryMiB" $limit | int64) (int64 .Values.h2o.heapPercent)) 100 -}}
 {{- end -}}
 
@@ -158,7 +155,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- else if .Values.postgresql.enabled -}}
 {{- include "converge.svcHost" (dict "ctx" . "component" "postgresql") -}}
 {{- else -}}
-{{- required "externalDatabase.host is required when postgresql.enabled is false" .Values.externalDatabase.host -}}
+{{- .Values.externalDatabase.host -}}
 {{- end -}}
 {{- end -}}
 
@@ -197,7 +194,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.postgresql.enabled -}}
 {{- default (printf "%s-postgresql" (include "converge.fullname" .)) .Values.postgresql.auth.existingSecret -}}
 {{- else -}}
-{{- required "externalDatabase.existingSecret is required when postgresql.enabled is false" .Values.externalDatabase.existingSecret -}}
+{{- .Values.externalDatabase.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
@@ -216,7 +213,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- else if .Values.postgresql.enabled -}}
 {{- printf "%s-migrations" (include "converge.fullname" .) -}}
 {{- else -}}
-{{- required "migrations.existingSecret is required with an external database: the migration role's password" .Values.migrations.existingSecret -}}
+{{- .Values.migrations.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
@@ -234,7 +231,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.redis.enabled -}}
 {{- printf "redis://:$(CONVERGE_REDIS_PASSWORD)@%s:6379/0" (include "converge.svcHost" (dict "ctx" . "component" "redis")) -}}
 {{- else -}}
-{{- $host := required "externalRedis.host is required when redis.enabled is false" .Values.externalRedis.host -}}
+{{- $host := .Values.externalRedis.host -}}
 {{- printf "%s://:$(CONVERGE_REDIS_PASSWORD)@%s:%v/%v" (ternary "rediss" "redis" .Values.externalRedis.tls) $host .Values.externalRedis.port .Values.externalRedis.db -}}
 {{- end -}}
 {{- end -}}
@@ -243,7 +240,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.redis.enabled -}}
 {{- default (printf "%s-redis" (include "converge.fullname" .)) .Values.redis.auth.existingSecret -}}
 {{- else -}}
-{{- required "externalRedis.existingSecret is required when redis.enabled is false" .Values.externalRedis.existingSecret -}}
+{{- .Values.externalRedis.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
@@ -255,7 +252,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.minio.enabled -}}
 {{- printf "http://%s:9000" (include "converge.svcHost" (dict "ctx" . "component" "minio")) -}}
 {{- else -}}
-{{- required "externalS3.endpoint is required when minio.enabled is false (e.g. https://s3.us-east-1.amazonaws.com)" .Values.externalS3.endpoint -}}
+{{- .Values.externalS3.endpoint -}}
 {{- end -}}
 {{- end -}}
 
@@ -267,7 +264,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.minio.enabled -}}
 {{- default (printf "%s-minio" (include "converge.fullname" .)) .Values.minio.auth.existingSecret -}}
 {{- else -}}
-{{- required "externalS3.existingSecret is required when minio.enabled is false" .Values.externalS3.existingSecret -}}
+{{- .Values.externalS3.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
@@ -427,5 +424,31 @@ backoffPolicy: {{ $ev.delivery.backoffPolicy }}
 backoffDelay: {{ $ev.delivery.backoffDelay }}
 {{- with $ev.delivery.timeout }}
 timeout: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Cross-field checks, all in one place (as Bitnami's validateValues): every broken combination is
+listed at once, then rendering fails. Called from templates/validate-values.yaml.
+*/}}
+{{- define "converge.validateValues" -}}
+{{- $v := .Values -}}
+{{- $messages := list -}}
+{{- if not $v.postgresql.enabled }}
+{{- if not $v.externalDatabase.host }}{{ $messages = append $messages "externalDatabase.host is required when postgresql.enabled is false" }}{{ end }}
+{{- if not $v.externalDatabase.existingSecret }}{{ $messages = append $messages "externalDatabase.existingSecret is required when postgresql.enabled is false" }}{{ end }}
+{{- if and $v.migrations.enabled (not $v.migrations.existingSecret) }}{{ $messages = append $messages "migrations.existingSecret is required with an external database: the migration role's password" }}{{ end }}
+{{- end }}
+{{- if not $v.redis.enabled }}
+{{- if not $v.externalRedis.host }}{{ $messages = append $messages "externalRedis.host is required when redis.enabled is false" }}{{ end }}
+{{- if not $v.externalRedis.existingSecret }}{{ $messages = append $messages "externalRedis.existingSecret is required when redis.enabled is false" }}{{ end }}
+{{- end }}
+{{- if not $v.minio.enabled }}
+{{- if not $v.externalS3.endpoint }}{{ $messages = append $messages "externalS3.endpoint is required when minio.enabled is false (e.g. https://s3.us-east-1.amazonaws.com)" }}{{ end }}
+{{- if not $v.externalS3.existingSecret }}{{ $messages = append $messages "externalS3.existingSecret is required when minio.enabled is false" }}{{ end }}
+{{- end }}
+{{- if gt (int $v.h2o.heapPercent) 70 }}{{ $messages = append $messages "h2o.heapPercent must be <= 70: XGBoost allocates native memory outside the heap" }}{{ end }}
+{{- if $messages }}
+{{- fail (printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages)) }}
 {{- end }}
 {{- end -}}
