@@ -136,6 +136,12 @@ def test_generated_schema_and_readme_are_up_to_date(tmp_path):
         assert (copy / name).read_text() == (CHART / name).read_text(), f"{name} is stale: run hack/generate.py"
 
 
+def test_each_template_file_holds_one_kind():
+    for template in (CHART / "templates").rglob("*.yaml"):
+        kinds = set(re.findall(r"^kind: (\w+)", template.read_text(), re.M))
+        assert len(kinds) <= 1, f"{template.relative_to(CHART)} holds {sorted(kinds)}"
+
+
 def test_every_documented_value_carries_its_description_in_the_schema():
     schema = json.loads((CHART / "values.schema.json").read_text())
     text = (CHART / "values.yaml").read_text()
