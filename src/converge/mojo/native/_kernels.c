@@ -14,155 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- trees, as node records (built by tree_flatten below) -------------------------------------- */
-
-enum { LEAF = 0, COMPARE = 1, TABLE = 2 };
-
-/* One node, 32 bytes. A leaf keeps its value in thr. A compare node reads v[vc] (one of three
- * views of the row: NaN as -inf, NaN as +inf, is-missing) and goes right when it is >= thr.
- * A table node reads the integer level of column vc and looks it up in tables[tbl_off + slot]. */
-typedef struct {
-    double thr;
-    int32_t vc, kind;
-    int32_t child[2];
-    int32_t tbl_off, tbl_len;
-} Node;
-
-enum { NA_SLOT = -1, OUTSIDE_SLOT = -2 };
-#define LANES 4 /* walkers in flight per row: independent pointer chases overlap in the CPU */
-
-typedef struct {
-    const double *X, *cat_ub;
-    Py_ssize_t n, nf, n_tpc, n_groups;
-    const Node *nodes;
-    const uint8_t *tables;
-    const int32_t *roots;
-    const int32_t *code_cols; /* the columns table nodes read */
-    Py_ssize_t n_code_cols;
-    double *out;
-} Forest;
-
-static inline int32_t step(const Node *p, const uint8_t *tables, const double *v,
-                           const int64_t *code) {
-    int r;
-    if (p->kind == COMPARE) {
-        r = v[p->vc] >= p->thr;
-    } else {
-        int64_t c = code[p->vc];
-        Py_ssize_t slot = c == NA_SLOT ? 0 : (c < 0 || c >= p->tbl_len) ? 1 : (Py_ssize_t)c + 2;
-        r = tables[p->tbl_off + slot];
-    }
-    return p->child[r];
-}
-
-/* The three views of one row (NaN as -inf, NaN as +inf, is-missing) and the integer level of each
- * column that a table node reads. Missing: NaN, or a level beyond the training domain (mojo >= 1.20;
- * cat_ub is NaN where that does not apply). */
-static void row_views(const Forest *f, const double *x, double *v, int64_t *code) {
-    const Py_ssize_t nf = f->nf;
-    for (Py_ssize_t c = 0; c < nf; c++) {
-        int miss = isnan(x[c]) || x[c] >= f->cat_ub[c];
-        v[c] = miss ? -INFINITY : x[c];
-        v[nf + c] = miss ? INFINITY : x[c];
-        v[2 * nf + c] = miss;
-    }
-    for (Py_ssize_t i = 0; i < f->n_code_cols; i++) {
-        Py_ssize_t c = f->code_cols[i];
-        if (v[2 * nf + c] != 0.0) {
-            code[c] = NA_SLOT;
-        } else {
-            double t = trunc(fmin(fmax(x[c], -2.0), 2147483648.0));
-            code[c] = t < 0 ? OUTSIDE_SLOT : (int64_t)t;
-        }
-    }
-}
-
-/* Rows are taken LANES at a time and each tree is walked for all of them in step: the pointer
- * chases are independent, so the CPU overlaps them. A walker at its leaf stays there (nothing to
- * step) until the others of its group arrive. Leaf values are added per row in tree order. */
-static void tree_rows(const Forest *f, double *v, int64_t *code) {
-    const Py_ssize_t nf = f->nf, G = f->n_groups, V = 3 * nf;
-    const Node *nodes = f->nodes;
-    for (Py_ssize_t r0 = 0; r0 < f->n; r0 += LANES) {
-        const int m = (int)(f->n - r0 < LANES ? f->n - r0 : LANES);
-        for (int j = 0; j < m; j++)
-            row_views(f, f->X + (r0 + j) * nf, v + j * V, code + j * nf);
-        for (Py_ssize_t k = 0; k < f->n_tpc; k++) {
-            const int32_t *roots = f->roots + k * G;
-            double acc[LANES] = {0.0};
-            for (Py_ssize_t g = 0; g < G; g++) {
-                int32_t at[LANES];
-                int moving = 0;
-                for (int j = 0; j < m; j++) {
-                    at[j] = roots[g];
-                    moving |= nodes[at[j]].kind != LEAF;
-                }
-                while (moving) {
-                    moving = 0;
-                    for (int j = 0; j < m; j++) {
-                        const Node *p = &nodes[at[j]];
-                        if (p->kind != LEAF) {
-                            at[j] = step(p, f->tables, v + j * V, code + j * nf);
-                            moving |= nodes[at[j]].kind != LEAF;
-                        }
-                    }
-                }
-                for (int j = 0; j < m; j++)
-                    acc[j] += nodes[at[j]].thr;
-            }
-            for (int j = 0; j < m; j++)
-                f->out[(r0 + j) * f->n_tpc + k] = acc[j];
-        }
-    }
-}
-
-/* tree_sums(X, n, nf, nodes, tables, cat_ub, code_cols, roots, n_tpc, n_groups, out) */
-static PyObject *tree_sums(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer X, nodes, tables, cat_ub, code_cols, roots, out;
-    Forest f;
-    if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*nnw*", &X, &f.n, &f.nf, &nodes, &tables, &cat_ub,
-                          &code_cols, &roots, &f.n_tpc, &f.n_groups, &out))
-        return NULL;
-    f.n_code_cols = code_cols.len / (Py_ssize_t)sizeof(int32_t);
-    int ok = f.n >= 0 && f.nf >= 0 && f.n_tpc >= 0 && f.n_groups >= 0 &&
-             X.len >= (Py_ssize_t)(f.n * f.nf * sizeof(double)) &&
-             out.len >= (Py_ssize_t)(f.n * f.n_tpc * sizeof(double)) &&
-             roots.len >= (Py_ssize_t)(f.n_tpc * f.n_groups * sizeof(int32_t)) &&
-             cat_ub.len >= (Py_ssize_t)(f.nf * sizeof(double)) && nodes.len % sizeof(Node) == 0;
-    for (Py_ssize_t i = 0; ok && i < f.n_code_cols; i++)
-        ok = ((const int32_t *)code_cols.buf)[i] >= 0 && ((const int32_t *)code_cols.buf)[i] < f.nf;
-    double *v = NULL;
-    int64_t *code = NULL;
-    if (ok) {
-        v = malloc(sizeof(double) * (LANES * 3 * f.nf + 1));
-        code = malloc(sizeof(int64_t) * (LANES * f.nf + 1));
-    }
-    if (ok && v && code) {
-        f.X = X.buf;
-        f.nodes = nodes.buf;
-        f.tables = tables.buf;
-        f.cat_ub = cat_ub.buf;
-        f.roots = roots.buf;
-        f.code_cols = code_cols.buf;
-        f.out = out.buf;
-        Py_BEGIN_ALLOW_THREADS tree_rows(&f, v, code);
-        Py_END_ALLOW_THREADS
-    }
-    free(v);
-    free(code);
-    Py_buffer *all[] = {&X, &nodes, &tables, &cat_ub, &code_cols, &roots, &out};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-        PyBuffer_Release(all[i]);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "tree_sums: array sizes do not match");
-        return NULL;
-    }
-    if (!v || !code)
-        return PyErr_NoMemory();
-    Py_RETURN_NONE;
-}
-
 /* ---- trees, walked from their compressed bytes ---------------------------------------------- */
 
 /* The MOJO's own tree encoding (MOJO_FORMAT.md, "Trees"), read in place. One node:
@@ -381,15 +232,15 @@ static PyObject *tree_check(PyObject *self, PyObject *args) {
     return PyLong_FromLong(depth);
 }
 
-#define TREE_LANES 4 /* trees walked at once for one row: independent walks overlap in the CPU */
+#define BYTE_LANES 4 /* trees walked at once for one row: independent walks overlap in the CPU */
 
 /* The leaf values of trees off[0..G) (-1: no tree) for one row, added in tree order from 0.0. */
 static double walk_trees(const uint8_t *tb, const int64_t *off, Py_ssize_t G, const double *x,
                          const double *ub, int flags) {
     double acc = 0.0;
-    for (Py_ssize_t g0 = 0; g0 < G; g0 += TREE_LANES) {
-        const int m = (int)(G - g0 < TREE_LANES ? G - g0 : TREE_LANES);
-        Walk w[TREE_LANES];
+    for (Py_ssize_t g0 = 0; g0 < G; g0 += BYTE_LANES) {
+        const int m = (int)(G - g0 < BYTE_LANES ? G - g0 : BYTE_LANES);
+        Walk w[BYTE_LANES];
         int moving = 0;
         for (int j = 0; j < m; j++) {
             w[j].p = tb + (off[g0 + j] < 0 ? 0 : off[g0 + j]), w[j].stale = 0, w[j].leaf = 0.0;
@@ -497,14 +348,31 @@ static PyObject *tree_row(PyObject *self, PyObject *args) {
     return ok ? res : NULL;
 }
 
-/* ---- trees, flattened for big batches -------------------------------------------------------- */
+/* ---- trees, as compact node records (decoded once from the bytes) ---------------------------- */
 
-/* tree_flatten decodes every tree once into the Node records tree_sums walks (one record per
- * node, every genmodel decision reduced to a compare on one of three views of the row or a lookup
- * in a level table). Batches of many rows go faster over records than over the bytes; one row is
- * walked from the bytes. The trees were checked by tree_check, so only memory can fail here. */
+/* tree_flatten decodes every tree into 16-byte node records, so a step is a compare and a load of
+ * the child it picks, with no branch: decoding the MOJO's variable-length nodes costs branches the
+ * CPU cannot predict from row to row. The top bit of info says what a node is, the rest is an index:
+ *   compare: child[v[index] >= val], v being three views of the row (NaN as -inf, NaN as +inf,
+ *            is-missing): the view is picked per node by its NA direction. A leaf is a compare
+ *            whose two children are itself, val its value: walkers step until none moves;
+ *   TABLE:   child[the level table's byte for the integer level of column index], the table at
+ *            tables + (the bits of val): u32 length, na_right, oor_right, one byte per level.
+ * MOJO split and leaf values are float32; genmodel compares and adds them as doubles, as here. */
 typedef struct {
-    Node *nodes;
+    float val;
+    uint32_t info;
+    int32_t child[2];
+} CNode;
+
+enum { C_COMPARE = 0, C_TABLE = 1 };
+enum { NA_SLOT = -1, OUTSIDE_SLOT = -2 };
+#define C_KIND(info) ((info) >> 31)
+#define C_INDEX(info) ((info) & 0x7FFFFFFFu)
+#define TABLE_HEAD 6
+
+typedef struct {
+    CNode *nodes;
     Py_ssize_t n, cap;
     uint8_t *tables;
     Py_ssize_t tn, tcap;
@@ -513,65 +381,68 @@ typedef struct {
     uint8_t *code_col; /* per column: read by a table node */
 } Flat;
 
-static int32_t flat_new(Flat *f) {
+static int32_t flat_new(Flat *f, uint32_t kind, uint32_t index, float val) {
     if (f->n == f->cap) {
         Py_ssize_t cap = f->cap ? 2 * f->cap : 1024;
-        Node *nn = realloc(f->nodes, sizeof(Node) * cap);
-        if (!nn || cap > INT32_MAX)
+        CNode *nn = cap > INT32_MAX ? NULL : realloc(f->nodes, sizeof(CNode) * cap);
+        if (!nn)
             return -1;
         f->nodes = nn, f->cap = cap;
     }
     int32_t i = (int32_t)f->n++;
-    Node *p = &f->nodes[i];
-    p->thr = 0.0, p->vc = 0, p->kind = LEAF, p->child[0] = p->child[1] = i;
-    p->tbl_off = p->tbl_len = 0;
+    f->nodes[i].val = val, f->nodes[i].info = kind << 31 | index;
+    f->nodes[i].child[0] = f->nodes[i].child[1] = i;
     return i;
 }
 
-static int32_t flat_leaf(Flat *f, const uint8_t *at) {
-    int32_t i = flat_new(f);
-    if (i >= 0)
-        f->nodes[i].thr = rdf(at);
-    return i;
+static inline float rdfloat(const uint8_t *p) {
+    uint32_t u = rd32(p);
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
 }
 
-/* Appends [na_right, oor_right, then one byte per level] and returns its offset, or -1. */
+/* Appends a level table's head (length, na_right, oor_right) and room for its levels; returns its
+ * offset, or -1. */
 static Py_ssize_t flat_table(Flat *f, int na_right, int oor_right, Py_ssize_t len) {
-    if (len > (1 << 26))
+    if (len > (1 << 26) || f->tn + len + TABLE_HEAD > (Py_ssize_t)UINT32_MAX)
         return -1;
-    if (f->tn + len + 2 > f->tcap) {
+    if (f->tn + len + TABLE_HEAD > f->tcap) {
         Py_ssize_t cap = f->tcap ? f->tcap : 4096;
-        while (cap < f->tn + len + 2)
+        while (cap < f->tn + len + TABLE_HEAD)
             cap *= 2;
         uint8_t *nt = realloc(f->tables, cap);
-        if (!nt || cap > INT32_MAX)
+        if (!nt)
             return -1;
         f->tables = nt, f->tcap = cap;
     }
     Py_ssize_t off = f->tn;
-    f->tables[off] = (uint8_t)na_right, f->tables[off + 1] = (uint8_t)oor_right;
-    f->tn += len + 2;
+    uint32_t n32 = (uint32_t)len;
+    memcpy(f->tables + off, &n32, 4);
+    f->tables[off + 4] = (uint8_t)na_right, f->tables[off + 5] = (uint8_t)oor_right;
+    f->tn += len + TABLE_HEAD;
     return off;
 }
 
+/* The node at b + *pos and its subtrees, in preorder; returns its record, or -1 (out of memory). */
 static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, uint32_t s_off,
                          uint32_t s_bits) {
     const uint8_t *p = b + *pos;
     const uint32_t nt = p[0], col = rd16(p + 1);
     if (col == 0xFFFF) {
         *pos += 7;
-        return flat_leaf(f, p + 3);
+        return flat_new(f, C_COMPARE, 0, rdfloat(p + 3));
     }
     const uint32_t nadir = p[3];
     p += 4;
     const int na_right = !(nadir == 2 || nadir == 4), equal = nt & 0x0C, v10 = f->flags & V1_0;
-    const Py_ssize_t nf = f->nf;
-    double split = 0.0;
+    const uint32_t nf = (uint32_t)f->nf;
+    float split = 0.0f;
     const uint8_t *bits = NULL;
     uint32_t off = 0, nbits = 0;
     if (nadir != NA_VS_REST) {
         if (equal == 0) {
-            split = rdf(p);
+            split = rdfloat(p);
             p += 4;
         } else {
             uint32_t nbytes;
@@ -580,23 +451,17 @@ static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, 
             stale = 1, s_off = off, s_bits = nbits;
         }
     }
-    int32_t me = flat_new(f);
-    if (me < 0)
-        return -1;
+    int32_t me;
     if (nadir != NA_VS_REST && equal == 0) {
-        f->nodes[me].kind = COMPARE;
-        f->nodes[me].vc = (int32_t)((na_right ? nf : 0) + col);
-        f->nodes[me].thr = split;
+        me = flat_new(f, C_COMPARE, (na_right ? nf : 0) + col, split);
     } else if (nadir == NA_VS_REST && (equal == 0 || !stale || v10)) {
-        f->nodes[me].kind = COMPARE;
-        f->nodes[me].vc = (int32_t)(2 * nf + col);
-        f->nodes[me].thr = 0.5;
+        me = flat_new(f, C_COMPARE, 2 * nf + col, 0.5f);
     } else {
         Py_ssize_t len = bits ? (Py_ssize_t)off + nbits : (Py_ssize_t)s_off + s_bits;
         Py_ssize_t t = flat_table(f, na_right, v10 ? 0 : na_right, len);
         if (t < 0)
             return -1;
-        uint8_t *lv = f->tables + t + 2;
+        uint8_t *lv = f->tables + t + TABLE_HEAD;
         if (bits) {
             memset(lv, na_right && !v10, off);
             for (uint32_t k = 0; k < nbits; k++)
@@ -605,18 +470,19 @@ static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, 
             memset(lv, na_right, s_off);
             memset(lv + s_off, 0, s_bits);
         }
-        f->nodes[me].kind = TABLE;
-        f->nodes[me].vc = (int32_t)col;
-        f->nodes[me].thr = NAN;
-        f->nodes[me].tbl_off = (int32_t)t;
-        f->nodes[me].tbl_len = (int32_t)len;
+        uint32_t t32 = (uint32_t)t;
+        float tv;
+        memcpy(&tv, &t32, 4);
+        me = flat_new(f, C_TABLE, col, tv);
         f->code_col[col] = 1;
     }
+    if (me < 0)
+        return -1;
     const uint32_t lmask = nt & 0x33;
-    int32_t left, right;
     *pos = p - b;
+    int32_t left;
     if (lmask == 48) {
-        left = flat_leaf(f, p);
+        left = flat_new(f, C_COMPARE, 0, rdfloat(p));
         *pos += 4;
     } else {
         *pos += lmask + 1;
@@ -624,8 +490,9 @@ static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, 
     }
     if (left < 0)
         return -1;
+    int32_t right;
     if ((nt & 0xC0) == 0xC0) {
-        right = flat_leaf(f, b + *pos);
+        right = flat_new(f, C_COMPARE, 0, rdfloat(b + *pos));
         *pos += 4;
     } else {
         right = flat_node(f, b, pos, stale, s_off, s_bits);
@@ -636,8 +503,10 @@ static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, 
     return me;
 }
 
-/* tree_flatten(trees, offsets, nf, flags) -> (nodes, tables, roots, code_cols) as bytes, in
- * tree_sums' layout; a missing tree (offset -1) points at a zero leaf. MemoryError if too big. */
+/* tree_flatten(trees, offsets, nf, flags) -> (nodes, tables, roots, code_cols) as bytes: the node
+ * records, the level tables, one root per tree (a missing tree, offset -1, points at a zero leaf)
+ * and the columns table nodes read. The trees were checked by tree_check, so only memory can fail
+ * here (MemoryError). */
 static PyObject *tree_flatten(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer trees, offsets;
@@ -648,7 +517,7 @@ static PyObject *tree_flatten(PyObject *self, PyObject *args) {
     const int64_t *off = offsets.buf;
     int32_t *roots = malloc(sizeof(int32_t) * (T + 1));
     f.code_col = calloc(f.nf + 1, 1);
-    int ok = roots && f.code_col;
+    int ok = roots && f.code_col && f.nf >= 0 && 3 * f.nf < (1 << 30);
     for (Py_ssize_t i = 0; ok && i < T; i++) {
         roots[i] = -1;
         if (off[i] >= 0 && off[i] < trees.len) {
@@ -657,7 +526,7 @@ static PyObject *tree_flatten(PyObject *self, PyObject *args) {
             ok = roots[i] >= 0;
         }
     }
-    int32_t zero = ok ? flat_new(&f) : -1;
+    int32_t zero = ok ? flat_new(&f, C_COMPARE, 0, 0.0f) : -1;
     ok = ok && zero >= 0 && flat_table(&f, 0, 0, 0) >= 0; /* tables never empty */
     PyObject *res = NULL;
     if (ok) {
@@ -670,7 +539,7 @@ static PyObject *tree_flatten(PyObject *self, PyObject *args) {
             for (Py_ssize_t c = 0; c < f.nf; c++)
                 if (f.code_col[c])
                     cols[nc++] = (int32_t)c;
-            res = Py_BuildValue("(y#y#y#y#)", (const char *)f.nodes, f.n * (Py_ssize_t)sizeof(Node),
+            res = Py_BuildValue("(y#y#y#y#)", (const char *)f.nodes, f.n * (Py_ssize_t)sizeof(CNode),
                                 (const char *)f.tables, f.tn, (const char *)roots,
                                 T * (Py_ssize_t)sizeof(int32_t), (const char *)cols,
                                 nc * (Py_ssize_t)sizeof(int32_t));
@@ -686,6 +555,226 @@ static PyObject *tree_flatten(PyObject *self, PyObject *args) {
     if (!res && !PyErr_Occurred())
         PyErr_NoMemory();
     return res;
+}
+
+/* A flattened forest, as tree_sums and the one-row paths read it. */
+typedef struct {
+    const CNode *nodes;
+    const uint8_t *tables;
+    const int32_t *roots;     /* n_tpc * n_groups */
+    const int32_t *code_cols; /* the columns table nodes read */
+    const double *cat_ub;
+    Py_ssize_t nf, n_code_cols, n_tpc, n_groups;
+} CForest;
+
+/* The three views of one row (NaN as -inf, NaN as +inf, is-missing) and the integer level of each
+ * column that a table node reads. Missing: NaN, or a level beyond the training domain (mojo >=
+ * 1.20; cat_ub is NaN where that does not apply). */
+static void row_views(const CForest *f, const double *x, double *v, int64_t *code) {
+    const Py_ssize_t nf = f->nf;
+    for (Py_ssize_t c = 0; c < nf; c++) {
+        int miss = isnan(x[c]) || x[c] >= f->cat_ub[c];
+        v[c] = miss ? -INFINITY : x[c];
+        v[nf + c] = miss ? INFINITY : x[c];
+        v[2 * nf + c] = miss;
+    }
+    for (Py_ssize_t i = 0; i < f->n_code_cols; i++) {
+        Py_ssize_t c = f->code_cols[i];
+        if (v[2 * nf + c] != 0.0) {
+            code[c] = NA_SLOT;
+        } else {
+            double t = level_of(x[c]);
+            code[c] = t < 0 ? OUTSIDE_SLOT : (int64_t)t;
+        }
+    }
+}
+
+/* The node after node i for a row with views v and levels code (a leaf: i itself). */
+static inline int32_t flat_next(const CNode *nodes, int32_t i, const uint8_t *tables,
+                                const double *v, const int64_t *code) {
+    const CNode *p = nodes + i;
+    const uint32_t ix = C_INDEX(p->info);
+    if (C_KIND(p->info) == C_COMPARE)
+        return p->child[v[ix] >= (double)p->val];
+    uint32_t at, len;
+    memcpy(&at, &p->val, 4);
+    const uint8_t *t = tables + at;
+    memcpy(&len, t, 4);
+    const int64_t c = code[ix];
+    const int64_t slot = c == NA_SLOT ? 0 : (c < 0 || c >= (int64_t)len) ? 1 : c + 2;
+    return p->child[t[4 + slot] != 0];
+}
+
+/* Walkers at[0..m) stepped together until none moves; walker j reads the views at v + j * vs and
+ * the levels at code + j * cs (strides 0: the walkers are one row's trees). */
+static inline void walk_together(const CNode *nodes, const uint8_t *tables, int32_t *at, int m,
+                                 const double *v, Py_ssize_t vs, const int64_t *code,
+                                 Py_ssize_t cs) {
+    for (;;) {
+        int moved = 0;
+        for (int j = 0; j < m; j++) {
+            const int32_t nx = flat_next(nodes, at[j], tables, v + j * vs, code + j * cs);
+            moved |= nx != at[j];
+            at[j] = nx;
+        }
+        if (!moved)
+            return;
+    }
+}
+
+#define TREE_LANES 8 /* trees walked at once for one row: independent walks overlap in the CPU */
+
+/* One row's leaf values of trees roots[0..G), added in tree order from 0.0. */
+static double flat_row_sum(const CForest *f, const int32_t *roots, const double *v,
+                           const int64_t *code) {
+    const CNode *nodes = f->nodes;
+    const Py_ssize_t G = f->n_groups;
+    double acc = 0.0;
+    for (Py_ssize_t g0 = 0; g0 < G; g0 += TREE_LANES) {
+        const int m = (int)(G - g0 < TREE_LANES ? G - g0 : TREE_LANES);
+        int32_t at[TREE_LANES];
+        for (int j = 0; j < m; j++)
+            at[j] = roots[g0 + j];
+        walk_together(nodes, f->tables, at, m, v, 0, code, 0);
+        for (int j = 0; j < m; j++)
+            acc += (double)nodes[at[j]].val;
+    }
+    return acc;
+}
+
+#define ROW_LANES 4 /* rows walked at once through one tree in a batch */
+#define BLOCK 64    /* rows that go through every tree before the next rows start: the trees they
+                       share stay in cache */
+
+/* Per row and class, the leaf values summed in tree order. Rows go in blocks through one tree
+ * after another, ROW_LANES rows in step; a block of fewer rows walks each row's trees in step. */
+static void flat_rows(const CForest *f, const double *X, Py_ssize_t n, double *out, double *v,
+                      int64_t *code) {
+    const Py_ssize_t nf = f->nf, G = f->n_groups, K = f->n_tpc, V = 3 * nf;
+    const CNode *nodes = f->nodes;
+    double acc[BLOCK];
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += BLOCK) {
+        const int m = (int)(n - r0 < BLOCK ? n - r0 : BLOCK);
+        for (int j = 0; j < m; j++)
+            row_views(f, X + (r0 + j) * nf, v + j * V, code + j * nf);
+        for (Py_ssize_t k = 0; k < K; k++) {
+            const int32_t *roots = f->roots + k * G;
+            if (m < ROW_LANES) {
+                for (int j = 0; j < m; j++)
+                    out[(r0 + j) * K + k] = flat_row_sum(f, roots, v + j * V, code + j * nf);
+                continue;
+            }
+            for (int j = 0; j < m; j++)
+                acc[j] = 0.0;
+            for (Py_ssize_t g = 0; g < G; g++) {
+                for (int j0 = 0; j0 < m; j0 += ROW_LANES) {
+                    const int w = m - j0 < ROW_LANES ? m - j0 : ROW_LANES;
+                    int32_t at[ROW_LANES];
+                    for (int j = 0; j < w; j++)
+                        at[j] = roots[g];
+                    walk_together(nodes, f->tables, at, w, v + j0 * V, V, code + j0 * nf, nf);
+                    for (int j = 0; j < w; j++)
+                        acc[j0 + j] += (double)nodes[at[j]].val;
+                }
+            }
+            for (int j = 0; j < m; j++)
+                out[(r0 + j) * K + k] = acc[j];
+        }
+    }
+}
+
+/* Reads (nodes, tables, roots, code_cols, cat_ub) buffers into f; 0 when their sizes do not fit. */
+static int flat_forest(CForest *f, Py_buffer *nodes, Py_buffer *tables, Py_buffer *roots,
+                       Py_buffer *code_cols, Py_buffer *cat_ub) {
+    const Py_ssize_t n_nodes = nodes->len / (Py_ssize_t)sizeof(CNode);
+    f->nodes = nodes->buf, f->tables = tables->buf, f->roots = roots->buf;
+    f->code_cols = code_cols->buf, f->cat_ub = cat_ub->buf;
+    f->n_code_cols = code_cols->len / (Py_ssize_t)sizeof(int32_t);
+    int ok = f->nf >= 0 && f->n_tpc >= 0 && f->n_groups >= 0 && nodes->len % sizeof(CNode) == 0 &&
+             roots->len >= (Py_ssize_t)(f->n_tpc * f->n_groups * sizeof(int32_t)) &&
+             cat_ub->len >= (Py_ssize_t)(f->nf * sizeof(double));
+    for (Py_ssize_t i = 0; ok && i < f->n_tpc * f->n_groups; i++)
+        ok = f->roots[i] >= 0 && f->roots[i] < n_nodes;
+    for (Py_ssize_t i = 0; ok && i < f->n_code_cols; i++)
+        ok = f->code_cols[i] >= 0 && f->code_cols[i] < f->nf;
+    return ok;
+}
+
+/* tree_sums(X, n, nf, nodes, tables, cat_ub, code_cols, roots, n_tpc, n_groups, out): per row and
+ * class, the leaf values of the flattened trees summed in tree order from 0.0. */
+static PyObject *tree_sums(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer X, nodes, tables, cat_ub, code_cols, roots, out;
+    CForest f;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*nnw*", &X, &n, &f.nf, &nodes, &tables, &cat_ub,
+                          &code_cols, &roots, &f.n_tpc, &f.n_groups, &out))
+        return NULL;
+    int ok = flat_forest(&f, &nodes, &tables, &roots, &code_cols, &cat_ub) && n >= 0 &&
+             X.len >= (Py_ssize_t)(n * f.nf * sizeof(double)) &&
+             out.len >= (Py_ssize_t)(n * f.n_tpc * sizeof(double));
+    double *v = ok ? malloc(sizeof(double) * (BLOCK * 3 * f.nf + 1)) : NULL;
+    int64_t *code = ok ? malloc(sizeof(int64_t) * (BLOCK * f.nf + 1)) : NULL;
+    if (ok && v && code) {
+        Py_BEGIN_ALLOW_THREADS flat_rows(&f, X.buf, n, out.buf, v, code);
+        Py_END_ALLOW_THREADS
+    }
+    free(v);
+    free(code);
+    Py_buffer *all[] = {&X, &nodes, &tables, &cat_ub, &code_cols, &roots, &out};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        PyBuffer_Release(all[i]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "tree_sums: array sizes do not match");
+        return NULL;
+    }
+    if (!v || !code)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* tree_flat_row(row, nf, nodes, tables, cat_ub, code_cols, roots, n_tpc, n_groups) -> list of n_tpc
+ * sums: tree_sums for one row given as a Python sequence of floats. */
+static PyObject *tree_flat_row(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *row, *res = NULL;
+    Py_buffer nodes, tables, cat_ub, code_cols, roots;
+    CForest f;
+    if (!PyArg_ParseTuple(args, "Ony*y*y*y*y*nn", &row, &f.nf, &nodes, &tables, &cat_ub, &code_cols,
+                          &roots, &f.n_tpc, &f.n_groups))
+        return NULL;
+    PyObject *seq = PySequence_Fast(row, "tree_flat_row: row is not a sequence");
+    int ok = seq && flat_forest(&f, &nodes, &tables, &roots, &code_cols, &cat_ub) &&
+             PySequence_Fast_GET_SIZE(seq) >= f.nf;
+    double stack[4 * 64], *x = ok && f.nf > 64 ? malloc(sizeof(double) * 4 * f.nf) : stack;
+    int64_t cstack[64], *code = ok && f.nf > 64 ? malloc(sizeof(int64_t) * f.nf) : cstack;
+    ok = ok && x && code;
+    for (Py_ssize_t c = 0; ok && c < f.nf; c++) {
+        x[c] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, c));
+        ok = !(x[c] == -1.0 && PyErr_Occurred());
+    }
+    if (ok && (res = PyList_New(f.n_tpc))) {
+        row_views(&f, x, x + f.nf, code);
+        for (Py_ssize_t k = 0; k < f.n_tpc; k++) {
+            PyObject *s = PyFloat_FromDouble(flat_row_sum(&f, f.roots + k * f.n_groups, x + f.nf, code));
+            if (!s) {
+                Py_CLEAR(res);
+                break;
+            }
+            PyList_SET_ITEM(res, k, s);
+        }
+    }
+    if (x != stack)
+        free(x);
+    if (code != cstack)
+        free(code);
+    Py_XDECREF(seq);
+    Py_buffer *all[] = {&nodes, &tables, &cat_ub, &code_cols, &roots};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        PyBuffer_Release(all[i]);
+    if (!ok && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "tree_flat_row: array sizes do not match");
+    return ok ? res : NULL;
 }
 
 /* ---- XGBoost --------------------------------------------------------------------------------- */
@@ -1211,6 +1300,7 @@ static PyMethodDef methods[] = {
     {"tree_walk", tree_walk, METH_VARARGS, "Per-row, per-class leaf sums from compressed trees."},
     {"tree_row", tree_row, METH_VARARGS, "tree_walk for one row given as a sequence."},
     {"tree_flatten", tree_flatten, METH_VARARGS, "Compressed trees decoded into tree_sums' records."},
+    {"tree_flat_row", tree_flat_row, METH_VARARGS, "tree_sums for one row given as a sequence."},
     {"xgb_check", xgb_check, METH_VARARGS, "Validate one XGBoost tree; its top feature and depth."},
     {"xgb_score", xgb_score, METH_VARARGS, "XGBoost outputs in float32, rows in place."},
     {"encode_record", encode_record, METH_VARARGS, "One JSON-typed record as a row, or None."},
