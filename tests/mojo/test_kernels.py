@@ -109,3 +109,26 @@ def test_bad_codes_are_refused_with_and_without_kernels(corpus_dir, kernel, monk
             model.predict_numpy(X)
         messages.append(str(info.value))
     assert messages[0] == messages[1]
+
+
+def test_records_encode_the_same_with_and_without_kernels(corpus_dir, kernel, monkeypatch):
+    """The compiled record encoder takes JSON types and leaves every other record to the full
+    rules: the matrix is the column-wise encoder's, and a row that is not a dict is named."""
+    model = load_mojo(corpus_dir / "binomial_titanic.zip", backend="native")
+    schema = model.backend.schema
+    cat = next(n for n in model.feature_names if model.domains[n])
+    num = next(n for n in model.feature_names if not model.domains[n])
+    level = model.domains[cat][0]
+    records = [
+        {cat: level, num: 1.5}, {num: 3}, {num: "2.5e1"}, {cat: "no such level"}, {},
+        {cat: None, num: None}, {"ignored": object(), num: -0.0}, {7: "x", num: 2.0},
+        {cat: level, num: 2**80}, {num: float("nan")}, {cat: 1.0},
+    ] * 3
+    compiled = schema.encode_records(records)[0]
+    monkeypatch.setattr(_compiled, "kernels", None)
+    reference = schema.encode_records(records)[0]
+    assert np.array_equal(compiled, reference, equal_nan=True)
+    assert np.array_equal(np.signbit(compiled), np.signbit(reference))
+    monkeypatch.setattr(_compiled, "kernels", kernel)
+    with pytest.raises(MojoError, match="row 4 is a list"):
+        schema.encode_records([*records[:4], [1.0], {num: "bad"}])

@@ -273,6 +273,36 @@ def test_one_row_path_equals_the_batch_path(name, corpus_dir):
     check()
 
 
+@pytest.mark.parametrize("name", ["gbm_variable_importance", "glm_model", "regression", "binomial"])
+def test_one_compiled_call_per_record_equals_the_batch_path(name, corpus_dir):
+    """``predict_records([row])`` in one compiled call (encode, every model, output dict) answers
+    what the batch path answers for the same row, and hands back what it cannot score."""
+    model = load_mojo(corpus_dir / f"{name}.zip", backend="native")
+    assert model.backend._row_plan() is not None, f"{name} should have a compiled one-row plan"
+    thresholds = _thresholds(model.backend.scorer)
+
+    @given(row=_records(model, thresholds))
+    @SETTINGS
+    def check(row):
+        batch = _outcome(model, [row])
+        try:
+            single = model.predict_records([row])[0]
+        except MojoError as e:
+            assert isinstance(batch, MojoError) and type(e) is type(batch), (e, batch)
+            return
+        assert not isinstance(batch, Exception), batch
+        want = model._to_records(batch)[0]
+        assert list(single) == list(want) and single["predict"] == want["predict"]
+        got = [single[k] for k in model.output_names[1:] or ["predict"]]
+        exp = [want[k] for k in model.output_names[1:] or ["predict"]]
+        if name in EXACT:
+            np.testing.assert_array_equal(got, exp)
+        else:
+            np.testing.assert_allclose(got, exp, rtol=0, atol=TOL)
+
+    check()
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_encoded_matrix_scoring_agrees_with_genmodel_score0(name, corpus_dir, jvm):
     """Random level codes / NaN / inf straight into score0 (``predict_numpy``)."""

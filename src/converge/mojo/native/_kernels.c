@@ -915,6 +915,36 @@ static void xgb_objective(float *y, Py_ssize_t G, int objective) {
     }
 }
 
+/* A booster's trees: where each starts in nodes, its output group, its dart weight (or none). */
+typedef struct {
+    const XNode *nodes;
+    const int64_t *tree_at;
+    const int32_t *group;
+    const float *weights;
+    Py_ssize_t T, G;
+    int old_order, objective;
+} XBooster;
+
+/* One row's outputs y[0..G) in float32: margins summed in tree order from base b (from 0 with b
+ * added last for boosters up to 1.2; dart trees scaled by their drop weight), then the objective.
+ * xgb_hot(r) has run for the row; acc and seen have room for G values. */
+static void xgb_row(const XBooster *x, const XRow *r, float b, float *acc, int32_t *seen, float *y) {
+    const Py_ssize_t G = x->G;
+    for (Py_ssize_t g = 0; g < G; g++)
+        acc[g] = x->old_order ? 0.0f : b, seen[g] = 0;
+    for (Py_ssize_t t = 0; t < x->T; t++) { /* in tree order */
+        const int32_t g = x->group[t];
+        float v = xgb_leaf(x->nodes + x->tree_at[t], r);
+        if (x->weights)
+            v = v * x->weights[seen[g]];
+        seen[g]++;
+        acc[g] += v;
+    }
+    for (Py_ssize_t g = 0; g < G; g++)
+        y[g] = x->old_order ? acc[g] + b : acc[g];
+    xgb_objective(y, G, x->objective);
+}
+
 /* xgb_score(raw, n, nf, cats, cat_offsets, cat_map, use_all, sparse, nodes, tree_at, tree_group,
  *           weights, n_groups, base, old_order, objective, out): per row, the booster's output
  * per group in float32 (margins summed in tree order from base, or from 0 with base added last
@@ -949,28 +979,15 @@ static PyObject *xgb_score(PyObject *self, PyObject *args) {
     int64_t *hot = ok ? malloc(sizeof(int64_t) * (r.cats + 1)) : NULL;
     int32_t *seen = ok ? malloc(sizeof(int32_t) * (G + 1)) : NULL;
     if (ok && acc && hot && seen) {
-        const XNode *nd = nodes.buf;
-        const float *w = weights.len ? weights.buf : NULL, *b0 = base.buf;
-        float *o = out.buf;
+        const XBooster x = {nodes.buf, at, grp, weights.len ? weights.buf : NULL, T, G, old_order,
+                            objective};
+        const float *b0 = base.buf;
         r.cat_off = cat_off.buf, r.cat_map = cat_map.buf, r.hot = hot;
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < n; i++) {
             r.raw = (const double *)raw.buf + i * r.nf;
             xgb_hot(&r);
-            const float b = b0[nb == 1 ? 0 : i];
-            for (Py_ssize_t g = 0; g < G; g++)
-                acc[g] = old_order ? 0.0f : b, seen[g] = 0;
-            for (Py_ssize_t t = 0; t < T; t++) { /* in tree order */
-                float v = xgb_leaf(nd + at[t], &r);
-                if (w)
-                    v = v * w[seen[grp[t]]];
-                seen[grp[t]]++;
-                acc[grp[t]] += v;
-            }
-            float *y = o + i * G;
-            for (Py_ssize_t g = 0; g < G; g++)
-                y[g] = old_order ? acc[g] + b : acc[g];
-            xgb_objective(y, G, objective);
+            xgb_row(&x, &r, b0[nb == 1 ? 0 : i], acc, seen, (float *)out.buf + i * G);
         }
         Py_END_ALLOW_THREADS
     }
@@ -1087,38 +1104,32 @@ static PyObject *layer(PyObject *self, PyObject *args) {
 
 /* ---- one record --------------------------------------------------------------------------------- */
 
-/* encode_record(record, index, levels, nf) -> list of nf floats, or None. The JSON-typed fast path of
- * RowSchema.encode_row: a float (or int) for a numeric column, a known level (str) for a categorical
- * one; columns not given are NaN, names not in index are ignored. Anything else (another type, an
- * unknown level, a huge int) gives None, and Python encodes the record with its full rules. */
-static PyObject *encode_record(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *rec, *index, *levels;
-    Py_ssize_t nf;
-    if (!PyArg_ParseTuple(args, "OO!O!n", &rec, &PyDict_Type, &index, &PyList_Type, &levels, &nf))
-        return NULL;
+/* The JSON-typed fast path of RowSchema.encode_row: a float (or int) for a numeric column, a known
+ * level (str) for a categorical one; columns not given are NaN, names not in index are ignored.
+ * Fills row[0..nf) and returns 1; 0 for anything else (another type, an unknown level, a huge int:
+ * Python encodes the record by its full rules). */
+static int encode_into(PyObject *rec, PyObject *index, PyObject *levels, Py_ssize_t nf, double *row) {
     if (!PyDict_Check(rec) || nf < 0 || PyList_GET_SIZE(levels) < nf)
-        Py_RETURN_NONE;
-    double stack[64], *row = nf <= 64 ? stack : malloc(sizeof(double) * nf);
-    if (!row)
-        return PyErr_NoMemory();
+        return 0;
     for (Py_ssize_t i = 0; i < nf; i++)
         row[i] = NAN;
     PyObject *key, *v;
     Py_ssize_t pos = 0;
-    int ok = 1;
-    while (ok && PyDict_Next(rec, &pos, &key, &v)) {
+    while (PyDict_Next(rec, &pos, &key, &v)) {
+        if (!PyUnicode_CheckExact(key)) /* no user code may run while the dict is walked */
+            return 0;
         PyObject *at = PyDict_GetItemWithError(index, key);
         if (!at) {
-            if (PyErr_Occurred())
-                PyErr_Clear(), ok = 0; /* an unhashable key: let Python say so */
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
             continue;
         }
         Py_ssize_t i = PyLong_AsSsize_t(at);
         if (i < 0 || i >= nf) {
             PyErr_Clear();
-            ok = 0;
-            break;
+            return 0;
         }
         PyObject *lv = PyList_GET_ITEM(levels, i);
         if (lv == Py_None) {
@@ -1126,36 +1137,58 @@ static PyObject *encode_record(PyObject *self, PyObject *args) {
                 row[i] = PyFloat_AS_DOUBLE(v);
             } else if (PyLong_CheckExact(v)) {
                 row[i] = PyLong_AsDouble(v);
-                if (row[i] == -1.0 && PyErr_Occurred())
-                    PyErr_Clear(), ok = 0;
+                if (row[i] == -1.0 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                    return 0;
+                }
             } else {
-                ok = 0;
+                return 0;
             }
         } else if (PyUnicode_CheckExact(v) && PyDict_CheckExact(lv)) {
             PyObject *j = PyDict_GetItemWithError(lv, v);
             if (!j) {
                 PyErr_Clear();
-                ok = 0;
-            } else {
-                row[i] = (double)PyLong_AsLongLong(j);
-                if (PyErr_Occurred())
-                    PyErr_Clear(), ok = 0;
+                return 0;
+            }
+            row[i] = (double)PyLong_AsLongLong(j);
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
             }
         } else {
-            ok = 0;
+            return 0;
         }
     }
-    PyObject *out = NULL;
-    if (ok && (out = PyList_New(nf))) {
-        for (Py_ssize_t i = 0; i < nf; i++) {
-            PyObject *f = PyFloat_FromDouble(row[i]);
-            if (!f) {
-                Py_CLEAR(out);
-                break;
-            }
-            PyList_SET_ITEM(out, i, f);
+    return 1;
+}
+
+static PyObject *float_list(const double *x, Py_ssize_t n) {
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        PyObject *f = PyFloat_FromDouble(x[i]);
+        if (!f) {
+            Py_CLEAR(out);
+            break;
         }
+        PyList_SET_ITEM(out, i, f);
     }
+    return out;
+}
+
+/* encode_record(record, index, levels, nf) -> list of nf floats, or None (see encode_into). */
+static PyObject *encode_record(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *rec, *index, *levels;
+    Py_ssize_t nf;
+    if (!PyArg_ParseTuple(args, "OO!O!n", &rec, &PyDict_Type, &index, &PyList_Type, &levels, &nf))
+        return NULL;
+    if (nf < 0)
+        Py_RETURN_NONE;
+    double stack[64], *row = nf <= 64 ? stack : malloc(sizeof(double) * nf);
+    if (!row)
+        return PyErr_NoMemory();
+    int ok = encode_into(rec, index, levels, nf, row);
+    PyObject *out = ok ? float_list(row, nf) : NULL;
     if (row != stack)
         free(row);
     if (!ok)
@@ -1163,9 +1196,85 @@ static PyObject *encode_record(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* glm_eta(row, cats, offsets, use_all, beta, beta_at, nums) -> (eta, bad column or -1). GLM's
- * linear predictor for one row, added in genmodel's order: categorical terms, numeric terms (each
- * beta * x), intercept (beta[-1]); beta_at is where this class's coefficients start. */
+/* encode_records(records, index, levels, nf, out) -> list of the rows Python must encode: each
+ * record (a list of them) encoded into row r of out (n x nf float64) by encode_into; the rows it
+ * leaves (other types, unknown levels, not a dict) are listed, in order, for the full rules. */
+static PyObject *encode_records(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *recs, *index, *levels;
+    Py_ssize_t nf;
+    Py_buffer out;
+    if (!PyArg_ParseTuple(args, "O!O!O!nw*", &PyList_Type, &recs, &PyDict_Type, &index, &PyList_Type,
+                          &levels, &nf, &out))
+        return NULL;
+    const Py_ssize_t n = PyList_GET_SIZE(recs);
+    PyObject *left = NULL;
+    if (nf < 0 || PyList_GET_SIZE(levels) < nf || out.len < (Py_ssize_t)(n * nf * sizeof(double))) {
+        PyErr_SetString(PyExc_ValueError, "encode_records: array sizes do not match");
+    } else if ((left = PyList_New(0))) {
+        double *x = out.buf;
+        for (Py_ssize_t r = 0; r < n; r++) {
+            if (encode_into(PyList_GET_ITEM(recs, r), index, levels, nf, x + r * nf))
+                continue;
+            PyObject *i = PyLong_FromSsize_t(r);
+            if (!i || PyList_Append(left, i) < 0) {
+                Py_XDECREF(i);
+                Py_CLEAR(left);
+                break;
+            }
+            Py_DECREF(i);
+        }
+    }
+    PyBuffer_Release(&out);
+    return left;
+}
+
+/* GLM's linear predictor for the row x (cats level codes, then nums numbers), added in genmodel's
+ * order: categorical terms, numeric terms (each beta * x), intercept (b[noff + cats + nums]).
+ * Returns -1, or the first categorical column whose value is not a level (eta is then unset). */
+static Py_ssize_t glm_eta_of(const double *x, Py_ssize_t cats, const int64_t *off, int use_all,
+                             const double *b, Py_ssize_t noff, Py_ssize_t nums, double *eta) {
+    double e = 0.0;
+    int first = 1;
+    for (Py_ssize_t i = 0; i < cats + nums; i++) {
+        const double v = x[i];
+        double t;
+        if (i < cats) {
+            const int level = isfinite(v) && v >= 0 && v == trunc(v);
+            const double width = (double)(off[i + 1] - off[i]);
+            if (use_all) {
+                if (!level)
+                    return i;
+                t = v < width ? b[off[i] + (int64_t)v] : 0.0;
+            } else if (v != 0) {
+                if (!level)
+                    return i;
+                t = v - 1 < width ? b[off[i] + (int64_t)v - 1] : 0.0;
+            } else {
+                t = 0.0;
+            }
+        } else {
+            t = b[noff + i] * v;
+        }
+        e = first ? t : e + t;
+        first = 0;
+    }
+    const double intercept = b[noff + cats + nums];
+    *eta = first ? intercept : e + intercept;
+    return -1;
+}
+
+/* The coefficient layout is sound: every categorical's slice lies inside beta (P values). */
+static int glm_layout_ok(const int64_t *off, Py_ssize_t cats, Py_ssize_t nums, Py_ssize_t noff,
+                         Py_ssize_t P) {
+    int ok = cats >= 0 && nums >= 0 && noff >= 0 && noff + cats + nums + 1 <= P;
+    for (Py_ssize_t i = 0; ok && i < cats; i++)
+        ok = off[i] >= 0 && off[i] <= off[i + 1] && off[i + 1] <= noff + cats + nums + 1;
+    return ok;
+}
+
+/* glm_eta(row, cats, offsets, use_all, beta, beta_at, noff, nums) -> (eta, bad column or -1): the
+ * linear predictor of one row; beta_at is where this class's coefficients start in beta. */
 static PyObject *glm_eta(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *row;
@@ -1174,53 +1283,23 @@ static PyObject *glm_eta(PyObject *self, PyObject *args) {
     int use_all;
     if (!PyArg_ParseTuple(args, "Ony*iy*nnn", &row, &cats, &offsets, &use_all, &beta, &at, &noff, &nums))
         return NULL;
-    const int64_t *off = offsets.buf;
-    const double *b = beta.buf;
     const Py_ssize_t nb = beta.len / (Py_ssize_t)sizeof(double), P = noff + cats + nums + 1;
     PyObject *seq = PySequence_Fast(row, "glm_eta: row is not a sequence");
     int ok = seq && offsets.len >= (Py_ssize_t)((cats + 1) * sizeof(int64_t)) && at >= 0 &&
-             at + P <= nb && PySequence_Fast_GET_SIZE(seq) >= cats + nums && cats >= 0 && nums >= 0;
-    for (Py_ssize_t i = 0; ok && i < cats; i++)
-        ok = off[i] >= 0 && off[i] <= off[i + 1] && off[i + 1] <= noff + cats + nums + 1;
-    double eta = 0.0;
-    Py_ssize_t bad = -1;
-    if (ok) {
-        PyObject **items = PySequence_Fast_ITEMS(seq);
-        b += at;
-        int first = 1;
-        for (Py_ssize_t i = 0; i < cats + nums && bad < 0; i++) {
-            double v = PyFloat_AsDouble(items[i]), t;
-            if (v == -1.0 && PyErr_Occurred()) {
-                ok = 0;
-                break;
-            }
-            if (i < cats) {
-                const int level = isfinite(v) && v >= 0 && v == trunc(v);
-                const double width = (double)(off[i + 1] - off[i]);
-                if (use_all) {
-                    if (!level) {
-                        bad = i;
-                        break;
-                    }
-                    t = v < width ? b[off[i] + (int64_t)v] : 0.0;
-                } else if (v != 0) {
-                    if (!level) {
-                        bad = i;
-                        break;
-                    }
-                    t = v - 1 < width ? b[off[i] + (int64_t)v - 1] : 0.0;
-                } else {
-                    t = 0.0;
-                }
-            } else {
-                t = b[noff + i] * v;
-            }
-            eta = first ? t : eta + t;
-            first = 0;
-        }
-        if (ok && bad < 0)
-            eta = first ? b[P - 1] : eta + b[P - 1];
+             at + P <= nb && PySequence_Fast_GET_SIZE(seq) >= cats + nums &&
+             glm_layout_ok(offsets.buf, cats, nums, noff, P);
+    double stack[64], *x = ok && cats + nums > 64 ? malloc(sizeof(double) * (cats + nums)) : stack;
+    ok = ok && x;
+    for (Py_ssize_t i = 0; ok && i < cats + nums; i++) {
+        x[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        ok = !(x[i] == -1.0 && PyErr_Occurred());
     }
+    double eta = 0.0;
+    Py_ssize_t bad = ok ? glm_eta_of(x, cats, offsets.buf, use_all, (const double *)beta.buf + at,
+                                     noff, nums, &eta)
+                        : -1;
+    if (x != stack)
+        free(x);
     Py_XDECREF(seq);
     PyBuffer_Release(&offsets);
     PyBuffer_Release(&beta);
@@ -1294,6 +1373,456 @@ static PyObject *first_bad_code(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(bad);
 }
 
+/* ---- one row through a whole model ---------------------------------------------------------- */
+
+/* A plan scores one row of a model in one C call, with genmodel's operations in its order: the
+ * tree, XGBoost, GLM and StackedEnsemble scorers build one (a capsule) from what they loaded, for
+ * the outputs they have a one-row path for; Python keeps every other case. Plans read the bytes
+ * objects they were built from (held in owned) and scratch space of their own, so one plan runs
+ * under the GIL, never released. */
+enum { PLAN_TREES, PLAN_XGB, PLAN_GLM, PLAN_SE };
+/* what becomes of a forest's sum (n_tpc 1) */
+enum { GBM_BINOMIAL, GBM_MULTINOMIAL2, GBM_REGRESSION, DRF_REGRESSION, DRF_BINOMIAL };
+enum { LINK_IDENTITY, LINK_LOG, LINK_LOGIT };
+
+typedef struct Plan Plan;
+struct Plan {
+    int kind, nout, post, link, binomial, use_all, logit;
+    Py_ssize_t nf;
+    double threshold, init_f;
+    PyObject *owned;
+    double *v;     /* scratch: tree views (3 nf), GLM's imputed row, the ensemble's base inputs */
+    int64_t *code; /* scratch: levels (trees), hot slots (XGBoost) */
+    CForest forest;
+    XBooster booster;
+    XRow xrow;
+    float base, *acc;
+    int32_t *seen;
+    const int64_t *cat_off;
+    const double *beta, *modes, *means;
+    Py_ssize_t cats, nums, noff, n_modes, n_means;
+    Py_ssize_t n_base, width, pick;
+    const Plan **bases;
+    const int32_t **maps; /* per base model: its columns in the ensemble's row, or NULL (the same) */
+    const Py_ssize_t *slot;
+    const Plan *meta;
+};
+
+static void plan_free(PyObject *capsule) {
+    Plan *p = PyCapsule_GetPointer(capsule, "converge.plan");
+    if (!p)
+        return;
+    Py_XDECREF(p->owned);
+    free(p->v), free(p->code), free(p->acc), free(p->seen);
+    free(p->bases), free(p->maps), free((void *)p->slot);
+    free(p);
+}
+
+/* A new plan holding owned; NULL with an exception set. */
+static Plan *plan_alloc(int kind, PyObject *owned, Py_ssize_t nf, Py_ssize_t nv, Py_ssize_t ncode) {
+    Plan *p = calloc(1, sizeof(Plan));
+    if (!p || nf < 0) {
+        free(p);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    p->kind = kind, p->nf = nf;
+    p->v = malloc(sizeof(double) * (nv + 1));
+    p->code = malloc(sizeof(int64_t) * (ncode + 1));
+    Py_INCREF(owned);
+    p->owned = owned;
+    return p;
+}
+
+static PyObject *plan_capsule(Plan *p) {
+    if (!p->v || !p->code) {
+        PyObject *tmp = PyCapsule_New(p, "converge.plan", plan_free);
+        Py_XDECREF(tmp);
+        return PyErr_NoMemory();
+    }
+    return PyCapsule_New(p, "converge.plan", plan_free);
+}
+
+static inline double nan_max(double a, double b) { return isnan(a) || isnan(b) ? NAN : (a >= b ? a : b); }
+static inline double nan_min(double a, double b) { return isnan(a) || isnan(b) ? NAN : (a <= b ? a : b); }
+
+/* GbmMojoModel.linkInv for identity, log and logit: min(1e19, exp(min(x, 50))) as genmodel. */
+static inline double gbm_exp(double x) {
+    if (isnan(x))
+        return x;
+    double e = exp(x < 50.0 ? x : 50.0);
+    return e < 1e19 ? e : 1e19;
+}
+
+static inline double gbm_link_inv(int link, double f) {
+    if (link == LINK_LOG)
+        return gbm_exp(f);
+    if (link == LINK_LOGIT)
+        return 1.0 / (1.0 + gbm_exp(-f));
+    return f;
+}
+
+static inline int binomial_out(double *out, double p0, double p1, double threshold) {
+    out[0] = p1 >= threshold ? 1.0 : 0.0, out[1] = p0, out[2] = p1;
+    return 0;
+}
+
+/* The model's preds for row x into out (1 or 3 values): 0, or 1 where Python must score the row
+ * (a GLM given a value that is not a level: Python raises the error). */
+static int plan_eval(const Plan *p, const double *x, double *out) {
+    switch (p->kind) {
+    case PLAN_TREES: {
+        row_views(&p->forest, x, p->v, p->code);
+        const double s = flat_row_sum(&p->forest, p->forest.roots, p->v, p->code);
+        const double G = (double)p->forest.n_groups;
+        switch (p->post) {
+        case GBM_BINOMIAL: {
+            const double p1 = gbm_link_inv(p->link, (s + p->init_f) + 0.0);
+            return binomial_out(out, 1.0 - p1, p1, p->threshold);
+        }
+        case GBM_MULTINOMIAL2: {
+            const double a = s + (p->init_f + 0.0), b = -a;
+            const double m = nan_max(nan_max(a, a), b);
+            const double ea = exp(a - m), eb = exp(b - m), sum = (0.0 + ea) + eb;
+            return binomial_out(out, ea / sum, eb / sum, p->threshold);
+        }
+        case GBM_REGRESSION:
+            out[0] = gbm_link_inv(p->link, (s + p->init_f) + 0.0);
+            return 0;
+        case DRF_REGRESSION:
+            out[0] = s / G;
+            return 0;
+        default: {
+            const double p0 = s / G;
+            return binomial_out(out, p0, 1.0 - p0, p->threshold);
+        }
+        }
+    }
+    case PLAN_XGB: {
+        XRow r = p->xrow;
+        r.raw = x, r.hot = p->code;
+        xgb_hot(&r);
+        float y;
+        xgb_row(&p->booster, &r, p->base, p->acc, p->seen, &y);
+        if (p->nout == 1) {
+            out[0] = (double)y;
+            return 0;
+        }
+        return binomial_out(out, (double)(float)(1.0 - (double)y), (double)y, p->threshold);
+    }
+    case PLAN_GLM: {
+        const double *row = x;
+        if (p->n_modes || p->n_means) {
+            double *w = p->v;
+            memcpy(w, x, sizeof(double) * (p->cats + p->nums));
+            for (Py_ssize_t i = 0; i < p->n_modes && i < p->cats; i++)
+                if (isnan(w[i]))
+                    w[i] = p->modes[i];
+            for (Py_ssize_t i = 0; i < p->n_means && i < p->nums; i++)
+                if (isnan(w[p->cats + i]))
+                    w[p->cats + i] = p->means[i];
+            row = w;
+        }
+        double eta;
+        if (glm_eta_of(row, p->cats, p->cat_off, p->use_all, p->beta, p->noff, p->nums, &eta) >= 0)
+            return 1;
+        const double mu = p->link == LINK_LOGIT ? 1.0 / (exp(-eta) + 1.0)
+                          : p->link == LINK_LOG ? exp(eta)
+                                                : eta;
+        if (!p->binomial) {
+            out[0] = mu;
+            return 0;
+        }
+        return binomial_out(out, 1.0 - mu, mu, p->threshold);
+    }
+    default: { /* PLAN_SE */
+        double *bp = p->v, *row = p->v + p->width;
+        for (Py_ssize_t i = 0; i < p->width; i++)
+            bp[i] = 0.0;
+        for (Py_ssize_t i = 0; i < p->n_base; i++) {
+            const Plan *b = p->bases[i];
+            const double *xb = x;
+            if (p->maps[i]) {
+                for (Py_ssize_t c = 0; c < b->nf; c++)
+                    row[c] = x[p->maps[i][c]];
+                xb = row;
+            }
+            double o[3];
+            if (plan_eval(b, xb, o))
+                return 1;
+            bp[p->slot[i]] = o[p->pick];
+        }
+        if (p->logit)
+            for (Py_ssize_t i = 0; i < p->width; i++) {
+                const double q = nan_min(1 - 1e-9, nan_max(bp[i], 1e-9)), r = q / (1 - q);
+                bp[i] = r == 0 ? -19.0 : nan_max(-19.0, r > 0 ? log(r) : NAN);
+            }
+        return plan_eval(p->meta, bp, out);
+    }
+    }
+}
+
+static int bytes_len(PyObject *b, Py_ssize_t unit) {
+    return (int)(PyBytes_GET_SIZE(b) / unit);
+}
+
+/* plan_trees(nodes, tables, roots, code_cols, cat_ub, nf, n_groups, post, link, init_f, threshold):
+ * a forest of one tree per group (tree_flatten's bytes) and what becomes of its sum. */
+static PyObject *plan_trees(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *nodes, *tables, *roots, *code_cols, *cat_ub;
+    CForest f;
+    int post, link;
+    double init_f, threshold;
+    if (!PyArg_ParseTuple(args, "SSSSSnniidd", &nodes, &tables, &roots, &code_cols, &cat_ub, &f.nf,
+                          &f.n_groups, &post, &link, &init_f, &threshold))
+        return NULL;
+    f.n_tpc = 1;
+    Py_buffer bn, bt, br, bc, bu;
+    PyObject *objs[] = {nodes, tables, roots, code_cols, cat_ub};
+    Py_buffer *bufs[] = {&bn, &bt, &br, &bc, &bu};
+    for (int i = 0; i < 5; i++)
+        PyBuffer_FillInfo(bufs[i], objs[i], PyBytes_AS_STRING(objs[i]), PyBytes_GET_SIZE(objs[i]), 1, 0);
+    int ok = flat_forest(&f, &bn, &bt, &br, &bc, &bu) && f.n_groups > 0 && post >= 0 &&
+             post <= DRF_BINOMIAL && link >= 0 && link <= LINK_LOGIT;
+    for (int i = 0; i < 5; i++)
+        PyBuffer_Release(bufs[i]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "plan_trees: array sizes do not match");
+        return NULL;
+    }
+    PyObject *owned = PyTuple_Pack(5, nodes, tables, roots, code_cols, cat_ub);
+    if (!owned)
+        return NULL;
+    Plan *p = plan_alloc(PLAN_TREES, owned, f.nf, 3 * f.nf, f.nf);
+    Py_DECREF(owned);
+    if (!p)
+        return NULL;
+    p->forest = f, p->post = post, p->link = link, p->init_f = init_f, p->threshold = threshold;
+    p->nout = post == GBM_REGRESSION || post == DRF_REGRESSION ? 1 : 3;
+    return plan_capsule(p);
+}
+
+/* plan_xgb(nodes, tree_at, tree_group, weights, base, cat_offsets, cat_map, nf, cats, use_all,
+ *          sparse, old_order, objective, binomial, threshold): a booster of one output group. */
+static PyObject *plan_xgb(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *nodes, *tree_at, *tree_group, *weights, *cat_off, *cat_map;
+    XRow r = {0};
+    int old_order, objective, binomial;
+    float base;
+    double threshold;
+    if (!PyArg_ParseTuple(args, "SSSSfSSnniiiiid", &nodes, &tree_at, &tree_group, &weights, &base,
+                          &cat_off, &cat_map, &r.nf, &r.cats, &r.use_all, &r.sparse, &old_order,
+                          &objective, &binomial, &threshold))
+        return NULL;
+    const Py_ssize_t T = bytes_len(tree_at, 8), n_nodes = bytes_len(nodes, sizeof(XNode));
+    const int64_t *at = (const int64_t *)PyBytes_AS_STRING(tree_at);
+    const int32_t *grp = (const int32_t *)PyBytes_AS_STRING(tree_group);
+    const int32_t *map = (const int32_t *)PyBytes_AS_STRING(cat_map);
+    r.cw = bytes_len(cat_map, 4);
+    int ok = r.cats >= 0 && r.cats <= r.nf && bytes_len(cat_off, 8) >= r.cats + 1 &&
+             bytes_len(tree_group, 4) >= T &&
+             (PyBytes_GET_SIZE(weights) == 0 || bytes_len(weights, 4) >= T);
+    for (Py_ssize_t t = 0; ok && t < T; t++)
+        ok = at[t] >= 0 && at[t] < n_nodes && grp[t] == 0;
+    for (Py_ssize_t c = 0; ok && c < r.cw; c++)
+        ok = map[c] >= 0 && map[c] < r.cats;
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "plan_xgb: array sizes do not match");
+        return NULL;
+    }
+    PyObject *owned = PyTuple_Pack(6, nodes, tree_at, tree_group, weights, cat_off, cat_map);
+    if (!owned)
+        return NULL;
+    Plan *p = plan_alloc(PLAN_XGB, owned, r.nf, 0, r.cats);
+    Py_DECREF(owned);
+    if (!p)
+        return NULL;
+    r.cat_off = (const int64_t *)PyBytes_AS_STRING(cat_off), r.cat_map = map;
+    p->xrow = r, p->base = base, p->threshold = threshold, p->nout = binomial ? 3 : 1;
+    p->booster = (XBooster){(const XNode *)PyBytes_AS_STRING(nodes), at, grp,
+                            PyBytes_GET_SIZE(weights) ? (const float *)PyBytes_AS_STRING(weights) : NULL,
+                            T, 1, old_order, objective};
+    p->acc = malloc(sizeof(float) * 2);
+    p->seen = malloc(sizeof(int32_t) * 2);
+    if (!p->acc || !p->seen)
+        p->v = (free(p->v), NULL); /* plan_capsule reports the failure */
+    return plan_capsule(p);
+}
+
+/* plan_glm(beta, cat_offsets, modes, means, cats, nums, noff, use_all, binomial, link, threshold):
+ * GLM's one-row score for identity, log and logit links (no offset). */
+static PyObject *plan_glm(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *beta, *cat_off, *modes, *means;
+    Py_ssize_t cats, nums, noff;
+    int use_all, binomial, link;
+    double threshold;
+    if (!PyArg_ParseTuple(args, "SSSSnnniiid", &beta, &cat_off, &modes, &means, &cats, &nums, &noff,
+                          &use_all, &binomial, &link, &threshold))
+        return NULL;
+    const int64_t *off = (const int64_t *)PyBytes_AS_STRING(cat_off);
+    if (bytes_len(cat_off, 8) < cats + 1 || link < 0 || link > LINK_LOGIT ||
+        !glm_layout_ok(off, cats, nums, noff, bytes_len(beta, 8))) {
+        PyErr_SetString(PyExc_ValueError, "plan_glm: array sizes do not match");
+        return NULL;
+    }
+    PyObject *owned = PyTuple_Pack(4, beta, cat_off, modes, means);
+    if (!owned)
+        return NULL;
+    Plan *p = plan_alloc(PLAN_GLM, owned, cats + nums, cats + nums, 0);
+    Py_DECREF(owned);
+    if (!p)
+        return NULL;
+    p->beta = (const double *)PyBytes_AS_STRING(beta), p->cat_off = off;
+    p->modes = (const double *)PyBytes_AS_STRING(modes), p->n_modes = bytes_len(modes, 8);
+    p->means = (const double *)PyBytes_AS_STRING(means), p->n_means = bytes_len(means, 8);
+    p->cats = cats, p->nums = nums, p->noff = noff, p->link = link, p->threshold = threshold;
+    p->binomial = binomial, p->use_all = use_all;
+    p->nout = binomial ? 3 : 1;
+    return plan_capsule(p);
+}
+
+/* plan_se(bases, meta, nf, width, pick, logit): bases a tuple of (slot, plan, columns as int32
+ * bytes or None); each base model's output pick (2: p1 of a binomial, 0: a regression value) goes
+ * to the metalearner's input slot, through the logit transform when asked. */
+static PyObject *plan_se(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *bases, *meta;
+    Py_ssize_t nf, width, pick;
+    int logit;
+    if (!PyArg_ParseTuple(args, "O!Onnni", &PyTuple_Type, &bases, &meta, &nf, &width, &pick, &logit))
+        return NULL;
+    const Plan *m = PyCapsule_GetPointer(meta, "converge.plan");
+    if (!m)
+        return NULL;
+    const Py_ssize_t nb = PyTuple_GET_SIZE(bases);
+    int ok = m->nf == width && width >= 0 && (pick == 0 || pick == 2) && nf >= 0;
+    Py_ssize_t most = 0;
+    for (Py_ssize_t i = 0; ok && i < nb; i++) {
+        PyObject *t = PyTuple_GET_ITEM(bases, i);
+        ok = PyTuple_Check(t) && PyTuple_GET_SIZE(t) == 3;
+        if (!ok)
+            break;
+        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        const Plan *b = PyCapsule_GetPointer(PyTuple_GET_ITEM(t, 1), "converge.plan");
+        PyObject *cols = PyTuple_GET_ITEM(t, 2);
+        if (!b)
+            return NULL;
+        ok = slot >= 0 && slot < width && b->nout > pick &&
+             (cols == Py_None ? b->nf <= nf : PyBytes_Check(cols) && bytes_len(cols, 4) == b->nf);
+        const int32_t *c = ok && cols != Py_None ? (const int32_t *)PyBytes_AS_STRING(cols) : NULL;
+        for (Py_ssize_t j = 0; ok && c && j < b->nf; j++)
+            ok = c[j] >= 0 && c[j] < nf;
+        most = b->nf > most ? b->nf : most;
+    }
+    if (!ok) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "plan_se: inputs do not match");
+        return NULL;
+    }
+    PyObject *owned = PyTuple_Pack(2, bases, meta);
+    if (!owned)
+        return NULL;
+    Plan *p = plan_alloc(PLAN_SE, owned, nf, width + most, 0);
+    Py_DECREF(owned);
+    if (!p)
+        return NULL;
+    p->meta = m, p->n_base = nb, p->width = width, p->pick = pick, p->logit = logit;
+    p->nout = m->nout;
+    p->bases = malloc(sizeof(Plan *) * (nb + 1));
+    p->maps = malloc(sizeof(int32_t *) * (nb + 1));
+    Py_ssize_t *slot = malloc(sizeof(Py_ssize_t) * (nb + 1));
+    p->slot = slot;
+    if (!p->bases || !p->maps || !slot) {
+        p->v = (free(p->v), NULL);
+        return plan_capsule(p);
+    }
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        PyObject *t = PyTuple_GET_ITEM(bases, i), *cols = PyTuple_GET_ITEM(t, 2);
+        slot[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        p->bases[i] = PyCapsule_GetPointer(PyTuple_GET_ITEM(t, 1), "converge.plan");
+        p->maps[i] = cols == Py_None ? NULL : (const int32_t *)PyBytes_AS_STRING(cols);
+    }
+    return plan_capsule(p);
+}
+
+/* plan_row(plan, row) -> the model's preds as a list, or None where Python must score the row. */
+static PyObject *plan_row(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap, *row;
+    if (!PyArg_ParseTuple(args, "OO", &cap, &row))
+        return NULL;
+    const Plan *p = PyCapsule_GetPointer(cap, "converge.plan");
+    PyObject *seq = p ? PySequence_Fast(row, "plan_row: row is not a sequence") : NULL;
+    if (!seq)
+        return NULL;
+    double stack[64], *x = p->nf <= 64 ? stack : malloc(sizeof(double) * p->nf), out[3];
+    int ok = x && PySequence_Fast_GET_SIZE(seq) == p->nf;
+    for (Py_ssize_t c = 0; ok && c < p->nf; c++) {
+        x[c] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, c));
+        ok = !(x[c] == -1.0 && PyErr_Occurred());
+    }
+    PyObject *res = NULL;
+    if (ok)
+        res = plan_eval(p, x, out) ? Py_NewRef(Py_None) : float_list(out, p->nout);
+    else if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "plan_row: the row does not match the model");
+    if (x != stack)
+        free(x);
+    Py_DECREF(seq);
+    return res;
+}
+
+/* plan_record(plan, record, index, levels, classes, names) -> the output dict of one record
+ * ({"predict": value}, or {"predict": class, names[0]: p0, names[1]: p1}), or None where Python
+ * must encode or score it. index and levels are RowSchema's; classes and names 2-tuples, or
+ * classes None for a regression. */
+static PyObject *plan_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 6 || !PyDict_Check(args[2]) || !PyList_Check(args[3]) ||
+        !(args[4] == Py_None || (PyTuple_Check(args[4]) && PyTuple_GET_SIZE(args[4]) == 2 &&
+                                 PyTuple_Check(args[5]) && PyTuple_GET_SIZE(args[5]) == 2))) {
+        PyErr_SetString(PyExc_TypeError, "plan_record(plan, record, index, levels, classes, names)");
+        return NULL;
+    }
+    const Plan *p = PyCapsule_GetPointer(args[0], "converge.plan");
+    if (!p)
+        return NULL;
+    if ((args[4] == Py_None) != (p->nout == 1)) {
+        PyErr_SetString(PyExc_ValueError, "plan_record: classes do not match the model");
+        return NULL;
+    }
+    double stack[64], *x = p->nf <= 64 ? stack : malloc(sizeof(double) * p->nf), out[3];
+    if (!x)
+        return PyErr_NoMemory();
+    int ok = encode_into(args[1], args[2], args[3], p->nf, x) && !plan_eval(p, x, out);
+    if (x != stack)
+        free(x);
+    if (!ok)
+        Py_RETURN_NONE;
+    PyObject *d = PyDict_New(), *v = NULL;
+    if (!d)
+        return NULL;
+    if (p->nout == 1) {
+        v = PyFloat_FromDouble(out[0]);
+        if (!v || PyDict_SetItemString(d, "predict", v) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(v);
+        return d;
+    }
+    if (PyDict_SetItemString(d, "predict", PyTuple_GET_ITEM(args[4], out[0] != 0.0)) < 0)
+        Py_CLEAR(d);
+    for (int i = 0; d && i < 2; i++) {
+        v = PyFloat_FromDouble(out[1 + i]);
+        if (!v || PyDict_SetItem(d, PyTuple_GET_ITEM(args[5], i), v) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(v);
+    }
+    return d;
+}
+
 static PyMethodDef methods[] = {
     {"tree_sums", tree_sums, METH_VARARGS, "Per-row, per-class sums of the trees' leaf values."},
     {"tree_check", tree_check, METH_VARARGS, "Validate one compressed tree; its depth."},
@@ -1304,10 +1833,18 @@ static PyMethodDef methods[] = {
     {"xgb_check", xgb_check, METH_VARARGS, "Validate one XGBoost tree; its top feature and depth."},
     {"xgb_score", xgb_score, METH_VARARGS, "XGBoost outputs in float32, rows in place."},
     {"encode_record", encode_record, METH_VARARGS, "One JSON-typed record as a row, or None."},
+    {"encode_records", encode_records, METH_VARARGS, "JSON-typed records into a matrix."},
     {"glm_eta", glm_eta, METH_VARARGS, "GLM's linear predictor for one row."},
     {"activate", activate, METH_VARARGS, "A hidden layer's activation, in place."},
     {"layer", layer, METH_VARARGS, "One dense layer, summed as NeuralNetwork.formNNInputs."},
     {"first_bad_code", first_bad_code, METH_VARARGS, "The first column with an invalid level code."},
+    {"plan_trees", plan_trees, METH_VARARGS, "A one-row plan for a forest."},
+    {"plan_xgb", plan_xgb, METH_VARARGS, "A one-row plan for an XGBoost booster."},
+    {"plan_glm", plan_glm, METH_VARARGS, "A one-row plan for a GLM."},
+    {"plan_se", plan_se, METH_VARARGS, "A one-row plan for a StackedEnsemble."},
+    {"plan_row", plan_row, METH_VARARGS, "One row's preds through a plan, or None."},
+    {"plan_record", (PyCFunction)(void (*)(void))plan_record, METH_FASTCALL,
+     "One dict record's output dict through a plan, or None."},
     {NULL, NULL, 0, NULL},
 };
 

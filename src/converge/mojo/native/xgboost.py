@@ -391,6 +391,17 @@ class XGBoostScorer(NativeScorer):
             return res
         return out[:, :1].astype(np.float64)
 
+    def row_plan(self):
+        kernels = _compiled.kernels
+        if kernels is None or self.has_offset or self.n_classes > 2:
+            return None
+        b = self.booster
+        return kernels.plan_xgb(
+            b.nodes, b.tree_at.tobytes(), b.tree_info.tobytes(), self.kernel_weights.tobytes(),
+            self.kernel_base[0], self.kernel_cat_offsets.tobytes(), self.kernel_cat_map.tobytes(),
+            self.n_features, self.cats, self.use_all, self.sparse, b.old_order, self.objective_code,
+            self.n_classes == 2, self.threshold)  # fmt: skip
+
     def score_row(self, row, offset):
         self._check_row_offset(offset)
         b = self.booster
