@@ -875,22 +875,73 @@ static void xgb_hot(XRow *r) {
     }
 }
 
-/* OneHotEncoderFactory.fromArray for feature s, as float32 (NaN = missing). */
-static inline float xgb_feature(const XRow *r, uint32_t s) {
-    if ((Py_ssize_t)s < r->cw)
-        return r->hot[r->cat_map[s]] == (int64_t)s ? 1.0f : (r->sparse ? NAN : 0.0f);
-    float f = (float)r->raw[r->cats + (s - r->cw)];
-    return r->sparse && f == 0.0f ? NAN : f;
+/* OneHotEncoderFactory.fromArray as float32, every feature of the row, as two views for the walker
+ * (xgb_flatten): v[s] with NaN (missing) as -inf, v[W + s] with NaN as +inf, W = cw + numbers. */
+static void xgb_views(const XRow *r, double *v) {
+    const Py_ssize_t W = r->cw + r->nf - r->cats;
+    for (Py_ssize_t s = 0; s < W; s++) {
+        float f;
+        if (s < r->cw) {
+            f = r->hot[r->cat_map[s]] == (int64_t)s ? 1.0f : (r->sparse ? NAN : 0.0f);
+        } else {
+            f = (float)r->raw[r->cats + (s - r->cw)];
+            if (r->sparse && f == 0.0f)
+                f = NAN;
+        }
+        v[s] = isnan(f) ? -INFINITY : (double)f;
+        v[W + s] = isnan(f) ? INFINITY : (double)f;
+    }
 }
 
-static inline float xgb_leaf(const XNode *t, const XRow *r) {
-    int32_t i = 0;
-    while (t[i].cleft != -1) {
-        float f = xgb_feature(r, t[i].sindex & 0x7FFFFFFFu);
-        int right = isnan(f) ? !(t[i].sindex >> 31) : !(f < t[i].value);
-        i = right ? t[i].cright : t[i].cleft;
+/* xgb_flatten(nodes, n_trees_at, width) -> the booster's nodes as tree_flatten's records: a split
+ * on feature s whose missing values go left reads v[s] (NaN as -inf), else v[width + s] (NaN as
+ * +inf), and goes right when that is >= its condition, which is xgboost's !(f < cond) for every f;
+ * a leaf loops onto itself. tree_at (int64) says where each tree starts; trees were checked by
+ * xgb_check. ValueError if a child or a feature is out of range. */
+static PyObject *xgb_flatten(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer nodes, tree_at;
+    Py_ssize_t W;
+    if (!PyArg_ParseTuple(args, "y*y*n", &nodes, &tree_at, &W))
+        return NULL;
+    const Py_ssize_t n = nodes.len / (Py_ssize_t)sizeof(XNode), T = tree_at.len / 8;
+    const XNode *t = nodes.buf;
+    const int64_t *at = tree_at.buf;
+    CNode *out = malloc(sizeof(CNode) * (n + 1));
+    int ok = out != NULL && W >= 0 && 2 * W < (1 << 30) && n < INT32_MAX;
+    for (Py_ssize_t k = 0; ok && k < T; k++) {
+        const Py_ssize_t end = k + 1 < T ? at[k + 1] : n;
+        ok = at[k] >= 0 && at[k] < end && end <= n;
+        for (Py_ssize_t i = at[k]; ok && i < end; i++) {
+            CNode *c = out + i;
+            c->val = t[i].value;
+            if (t[i].cleft == -1) {
+                c->info = 0, c->child[0] = c->child[1] = (int32_t)i;
+                continue;
+            }
+            const uint32_t f = t[i].sindex & 0x7FFFFFFFu;
+            const int64_t l = at[k] + (int64_t)t[i].cleft, r = at[k] + (int64_t)t[i].cright;
+            ok = (Py_ssize_t)f < W && t[i].cleft >= 0 && t[i].cright >= 0 && l < end && r < end;
+            c->info = (t[i].sindex >> 31) ? f : (uint32_t)(W + f);
+            c->child[0] = (int32_t)l, c->child[1] = (int32_t)r;
+        }
     }
-    return t[i].value;
+    PyObject *res = ok ? PyBytes_FromStringAndSize((const char *)out, n * (Py_ssize_t)sizeof(CNode)) : NULL;
+    free(out);
+    PyBuffer_Release(&nodes);
+    PyBuffer_Release(&tree_at);
+    if (!ok && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "xgb_flatten: a child or a feature is out of range");
+    return res;
+}
+
+/* Every record reads a view inside 2 * W (the records came from Python: checked before use). */
+static int xgb_flat_ok(const CNode *c, Py_ssize_t n, Py_ssize_t W) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (C_KIND(c[i].info) != C_COMPARE || (Py_ssize_t)C_INDEX(c[i].info) >= (W ? 2 * W : 1) ||
+            c[i].child[0] < 0 || c[i].child[0] >= n || c[i].child[1] < 0 || c[i].child[1] >= n)
+            return 0;
+    return 1;
 }
 
 /* The objective on one row's margins y[0..G), in place, in float32. */
@@ -917,7 +968,7 @@ static void xgb_objective(float *y, Py_ssize_t G, int objective) {
 
 /* A booster's trees: where each starts in nodes, its output group, its dart weight (or none). */
 typedef struct {
-    const XNode *nodes;
+    const CNode *nodes; /* xgb_flatten's records */
     const int64_t *tree_at;
     const int32_t *group;
     const float *weights;
@@ -927,25 +978,33 @@ typedef struct {
 
 /* One row's outputs y[0..G) in float32: margins summed in tree order from base b (from 0 with b
  * added last for boosters up to 1.2; dart trees scaled by their drop weight), then the objective.
- * xgb_hot(r) has run for the row; acc and seen have room for G values. */
-static void xgb_row(const XBooster *x, const XRow *r, float b, float *acc, int32_t *seen, float *y) {
+ * v holds the row's views (xgb_views); acc and seen have room for G values. Trees are walked
+ * TREE_LANES at a time, their leaves added in tree order. */
+static void xgb_row(const XBooster *x, const double *v, float b, float *acc, int32_t *seen, float *y) {
     const Py_ssize_t G = x->G;
     for (Py_ssize_t g = 0; g < G; g++)
         acc[g] = x->old_order ? 0.0f : b, seen[g] = 0;
-    for (Py_ssize_t t = 0; t < x->T; t++) { /* in tree order */
-        const int32_t g = x->group[t];
-        float v = xgb_leaf(x->nodes + x->tree_at[t], r);
-        if (x->weights)
-            v = v * x->weights[seen[g]];
-        seen[g]++;
-        acc[g] += v;
+    for (Py_ssize_t t0 = 0; t0 < x->T; t0 += TREE_LANES) {
+        const int m = (int)(x->T - t0 < TREE_LANES ? x->T - t0 : TREE_LANES);
+        int32_t at[TREE_LANES];
+        for (int j = 0; j < m; j++)
+            at[j] = (int32_t)x->tree_at[t0 + j];
+        walk_together(x->nodes, NULL, at, m, v, 0, NULL, 0);
+        for (int j = 0; j < m; j++) {
+            const int32_t g = x->group[t0 + j];
+            float leaf = x->nodes[at[j]].val;
+            if (x->weights)
+                leaf = leaf * x->weights[seen[g]];
+            seen[g]++;
+            acc[g] += leaf;
+        }
     }
     for (Py_ssize_t g = 0; g < G; g++)
         y[g] = x->old_order ? acc[g] + b : acc[g];
     xgb_objective(y, G, x->objective);
 }
 
-/* xgb_score(raw, n, nf, cats, cat_offsets, cat_map, use_all, sparse, nodes, tree_at, tree_group,
+/* xgb_score(raw, n, nf, cats, cat_offsets, cat_map, use_all, sparse, flat, tree_at, tree_group,
  *           weights, n_groups, base, old_order, objective, out): per row, the booster's output
  * per group in float32 (margins summed in tree order from base, or from 0 with base added last
  * for boosters up to 1.2; dart trees scaled by their drop weight), through the objective. */
@@ -961,7 +1020,7 @@ static PyObject *xgb_score(PyObject *self, PyObject *args) {
         return NULL;
     const Py_ssize_t T = tree_at.len / (Py_ssize_t)sizeof(int64_t);
     r.cw = cat_map.len / (Py_ssize_t)sizeof(int32_t);
-    const Py_ssize_t n_nodes = nodes.len / (Py_ssize_t)sizeof(XNode);
+    const Py_ssize_t n_nodes = nodes.len / (Py_ssize_t)sizeof(CNode), W = r.cw + r.nf - r.cats;
     const Py_ssize_t nb = base.len / (Py_ssize_t)sizeof(float);
     int ok = n >= 0 && G > 0 && r.cats >= 0 && r.cats <= r.nf &&
              raw.len >= (Py_ssize_t)(n * r.nf * sizeof(double)) &&
@@ -975,10 +1034,12 @@ static PyObject *xgb_score(PyObject *self, PyObject *args) {
         ok = at[t] >= 0 && at[t] < n_nodes && grp[t] >= 0 && grp[t] < G;
     for (Py_ssize_t c = 0; ok && c < r.cw; c++)
         ok = ((const int32_t *)cat_map.buf)[c] >= 0 && ((const int32_t *)cat_map.buf)[c] < r.cats;
+    ok = ok && xgb_flat_ok(nodes.buf, n_nodes, W);
+    double *v = ok ? malloc(sizeof(double) * (2 * W + 1)) : NULL;
     float *acc = ok ? malloc(sizeof(float) * (G + 1)) : NULL;
     int64_t *hot = ok ? malloc(sizeof(int64_t) * (r.cats + 1)) : NULL;
     int32_t *seen = ok ? malloc(sizeof(int32_t) * (G + 1)) : NULL;
-    if (ok && acc && hot && seen) {
+    if (ok && v && acc && hot && seen) {
         const XBooster x = {nodes.buf, at, grp, weights.len ? weights.buf : NULL, T, G, old_order,
                             objective};
         const float *b0 = base.buf;
@@ -987,11 +1048,12 @@ static PyObject *xgb_score(PyObject *self, PyObject *args) {
         for (Py_ssize_t i = 0; i < n; i++) {
             r.raw = (const double *)raw.buf + i * r.nf;
             xgb_hot(&r);
-            xgb_row(&x, &r, b0[nb == 1 ? 0 : i], acc, seen, (float *)out.buf + i * G);
+            xgb_views(&r, v);
+            xgb_row(&x, v, b0[nb == 1 ? 0 : i], acc, seen, (float *)out.buf + i * G);
         }
         Py_END_ALLOW_THREADS
     }
-    free(acc), free(hot), free(seen);
+    free(v), free(acc), free(hot), free(seen);
     Py_buffer *all[] = {&raw, &cat_off, &cat_map, &nodes, &tree_at, &tree_group, &weights, &base, &out};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         PyBuffer_Release(all[i]);
@@ -999,7 +1061,7 @@ static PyObject *xgb_score(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "xgb_score: array sizes do not match");
         return NULL;
     }
-    if (!acc || !hot || !seen)
+    if (!v || !acc || !hot || !seen)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
@@ -1502,8 +1564,9 @@ static int plan_eval(const Plan *p, const double *x, double *out) {
         XRow r = p->xrow;
         r.raw = x, r.hot = p->code;
         xgb_hot(&r);
+        xgb_views(&r, p->v);
         float y;
-        xgb_row(&p->booster, &r, p->base, p->acc, p->seen, &y);
+        xgb_row(&p->booster, p->v, p->base, p->acc, p->seen, &y);
         if (p->nout == 1) {
             out[0] = (double)y;
             return 0;
@@ -1603,8 +1666,9 @@ static PyObject *plan_trees(PyObject *self, PyObject *args) {
     return plan_capsule(p);
 }
 
-/* plan_xgb(nodes, tree_at, tree_group, weights, base, cat_offsets, cat_map, nf, cats, use_all,
- *          sparse, old_order, objective, binomial, threshold): a booster of one output group. */
+/* plan_xgb(flat, tree_at, tree_group, weights, base, cat_offsets, cat_map, nf, cats, use_all,
+ *          sparse, old_order, objective, binomial, threshold): a booster of one output group, its
+ *          nodes as xgb_flatten gives them. */
 static PyObject *plan_xgb(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *nodes, *tree_at, *tree_group, *weights, *cat_off, *cat_map;
@@ -1616,7 +1680,7 @@ static PyObject *plan_xgb(PyObject *self, PyObject *args) {
                           &cat_off, &cat_map, &r.nf, &r.cats, &r.use_all, &r.sparse, &old_order,
                           &objective, &binomial, &threshold))
         return NULL;
-    const Py_ssize_t T = bytes_len(tree_at, 8), n_nodes = bytes_len(nodes, sizeof(XNode));
+    const Py_ssize_t T = bytes_len(tree_at, 8), n_nodes = bytes_len(nodes, sizeof(CNode));
     const int64_t *at = (const int64_t *)PyBytes_AS_STRING(tree_at);
     const int32_t *grp = (const int32_t *)PyBytes_AS_STRING(tree_group);
     const int32_t *map = (const int32_t *)PyBytes_AS_STRING(cat_map);
@@ -1628,6 +1692,8 @@ static PyObject *plan_xgb(PyObject *self, PyObject *args) {
         ok = at[t] >= 0 && at[t] < n_nodes && grp[t] == 0;
     for (Py_ssize_t c = 0; ok && c < r.cw; c++)
         ok = map[c] >= 0 && map[c] < r.cats;
+    const Py_ssize_t W = r.cw + r.nf - r.cats;
+    ok = ok && xgb_flat_ok((const CNode *)PyBytes_AS_STRING(nodes), n_nodes, W);
     if (!ok) {
         PyErr_SetString(PyExc_ValueError, "plan_xgb: array sizes do not match");
         return NULL;
@@ -1635,13 +1701,13 @@ static PyObject *plan_xgb(PyObject *self, PyObject *args) {
     PyObject *owned = PyTuple_Pack(6, nodes, tree_at, tree_group, weights, cat_off, cat_map);
     if (!owned)
         return NULL;
-    Plan *p = plan_alloc(PLAN_XGB, owned, r.nf, 0, r.cats);
+    Plan *p = plan_alloc(PLAN_XGB, owned, r.nf, 2 * W, r.cats);
     Py_DECREF(owned);
     if (!p)
         return NULL;
     r.cat_off = (const int64_t *)PyBytes_AS_STRING(cat_off), r.cat_map = map;
     p->xrow = r, p->base = base, p->threshold = threshold, p->nout = binomial ? 3 : 1;
-    p->booster = (XBooster){(const XNode *)PyBytes_AS_STRING(nodes), at, grp,
+    p->booster = (XBooster){(const CNode *)PyBytes_AS_STRING(nodes), at, grp,
                             PyBytes_GET_SIZE(weights) ? (const float *)PyBytes_AS_STRING(weights) : NULL,
                             T, 1, old_order, objective};
     p->acc = malloc(sizeof(float) * 2);
@@ -1831,6 +1897,7 @@ static PyMethodDef methods[] = {
     {"tree_flatten", tree_flatten, METH_VARARGS, "Compressed trees decoded into tree_sums' records."},
     {"tree_flat_row", tree_flat_row, METH_VARARGS, "tree_sums for one row given as a sequence."},
     {"xgb_check", xgb_check, METH_VARARGS, "Validate one XGBoost tree; its top feature and depth."},
+    {"xgb_flatten", xgb_flatten, METH_VARARGS, "XGBoost trees as branch-free node records."},
     {"xgb_score", xgb_score, METH_VARARGS, "XGBoost outputs in float32, rows in place."},
     {"encode_record", encode_record, METH_VARARGS, "One JSON-typed record as a row, or None."},
     {"encode_records", encode_records, METH_VARARGS, "JSON-typed records into a matrix."},
