@@ -132,3 +132,18 @@ def test_records_encode_the_same_with_and_without_kernels(corpus_dir, kernel, mo
     monkeypatch.setattr(_compiled, "kernels", kernel)
     with pytest.raises(MojoError, match="row 4 is a list"):
         schema.encode_records([*records[:4], [1.0], {num: "bad"}])
+
+
+def test_a_model_that_has_scored_pickles_and_scores_the_same(corpus_loader, kernel):
+    """A parsed model goes to the serving process as a pickle: its compiled plan and node records
+    stay behind and are built again there."""
+    import pickle
+
+    fixture = corpus_loader("binomial")
+    model = load_mojo(fixture.zip_path, backend="native")
+    records = fixture.records()[:20]
+    first = [model.predict_records([r])[0] for r in records]
+    assert model.backend._row_plan() is not None
+    copy = pickle.loads(pickle.dumps(model))  # noqa: S301 - our own object
+    assert [copy.predict_records([r])[0] for r in records] == first
+    assert np.array_equal(copy.predict_raw(records), model.predict_raw(records))

@@ -1,8 +1,11 @@
 /*
- * Compiled inner loops of the native scorer: tree walks (GBM/DRF/XRT) and DeepLearning layers.
+ * Compiled inner loops of the native scorer: tree walks (GBM/DRF/XRT, XGBoost), DeepLearning
+ * layers, record encoding, and one-row plans that score a whole model (ensembles included) in one
+ * call.
  *
- * Trees are walked from the MOJO's compressed bytes (one row, small batches), or from node records
- * decoded from those bytes on the first big batch; other models hand plain arrays over. Sums run in genmodel's order (trees in order from 0.0, as
+ * Trees are decoded from the MOJO's compressed bytes into branch-free node records on first use
+ * (or walked from the bytes themselves); other models hand plain arrays over. Sums run in
+ * genmodel's order (trees in order from 0.0, as
  * SharedTreeMojoModel.scoreTreeRange; eight interleaved partial sums, as
  * NeuralNetwork.formNNInputs), and the build turns off floating-point contraction, so results are
  * bit-identical to genmodel's and to the NumPy fallback that runs when no C compiler was present.
@@ -1167,7 +1170,8 @@ static PyObject *layer(PyObject *self, PyObject *args) {
 /* ---- one record --------------------------------------------------------------------------------- */
 
 /* The JSON-typed fast path of RowSchema.encode_row: a float (or int) for a numeric column, a known
- * level (str) for a categorical one; columns not given are NaN, names not in index are ignored.
+ * level (str) for a categorical one, None for missing; columns not given are NaN, names not in
+ * index are ignored.
  * Fills row[0..nf) and returns 1; 0 for anything else (another type, an unknown level, a huge int:
  * Python encodes the record by its full rules). */
 static int encode_into(PyObject *rec, PyObject *index, PyObject *levels, Py_ssize_t nf, double *row) {
@@ -1194,7 +1198,9 @@ static int encode_into(PyObject *rec, PyObject *index, PyObject *levels, Py_ssiz
             return 0;
         }
         PyObject *lv = PyList_GET_ITEM(levels, i);
-        if (lv == Py_None) {
+        if (v == Py_None) { /* missing, as a column not given */
+            row[i] = NAN;
+        } else if (lv == Py_None) {
             if (PyFloat_CheckExact(v)) {
                 row[i] = PyFloat_AS_DOUBLE(v);
             } else if (PyLong_CheckExact(v)) {

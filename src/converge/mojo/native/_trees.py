@@ -2,9 +2,12 @@
 
 A forest keeps every tree exactly as the MOJO stores it (``trees/tCC_GGG.bin``), concatenated into
 one byte string with one offset per tree: loading is reading the zip and one structural check per
-tree in C (``_kernels.tree_check``), with no per-node Python objects, and the compiled walker
-(``_kernels.tree_walk``) decides each node from its bytes, as genmodel's ``scoreTree`` does, for
-one row and for batches alike.
+tree in C (``_kernels.tree_check``), with no per-node Python objects. On the first prediction C
+decodes the bytes into 16-byte node records (``Forest.flat``, ``_kernels.tree_flatten``) that the
+compiled walkers step through without branches, for one row and for batches; ``_kernels.tree_walk``
+decides each node straight from its bytes, as genmodel's ``scoreTree`` does, where the records
+cannot be built. To walk a tree's nodes from Python, decode them with ``Forest.records`` (node
+arrays, in the layout ``_Records`` documents).
 
 Without the compiled kernels (no C compiler at install, or ``CONVERGE_MOJO_KERNEL=numpy``) the
 trees are decoded once into node arrays and walked for all rows at once in NumPy. Every decision
