@@ -39,6 +39,10 @@ class NativeBackend(Backend):
             self._plan = plan
         return plan
 
+    def has_row_plan(self) -> bool:
+        """Whether one record is one compiled call (the model has a one-row plan)."""
+        return _compiled.kernels is not None and self._row_plan() is not None
+
     def preds_row(self, record):
         if not self.scorer.rows_without_numpy():
             return None

@@ -427,13 +427,15 @@ static Py_ssize_t flat_table(Flat *f, int na_right, int oor_right, Py_ssize_t le
     return off;
 }
 
-/* The node at b + *pos and its subtrees, in preorder; returns its record, or -1 (out of memory). */
+/* The node at b + *pos (depth steps below its root) and its subtrees, in preorder; returns its
+ * record, or -1 (out of memory). *deepest: the most steps from the root to a leaf so far. */
 static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, uint32_t s_off,
-                         uint32_t s_bits) {
+                         uint32_t s_bits, int32_t depth, int32_t *deepest) {
     const uint8_t *p = b + *pos;
     const uint32_t nt = p[0], col = rd16(p + 1);
     if (col == 0xFFFF) {
         *pos += 7;
+        *deepest = depth > *deepest ? depth : *deepest;
         return flat_new(f, C_COMPARE, 0, rdfloat(p + 3));
     }
     const uint32_t nadir = p[3];
@@ -484,12 +486,14 @@ static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, 
     const uint32_t lmask = nt & 0x33;
     *pos = p - b;
     int32_t left;
+    if (lmask == 48 || (nt & 0xC0) == 0xC0)
+        *deepest = depth + 1 > *deepest ? depth + 1 : *deepest;
     if (lmask == 48) {
         left = flat_new(f, C_COMPARE, 0, rdfloat(p));
         *pos += 4;
     } else {
         *pos += lmask + 1;
-        left = flat_node(f, b, pos, stale, s_off, s_bits);
+        left = flat_node(f, b, pos, stale, s_off, s_bits, depth + 1, deepest);
     }
     if (left < 0)
         return -1;
@@ -498,7 +502,7 @@ static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, 
         right = flat_new(f, C_COMPARE, 0, rdfloat(b + *pos));
         *pos += 4;
     } else {
-        right = flat_node(f, b, pos, stale, s_off, s_bits);
+        right = flat_node(f, b, pos, stale, s_off, s_bits, depth + 1, deepest);
     }
     if (right < 0)
         return -1;
@@ -508,7 +512,8 @@ static int32_t flat_node(Flat *f, const uint8_t *b, Py_ssize_t *pos, int stale, 
 
 /* tree_flatten(trees, offsets, nf, flags) -> (nodes, tables, roots, code_cols) as bytes: the node
  * records, the level tables, one root per tree (a missing tree, offset -1, points at a zero leaf)
- * and the columns table nodes read. The trees were checked by tree_check, so only memory can fail
+ * followed by each tree's depth (the most steps from its root to a leaf), and the columns table
+ * nodes read. The trees were checked by tree_check, so only memory can fail
  * here (MemoryError). */
 static PyObject *tree_flatten(PyObject *self, PyObject *args) {
     (void)self;
@@ -518,14 +523,14 @@ static PyObject *tree_flatten(PyObject *self, PyObject *args) {
         return NULL;
     Py_ssize_t T = offsets.len / (Py_ssize_t)sizeof(int64_t);
     const int64_t *off = offsets.buf;
-    int32_t *roots = malloc(sizeof(int32_t) * (T + 1));
+    int32_t *roots = malloc(sizeof(int32_t) * (2 * T + 1)), *depths = roots ? roots + T : NULL;
     f.code_col = calloc(f.nf + 1, 1);
     int ok = roots && f.code_col && f.nf >= 0 && 3 * f.nf < (1 << 30);
     for (Py_ssize_t i = 0; ok && i < T; i++) {
-        roots[i] = -1;
+        roots[i] = -1, depths[i] = 0;
         if (off[i] >= 0 && off[i] < trees.len) {
             Py_ssize_t pos = (Py_ssize_t)off[i];
-            roots[i] = flat_node(&f, trees.buf, &pos, 0, 0, 0);
+            roots[i] = flat_node(&f, trees.buf, &pos, 0, 0, 0, 0, &depths[i]);
             ok = roots[i] >= 0;
         }
     }
@@ -544,7 +549,7 @@ static PyObject *tree_flatten(PyObject *self, PyObject *args) {
                     cols[nc++] = (int32_t)c;
             res = Py_BuildValue("(y#y#y#y#)", (const char *)f.nodes, f.n * (Py_ssize_t)sizeof(CNode),
                                 (const char *)f.tables, f.tn, (const char *)roots,
-                                T * (Py_ssize_t)sizeof(int32_t), (const char *)cols,
+                                2 * T * (Py_ssize_t)sizeof(int32_t), (const char *)cols,
                                 nc * (Py_ssize_t)sizeof(int32_t));
             free(cols);
         }
@@ -565,6 +570,7 @@ typedef struct {
     const CNode *nodes;
     const uint8_t *tables;
     const int32_t *roots;     /* n_tpc * n_groups */
+    const int32_t *depths;    /* per tree: the most steps from its root to a leaf */
     const int32_t *code_cols; /* the columns table nodes read */
     const double *cat_ub;
     Py_ssize_t nf, n_code_cols, n_tpc, n_groups;
@@ -608,12 +614,19 @@ static inline int32_t flat_next(const CNode *nodes, int32_t i, const uint8_t *ta
     return p->child[t[4 + slot] != 0];
 }
 
-/* Walkers at[0..m) stepped together until none moves; walker j reads the views at v + j * vs and
- * the levels at code + j * cs (strides 0: the walkers are one row's trees). */
+#define FIXED_STEPS 16 /* trees up to this deep are stepped their depth's times; deeper (and mostly
+                          unbalanced: DRF) ones until no walker moves */
+
+/* Walkers at[0..m) stepped together, steps times (the deepest tree's depth: every walker then
+ * rests on its leaf), or until none moves when steps < 0; walker j reads the views at v + j * vs
+ * and the levels at code + j * cs (strides 0: the walkers are one row's trees). */
 static inline void walk_together(const CNode *nodes, const uint8_t *tables, int32_t *at, int m,
                                  const double *v, Py_ssize_t vs, const int64_t *code,
-                                 Py_ssize_t cs) {
-    for (;;) {
+                                 Py_ssize_t cs, int32_t steps) {
+    for (int32_t s = 0; s < steps; s++)
+        for (int j = 0; j < m; j++)
+            at[j] = flat_next(nodes, at[j], tables, v + j * vs, code + j * cs);
+    for (; steps < 0;) {
         int moved = 0;
         for (int j = 0; j < m; j++) {
             const int32_t nx = flat_next(nodes, at[j], tables, v + j * vs, code + j * cs);
@@ -627,18 +640,20 @@ static inline void walk_together(const CNode *nodes, const uint8_t *tables, int3
 
 #define TREE_LANES 8 /* trees walked at once for one row: independent walks overlap in the CPU */
 
-/* One row's leaf values of trees roots[0..G), added in tree order from 0.0. */
-static double flat_row_sum(const CForest *f, const int32_t *roots, const double *v,
-                           const int64_t *code) {
+/* One row's leaf values of trees roots[0..G) (depths[0..G) deep), added in tree order from 0.0. */
+static double flat_row_sum(const CForest *f, const int32_t *roots, const int32_t *depths,
+                           const double *v, const int64_t *code) {
     const CNode *nodes = f->nodes;
     const Py_ssize_t G = f->n_groups;
     double acc = 0.0;
     for (Py_ssize_t g0 = 0; g0 < G; g0 += TREE_LANES) {
         const int m = (int)(G - g0 < TREE_LANES ? G - g0 : TREE_LANES);
-        int32_t at[TREE_LANES];
-        for (int j = 0; j < m; j++)
+        int32_t at[TREE_LANES], steps = 0;
+        for (int j = 0; j < m; j++) {
             at[j] = roots[g0 + j];
-        walk_together(nodes, f->tables, at, m, v, 0, code, 0);
+            steps = depths[g0 + j] > steps ? depths[g0 + j] : steps;
+        }
+        walk_together(nodes, f->tables, at, m, v, 0, code, 0, steps > FIXED_STEPS ? -1 : steps);
         for (int j = 0; j < m; j++)
             acc += (double)nodes[at[j]].val;
     }
@@ -664,7 +679,8 @@ static void flat_rows(const CForest *f, const double *X, Py_ssize_t n, double *o
             const int32_t *roots = f->roots + k * G;
             if (m < ROW_LANES) {
                 for (int j = 0; j < m; j++)
-                    out[(r0 + j) * K + k] = flat_row_sum(f, roots, v + j * V, code + j * nf);
+                    out[(r0 + j) * K + k] =
+                        flat_row_sum(f, roots, f->depths + k * G, v + j * V, code + j * nf);
                 continue;
             }
             for (int j = 0; j < m; j++)
@@ -675,7 +691,9 @@ static void flat_rows(const CForest *f, const double *X, Py_ssize_t n, double *o
                     int32_t at[ROW_LANES];
                     for (int j = 0; j < w; j++)
                         at[j] = roots[g];
-                    walk_together(nodes, f->tables, at, w, v + j0 * V, V, code + j0 * nf, nf);
+                    const int32_t steps = f->depths[k * G + g];
+                    walk_together(nodes, f->tables, at, w, v + j0 * V, V, code + j0 * nf, nf,
+                                  steps > FIXED_STEPS ? -1 : steps);
                     for (int j = 0; j < w; j++)
                         acc[j0 + j] += (double)nodes[at[j]].val;
                 }
@@ -693,11 +711,12 @@ static int flat_forest(CForest *f, Py_buffer *nodes, Py_buffer *tables, Py_buffe
     f->nodes = nodes->buf, f->tables = tables->buf, f->roots = roots->buf;
     f->code_cols = code_cols->buf, f->cat_ub = cat_ub->buf;
     f->n_code_cols = code_cols->len / (Py_ssize_t)sizeof(int32_t);
+    f->depths = f->roots + f->n_tpc * f->n_groups;
     int ok = f->nf >= 0 && f->n_tpc >= 0 && f->n_groups >= 0 && nodes->len % sizeof(CNode) == 0 &&
-             roots->len >= (Py_ssize_t)(f->n_tpc * f->n_groups * sizeof(int32_t)) &&
+             roots->len >= (Py_ssize_t)(2 * f->n_tpc * f->n_groups * sizeof(int32_t)) &&
              cat_ub->len >= (Py_ssize_t)(f->nf * sizeof(double));
     for (Py_ssize_t i = 0; ok && i < f->n_tpc * f->n_groups; i++)
-        ok = f->roots[i] >= 0 && f->roots[i] < n_nodes;
+        ok = f->roots[i] >= 0 && f->roots[i] < n_nodes && f->depths[i] >= 0 && f->depths[i] <= 2000;
     for (Py_ssize_t i = 0; ok && i < f->n_code_cols; i++)
         ok = f->code_cols[i] >= 0 && f->code_cols[i] < f->nf;
     return ok;
@@ -759,7 +778,8 @@ static PyObject *tree_flat_row(PyObject *self, PyObject *args) {
     if (ok && (res = PyList_New(f.n_tpc))) {
         row_views(&f, x, x + f.nf, code);
         for (Py_ssize_t k = 0; k < f.n_tpc; k++) {
-            PyObject *s = PyFloat_FromDouble(flat_row_sum(&f, f.roots + k * f.n_groups, x + f.nf, code));
+            PyObject *s = PyFloat_FromDouble(flat_row_sum(&f, f.roots + k * f.n_groups,
+                                                        f.depths + k * f.n_groups, x + f.nf, code));
             if (!s) {
                 Py_CLEAR(res);
                 break;
@@ -992,7 +1012,7 @@ static void xgb_row(const XBooster *x, const double *v, float b, float *acc, int
         int32_t at[TREE_LANES];
         for (int j = 0; j < m; j++)
             at[j] = (int32_t)x->tree_at[t0 + j];
-        walk_together(x->nodes, NULL, at, m, v, 0, NULL, 0);
+        walk_together(x->nodes, NULL, at, m, v, 0, NULL, 0, -1);
         for (int j = 0; j < m; j++) {
             const int32_t g = x->group[t0 + j];
             float leaf = x->nodes[at[j]].val;
@@ -1541,7 +1561,8 @@ static int plan_eval(const Plan *p, const double *x, double *out) {
     switch (p->kind) {
     case PLAN_TREES: {
         row_views(&p->forest, x, p->v, p->code);
-        const double s = flat_row_sum(&p->forest, p->forest.roots, p->v, p->code);
+        const double s = flat_row_sum(&p->forest, p->forest.roots, p->forest.depths, p->v,
+                                      p->code);
         const double G = (double)p->forest.n_groups;
         switch (p->post) {
         case GBM_BINOMIAL: {
