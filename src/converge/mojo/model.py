@@ -52,6 +52,8 @@ class Model:
         self._plain_columns = columns is not None
         self.output_names: list[str] = list(columns) if columns is not None else _output_names(cat, self.classes)
         self._probability_names = tuple(self.output_names[1:])
+        # a binomial's labels, for the compiled one-record path (None: a regression or more classes)
+        self._label_pair = tuple(self.classes) if self.classes is not None and len(self.classes) == 2 else None
 
     # -- metadata -----------------------------------------------------------------------------
     @property
@@ -147,6 +149,10 @@ class Model:
         if type(records) is not list:
             records = [records] if isinstance(records, Mapping) else list(records)
         if len(records) == 1 and offset is None:
+            if self.classes is None or self._label_pair is not None:
+                out = self.backend.record_output(records[0], self._label_pair, self._probability_names)
+                if out is not None:  # one compiled call: encode, score, output dict
+                    return [out]
             row = self.backend.preds_row(records[0])  # no NumPy: a cold start's first answer
             if row is not None:
                 return [self._row_record(row)]

@@ -58,6 +58,9 @@ def h2o_booleans(model: Any, records: Sequence[Record]) -> Sequence[Record]:
 # Measured on the corpus GBM, GLM+GBM and StackedEnsemble models (2 rows: 9 against 14 us,
 # 27 against 51, 77 against 157).
 ONE_BY_ONE_MAX_ROWS = 3
+#: the same for a model that scores a record in one compiled call (a one-row plan): one call per
+#: record beats one NumPy batch up to about 32 rows (leader, GBM and DRF of benchmarks/bench_mojo.py)
+ONE_CALL_MAX_ROWS = 32
 
 
 def _has_row_path(model: Any) -> bool:
@@ -66,12 +69,20 @@ def _has_row_path(model: Any) -> bool:
     return bool(check is not None and check())
 
 
+def _one_by_one_max_rows(model: Any) -> int:
+    """Up to how many records a request is scored record by record rather than as a batch."""
+    has_plan = getattr(getattr(model, "backend", None), "has_row_plan", None)
+    if has_plan is not None and has_plan():
+        return ONE_CALL_MAX_ROWS
+    return ONE_BY_ONE_MAX_ROWS if _has_row_path(model) else 1
+
+
 def score_rows(model: Any, records: Sequence[Record]) -> list[dict[str, Any]]:
     """Raw rows (``predict`` + one column per class) from whichever API the model offers."""
     records = h2o_booleans(model, records)
     fast = getattr(model, "predict_records", None)
     if fast is not None:
-        if 1 < len(records) <= ONE_BY_ONE_MAX_ROWS and _has_row_path(model):
+        if 1 < len(records) <= _one_by_one_max_rows(model):
             return [out for record in records for out in fast([record])]
         return list(fast(list(records)))
     frame = model.predict(list(records))
