@@ -83,6 +83,16 @@ def test_chart_lints_clean_for_every_value_set(name):
     assert not problems, problems
 
 
+@pytest.mark.parametrize("name", SETS)
+def test_each_template_file_renders_one_kind(rendered, name):
+    kinds = {
+        path: {d["kind"] for d in yaml.safe_load_all(text) if d}
+        for path, text in rendered[name].manifests.items()
+        if path.endswith(".yaml")
+    }
+    assert {path: k for path, k in kinds.items() if len(k) > 1} == {}
+
+
 @pytest.mark.parametrize(
     "bad",
     [

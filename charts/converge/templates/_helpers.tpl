@@ -205,7 +205,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.secretKeys.userPasswordKey }}{{- else -}}{{ .Values.externalDatabase.existingSecretPasswordKey }}{{- end -}}
 {{- end -}}
 
-{{/* Migrations: the hook phases (see templates/migrations/job.yaml) and the role's Secret. */}}
+{{/* Migrations: the hook phases (see templates/migrations/) and the role's Secret. */}}
 {{- define "converge.migrations.hook" -}}
 {{- if .Values.postgresql.enabled -}}post-install,pre-upgrade{{- else -}}pre-install,pre-upgrade{{- end -}}
 {{- end -}}
