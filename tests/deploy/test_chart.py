@@ -132,6 +132,16 @@ def test_every_value_is_documented_and_typed(chart):
     assert leaves - documented == set(), "undocumented values"
     assert documented - leaves == set(), "documented values that do not exist"
     chart.validate_schema(defaults)  # additionalProperties: false everywhere, so every key is typed
+    params = dict(re.findall(r"^\s*## @param ([\w.]+) (.*)$", text, re.M))
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def described(path: str) -> str | None:
+        node = schema
+        for part in path.split("."):
+            node = node["properties"][part]
+        return node.get("description")
+
+    assert {p: described(p) for p in params if described(p) != params[p]} == {}, "schema descriptions differ from @param"
     readme = (CHART / "README.md").read_text()
     assert not [p for p in documented if f"| `{p}` |" not in readme], "README parameters are stale"
 

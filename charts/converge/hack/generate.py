@@ -2,8 +2,9 @@
 """Regenerate values.schema.json and the README parameter tables from values.yaml.
 
 Run after editing values.yaml: `.venv/bin/python charts/converge/hack/generate.py`. Types come
-from the defaults, constraints from the key names below; every object rejects unknown keys except
-the free-form maps. tests/deploy fails when either generated file is stale.
+from the defaults, constraints from the key names below, each value's description from its
+`## @param` line; every object rejects unknown keys except the free-form maps. tests/deploy fails
+when either generated file is stale.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 _RESOURCES = {
     "type": "object",
     "additionalProperties": False,
-    "description": "Kubernetes resource requests and limits.",
     "properties": {
         side: {
             "type": "object",
@@ -106,15 +106,28 @@ def _special(path: list[str]) -> dict | None:
     return None
 
 
-def _build(path: list[str], value) -> dict:
-    special = _special(path) if path else None
-    if special is not None:
-        return special
+_PARAM = re.compile(r"\s*## @param ([\w.]+) (.*)")
+
+
+def _params(text: str) -> dict[str, str]:
+    """`## @param path text` lines of values.yaml: dotted path -> description."""
+    return dict(m.groups() for m in map(_PARAM.match, text.splitlines()) if m)
+
+
+def _build(path: list[str], value, docs: dict[str, str]) -> dict:
+    node = _special(path) if path else None
+    if node is None:
+        node = _type_of(path, value, docs)
+    description = docs.get(".".join(path))
+    return {"description": description, **node} if description else node
+
+
+def _type_of(path: list[str], value, docs: dict[str, str]) -> dict:
     if isinstance(value, dict):
         return {
             "type": "object",
             "additionalProperties": False,
-            "properties": {k: _build(path + [k], v) for k, v in value.items()},
+            "properties": {k: _build(path + [k], v, docs) for k, v in value.items()},
         }
     if isinstance(value, bool):
         return {"type": "boolean"}
@@ -128,8 +141,9 @@ def _build(path: list[str], value) -> dict:
 
 
 def generate_schema() -> None:
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    schema = {"$schema": "https://json-schema.org/draft-07/schema#", "title": "converge chart values", **_build([], values)}
+    text = (CHART / "values.yaml").read_text()
+    root = _build([], yaml.safe_load(text), _params(text))
+    schema = {"$schema": "https://json-schema.org/draft-07/schema#", "title": "converge chart values", **root}
     # The H2O heap is computed from this limit, so it must exist.
     h2o_resources = schema["properties"]["h2o"]["properties"]["resources"]
     h2o_resources["required"] = ["limits"]
@@ -153,7 +167,7 @@ def generate_readme() -> None:
         if section:
             out.append(f"\n### {section.group(1)}\n\n| Name | Description | Default |\n| --- | --- | --- |")
             continue
-        param = re.match(r"\s*## @param ([\w.]+) (.*)", line)
+        param = _PARAM.match(line)
         if param:
             path, description = param.groups()
             value = _lookup(values, path)
