@@ -161,6 +161,44 @@ def test_heap_above_70_percent_cannot_render():
         render({"h2o": {"heapPercent": 71}})
 
 
+_EXTERNAL_DB = {k: VALUE_SETS["external"][k] for k in ("postgresql", "externalDatabase", "migrations")}
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ({"postgresql": {"enabled": False}}, ["externalDatabase.host", "externalDatabase.existingSecret", "postgresql.enabled"]),
+        ({**_EXTERNAL_DB, "migrations": {"existingSecret": ""}}, ["migrations.existingSecret", "postgresql.enabled"]),
+        ({"redis": {"enabled": False}, "externalRedis": {"host": "cache.internal"}}, ["externalRedis.existingSecret", "redis.enabled"]),
+        ({"minio": {"enabled": False}, "externalS3": {"existingSecret": "s3"}}, ["externalS3.endpoint", "minio.enabled"]),
+        ({"h2o": {"enabled": False}}, ["externalH2o.url", "h2o.enabled", "mage.enabled"]),
+        ({"mage": {"ingress": {"enabled": True, "tlsSecretName": ""}}}, ["mage.ingress.tlsSecretName", "mage.ingress.enabled"]),
+        ({"functions": {"domainMapping": {"enabled": True, "host": ""}}}, ["functions.domainMapping.host", "functions.domainMapping.enabled"]),
+        ({"eventing": {"oidc": {"enabled": True, "jwksUrl": ""}}}, ["eventing.oidc.jwksUrl", "eventing.oidc.jwksConfigMap"]),
+    ],
+)
+def test_a_bad_combination_of_values_fails_naming_the_values(bad, named):
+    with pytest.raises(helm.HelmError) as failed:
+        render(bad)
+    assert "VALUES VALIDATION" in str(failed.value)
+    for value in named:
+        assert value in str(failed.value), value
+
+
+def test_every_broken_combination_is_reported_at_once():
+    bad = {"redis": {"enabled": False}, "minio": {"enabled": False}, "h2o": {"enabled": False}}
+    with pytest.raises(helm.HelmError) as failed:
+        render(bad)
+    reported = re.findall(r"^- (\S+) is required", str(failed.value), re.M)
+    assert reported == [
+        "externalRedis.host",
+        "externalRedis.existingSecret",
+        "externalS3.endpoint",
+        "externalS3.existingSecret",
+        "externalH2o.url",
+    ]
+
+
 # --- Schemas of the rendered objects -----------------------------------------------------------
 
 

@@ -158,7 +158,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- else if .Values.postgresql.enabled -}}
 {{- include "converge.svcHost" (dict "ctx" . "component" "postgresql") -}}
 {{- else -}}
-{{- required "externalDatabase.host is required when postgresql.enabled is false" .Values.externalDatabase.host -}}
+{{- .Values.externalDatabase.host -}}
 {{- end -}}
 {{- end -}}
 
@@ -197,7 +197,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.postgresql.enabled -}}
 {{- default (printf "%s-postgresql" (include "converge.fullname" .)) .Values.postgresql.auth.existingSecret -}}
 {{- else -}}
-{{- required "externalDatabase.existingSecret is required when postgresql.enabled is false" .Values.externalDatabase.existingSecret -}}
+{{- .Values.externalDatabase.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
@@ -211,12 +211,10 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- end -}}
 
 {{- define "converge.migrations.secretName" -}}
-{{- if .Values.migrations.existingSecret -}}
-{{- .Values.migrations.existingSecret -}}
-{{- else if .Values.postgresql.enabled -}}
-{{- printf "%s-migrations" (include "converge.fullname" .) -}}
+{{- if .Values.postgresql.enabled -}}
+{{- default (printf "%s-migrations" (include "converge.fullname" .)) .Values.migrations.existingSecret -}}
 {{- else -}}
-{{- required "migrations.existingSecret is required with an external database: the migration role's password" .Values.migrations.existingSecret -}}
+{{- .Values.migrations.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
@@ -234,8 +232,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.redis.enabled -}}
 {{- printf "redis://:$(CONVERGE_REDIS_PASSWORD)@%s:6379/0" (include "converge.svcHost" (dict "ctx" . "component" "redis")) -}}
 {{- else -}}
-{{- $host := required "externalRedis.host is required when redis.enabled is false" .Values.externalRedis.host -}}
-{{- printf "%s://:$(CONVERGE_REDIS_PASSWORD)@%s:%v/%v" (ternary "rediss" "redis" .Values.externalRedis.tls) $host .Values.externalRedis.port .Values.externalRedis.db -}}
+{{- printf "%s://:$(CONVERGE_REDIS_PASSWORD)@%s:%v/%v" (ternary "rediss" "redis" .Values.externalRedis.tls) .Values.externalRedis.host .Values.externalRedis.port .Values.externalRedis.db -}}
 {{- end -}}
 {{- end -}}
 
@@ -243,7 +240,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.redis.enabled -}}
 {{- default (printf "%s-redis" (include "converge.fullname" .)) .Values.redis.auth.existingSecret -}}
 {{- else -}}
-{{- required "externalRedis.existingSecret is required when redis.enabled is false" .Values.externalRedis.existingSecret -}}
+{{- .Values.externalRedis.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
@@ -255,7 +252,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.minio.enabled -}}
 {{- printf "http://%s:9000" (include "converge.svcHost" (dict "ctx" . "component" "minio")) -}}
 {{- else -}}
-{{- required "externalS3.endpoint is required when minio.enabled is false (e.g. https://s3.us-east-1.amazonaws.com)" .Values.externalS3.endpoint -}}
+{{- .Values.externalS3.endpoint -}}
 {{- end -}}
 {{- end -}}
 
@@ -267,7 +264,7 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.minio.enabled -}}
 {{- default (printf "%s-minio" (include "converge.fullname" .)) .Values.minio.auth.existingSecret -}}
 {{- else -}}
-{{- required "externalS3.existingSecret is required when minio.enabled is false" .Values.externalS3.existingSecret -}}
+{{- .Values.externalS3.existingSecret -}}
 {{- end -}}
 {{- end -}}
 
