@@ -39,3 +39,15 @@ def publish(text: str, section: str, write: bool) -> None:
     print(text)
     if write:
         write_section(text, section)
+
+
+def model_files(root: Path, name: str) -> tuple[Path, Path]:
+    """A model by name: (MOJO, CSV of rows to score) from the corpus, else from the trained
+    benchmark set of ``bench_mojo_models.py`` (``leader``, ``automl``...: its generated rows)."""
+    corpus = root / "tests" / "data" / "mojo-corpus"
+    if (corpus / f"{name}.zip").exists():
+        return corpus / f"{name}.zip", corpus / f"{name}.input.csv"
+    trained = root / "benchmarks" / ".work" / "models"
+    if (trained / f"{name}.zip").exists():
+        return trained / f"{name}.zip", trained / "data.csv"
+    raise SystemExit(f"no model {name!r} in {corpus} or {trained}: run benchmarks/bench_mojo_models.py")

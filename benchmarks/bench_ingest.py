@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from converge.contracts import FeatureVector  # noqa: E402
 from converge.db import create_pool  # noqa: E402

@@ -20,14 +20,12 @@ import csv
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_mojo import (  # noqa: E402 - the shared harness and helpers
     ROOT,
@@ -91,9 +89,20 @@ def measure(label: str, name: str, share: float, args, work: Path, classpath: st
     return r
 
 
-def report(results, info, args, started, elapsed) -> str:
-    out = [SECTION, "",
-           f"`python benchmarks/bench_mojo_unsupervised.py` ({started:%Y-%m-%d}, {elapsed:.0f} s wall).",
+NOTES = ("Notes: these corpus models are small (a few trees, a few hundred parameters), so one "
+         "row costs little more than the call itself: native one-row times are mostly the "
+         "Python call and the record's encoding (about 2 us), against a JIT-compiled Java "
+         "call. IsolationForest walks its trees in the compiled tree walker; "
+         "ExtendedIsolationForest, KMeans and PCA run in NumPy for batches and plain Python "
+         "for one row; the autoencoder uses DeepLearning's compiled layers; GLRM runs "
+         "genmodel's per-row gradient descent (up to 100 iterations of 10 step sizes) for "
+         "all rows of a batch at once in NumPy, and in plain Python for one row.")
+
+
+def report(results, info, args, started, elapsed, section: str = SECTION,
+           script: str = "bench_mojo_unsupervised.py", notes: str = NOTES) -> str:
+    out = [section, "",
+           f"`python benchmarks/{script}` ({started:%Y-%m-%d}, {elapsed:.0f} s wall).",
            (f"Machine: {info['cpu']}, {info['nproc']} cores, {info['os']}; Python {info['python']}, "
             f"NumPy {info['numpy']}; {info['java']}; h2o-genmodel from the h2o 3.46.0.11 wheel. "
             f"Load average before/after: {info['load']:.1f} / {info['load_after']:.1f} (shared machine: "
@@ -112,19 +121,13 @@ def report(results, info, args, started, elapsed) -> str:
             f"| {r['label']} | `{r['case']}` | {r['rows']:,} | {fmt(r['native_records'])} | "
             f"{fmt(r['java_easy'])} | {r['native_records'] / r['java_easy']:.2f}x | "
             f"{r['single_records']:.1f} | {r['java_single']:.1f} | {r['java_single'] / r['single_records']:.2f}x |")
-    out += ["", ("Notes: these corpus models are small (a few trees, a few hundred parameters), so one "
-                 "row costs little more than the call itself: native one-row times are mostly the "
-                 "Python call and the record's encoding (about 2 us), against a JIT-compiled Java "
-                 "call. IsolationForest walks its trees in the compiled tree walker; "
-                 "ExtendedIsolationForest, KMeans and PCA run in NumPy for batches and plain Python "
-                 "for one row; the autoencoder uses DeepLearning's compiled layers; GLRM runs "
-                 "genmodel's per-row gradient descent (up to 100 iterations of 10 step sizes) for "
-                 "all rows of a batch at once in NumPy, and in plain Python for one row."), ""]
+    out += ["", notes, ""]
     return "\n".join(out) + "\n"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(models=SET, section: str = SECTION, script: str = "bench_mojo_unsupervised.py",
+         notes: str = NOTES, doc: str = __doc__) -> None:
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--single-calls", type=int, default=2000)
@@ -136,12 +139,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-mojo-unsupervised-"))
     try:
         classpath = java_harness(work)
-        results = [measure(label, name, share, args, work, classpath) for label, name, share in SET]
+        results = [measure(label, name, share, args, work, classpath) for label, name, share in models]
         info["load_after"] = os.getloadavg()[0]
-        text = report(results, info, args, started, time.perf_counter() - t0)
+        text = report(results, info, args, started, time.perf_counter() - t0, section, script, notes)
         print(text)
         if not args.no_write:
-            write_section(text, SECTION)
+            write_section(text, section)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -39,7 +39,6 @@ import orjson
 from converge.db import create_pool
 from converge.serving.testing import (
     FunctionProcess,
-    corpus_dir,
     migrate,
     read_rows,
     register_model,
@@ -47,7 +46,7 @@ from converge.serving.testing import (
 from converge.settings import Settings
 from converge.stack.procs import free_port
 from _load import Conn, generator_without_gc  # noqa: E402
-from _report import machine, publish  # noqa: E402
+from _report import machine, model_files, publish  # noqa: E402
 
 SECTION = "## Predict function"
 H2O_CLIENT_THREADS = (4, 16, 64)
@@ -471,7 +470,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
     ap.add_argument(
-        "--models", default="binomial,gbm_variable_importance", help="corpus MOJO names"
+        "--models", default="binomial,gbm_variable_importance", help="corpus MOJO names, or trained ones (leader)"
     )
     ap.add_argument(
         "--modes",
@@ -493,14 +492,14 @@ def main() -> int:
     from converge.stack.redis import Redis
     from converge.stack.s3 import S3
 
-    corpus = corpus_dir(ROOT)
     names = args.models.split(",")
     models: dict[str, tuple[bytes, list[dict]]] = {}
     bodies: dict[str, Bodies] = {}
     algos: dict[str, str] = {}
     for i, name in enumerate(names):
-        mojo = (corpus / f"{name}.zip").read_bytes()
-        rows = read_rows(corpus / f"{name}.input.csv", 200)
+        path, inputs = model_files(ROOT, name)
+        mojo = path.read_bytes()
+        rows = read_rows(inputs, 200)
         model = load_mojo(mojo)
         numeric = next(n for n in model.feature_names if model.domains.get(n) is None)
         registered = name.replace("_", "-")
@@ -566,7 +565,7 @@ def main() -> int:
                 for name in names:
                     h2o[name] = h2o_baseline(
                         node.port,
-                        corpus / f"{name}.zip",
+                        model_files(ROOT, name)[0],
                         models[name.replace("_", "-")][1],
                         args.duration,
                     )

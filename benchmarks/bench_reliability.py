@@ -30,7 +30,6 @@ import asyncio
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 import uuid
@@ -38,8 +37,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import httpx
 import psutil

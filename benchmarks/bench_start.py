@@ -43,13 +43,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from _report import machine, publish  # noqa: E402
+from _report import machine, model_files, publish  # noqa: E402
 from bench_open_inference import V2Bodies  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from converge.db import create_pool  # noqa: E402
 from converge.mojo import load_mojo  # noqa: E402
-from converge.serving.testing import corpus_dir, migrate, read_rows, register_model, settings_env  # noqa: E402
+from converge.serving.testing import migrate, read_rows, register_model, settings_env  # noqa: E402
 from converge.settings import Settings  # noqa: E402
 from converge.stack.pgbouncer import PgBouncer  # noqa: E402
 from converge.stack.postgres import Postgres  # noqa: E402
@@ -340,11 +340,10 @@ def render(args: argparse.Namespace, results: dict, checks: dict, s3: dict, took
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--runs", type=int, default=7, help="starts per server and model")
-    ap.add_argument("--models", default="binomial_titanic,gbm_variable_importance", help="corpus MOJO names")
+    ap.add_argument("--models", default="binomial_titanic,gbm_variable_importance", help="corpus MOJO names, or trained ones (leader)")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args()
 
-    corpus = corpus_dir(ROOT)
     names = args.models.split(",")
     compile_sources()
     started_at = time.perf_counter()
@@ -357,8 +356,8 @@ def main() -> int:
             settings = start_stack(work, services)
             models, bodies = {}, {}
             for name in names:
-                mojo = corpus / f"{name}.zip"
-                rows = read_rows(corpus / f"{name}.input.csv", 50)
+                mojo, inputs = model_files(ROOT, name)
+                rows = read_rows(inputs, 50)
                 registered = f"start-{name.replace('_', '-')}-{uuid.uuid4().hex[:4]}"
                 models[registered] = (mojo.read_bytes(), rows)
                 bodies[name] = (registered, mojo, V2Bodies(load_mojo(mojo), rows))

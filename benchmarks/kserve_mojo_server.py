@@ -16,7 +16,6 @@ import kserve
 from kserve import InferOutput, InferRequest, InferResponse
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from converge.mojo import load_mojo  # noqa: E402
 

@@ -1,17 +1,6 @@
 # The converge platform on an existing Kubernetes cluster with Knative Serving and Eventing:
-# credentials and data-plane wiring (in-cluster or managed), then the Helm release.
-
-provider "kubernetes" {
-  config_path    = pathexpand(var.kubeconfig_path)
-  config_context = var.kube_context == "" ? null : var.kube_context
-}
-
-provider "helm" {
-  kubernetes {
-    config_path    = pathexpand(var.kubeconfig_path)
-    config_context = var.kube_context == "" ? null : var.kube_context
-  }
-}
+# credentials and data-plane wiring (in-cluster or managed), then the Helm release. The module
+# configures no provider: the root module that calls it does (see examples/).
 
 locals {
   # Same rule as the chart's converge.fullname helper.

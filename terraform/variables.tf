@@ -1,25 +1,3 @@
-variable "kubeconfig_path" {
-  description = "Kubeconfig the helm and kubernetes providers use."
-  type        = string
-  default     = "~/.kube/config"
-
-  validation {
-    condition     = length(var.kubeconfig_path) > 0
-    error_message = "kubeconfig_path must not be empty."
-  }
-}
-
-variable "kube_context" {
-  description = "Kubeconfig context; empty uses the current context."
-  type        = string
-  default     = ""
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9@:/._-]*$", var.kube_context))
-    error_message = "kube_context contains characters a context name cannot have."
-  }
-}
-
 variable "namespace" {
   description = "Namespace of the platform (Knative Serving and Eventing must already be installed in the cluster)."
   type        = string

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Broker (with retries, exponential backoff and a dead-letter Broker) and the two Triggers:
-# features.ingest -> ingest, model.published -> reload. Safe to run again: existing objects are
+# features.ingest -> ingest, model.published and rollout.decided -> reload. Safe to run again: existing objects are
 # updated instead of created.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +35,7 @@ fi
 TRIGGERS="
 ingest features.ingest ingest
 reload model.published reload
+rollout rollout.decided reload
 "
 while read -r name type target; do
   [ -n "$name" ] || continue

@@ -65,14 +65,17 @@ apply_function() {
     --mount /tmp=ed:tmp
   )
   # Each credential only where it is checked: the admin token and publish key in reload, the
-  # ingest token in ingest, none in predict.
+  # ingest token in ingest; the rollout key in predict (it signs rollout.decided) and reload.
   if [ "$target" != ingest ]; then
     args+=(--env-value-from "CONVERGE_S3_ACCESS_KEY=secret:$RELEASE-minio:reader-access-key"
            --env-value-from "CONVERGE_S3_SECRET_KEY=secret:$RELEASE-minio:reader-secret-key")
   fi
   case $target in
     reload) args+=(--env-value-from "CONVERGE_ADMIN_TOKEN=secret:$RELEASE-admin:admin-token"
-                   --env-value-from "CONVERGE_PUBLISH_KEY=secret:$RELEASE-admin:publish-key") ;;
+                   --env-value-from "CONVERGE_PUBLISH_KEY=secret:$RELEASE-admin:publish-key"
+                   --env-value-from "CONVERGE_ROLLOUT_KEY=secret:$RELEASE-admin:rollout-key") ;;
+    predict | predict-grpc)
+      args+=(--env-value-from "CONVERGE_ROLLOUT_KEY=secret:$RELEASE-admin:rollout-key") ;;
     ingest) args+=(--env-value-from "CONVERGE_INGEST_TOKEN=secret:$RELEASE-admin:ingest-token") ;;
   esac
   if [ "$visibility" = cluster-local ]; then

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -65,6 +65,14 @@ def cache_key(model: str, version: int, features: Mapping[str, Any]) -> str:
     return f"{KEY_PREFIX}:{model}:{int(version)}:{features_digest(features)}"
 
 
+class CacheCommands(Protocol):
+    """What the cache needs from a Redis client: the two commands it sends."""
+
+    async def mget(self, keys: list[str]) -> list[Any]: ...
+
+    async def eval(self, script: str, keys: list[str], args: list[Any]) -> Any: ...
+
+
 class RedisPyCommands:
     """The two commands the cache sends, through a redis-py client (where :mod:`converge.resp`
     cannot connect, e.g. a unix socket URL)."""
@@ -88,10 +96,9 @@ class PredictionCache:
     """
 
     def __init__(
-        self, commands: Any, breaker: CircuitBreaker, ttl_s: int, read_budget_s: float = 0.005
+        self, commands: CacheCommands, breaker: CircuitBreaker, ttl_s: int, read_budget_s: float = 0.005
     ) -> None:
-        """``commands``: anything with ``mget(keys)`` and ``eval(script, keys, args)``, i.e. a
-        :class:`converge.resp.RespClient` or :class:`RedisPyCommands`."""
+        """``commands``: a :class:`converge.resp.RespClient` or :class:`RedisPyCommands`."""
         self.commands = commands
         self.breaker = breaker
         self.ttl_s = ttl_s

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 # CloudEvent types and the source the functions use when they emit.
 EVENT_FEATURES_INGEST = "features.ingest"
 EVENT_MODEL_PUBLISHED = "model.published"
+EVENT_ROLLOUT_DECIDED = "rollout.decided"
 
 MAX_FEATURE_KEYS = 512
 MAX_KEY_LENGTH = 128
@@ -166,6 +167,14 @@ class ModelPublished(_Strict):
 
     name: ModelName
     version: int = Field(ge=1, le=MAX_VERSION)
+
+
+class RolloutDecided(_Strict):
+    """Data of a `rollout.decided` CloudEvent: predict asks the reload function to carry out a
+    promotion it recorded in the registry (the row, not the event, says what to promote)."""
+
+    name: ModelName
+    rollout_id: int = Field(ge=1)
 
 
 class ReloadResult(BaseModel):

@@ -15,6 +15,12 @@ class ConvergeError(Exception):
     retryable: bool = False
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` means a dependency is down (retry later, answer 503) rather than a wrong
+    request or datum: converge's retryable errors and the socket errors drivers let through."""
+    return getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError)
+
+
 # -- a dependency is down ---------------------------------------------------------------------
 class Unavailable(ConvergeError):
     """A service converge talks to cannot be reached or failed mid-request."""

@@ -1,5 +1,6 @@
-"""The ``model.published`` CloudEvent and its delivery, shared by training and bring-your-own
-publishing: one signed event, one retry policy, whoever registered the version."""
+"""The signed CloudEvents converge sends and their delivery: ``model.published`` (training and
+bring-your-own publishing) and ``rollout.decided`` (predict, when a canary met its thresholds);
+one signing, one retry policy."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from converge.contracts import EVENT_MODEL_PUBLISHED, ModelPublished
+from pydantic import SecretStr
+
+from converge.contracts import (
+    EVENT_MODEL_PUBLISHED,
+    EVENT_ROLLOUT_DECIDED,
+    ModelPublished,
+    RolloutDecided,
+)
 from converge.event_signing import SIGNATURE_ATTRIBUTE, sign
 from converge.settings import Settings
 
@@ -17,24 +25,42 @@ def cloud_event(
     name: str, version: int, settings: Settings, sha256: str | None = None, origin: str = "training"
 ) -> dict[str, Any]:
     """A structured-mode CloudEvent 1.0 for ``model.published``; data is exactly ModelPublished."""
+    event = _signed(
+        EVENT_MODEL_PUBLISHED, ModelPublished(name=name, version=version).model_dump(),
+        f"{name}:{version}", f"{settings.event_source}/{origin}", settings.publish_key,
+        # sha256 as an extension attribute lets a subscriber filter without a lookup
+        extensions={"sha256": sha256} if sha256 else {},
+    )  # fmt: skip
+    return event
+
+
+def rollout_decided_event(name: str, rollout_id: int, settings: Settings) -> dict[str, Any]:
+    """``rollout.decided``, signed with the rollout key: predict's request to the reload function
+    to carry out the promotion recorded as rollout ``rollout_id``."""
+    data = RolloutDecided(name=name, rollout_id=rollout_id).model_dump()
+    return _signed(EVENT_ROLLOUT_DECIDED, data, f"{name}:rollout-{rollout_id}",
+                   f"{settings.event_source}/predict", settings.rollout_key)
+
+
+def _signed(
+    event_type: str, data: dict[str, Any], subject: str, source: str, key: SecretStr,
+    extensions: dict[str, str] | None = None,
+) -> dict[str, Any]:
     event = {
         "specversion": "1.0",
-        "type": EVENT_MODEL_PUBLISHED,
-        "source": f"{settings.event_source}/{origin}",
+        "type": event_type,
+        "source": source,
         "id": uuid.uuid4().hex,
         "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "subject": f"{name}:{version}",
+        "subject": subject,
         "datacontenttype": "application/json",
-        "data": ModelPublished(name=name, version=version).model_dump(),
+        "data": data,
+        **(extensions or {}),
     }
-    if sha256:
-        event["sha256"] = (
-            sha256  # an extension attribute: lets a subscriber filter without a lookup
-        )
-    key = settings.publish_key.get_secret_value()
-    if key:  # without the key the reload function refuses the event (the version stays staged)
+    secret = key.get_secret_value()
+    if secret:  # without the key the receiver refuses the event (nothing changes)
         event[SIGNATURE_ATTRIBUTE] = sign(
-            key, event["id"], event["type"], event["source"], event["time"], event["data"]
+            secret, event["id"], event["type"], event["source"], event["time"], event["data"]
         )
     return event
 

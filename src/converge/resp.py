@@ -1,11 +1,10 @@
 """A small pipelined Redis connection for the prediction cache's hot path.
 
-The predict function makes a Redis round trip for every request (the cache look-up). Through
-redis-py's asyncio client that costs about 210 µs of CPU per command on the benchmark machine,
-against about 45 µs for the same bytes on a plain asyncio stream (measured with uvloop; see
-``benchmarks/bench_predict.py``): a fifth of a core at 1,000 requests/s. This client does only what
-the cache needs: send commands on one connection, match replies in order (hiredis parses them), fail
-fast. Everything else keeps using redis-py.
+The predict function makes a Redis round trip for every request (the cache look-up). This client
+spends 0.65x redis-py asyncio's CPU per one-key ``MGET`` with one caller and 0.34x with 32 callers
+sharing it (56 against 86 µs, 15.5 against 45.5 µs; ``benchmarks/bench_cache_client.py``,
+BENCHMARKS.md "Cache client"). It does only what the cache needs: send commands on one connection,
+match replies in order (hiredis parses them), fail fast. Everything else keeps using redis-py.
 
 Faults: a command that cannot be sent or answered within ``timeout_s`` raises ``ConnectionError`` or
 ``TimeoutError`` (both are outages to the circuit breakers); the connection is dropped and the next

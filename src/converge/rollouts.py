@@ -110,6 +110,13 @@ class Rollouts:
             )
         return None if record is None else _row(record)
 
+    async def get(self, rollout_id: int) -> Rollout | None:
+        async with translate_errors("rollout lookup"):
+            record = await self._pool.fetchrow(
+                f"SELECT {_COLUMNS} FROM rollouts WHERE id = $1", rollout_id
+            )
+        return None if record is None else _row(record)
+
     async def latest(self, name: str) -> Rollout | None:
         async with translate_errors("rollout lookup"):
             record = await self._pool.fetchrow(

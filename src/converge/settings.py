@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     publish_key: SecretStr = SecretStr("")
     # Bearer for HTTP ingest and key that signs `features.ingest` events: producers and ingest.
     ingest_token: SecretStr = SecretStr("")
+    # Key that signs and checks `rollout.decided` events: predict (a canary met its thresholds)
+    # and the reload function, which promotes only what the rollouts table says was decided.
+    rollout_key: SecretStr = SecretStr("")
     # A signed event whose `time` is further than this from now is refused (replay window).
     event_max_age_s: float = 900.0
     # Knative Eventing OIDC (optional): a bearer JWT with this audience is accepted instead of a

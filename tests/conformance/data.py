@@ -71,4 +71,60 @@ def mixed(seed: int = 7, n: int = 300) -> Dataset:
     )
 
 
-DATASETS = {"mixed": mixed}
+def survival(seed: int = 11, n: int = 300) -> Dataset:
+    """The mixed features with a follow-up interval (``start``, ``stop``) and an ``event`` flag,
+    for CoxPH (hazard rising with x2 and level "a" of c1)."""
+    rng = np.random.default_rng(seed)
+    train = _mixed_features(rng, n)
+    hazard = np.exp(0.5 * train["x2"].fillna(0) + 0.7 * (train["c1"] == "a") - 0.2 * train["x3"])
+    train["start"] = np.round(rng.uniform(0, 2, n), 2)
+    train["stop"] = train["start"] + np.round(rng.exponential(1 / hazard) + 0.01, 3)
+    train["event"] = (rng.random(n) < 0.8).astype(int)
+    return Dataset(train=train, score=_score_cells(rng, 150),
+                   features=["x1", "x2", "c1", "x3", "c2"],
+                   column_types={"c1": "enum", "c2": "enum"})
+
+
+def survival_offset(seed: int = 19, n: int = 300) -> Dataset:
+    """``survival`` with a known log exposure per row (an offset; never missing, as PredictCsv
+    parses it as a number)."""
+    base = survival(seed, n)
+    rng = np.random.default_rng(seed + 1)
+    train = base.train.assign(log_exposure=np.round(rng.uniform(-0.5, 0.5, n), 3))
+    score = base.score.assign(
+        log_exposure=[repr(float(v)) for v in np.round(rng.uniform(-1, 1, len(base.score)), 3)])
+    return Dataset(train=train, score=score, features=[*base.features, "log_exposure"],
+                   column_types=base.column_types)
+
+
+def uplift(seed: int = 13, n: int = 400) -> Dataset:
+    """The mixed features with a ``treatment`` flag whose effect on ``y_binomial`` depends on x2,
+    for uplift DRF."""
+    rng = np.random.default_rng(seed)
+    train = _mixed_features(rng, n)
+    treated = rng.random(n) < 0.5
+    train["treatment"] = np.where(treated, "treatment", "control")
+    signal = 0.5 * train["x2"].fillna(0) + treated * (train["x2"].fillna(0) > 0) - 0.2 * train["x3"]
+    train["y_binomial"] = np.where(signal + rng.normal(0, 0.5, n) > 0.2, "yes", "no")
+    return Dataset(train=train, score=_score_cells(rng, 150),
+                   features=["x1", "x2", "c1", "x3", "c2"],
+                   column_types={"c1": "enum", "c2": "enum", "treatment": "enum",
+                                 "y_binomial": "enum"})
+
+
+def sentences(seed: int = 17, n: int = 250) -> Dataset:
+    """One ``words`` string column, sentences separated by a missing word, for Word2Vec; the
+    scoring input adds words never seen in training and missing cells."""
+    rng = np.random.default_rng(seed)
+    vocabulary = ["red", "green", "blue", "cat", "dog", "bird", "run", "jump", "fast", "slow",
+                  "big", "small"]
+    words: list[str | None] = []
+    for _ in range(n):
+        words += list(rng.choice(vocabulary, int(rng.integers(3, 8)))) + [None]
+    score = list(rng.choice(vocabulary, 30)) + ["zebra", "", "Cat", "", "never-seen"]
+    return Dataset(train=pd.DataFrame({"words": words}),
+                   score=pd.DataFrame({"words": score}),
+                   features=["words"], column_types={"words": "string"})
+
+
+DATASETS = {"mixed": mixed, "survival": survival, "survival_offset": survival_offset, "uplift": uplift, "sentences": sentences}

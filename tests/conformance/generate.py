@@ -13,6 +13,7 @@ import json
 import pkgutil
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,10 +25,13 @@ import families
 from case import Case
 from data import DATASETS
 
+from converge.mojo.backends.genmodel import find_h2o_jar
 from converge.predict_csv import run_predict_csv
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "data" / "conformance"
+#: categories PredictCsv cannot print: genmodel's own API answers them (GenmodelApi.java)
+API_CATEGORIES = ("BinomialUplift", "TargetEncoder", "WordEmbedding")
 
 
 def all_cases() -> list[Case]:
@@ -59,6 +63,17 @@ def train(case: Case, frames: dict):
     return data, model
 
 
+def genmodel_api(out: Path) -> None:
+    """``expected.csv`` from genmodel's EasyPredictModelWrapper, formatted as PredictCsv would."""
+    jar = find_h2o_jar()
+    with tempfile.TemporaryDirectory() as classes:
+        subprocess.run(["javac", "-d", classes, "-cp", str(jar), str(HERE / "GenmodelApi.java")],
+                       check=True)
+        subprocess.run(["java", "-Xmx512m", "-cp", f"{classes}:{jar}", "GenmodelApi",
+                        str(out / "model.zip"), str(out / "input.csv"), str(out / "expected.csv")],
+                       check=True, stdout=subprocess.DEVNULL)
+
+
 def build(case: Case, frames: dict) -> None:
     out = OUT / case.name
     shutil.rmtree(out, ignore_errors=True)
@@ -78,7 +93,13 @@ def build(case: Case, frames: dict) -> None:
         shutil.copy(path, out / "model.zip")
     columns = case.x or data.features
     data.score[columns].to_csv(out / "input.csv", index=False)
-    run_predict_csv(out / "model.zip", out / "input.csv", out / "expected.csv", *case.predict_csv_args)
+    if model._model_json["output"]["model_category"] in API_CATEGORIES:
+        meta["expected_by"] = ("genmodel API (GenmodelApi.java): PredictCsv cannot print this "
+                               "category")
+        genmodel_api(out)
+    else:
+        run_predict_csv(out / "model.zip", out / "input.csv", out / "expected.csv",
+                        *case.predict_csv_args)
     (out / "case.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{case.name}: {(out / 'model.zip').stat().st_size // 1024} kB")
 

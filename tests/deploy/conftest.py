@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-# --import-mode=importlib puts no test directory on sys.path; the helpers live next to this file.
-sys.path.insert(0, str(Path(__file__).parent))
 
 from deploy_support import CHART, VALUE_SETS, Rendered, helm, render  # noqa: E402
 

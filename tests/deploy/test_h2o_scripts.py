@@ -13,12 +13,10 @@ import pytest
 
 from deploy_support import CHART
 
-FILES = CHART / "files"
-sys.path.insert(0, str(FILES))
-import h2o_heap  # noqa: E402
-import h2o_ready  # noqa: E402
+import h2o_heap
+import h2o_ready
 
-sys.path.remove(str(FILES))
+FILES = CHART / "files"
 
 GIB = 1024
 

@@ -147,8 +147,8 @@ def test_func_yaml_matches_the_chart(target):
     assert spec["deploy"]["healthEndpoints"] == {"liveness": "/healthz", "readiness": "/readyz"}
     assert spec["deploy"]["annotations"]["autoscaling.knative.dev/min-scale"] == "0"
     assert spec["deploy"]["options"]["scale"]["min"] == 0
-    credentials = {"predict": (), "ingest": ("CONVERGE_INGEST_TOKEN",),
-                   "reload": ("CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY")}[target]  # fmt: skip
+    credentials = {"predict": ("CONVERGE_ROLLOUT_KEY",), "ingest": ("CONVERGE_INGEST_TOKEN",),
+                   "reload": ("CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY", "CONVERGE_ROLLOUT_KEY")}[target]  # fmt: skip
     assert {n for n in envs if n.endswith(("_TOKEN", "_KEY")) and "S3" not in n} == set(credentials)
     s3 = () if target == "ingest" else ("CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY")
     assert ("CONVERGE_S3_ACCESS_KEY" in envs) == bool(s3)  # ingest never touches the object store
@@ -224,8 +224,9 @@ def test_kn_service_apply_deploys_the_same_functions_as_the_chart(tmp_path):
         assert {r[0] for r in refs} >= s3 | {"CONVERGE_DB_PASSWORD"}
         assert not ({"CONVERGE_S3_ACCESS_KEY", "CONVERGE_S3_SECRET_KEY"} - s3) & {r[0] for r in refs}
         credentials = {r[0] for r in refs if r[0].endswith(("_TOKEN", "_KEY")) and "S3" not in r[0]}
-        assert credentials == {"predict": set(), "ingest": {"CONVERGE_INGEST_TOKEN"},
-                               "reload": {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY"}}[role]  # fmt: skip
+        assert credentials == {"predict": {"CONVERGE_ROLLOUT_KEY"}, "ingest": {"CONVERGE_INGEST_TOKEN"},
+                               "reload": {"CONVERGE_ADMIN_TOKEN", "CONVERGE_PUBLISH_KEY",
+                                          "CONVERGE_ROLLOUT_KEY"}}[role]  # fmt: skip
         for _, sname, key in refs:
             assert key in secrets[sname], f"{sname}:{key}"
         # Same literal settings as the chart renders.
@@ -243,7 +244,9 @@ def test_kn_eventing_creates_broker_dead_letter_and_triggers(tmp_path):
     assert text[0].startswith("broker create converge-dead-letter")
     assert "--dl-sink broker:converge-dead-letter" in text[1] and "--retry 5" in text[1]
     triggers = {c[2]: c for c in commands if c[0] == "trigger"}
-    assert set(triggers) == {"converge-ingest", "converge-reload"}
+    assert set(triggers) == {"converge-ingest", "converge-reload", "converge-rollout"}
+    assert "type=rollout.decided" in triggers["converge-rollout"]
+    assert "http://converge-reload.converge.svc.cluster.local/events" in triggers["converge-rollout"]
     assert "type=features.ingest" in triggers["converge-ingest"]
     assert "http://converge-ingest.converge.svc.cluster.local/events" in triggers["converge-ingest"]
     assert "type=model.published" in triggers["converge-reload"]

@@ -198,3 +198,16 @@ def test_the_release_runs_the_migration_hook_with_its_own_credentials():
         for name, body in resources.items()
     }
     assert secrets["postgres_migrator"] != secrets["postgres"]
+
+
+def test_providers_are_configured_only_by_the_examples():
+    """As terraform-aws-modules: modules declare required_providers, root modules configure them."""
+    for directory in MODULE_DIRS:
+        assert "provider" not in load(directory), f"{directory} configures a provider"
+    examples = sorted(p for p in (TF / "examples").iterdir() if p.is_dir())
+    assert examples
+    for example in examples:
+        blocks = load(example)
+        configured = {unq(k) for item in blocks.get("provider", []) for k in item}
+        assert {"kubernetes", "helm"} <= configured, example.name
+        assert "terraform init" in (example / "README.md").read_text(), example.name

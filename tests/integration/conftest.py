@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,6 @@ import pytest
 
 from converge.settings import Settings
 
-# --import-mode=importlib puts no test directory on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
 
 from training_support import EventSink, demand_frame, settings_env  # noqa: E402
 

@@ -9,10 +9,8 @@ variables (``:"ident"``, ``:'literal'``) and ``\\connect`` are applied as psql a
 from __future__ import annotations
 
 import re
-import sys
 import textwrap
 import uuid
-from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
@@ -28,7 +26,6 @@ from converge.rollouts import Rollouts, Thresholds
 from converge.settings import Settings
 
 pytestmark = pytest.mark.integration
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 
 
 def _init_sql() -> str:

@@ -157,3 +157,85 @@ async def test_a_shadow_answers_with_production_and_drift_rolls_it_back(client, 
     decided = await _decided(pool, settings, rollout["id"])
     assert decided.state == "rolled_back" and "drift" in decided.reason, decided
     assert decided.stats["shadow_gap"] > 0.1
+
+
+async def test_a_separate_reload_function_promotes_on_predicts_signed_rollout_decided(settings, pool, rows):
+    """As in a cluster: predict and reload are separate functions, and predict holds no publish
+    key. A canary that met its thresholds reaches reload as a ``rollout.decided`` event signed
+    with the rollout key (sent straight to reload's HTTP port, where a Broker would forward it);
+    reload promotes what the rollouts table recorded. Unsigned, forged and replayed events
+    change nothing."""
+    import json
+    import socket
+
+    import uvicorn
+
+    from converge.event_signing import signed_envelope
+    from converge.serving.apps import predict_app, reload_app
+
+    key = "rollout-key-for-this-test"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ours = settings.model_copy(update={
+        "default_model": f"canary-ev-{uuid.uuid4().hex[:8]}", "rollout_key": SecretStr(key),
+        "publish_key": SecretStr(""), "broker_url": f"http://127.0.0.1:{port}/events",
+    })  # fmt: skip
+    name = ours.default_model
+    mojo = (CORPUS / "binomial.zip").read_bytes()
+    await register_model(ours, pool, name, mojo, rows[:6], promote=True)
+    candidate = await register_model(ours, pool, name, mojo, rows[:6])
+
+    reload_runtime, predict_runtime = Runtime(ours), Runtime(ours)
+    server = uvicorn.Server(uvicorn.Config(reload_app(reload_runtime), host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until(lambda: _up(base), timeout=30)
+        async with httpx.AsyncClient(base_url=base, timeout=60) as reload_fn, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=predict_app(predict_runtime)), base_url="http://predict", timeout=60
+        ) as predict_fn:
+            started = await reload_fn.post(f"/admin/models/{name}/rollout", headers=AUTH,
+                                           json={"version": candidate.version, "percent": 50,
+                                                 "thresholds": {"min_requests": 40}})  # fmt: skip
+            assert started.status_code == 200, started.text
+            rollout_id = started.json()["id"]
+
+            async def promoted():
+                for i in range(16):
+                    answer = await predict_fn.post("/predict", json={"features": rows[i % len(rows)]})
+                    assert answer.status_code == 200, answer.text
+                latest = await Rollouts(pool).latest(name)
+                production = await Registry(pool).production(name)
+                return latest.state == "promoted" and production.version == candidate.version
+
+            assert await wait_until(promoted, timeout=60)
+
+            def post(envelope):
+                return reload_fn.post("/events", content=json.dumps(envelope),
+                                      headers={"content-type": "application/cloudevents+json"})
+
+            data = {"name": name, "rollout_id": rollout_id}
+            unsigned = {k: v for k, v in signed_envelope(key, "rollout.decided", "attacker", data, "e1").items()
+                        if k != "convergesig"}  # fmt: skip
+            assert (await post(unsigned)).status_code == 401
+            forged = signed_envelope("not-the-key", "rollout.decided", "attacker", data, "e2")
+            assert (await post(forged)).status_code == 403
+            replayed = await post(signed_envelope(key, "rollout.decided", "converge/predict", data, "e3"))
+            assert replayed.status_code == 200 and replayed.json()["outcome"] == "ignored"
+            other = {"name": "someone-else", "rollout_id": rollout_id}
+            assert (await post(signed_envelope(key, "rollout.decided", "converge/predict", other, "e4"))).status_code == 404
+            assert (await Registry(pool).production(name)).version == candidate.version
+    finally:
+        server.should_exit = True
+        await serving
+        await predict_runtime.close()
+        await reload_runtime.close()
+
+
+async def _up(base: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2) as probe:
+            return (await probe.get(f"{base}/healthz")).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -261,32 +261,27 @@ def _h2o_job_running(url: str) -> bool:
     )
 
 
+def _start_a_long_training(
+    env: dict[str, str], mage_dir: Path, data_file: Path, name: str, h2o_url: str
+) -> tuple[dict[str, Any], threading.Thread]:
+    """A run in a thread that H2O is busy with for minutes; returns once its job is on H2O, with
+    the dict the run's outcome lands in and the thread to join."""
+    big = json.dumps({"ntrees": 3000, "max_depth": 10, "min_rows": 1, "score_tree_interval": 0})
+    outcome: dict[str, Any] = {}
+    params = {"training_file": str(data_file), "n_splits": 2, "model_name": name, "estimator_params": big}
+    worker = threading.Thread(target=lambda: outcome.update(run_pipeline(env, mage_dir, params)))
+    worker.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not _h2o_job_running(h2o_url):
+        time.sleep(0.2)
+    assert _h2o_job_running(h2o_url), "no training job ever started on H2O"
+    return outcome, worker
+
+
 def test_h2o_dying_mid_job_fails_the_run_and_registers_nothing(
     train_env, mage_dir, data_file, stack_settings, h2o_server
 ):
-    big = json.dumps({"ntrees": 3000, "max_depth": 10, "min_rows": 1, "score_tree_interval": 0})
-    outcome: dict[str, Any] = {}
-
-    def go() -> None:
-        outcome.update(
-            run_pipeline(
-                train_env,
-                mage_dir,
-                {
-                    "training_file": str(data_file),
-                    "n_splits": 2,
-                    "model_name": "itest-h2odies",
-                    "estimator_params": big,
-                },
-            )
-        )
-
-    worker = threading.Thread(target=go)
-    worker.start()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not _h2o_job_running(h2o_server.url):
-        time.sleep(0.2)
-    assert _h2o_job_running(h2o_server.url), "no training job ever started on H2O"
+    outcome, worker = _start_a_long_training(train_env, mage_dir, data_file, "itest-h2odies", h2o_server.url)
     h2o_server.stop()
     try:
         worker.join(timeout=600)
@@ -422,13 +417,13 @@ def test_every_estimator_trains_through_the_cli_with_its_own_defaults(
 def test_training_publishes_only_what_the_serving_image_can_score(
     train_env, small_file, tmp_path, stack_settings
 ):
-    """A GBM with one-hot-explicit encoding is a model the native reader refuses: against a
+    """A GBM with Eigen encoding is a model the native reader refuses: against a
     native serving image the run fails naming the option and registers nothing; against the
     genmodel image it is published after genmodel's own PredictCsv scored the sample as H2O did."""
     import subprocess
     import sys
 
-    params = json.dumps({**json.loads(TINY_GBM), "categorical_encoding": "one_hot_explicit"})
+    params = json.dumps({**json.loads(TINY_GBM), "categorical_encoding": "eigen"})
     outcome = {}
     for scorer in ("native", "genmodel"):
         env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path / scorer),
@@ -448,7 +443,7 @@ def test_training_publishes_only_what_the_serving_image_can_score(
     [pub] = json.loads(published.stdout)["result"]["published"]
     assert pub["mojo_check"].startswith("ok (genmodel)"), pub["mojo_check"]
     [mv] = versions(stack_settings, "itest-scorer-genmodel")
-    assert mv.lineage["parameters"]["params"]["categorical_encoding"] == "one_hot_explicit"
+    assert mv.lineage["parameters"]["params"]["categorical_encoding"] == "eigen"
 
 
 # -- H2O killed or frozen mid-job, on a node of its own -------------------------------------------
@@ -482,30 +477,8 @@ def test_h2o_killed_or_frozen_mid_job_fails_the_run_and_registers_nothing(
 
     env = {**train_env, "CONVERGE_H2O_URL": private_h2o.url, "CONVERGE_H2O_REQUEST_TIMEOUT_S": "5"}
     name = f"itest-h2o-{fault}"
-    big = json.dumps({"ntrees": 3000, "max_depth": 10, "min_rows": 1, "score_tree_interval": 0})
-    outcome: dict[str, Any] = {}
     events_before = len(sink.received)
-
-    def go() -> None:
-        outcome.update(
-            run_pipeline(
-                env,
-                mage_dir,
-                {
-                    "training_file": str(data_file),
-                    "n_splits": 2,
-                    "model_name": name,
-                    "estimator_params": big,
-                },
-            )
-        )
-
-    worker = threading.Thread(target=go)
-    worker.start()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not _h2o_job_running(private_h2o.url):
-        time.sleep(0.2)
-    assert _h2o_job_running(private_h2o.url), "no training job ever started on H2O"
+    outcome, worker = _start_a_long_training(env, mage_dir, data_file, name, private_h2o.url)
     pid = private_h2o.pid
     _signal_tree(pid, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
     try:

@@ -1,9 +1,11 @@
 """The conformance corpus: every MOJO in ``tests/data/conformance`` scored by the native backend
-(no JVM) against genmodel's own ``PredictCsv`` output for the same input.
+(no JVM) against genmodel's own ``PredictCsv`` output for the same input (for categories PredictCsv
+cannot print, genmodel's ``EasyPredictModelWrapper`` in PredictCsv's format).
 
 Column names identical; labels identical; numbers within 1e-9 relative (most are bit-exact);
-missing where genmodel's are missing; no refusals. The input is scored once as a batch and once
-row by row on a fresh load, in file order (GLRM's answers depend on the rows scored before).
+missing where genmodel's are missing; no refusals. The input is scored once as a batch, once row
+by row on a fresh load, and once as a DataFrame through ``predict`` on another, in file order
+(GLRM's answers depend on the rows scored before).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from converge.mojo import load_mojo
@@ -77,3 +80,8 @@ def test_native_scores_as_genmodel(name):
 
     one_by_one = load_mojo(case / "model.zip", backend="native")
     _check(name, header, [one_by_one.predict_records([r])[0] for r in records], expected)
+
+    framed = load_mojo(case / "model.zip", backend="native")  # a DataFrame through ``predict``
+    answers = framed.predict(pd.DataFrame(records, columns=columns, dtype=object))
+    assert list(answers.columns) == header
+    _check(name, header, answers.to_dict("records"), expected)

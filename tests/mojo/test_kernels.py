@@ -52,12 +52,12 @@ def kernel():
 def test_compiled_walker_matches_numpy_walkers(name, n_rows, layout, corpus_dir, kernel,
                                                monkeypatch):
     """Both compiled walkers: over the MOJO's bytes, and over the records decoded from them."""
-    from converge.mojo.native import _trees
-
-    monkeypatch.setattr(_trees, "_FLAT_ROWS", 1 if layout == "flat" else 1 << 30)
     model = load_mojo(corpus_dir / f"{name}.zip", backend="native")
     forests = _forests(model.backend.scorer)
     assert forests, f"{name} has no trees"
+    for forest in forests:
+        if layout == "bytes":  # as when the records could not be built: rows walk the bytes
+            forest.__dict__["flat"] = None
     rng = np.random.default_rng(7)
     for forest in forests:
         X = _awkward_rows(forest, n_rows, rng)
@@ -67,6 +67,8 @@ def test_compiled_walker_matches_numpy_walkers(name, n_rows, layout, corpus_dir,
         assert np.array_equal(compiled, reference), (
             f"{name}: rows differ: {np.flatnonzero((compiled != reference).any(axis=1))[:10]}"
         )
+        for r in range(min(n_rows, 7)):  # the one-row path, on the same layout
+            assert np.array_equal(forest.row_sums(X[r].tolist()), reference[r]), f"{name}: row {r}"
 
 
 def test_compiled_walker_rejects_mismatched_arrays(corpus_dir, kernel):
@@ -107,3 +109,41 @@ def test_bad_codes_are_refused_with_and_without_kernels(corpus_dir, kernel, monk
             model.predict_numpy(X)
         messages.append(str(info.value))
     assert messages[0] == messages[1]
+
+
+def test_records_encode_the_same_with_and_without_kernels(corpus_dir, kernel, monkeypatch):
+    """The compiled record encoder takes JSON types and leaves every other record to the full
+    rules: the matrix is the column-wise encoder's, and a row that is not a dict is named."""
+    model = load_mojo(corpus_dir / "binomial_titanic.zip", backend="native")
+    schema = model.backend.schema
+    cat = next(n for n in model.feature_names if model.domains[n])
+    num = next(n for n in model.feature_names if not model.domains[n])
+    level = model.domains[cat][0]
+    records = [
+        {cat: level, num: 1.5}, {num: 3}, {num: "2.5e1"}, {cat: "no such level"}, {},
+        {cat: None, num: None}, {"ignored": object(), num: -0.0}, {7: "x", num: 2.0},
+        {cat: level, num: 2**80}, {num: float("nan")}, {cat: 1.0},
+    ] * 3
+    compiled = schema.encode_records(records)[0]
+    monkeypatch.setattr(_compiled, "kernels", None)
+    reference = schema.encode_records(records)[0]
+    assert np.array_equal(compiled, reference, equal_nan=True)
+    assert np.array_equal(np.signbit(compiled), np.signbit(reference))
+    monkeypatch.setattr(_compiled, "kernels", kernel)
+    with pytest.raises(MojoError, match="row 4 is a list"):
+        schema.encode_records([*records[:4], [1.0], {num: "bad"}])
+
+
+def test_a_model_that_has_scored_pickles_and_scores_the_same(corpus_loader, kernel):
+    """A parsed model goes to the serving process as a pickle: its compiled plan and node records
+    stay behind and are built again there."""
+    import pickle
+
+    fixture = corpus_loader("binomial")
+    model = load_mojo(fixture.zip_path, backend="native")
+    records = fixture.records()[:20]
+    first = [model.predict_records([r])[0] for r in records]
+    assert model.backend._row_plan() is not None
+    copy = pickle.loads(pickle.dumps(model))  # noqa: S301 - our own object
+    assert [copy.predict_records([r])[0] for r in records] == first
+    assert np.array_equal(copy.predict_raw(records), model.predict_raw(records))

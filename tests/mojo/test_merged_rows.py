@@ -1,5 +1,6 @@
 """A few single-row requests merged by the inline scorer are scored one by one where that is
-cheaper (``converge.serving.scoring.ONE_BY_ONE_MAX_ROWS``): the answers must still be genmodel's,
+cheaper (``converge.serving.scoring.ONE_BY_ONE_MAX_ROWS``, ``ONE_CALL_MAX_ROWS`` for a model with a
+compiled one-row plan): the answers must still be genmodel's,
 row for row, in whatever group size the merge produced."""
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ import math
 import pytest
 
 from converge.mojo import load_mojo
-from converge.serving.scoring import ONE_BY_ONE_MAX_ROWS, score_rows
+from converge.serving.scoring import ONE_BY_ONE_MAX_ROWS, ONE_CALL_MAX_ROWS, score_rows
 
 TOLERANCE = 1e-12
 
 
-@pytest.mark.parametrize("group", range(2, ONE_BY_ONE_MAX_ROWS + 2))
+@pytest.mark.parametrize(
+    "group", [*range(2, ONE_BY_ONE_MAX_ROWS + 2), ONE_CALL_MAX_ROWS, ONE_CALL_MAX_ROWS + 1]
+)
 def test_merged_groups_score_as_genmodel(fixture, group):
     model = load_mojo(fixture.zip_path, backend="native")
     records = fixture.records()

@@ -238,7 +238,7 @@ def test_batch_answers_equal_row_by_row_answers(name, corpus_dir):
     check()
 
 
-@pytest.mark.parametrize("name", [m for m in MODELS if "xgboost" not in m.lower()])
+@pytest.mark.parametrize("name", [m for m in MODELS if "xgboost" not in m.lower()] + ["binomial"])
 def test_one_row_path_equals_the_batch_path(name, corpus_dir):
     """The plain-Python one-row path answers what NumPy answers for the same row, and refuses
     what it refuses; only exp/log may differ in the last bits."""
@@ -269,8 +269,22 @@ def test_one_row_path_equals_the_batch_path(name, corpus_dir):
             np.testing.assert_array_equal(single, want)  # NaN (inf - inf in a GLM) equals NaN
         else:
             np.testing.assert_allclose(single, want, rtol=0, atol=TOL)
+        # the one-record call (one compiled call where the model has a plan): the same answer
+        record, expected = model.predict_records([row])[0], model._to_records(batch)[0]
+        assert set(record) == set(expected) and record["predict"] == expected["predict"]
+        names = model.output_names[1:] or ["predict"]
+        np.testing.assert_allclose([record[k] for k in names], [expected[k] for k in names],
+                                   rtol=0, atol=0 if name in EXACT else TOL)
 
     check()
+
+
+@pytest.mark.parametrize("name", ["gbm_variable_importance", "glm_model", "regression", "binomial"])
+def test_binomial_and_regression_models_have_a_compiled_one_row_plan(name, corpus_dir):
+    """Their one record is one compiled call (encode, every model, output dict), which the
+    one-row test above checks against the batch path."""
+    model = load_mojo(corpus_dir / f"{name}.zip", backend="native")
+    assert model.backend._row_plan() is not None
 
 
 @pytest.mark.parametrize("name", MODELS)

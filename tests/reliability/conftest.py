@@ -6,10 +6,8 @@ The load generators and the fault scenario live in ``benchmarks/_load.py`` so th
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -17,10 +15,6 @@ from pydantic import SecretStr
 from converge.serving.testing import FunctionProcess, read_rows, register_model
 from converge.settings import Settings
 from converge.stack.procs import free_port
-
-for _path in (Path(__file__).resolve().parents[2] / "benchmarks", Path(__file__).parent):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
 from reliability_support import (
     CORPUS, INGEST_TOKEN, PUBLISH_KEY, SOURCE, TOKEN, log_problems, wait_ready,

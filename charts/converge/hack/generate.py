@@ -2,9 +2,8 @@
 """Regenerate values.schema.json and the README parameter tables from values.yaml.
 
 Run after editing values.yaml: `.venv/bin/python charts/converge/hack/generate.py`. Types come
-from the defaults, constraints from the key names below, each value's description from its
-`## @param` line; every object rejects unknown keys except the free-form maps. tests/deploy fails
-when either generated file is stale.
+from the defaults, constraints from the key names below; every object rejects unknown keys except
+the free-form maps. tests/deploy fails when either generated file is stale.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 _RESOURCES = {
     "type": "object",
     "additionalProperties": False,
+    "description": "Kubernetes resource requests and limits.",
     "properties": {
         side: {
             "type": "object",
@@ -106,23 +106,24 @@ def _special(path: list[str]) -> dict | None:
     return None
 
 
-_PARAM = re.compile(r"\s*## @param ([\w.]+) (.*)")
-
-
-def _params(text: str) -> dict[str, str]:
-    """`## @param path text` lines of values.yaml: dotted path -> description."""
-    return dict(m.groups() for m in map(_PARAM.match, text.splitlines()) if m)
+def params(text: str) -> dict[str, str]:
+    """``@param`` path -> its description, from values.yaml's comments (the one source of both
+    the schema's descriptions and the README's table)."""
+    found = (re.match(r"\s*## @param ([\w.]+) (.*)", line) for line in text.splitlines())
+    return {m.group(1): m.group(2) for m in found if m}
 
 
 def _build(path: list[str], value, docs: dict[str, str]) -> dict:
-    node = _special(path) if path else None
-    if node is None:
-        node = _type_of(path, value, docs)
-    description = docs.get(".".join(path))
-    return {"description": description, **node} if description else node
+    node = _node(path, value, docs)
+    if ".".join(path) in docs:
+        node["description"] = docs[".".join(path)]
+    return node
 
 
-def _type_of(path: list[str], value, docs: dict[str, str]) -> dict:
+def _node(path: list[str], value, docs: dict[str, str]) -> dict:
+    special = _special(path) if path else None
+    if special is not None:
+        return special
     if isinstance(value, dict):
         return {
             "type": "object",
@@ -142,8 +143,9 @@ def _type_of(path: list[str], value, docs: dict[str, str]) -> dict:
 
 def generate_schema() -> None:
     text = (CHART / "values.yaml").read_text()
-    root = _build([], yaml.safe_load(text), _params(text))
-    schema = {"$schema": "https://json-schema.org/draft-07/schema#", "title": "converge chart values", **root}
+    values = yaml.safe_load(text)
+    schema = {"$schema": "https://json-schema.org/draft-07/schema#", "title": "converge chart values",
+              **_build([], values, params(text))}
     # The H2O heap is computed from this limit, so it must exist.
     h2o_resources = schema["properties"]["h2o"]["properties"]["resources"]
     h2o_resources["required"] = ["limits"]
@@ -167,7 +169,7 @@ def generate_readme() -> None:
         if section:
             out.append(f"\n### {section.group(1)}\n\n| Name | Description | Default |\n| --- | --- | --- |")
             continue
-        param = _PARAM.match(line)
+        param = re.match(r"\s*## @param ([\w.]+) (.*)", line)
         if param:
             path, description = param.groups()
             value = _lookup(values, path)

@@ -125,9 +125,6 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{/* JVM heap of an H2O node in MiB: heapPercent of limits.memory, so the two cannot drift. */}}
 {{- define "converge.h2o.heapMiB" -}}
 {{- $limit := required "h2o.resources.limits.memory is required: the JVM heap is computed from it" .Values.h2o.resources.limits.memory -}}
-{{- if gt (int .Values.h2o.heapPercent) 70 -}}
-{{- fail "h2o.heapPercent must be <= 70: XGBoost allocates native memory outside the heap" -}}
-{{- end -}}
 {{- div (mul (include "converge.memoryMiB" $limit | int64) (int64 .Values.h2o.heapPercent)) 100 -}}
 {{- end -}}
 
@@ -205,14 +202,16 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.secretKeys.userPasswordKey }}{{- else -}}{{ .Values.externalDatabase.existingSecretPasswordKey }}{{- end -}}
 {{- end -}}
 
-{{/* Migrations: the hook phases (see templates/migrations/) and the role's Secret. */}}
+{{/* Migrations: the hook phases (see templates/migrations/job.yaml) and the role's Secret. */}}
 {{- define "converge.migrations.hook" -}}
 {{- if .Values.postgresql.enabled -}}post-install,pre-upgrade{{- else -}}pre-install,pre-upgrade{{- end -}}
 {{- end -}}
 
 {{- define "converge.migrations.secretName" -}}
-{{- if .Values.postgresql.enabled -}}
-{{- default (printf "%s-migrations" (include "converge.fullname" .)) .Values.migrations.existingSecret -}}
+{{- if .Values.migrations.existingSecret -}}
+{{- .Values.migrations.existingSecret -}}
+{{- else if .Values.postgresql.enabled -}}
+{{- printf "%s-migrations" (include "converge.fullname" .) -}}
 {{- else -}}
 {{- .Values.migrations.existingSecret -}}
 {{- end -}}
@@ -232,7 +231,8 @@ checkov.io/skip3: CKV_K8S_35=The processes read CONVERGE_* variables; values com
 {{- if .Values.redis.enabled -}}
 {{- printf "redis://:$(CONVERGE_REDIS_PASSWORD)@%s:6379/0" (include "converge.svcHost" (dict "ctx" . "component" "redis")) -}}
 {{- else -}}
-{{- printf "%s://:$(CONVERGE_REDIS_PASSWORD)@%s:%v/%v" (ternary "rediss" "redis" .Values.externalRedis.tls) .Values.externalRedis.host .Values.externalRedis.port .Values.externalRedis.db -}}
+{{- $host := .Values.externalRedis.host -}}
+{{- printf "%s://:$(CONVERGE_REDIS_PASSWORD)@%s:%v/%v" (ternary "rediss" "redis" .Values.externalRedis.tls) $host .Values.externalRedis.port .Values.externalRedis.db -}}
 {{- end -}}
 {{- end -}}
 
@@ -373,13 +373,14 @@ variables defined earlier in the list, so the password variables come first.
 
 {{/*
 Credentials of one role, each only where it is checked or used (least privilege):
-reload gets the admin token and the publish key, ingest the ingest token, training the publish key,
-predict none. Call with (dict "ctx" $ "role" "reload").
+reload gets the admin token, the publish key and the rollout key, ingest the ingest token, training
+the publish key, predict the rollout key (it asks reload to carry out a recorded promotion).
+Call with (dict "ctx" $ "role" "reload").
 */}}
 {{- define "converge.credentialsEnv" -}}
 {{- $ctx := .ctx -}}
-{{- $wanted := get (dict "reload" (list "admin" "publish") "ingest" (list "ingest") "training" (list "publish") "predict" (list)) .role -}}
-{{- $keys := dict "admin" (list "CONVERGE_ADMIN_TOKEN" $ctx.Values.auth.existingSecretKey) "publish" (list "CONVERGE_PUBLISH_KEY" $ctx.Values.auth.publishKeyKey) "ingest" (list "CONVERGE_INGEST_TOKEN" $ctx.Values.auth.ingestTokenKey) -}}
+{{- $wanted := get (dict "reload" (list "admin" "publish" "rollout") "ingest" (list "ingest") "training" (list "publish") "predict" (list "rollout")) .role -}}
+{{- $keys := dict "admin" (list "CONVERGE_ADMIN_TOKEN" $ctx.Values.auth.existingSecretKey) "publish" (list "CONVERGE_PUBLISH_KEY" $ctx.Values.auth.publishKeyKey) "ingest" (list "CONVERGE_INGEST_TOKEN" $ctx.Values.auth.ingestTokenKey) "rollout" (list "CONVERGE_ROLLOUT_KEY" $ctx.Values.auth.rolloutKeyKey) -}}
 {{- range $credential := $wanted }}
 {{- $pair := get $keys $credential }}
 - name: {{ index $pair 0 }}
@@ -423,5 +424,31 @@ backoffPolicy: {{ $ev.delivery.backoffPolicy }}
 backoffDelay: {{ $ev.delivery.backoffDelay }}
 {{- with $ev.delivery.timeout }}
 timeout: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Cross-field checks, all in one place (as Bitnami's validateValues): every broken combination is
+listed at once, then rendering fails. Called from templates/validate-values.yaml.
+*/}}
+{{- define "converge.validateValues" -}}
+{{- $v := .Values -}}
+{{- $messages := list -}}
+{{- if not $v.postgresql.enabled }}
+{{- if not $v.externalDatabase.host }}{{ $messages = append $messages "externalDatabase.host is required when postgresql.enabled is false" }}{{ end }}
+{{- if not $v.externalDatabase.existingSecret }}{{ $messages = append $messages "externalDatabase.existingSecret is required when postgresql.enabled is false" }}{{ end }}
+{{- if and $v.migrations.enabled (not $v.migrations.existingSecret) }}{{ $messages = append $messages "migrations.existingSecret is required with an external database: the migration role's password" }}{{ end }}
+{{- end }}
+{{- if not $v.redis.enabled }}
+{{- if not $v.externalRedis.host }}{{ $messages = append $messages "externalRedis.host is required when redis.enabled is false" }}{{ end }}
+{{- if not $v.externalRedis.existingSecret }}{{ $messages = append $messages "externalRedis.existingSecret is required when redis.enabled is false" }}{{ end }}
+{{- end }}
+{{- if not $v.minio.enabled }}
+{{- if not $v.externalS3.endpoint }}{{ $messages = append $messages "externalS3.endpoint is required when minio.enabled is false (e.g. https://s3.us-east-1.amazonaws.com)" }}{{ end }}
+{{- if not $v.externalS3.existingSecret }}{{ $messages = append $messages "externalS3.existingSecret is required when minio.enabled is false" }}{{ end }}
+{{- end }}
+{{- if gt (int $v.h2o.heapPercent) 70 }}{{ $messages = append $messages "h2o.heapPercent must be <= 70: XGBoost allocates native memory outside the heap" }}{{ end }}
+{{- if $messages }}
+{{- fail (printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages)) }}
 {{- end }}
 {{- end -}}

@@ -180,23 +180,44 @@ class RowSchema:
         return float(v)
 
     def encode_records(self, records) -> tuple[np.ndarray, np.ndarray | None]:
-        """Rows as dicts -> (raw matrix, offsets or None), column by column."""
+        """Rows as dicts -> (raw matrix, offsets or None): JSON-typed records in one compiled
+        pass, the rest by the full rules."""
+        n = len(records)
+        kernels = _compiled.kernels
+        if kernels is None or type(records) is not list:
+            return self._encode_columnwise(records)
+        raw = np.empty((n, self.n_features))
+        left = kernels.encode_records(records, self.index, self.levels, self.n_features, raw)
+        for r in left:
+            self._check_mapping(r, records[r])
+        for r in left:
+            raw[r] = self._encode_row(records[r])
+        return raw, self._record_offsets(records)
+
+    def _check_mapping(self, r: int, rec) -> None:
+        if not isinstance(rec, dict):
+            raise InvalidInputError(f"row {r} is a {type(rec).__name__}, not a mapping", self.source)
+
+    def _record_offsets(self, records) -> np.ndarray | None:
+        off_col = self.offset_column
+        if off_col is None:
+            return None
+        vals = [rec.get(off_col) for rec in records]
+        if all(v is None for v in vals):
+            return None
+        return np.array([self.offset_value(v) for v in vals], dtype=np.float64)
+
+    def _encode_columnwise(self, records) -> tuple[np.ndarray, np.ndarray | None]:
+        """``encode_records`` without the compiled kernels: column by column."""
         n = len(records)
         for r, rec in enumerate(records):
-            if not isinstance(rec, dict):
-                raise InvalidInputError(f"row {r} is a {type(rec).__name__}, not a mapping", self.source)
+            self._check_mapping(r, rec)
         if n <= 4:
             return self._encode_rowwise(records)
         raw = np.empty((n, self.n_features))
         for name, i in self.index.items():
             raw[:, i] = self._encode_list(name, i, [rec.get(name) for rec in records])
-        offsets = None
-        off_col = self.offset_column
-        if off_col is not None:
-            vals = [rec.get(off_col) for rec in records]
-            if any(v is not None for v in vals):
-                offsets = np.array([self.offset_value(v) for v in vals], dtype=np.float64)
-        return raw, offsets
+        return raw, self._record_offsets(records)
 
     def encode_row(self, rec) -> tuple[list[float], float | None]:
         """One dict row -> (raw row, its offset or None), in plain Python (the one-row path)."""
@@ -212,8 +233,7 @@ class RowSchema:
 
     def _encode_row(self, rec) -> list[float]:
         """``encode_row``'s values by the full rules (the compiled fast path takes JSON types)."""
-        if not isinstance(rec, dict):
-            raise InvalidInputError(f"row 0 is a {type(rec).__name__}, not a mapping", self.source)
+        self._check_mapping(0, rec)
         row = [math.nan] * self.n_features
         index = self.index
         for name, v in rec.items():

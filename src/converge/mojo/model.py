@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 
 from ._archive import MojoArchive
+from ._encodings import EncodingBackend, encoding_of, original_schema
 from ._ini import MojoInfo, read_info
 from ._numpy import numpy_when_used
 from ._rows import RowSchema
@@ -50,6 +52,8 @@ class Model:
         self._plain_columns = columns is not None
         self.output_names: list[str] = list(columns) if columns is not None else _output_names(cat, self.classes)
         self._probability_names = tuple(self.output_names[1:])
+        # a binomial's labels, for the compiled one-record path (None: a regression or more classes)
+        self._label_pair = tuple(self.classes) if self.classes is not None and len(self.classes) == 2 else None
 
     # -- metadata -----------------------------------------------------------------------------
     @property
@@ -145,6 +149,10 @@ class Model:
         if type(records) is not list:
             records = [records] if isinstance(records, Mapping) else list(records)
         if len(records) == 1 and offset is None:
+            if self.classes is None or self._label_pair is not None:
+                out = self.backend.record_output(records[0], self._label_pair, self._probability_names)
+                if out is not None:  # one compiled call: encode, score, output dict
+                    return [out]
             row = self.backend.preds_row(records[0])  # no NumPy: a cold start's first answer
             if row is not None:
                 return [self._row_record(row)]
@@ -262,6 +270,10 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
     info = read_info(archive)
     category = str(info.get("category", ""))
     classic = category in _CLASSIFICATION + ("Regression",)
+    if category == "WordEmbedding":
+        from .native.word2vec import with_vocabulary
+
+        info = with_vocabulary(archive, info)
     offset_col = info.get("offset_column")
     schema = RowSchema(
         info.columns, info.domains, info.n_features,
@@ -277,6 +289,9 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
         try:
             from .backends.native import NativeBackend
 
+            if encoding_of(info):
+                return _encoded_model(archive, info, schema, unknown_levels=unknown_levels,
+                                      invalid_numbers=invalid_numbers)
             return Model(info, schema, NativeBackend(archive, info, schema))
         except UnsupportedMojoError as e:
             if backend == "native" or not classic:
@@ -292,3 +307,15 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
         raise UnsupportedMojoError(
             f"{native_refusal.reason}; the genmodel fallback is unavailable: {e.reason}", info.source
         ) from e
+
+
+def _encoded_model(archive, info: MojoInfo, encoded: RowSchema, **options) -> Model:
+    """A model trained on encoded categoricals: the native scorer reads the encoded columns, the
+    caller gives the original ones (``_encodings``)."""
+    from .backends.native import NativeBackend
+
+    plain = dataclasses.replace(info, info={**info.info, "_genmodel_encoding": "AUTO"})
+    original = original_schema(archive, info, **options)
+    inner = NativeBackend(archive, plain, encoded)
+    return Model(info, original, EncodingBackend(inner, original, encoding_of(info), info.n_features))
+

@@ -15,9 +15,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from converge.contracts import MAX_VERSION, ErrorBody, ModelName, ModelPublished, ReloadResult
-from converge.errors import Conflict, InvalidInput, ModelNotFound, NotFound
+from converge.errors import Conflict, InvalidInput, ModelNotFound, NotFound, is_transient
 from converge.mojo_publish import MAX_VALIDATION_ROWS
 from converge.rollouts import Mode, Thresholds
 from converge.serving.http import (
@@ -74,7 +75,7 @@ class _TokenFirst:
         self.app = app
         self.require = require
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/admin"):
             try:
                 self.require(Request(scope))
@@ -84,9 +85,6 @@ class _TokenFirst:
                 return
         await self.app(scope, receive, send)
 
-
-def _unavailable(exc: BaseException) -> bool:
-    return getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError)
 
 
 def admin_app(runtime: Runtime) -> FastAPI:
@@ -133,7 +131,7 @@ def admin_app(runtime: Runtime) -> FastAPI:
         except InvalidInput as exc:
             raise ServingError(422, str(exc)) from None
         except Exception as exc:
-            if _unavailable(exc):
+            if is_transient(exc):
                 raise ServingError(503, f"{dependency} unavailable; retry later") from None
             raise
 
@@ -241,7 +239,7 @@ def _limits(app: Any, settings: Any) -> Any:
     small = BodyLimit(app, settings.max_body_bytes)
     large = BodyLimit(app, settings.max_publish_bytes)
 
-    async def limited(scope: Any, receive: Any, send: Any) -> None:
+    async def limited(scope: Scope, receive: Receive, send: Send) -> None:
         upload = scope["type"] == "http" and scope["path"].endswith("/publish")
         await (large if upload else small)(scope, receive, send)
 

@@ -22,12 +22,15 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from converge.contracts import (
     EVENT_FEATURES_INGEST,
     EVENT_MODEL_PUBLISHED,
+    EVENT_ROLLOUT_DECIDED,
     ModelPublished,
     PredictRequest,
+    RolloutDecided,
 )
 from converge.event_signing import parse_time
 from converge.features import IngestEvent
@@ -79,7 +82,7 @@ class FunctionApp:
         self.limit = runtime.settings.max_body_bytes
         configure_logging()
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -121,7 +124,7 @@ class FunctionApp:
         response.headers["x-request-id"] = rid
         await response(scope, receive, send)
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -209,7 +212,7 @@ def _built_on_first_call(build: Callable[[Runtime], Any], runtime: Runtime) -> A
     models (a few ms) for requests that may never come."""
     app: Any = None
 
-    async def call(scope: Any, receive: Any, send: Any) -> None:
+    async def call(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal app
         if app is None:
             app = build(runtime)
@@ -219,50 +222,66 @@ def _built_on_first_call(build: Callable[[Runtime], Any], runtime: Runtime) -> A
 
 
 # -- reload -----------------------------------------------------------------------------------
-def _reload_ref(data: Any) -> ModelPublished:
+def _model_of(model: type, data: Any) -> Any:
     try:
-        return ModelPublished.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc) from None
 
 
 async def _signed_event(
-    request: Request, runtime: Runtime, event_type: str, key: str, credential: str
+    request: Request, runtime: Runtime, keys: dict[str, tuple[str, str]]
 ) -> Event:
-    """A write event, authenticated by Knative's OIDC token (where configured and sent) or else
-    by its signature."""
+    """A write event of one of ``keys``' types (type -> key, the key's name for messages),
+    authenticated by Knative's OIDC token (where configured and sent) or else by its signature
+    with that type's own key."""
     settings = runtime.settings
     token = bearer_token(request.headers.get("authorization"))
     verifier = runtime.event_oidc
     if token is not None and verifier is not None:
         await verifier.verify(token)  # before the body is read
     event = parse_event(
-        request.headers, await read_body(request, settings.max_body_bytes), expected={event_type}
+        request.headers, await read_body(request, settings.max_body_bytes), expected=set(keys)
     )
     if token is None or verifier is None:
+        key, credential = keys[event.type]
         authenticate(event, key, credential, settings.event_max_age_s)
     return event
 
 
 def reload_app(runtime: Runtime) -> FunctionApp:
-    """Signed ``model.published`` CloudEvents on ``POST /events``; the rest is the admin API."""
+    """Signed ``model.published`` and ``rollout.decided`` CloudEvents on ``POST /events``; the
+    rest is the admin API."""
     from converge.serving.admin import admin_app
 
     settings = runtime.settings
+    keys = {
+        EVENT_MODEL_PUBLISHED: (settings.publish_key.get_secret_value(),
+                                "the publish key (CONVERGE_PUBLISH_KEY)"),
+        EVENT_ROLLOUT_DECIDED: (settings.rollout_key.get_secret_value(),
+                                "the rollout key (CONVERGE_ROLLOUT_KEY)"),
+    }  # fmt: skip
 
     async def on_event(request: Request) -> Response:
-        event = await _signed_event(
-            request,
-            runtime,
-            EVENT_MODEL_PUBLISHED,
-            settings.publish_key.get_secret_value(),
-            "the publish key (CONVERGE_PUBLISH_KEY)",
-        )
+        event = await _signed_event(request, runtime, keys)
+        if event.type == EVENT_ROLLOUT_DECIDED:
+            return JSONResponse(await _carry_out(runtime, _model_of(RolloutDecided, event.data)))
         service = await runtime.reload_service()
-        return JSONResponse(await service.reload(_reload_ref(event.data), event=True))
+        return JSONResponse(await service.reload(_model_of(ModelPublished, event.data), event=True))
 
     routes = {EVENT_ROUTE: on_event, **_probes(runtime, lambda: True)}
     return FunctionApp("reload", runtime, routes, fallback=admin_app(runtime))
+
+
+async def _carry_out(runtime: Runtime, decided: RolloutDecided) -> Any:
+    """Promote what the rollouts table says was decided; the event only names the row, so a
+    redelivered or replayed one finds it promoted already and changes nothing."""
+    rollout = await (await runtime.rollouts()).get(decided.rollout_id)
+    if rollout is None or rollout.name != decided.name:
+        raise ServingError(404, f"rollout_id: no rollout {decided.rollout_id} of {decided.name!r}")
+    if rollout.state != "promote":
+        return {"outcome": "ignored", "rollout_id": rollout.id, "state": rollout.state}
+    return await runtime.carry_out_promotion(rollout)
 
 
 # -- ingest -----------------------------------------------------------------------------------
@@ -282,8 +301,8 @@ def ingest_app(runtime: Runtime) -> FunctionApp:
         return await write(await _json_body(request, settings.max_body_bytes))
 
     async def on_event(request: Request) -> Response:
-        key = settings.ingest_token.get_secret_value()
-        event = await _signed_event(request, runtime, EVENT_FEATURES_INGEST, key, credential)
+        keys = {EVENT_FEATURES_INGEST: (settings.ingest_token.get_secret_value(), credential)}
+        event = await _signed_event(request, runtime, keys)
         # A signed event has a verified, fresh time; an OIDC-authenticated one may have none:
         # then the time it arrived orders it.
         try:

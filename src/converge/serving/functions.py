@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from converge.serving.apps import FunctionApp, ingest_app, predict_app, reload_app
 from converge.serving.runtime import Runtime
@@ -37,7 +38,7 @@ class Forward(Response):
         self.app = app
         self._receive = request.receive
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, self._receive, send)
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from starlette.types import Receive, Scope, Send
+
 from converge.contracts import EVENT_FEATURES_INGEST, EVENT_MODEL_PUBLISHED
 from converge.serving.apps import ingest_app, predict_app, reload_app
 from converge.serving.http import ServingError, error_response
@@ -36,7 +38,7 @@ class Gateway:
 
             self.grpc = await serve(self.runtime, self.runtime.settings.grpc_host, port)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -57,7 +59,7 @@ class Gateway:
         else:
             await self.reload(scope, receive, send)
 
-    async def _event(self, scope: Any, receive: Any, send: Any) -> None:
+    async def _event(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Peek at the CloudEvent type (header, or the structured envelope) and dispatch."""
         limit = self.runtime.settings.max_body_bytes
         body = bytearray()
@@ -96,7 +98,7 @@ class Gateway:
             target = self.predict
         await target(scope, replay, send)
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from converge.contracts import FeatureVector, IngestBatch, IngestResult
+from converge.errors import is_transient
 from converge.features import IngestEvent
 from converge.resilience import CircuitBreaker
 from converge.serving.http import ServingError, validation_error
@@ -51,7 +52,7 @@ class IngestService:
                 self.feature_store.write, batch.vectors, event=event
             )
         except Exception as exc:
-            if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
+            if is_transient(exc):
                 raise ServingError(503, "feature store unavailable; redeliver later") from None
             raise
         if result.duplicate:

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from converge.errors import ModelNotFound
+from converge.errors import ModelNotFound, is_transient
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import LoadedModel, ModelHolder
 from converge.serving.observability import RELOADS
@@ -428,7 +428,7 @@ class ReplicaSync:
         try:
             loaded = await self.loader.load(mv)
         except Exception as exc:
-            if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
+            if is_transient(exc):
                 raise
             self._failed[key] = str(exc)
             RELOADS.labels(outcome="load_failed").inc()

@@ -15,6 +15,7 @@ from collections.abc import Sequence, Set
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import Receive, Scope, Send
 
 from converge.contracts import MAX_STRING_VALUE
 
@@ -487,7 +488,7 @@ def open_inference_app(runtime: Any) -> Any:
         "infer": infer_route,
     }
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
         match = _route(method, path)
         request = Request(scope, receive)

@@ -16,7 +16,7 @@ from typing import Any
 
 from converge.cache import PredictionCache, cache_key
 from converge.contracts import FeatureVector, Prediction, PredictRequest, PredictResponse
-from converge.errors import ModelNotFound
+from converge.errors import ModelNotFound, is_transient
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import LoadedModel
 from converge.serving.http import ServingError
@@ -138,7 +138,7 @@ class PredictService:
         except ModelNotFound as exc:
             raise ServingError(404, f"model: {exc}") from None
         except Exception as exc:
-            if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
+            if is_transient(exc):
                 raise ServingError(503, f"model {name!r} not loaded yet; retry later") from None
             raise
 
@@ -202,7 +202,7 @@ class PredictService:
             try:
                 rows = await self.db_breaker.call(self.feature_store.latest_many, missing)
             except Exception as exc:
-                if getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError):
+                if is_transient(exc):
                     raise ServingError(503, "feature store unavailable; retry later") from None
                 raise
             vectors: list[FeatureVector] = [v for v in rows.values() if v is not None]

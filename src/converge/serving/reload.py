@@ -28,6 +28,7 @@ from converge.errors import (
     ModelNotFound,
     NotFound,
     StaleVersion,
+    is_transient,
 )
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import LoadedModel
@@ -37,9 +38,6 @@ from converge.serving.observability import RELOADS
 
 log = logging.getLogger(__name__)
 
-
-def _unavailable(exc: BaseException) -> bool:
-    return getattr(exc, "retryable", False) or isinstance(exc, ConnectionError | OSError)
 
 
 class ReloadService:
@@ -110,7 +108,7 @@ class ReloadService:
         except StaleVersion:
             raise
         except Exception as exc:
-            if _unavailable(exc):
+            if is_transient(exc):
                 raise ServingError(503, "model registry unavailable; retry later") from None
             raise
         if mv is None:
@@ -130,7 +128,7 @@ class ReloadService:
         except ArtifactNotFound as exc:
             raise ServingError(422, f"artifact missing: {exc}") from None
         except Exception as exc:
-            if _unavailable(exc):
+            if is_transient(exc):
                 raise ServingError(503, "artifact store unavailable; retry later") from None
             if isinstance(exc, ConvergeError | ValueError | KeyError | EOFError) or _is_mojo_error(
                 exc
@@ -145,7 +143,7 @@ class ReloadService:
         except StaleVersion:
             raise
         except Exception as exc:
-            if _unavailable(exc):
+            if is_transient(exc):
                 raise ServingError(503, "model registry unavailable; retry later") from None
             raise
         if self.on_promoted is not None:

@@ -168,22 +168,28 @@ class Runtime:
     async def _promote_candidate(self, rollout: Any) -> None:
         """A canary that met its thresholds goes through the reload path: here, where this
         process is the reload function too (``converge serve``); otherwise as a signed
-        ``model.published`` event to the broker, as training announces a version."""
-        from converge.contracts import ModelPublished
-
+        ``rollout.decided`` event, on which the reload function promotes what the rollouts table
+        says was decided (predict holds the rollout key, never the publish key)."""
         if "reload" in self._started:
-            service = await self.reload_service()
-            await service.reload(ModelPublished(name=rollout.name, version=rollout.candidate))
-            await (await self.rollouts()).mark(rollout.id, "promoted", "promoted by the reload path")
+            await self.carry_out_promotion(rollout)
             return
-        if not self.settings.publish_key.get_secret_value():
+        if not self.settings.rollout_key.get_secret_value():
             log.warning("canary %s v%s met its thresholds; promote it with the admin API",
                         rollout.name, rollout.candidate)  # fmt: skip
             return
-        from converge.published_event import cloud_event, emit
+        from converge.published_event import emit, rollout_decided_event
 
-        event = cloud_event(rollout.name, rollout.candidate, self.settings, origin="rollout")
+        event = rollout_decided_event(rollout.name, rollout.id, self.settings)
         await asyncio.to_thread(emit, event, self.settings.broker_url, 30.0, 2)
+
+    async def carry_out_promotion(self, rollout: Any) -> Any:
+        """Promote a rollout's candidate through the reload path and mark the rollout promoted."""
+        from converge.contracts import ModelPublished
+
+        service = await self.reload_service()
+        result = await service.reload(ModelPublished(name=rollout.name, version=rollout.candidate))
+        await (await self.rollouts()).mark(rollout.id, "promoted", "promoted by the reload path")
+        return result
 
     async def feature_store(self) -> Any:
         from converge.features import FeatureStore

@@ -58,6 +58,9 @@ def h2o_booleans(model: Any, records: Sequence[Record]) -> Sequence[Record]:
 # Measured on the corpus GBM, GLM+GBM and StackedEnsemble models (2 rows: 9 against 14 us,
 # 27 against 51, 77 against 157).
 ONE_BY_ONE_MAX_ROWS = 3
+#: the same for a model that scores a record in one compiled call (a one-row plan): one call per
+#: record beats one NumPy batch up to about 32 rows (leader, GBM and DRF of benchmarks/bench_mojo.py)
+ONE_CALL_MAX_ROWS = 32
 
 
 def _has_row_path(model: Any) -> bool:
@@ -66,12 +69,20 @@ def _has_row_path(model: Any) -> bool:
     return bool(check is not None and check())
 
 
+def _one_by_one_max_rows(model: Any) -> int:
+    """Up to how many records a request is scored record by record rather than as a batch."""
+    has_plan = getattr(getattr(model, "backend", None), "has_row_plan", None)
+    if has_plan is not None and has_plan():
+        return ONE_CALL_MAX_ROWS
+    return ONE_BY_ONE_MAX_ROWS if _has_row_path(model) else 1
+
+
 def score_rows(model: Any, records: Sequence[Record]) -> list[dict[str, Any]]:
     """Raw rows (``predict`` + one column per class) from whichever API the model offers."""
     records = h2o_booleans(model, records)
     fast = getattr(model, "predict_records", None)
     if fast is not None:
-        if 1 < len(records) <= ONE_BY_ONE_MAX_ROWS and _has_row_path(model):
+        if 1 < len(records) <= _one_by_one_max_rows(model):
             return [out for record in records for out in fast([record])]
         return list(fast(list(records)))
     frame = model.predict(list(records))
@@ -137,22 +148,10 @@ class _Batcher:
             except Exception:
                 if len(batch) == 1:
                     raise
-                # One bad request must not fail its neighbours: score them one by one.
-                for records, future in batch:
-                    try:
-                        result = await self.scorer._in_pool(predict_rows, self.loaded, records)
-                    except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-                        if not future.done():
-                            future.set_exception(exc)
-                    else:
-                        if not future.done():
-                            future.set_result(result)
+                for records, future in batch:  # one bad request must not fail its neighbours
+                    _resolve(future, await self.scorer._in_pool(_attempt, self.loaded, records))
                 return
-            start = 0
-            for records, future in batch:
-                if not future.done():
-                    future.set_result(out[start : start + len(records)])
-                start += len(records)
+            _hand_out(batch, out)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
             for _, future in batch:
                 if not future.done():
@@ -160,6 +159,29 @@ class _Batcher:
         finally:
             self.in_flight -= 1
             self._kick()
+
+
+def _attempt(loaded: LoadedModel, records: Sequence[Record]) -> tuple[Any, BaseException | None]:
+    """One request scored on its own after its merged batch failed: its rows, or its error."""
+    try:
+        return predict_rows(loaded, records), None
+    except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+        return None, exc
+
+
+def _resolve(future: asyncio.Future[Any], outcome: tuple[Any, BaseException | None]) -> None:
+    if not future.done():
+        result, error = outcome
+        future.set_exception(error) if error is not None else future.set_result(result)
+
+
+def _hand_out(batch: list[tuple[Sequence[Record], asyncio.Future[Any]]], out: list[Any]) -> None:
+    """Each request's share of a merged batch's answers, in order."""
+    start = 0
+    for records, future in batch:
+        if not future.done():
+            future.set_result(out[start : start + len(records)])
+        start += len(records)
 
 
 class Scorer:
@@ -219,16 +241,9 @@ class Scorer:
             out = predict_rows(loaded, flat)
         except Exception:  # noqa: BLE001 - retried per request below
             for records, future in batch:  # one bad request must not fail its neighbours
-                try:
-                    future.set_result(predict_rows(loaded, records))
-                except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-                    future.set_exception(exc)
+                _resolve(future, _attempt(loaded, records))
             return
-        start = 0
-        for records, future in batch:
-            if not future.done():
-                future.set_result(out[start : start + len(records)])
-            start += len(records)
+        _hand_out(batch, out)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,7 +1,7 @@
 """The local stack's credentials: generated once per state directory, kept in a 0600 file.
 
 They are the ones a cluster keeps in Kubernetes Secrets: the admin token (admin API), the publish
-key (signs ``model.published``), the ingest token (HTTP ingest, signs ``features.ingest``) and the
+key (signs ``model.published``), the ingest token (HTTP ingest, signs ``features.ingest``), the rollout key (signs ``rollout.decided``) and the
 secret of the object store's read-only identity.
 ``converge up`` puts them in ``stack.env`` with the addresses, so ``converge serve``, training and
 ``converge ingest`` on this machine agree without exports; they survive ``converge down``, like
@@ -18,6 +18,7 @@ CREDENTIALS = (
     "CONVERGE_ADMIN_TOKEN",
     "CONVERGE_PUBLISH_KEY",
     "CONVERGE_INGEST_TOKEN",
+    "CONVERGE_ROLLOUT_KEY",  # signs rollout.decided (predict) and checks it (reload)
     "CONVERGE_S3_READER_SECRET_KEY",  # the object store's read-only identity (the functions')
 )
 FILE = "credentials.env"

@@ -286,7 +286,7 @@ def run(
     _prepare_mage(project, data_dir)
 
     from mage_ai.data_preparation.models.pipeline import Pipeline
-    from mage_ai.orchestration.db.models.schedules import BlockRun, PipelineRun
+    from mage_ai.orchestration.db.models.schedules import PipelineRun
 
     pipeline = Pipeline.get(pipeline_uuid, repo_path=str(project))
     schedule = _schedule(pipeline_uuid, project)
@@ -309,144 +309,14 @@ def run(
         started_at=datetime.now(UTC),
         variables=run_vars,
     )
-    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    running: dict[int, tuple[Any, str, float, Path]] = {}
     if children not in ("fork", "spawn"):
         raise ValueError(f"children must be 'fork' or 'spawn', got {children!r}")
-    launched: set[int] = set()
-    timings: list[BlockTiming] = _ReportingList()
-    error: str | None = None
-
-    def launch(block_run) -> None:
-        log_path = logs / f"{block_run.block_uuid.replace(':', '__')}.log"
-        block_run.update(status=BlockRun.BlockRunStatus.RUNNING, started_at=datetime.now(UTC))
-        if children == "fork":
-            proc: Any = _Forked(
-                lambda: _execute_block(pipeline, pipeline_run, block_run.id, block_run.block_uuid),
-                log_path,
-            )
-        else:
-            cmd = [
-                sys.executable,
-                "-m",
-                "mage_ai.cli.main",
-                "run",
-                str(project),
-                pipeline_uuid,
-                "--block-uuid",
-                block_run.block_uuid,
-                "--block-run-id",
-                str(block_run.id),
-                "--pipeline-run-id",
-                str(pipeline_run.id),
-                "--execution-partition",
-                pipeline_run.execution_partition,
-                "--skip-sensors",
-            ]
-            with open(log_path, "wb") as out:
-                proc = subprocess.Popen(
-                    cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=str(project)
-                )
-        running[block_run.id] = (proc, block_run.block_uuid, time.perf_counter(), log_path)
-        launched.add(block_run.id)
-
-    def run_inline(block_run) -> None:
-        """One block run in this process, the way ``mage run --block-uuid`` would run it."""
-        nonlocal error
-        import contextlib
-        import traceback
-
-        log_path = logs / f"{block_run.block_uuid.replace(':', '__')}.log"
-        launched.add(block_run.id)
-        block_run.update(status=BlockRun.BlockRunStatus.RUNNING, started_at=datetime.now(UTC))
-        t0 = time.perf_counter()
-        failure = None
-        with (
-            open(log_path, "w") as out,
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(out),
-        ):
-            try:
-                _execute_block(pipeline, pipeline_run, block_run.id, block_run.block_uuid)
-            except Exception as exc:  # noqa: BLE001 - the block's own error, reported below
-                traceback.print_exc(file=out)
-                failure = f"{type(exc).__name__}: {_first_line(exc)}"
-        _refresh(block_run)
-        if failure and block_run.status != BlockRun.BlockRunStatus.FAILED:
-            block_run.update(status=BlockRun.BlockRunStatus.FAILED)
-        status = str(
-            block_run.status.value if hasattr(block_run.status, "value") else block_run.status
-        )
-        timings.append(
-            BlockTiming(
-                block_run.block_uuid,
-                status,
-                time.perf_counter() - t0,
-                t0 - started,
-                None,
-                str(log_path),
-            )
-        )
-        if status != "completed" and error is None:
-            error = f"block {block_run.block_uuid} failed: {failure or 'see ' + str(log_path)}"
-
-    def reap() -> None:
-        nonlocal error
-        for br_id, (proc, block_uuid, t0, log_path) in list(running.items()):
-            code = proc.poll()
-            if code is None:
-                continue
-            del running[br_id]
-            br = BlockRun.query.get(br_id)
-            _refresh(br)
-            if code != 0 and br.status != BlockRun.BlockRunStatus.FAILED:
-                br.update(status=BlockRun.BlockRunStatus.FAILED)
-            status = str(br.status.value if hasattr(br.status, "value") else br.status)
-            timings.append(
-                BlockTiming(
-                    block_uuid, status, time.perf_counter() - t0, t0 - started, code, str(log_path)
-                )
-            )
-            if status != "completed" and error is None:
-                detail = error_from_log(log_path.read_text(errors="replace")) or f"exit code {code}"
-                error = f"block {block_uuid} failed: {detail}"
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        reap()
-        _refresh(pipeline_run)
-        if error is not None and not running:
-            break
-        if error is None:
-            pipeline_run.update_block_run_statuses(pipeline_run.initial_block_runs)
-            ready = [b for b in pipeline_run.executable_block_runs() if b.id not in launched]
-            alone = [b for b in ready if inline and ":" not in b.block_uuid]
-            if alone and not running:
-                run_inline(alone[0])
-                continue
-            for block_run in [b for b in ready if b not in alone][: parallelism - len(running)]:
-                launch(block_run)
-        if not running:
-            _refresh(pipeline_run)
-            if pipeline_run.all_blocks_completed():
-                break
-            if error is None and not [
-                b for b in pipeline_run.executable_block_runs() if b.id not in launched
-            ]:
-                stuck = [
-                    f"{b.block_uuid}={b.status}"
-                    for b in pipeline_run.block_runs
-                    if b.status != "completed"
-                ]
-                error = f"pipeline run {pipeline_run.id} cannot make progress: {', '.join(stuck)}"
-                break
-        if time.monotonic() > deadline:
-            error = f"pipeline run {pipeline_run.id} timed out after {timeout_s:.0f} s"
-            for proc, *_ in running.values():
-                proc.terminate()
-            break
-        time.sleep(0.1)
-
+    execution = _Execution(
+        pipeline, pipeline_run, project, logs, started,
+        children=children, inline=inline, parallelism=parallelism,
+        child_env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    error = execution.until_done(time.monotonic() + timeout_s, timeout_s)
     status = "completed" if error is None else "failed"
     pipeline_run.update(
         status=PipelineRun.PipelineRunStatus.COMPLETED
@@ -461,10 +331,150 @@ def run(
         status=status,
         wall_seconds=time.perf_counter() - started,
         parallelism=parallelism,
-        blocks=timings,
+        blocks=execution.timings,
         error=error,
         result=result,
     )
+
+
+class _Execution:
+    """One pipeline run driven to its end: block runs that run alone execute in this process,
+    dynamic children in processes of their own (at most ``parallelism``); the first failed block
+    is the run's error."""
+
+    def __init__(
+        self, pipeline: Any, pipeline_run: Any, project: Path, logs: Path, started: float, *,
+        children: str, inline: bool, parallelism: int, child_env: dict[str, str],
+    ) -> None:  # fmt: skip
+        self.pipeline, self.pipeline_run = pipeline, pipeline_run
+        self.project, self.logs, self.started = project, logs, started
+        self.children, self.inline, self.parallelism = children, inline, parallelism
+        self.child_env = child_env
+        self.running: dict[int, tuple[Any, str, float, Path]] = {}
+        self.launched: set[int] = set()
+        self.timings: list[BlockTiming] = _ReportingList()
+        self.error: str | None = None
+
+    def _log_path(self, block_run: Any) -> Path:
+        return self.logs / f"{block_run.block_uuid.replace(':', '__')}.log"
+
+    def _start(self, block_run: Any) -> Path:
+        from mage_ai.orchestration.db.models.schedules import BlockRun
+
+        self.launched.add(block_run.id)
+        block_run.update(status=BlockRun.BlockRunStatus.RUNNING, started_at=datetime.now(UTC))
+        return self._log_path(block_run)
+
+    def _finished(
+        self, block_run: Any, t0: float, code: int | None, log_path: Path, failure: str | None
+    ) -> None:
+        """Record a block run that ended; a failed one (failed exit, failure text or status set
+        by Mage) becomes the run's error unless an earlier one did."""
+        from mage_ai.orchestration.db.models.schedules import BlockRun
+
+        _refresh(block_run)
+        if (failure or code) and block_run.status != BlockRun.BlockRunStatus.FAILED:
+            block_run.update(status=BlockRun.BlockRunStatus.FAILED)
+        status = str(block_run.status.value if hasattr(block_run.status, "value") else block_run.status)
+        self.timings.append(BlockTiming(
+            block_run.block_uuid, status, time.perf_counter() - t0, t0 - self.started, code, str(log_path)
+        ))  # fmt: skip
+        if status != "completed" and self.error is None:
+            detail = failure or (
+                error_from_log(log_path.read_text(errors="replace")) or f"exit code {code}"
+                if code is not None else "see " + str(log_path)
+            )  # fmt: skip
+            self.error = f"block {block_run.block_uuid} failed: {detail}"
+
+    def launch(self, block_run: Any) -> None:
+        """A dynamic child in a process of its own (forked, or a fresh ``mage run``)."""
+        log_path = self._start(block_run)
+        if self.children == "fork":
+            pipeline, pipeline_run, br_id, uuid_ = (
+                self.pipeline, self.pipeline_run, block_run.id, block_run.block_uuid
+            )
+            proc: Any = _Forked(lambda: _execute_block(pipeline, pipeline_run, br_id, uuid_), log_path)
+        else:
+            cmd = [
+                sys.executable, "-m", "mage_ai.cli.main", "run", str(self.project),
+                self.pipeline.uuid, "--block-uuid", block_run.block_uuid,
+                "--block-run-id", str(block_run.id), "--pipeline-run-id", str(self.pipeline_run.id),
+                "--execution-partition", self.pipeline_run.execution_partition, "--skip-sensors",
+            ]  # fmt: skip
+            with open(log_path, "wb") as out:
+                proc = subprocess.Popen(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, env=self.child_env, cwd=str(self.project)
+                )
+        self.running[block_run.id] = (proc, block_run.block_uuid, time.perf_counter(), log_path)
+
+    def run_inline(self, block_run: Any) -> None:
+        """One block run in this process, the way ``mage run --block-uuid`` would run it."""
+        import contextlib
+        import traceback
+
+        log_path = self._start(block_run)
+        t0 = time.perf_counter()
+        failure = None
+        with (
+            open(log_path, "w") as out,
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(out),
+        ):
+            try:
+                _execute_block(self.pipeline, self.pipeline_run, block_run.id, block_run.block_uuid)
+            except Exception as exc:  # noqa: BLE001 - the block's own error, reported below
+                traceback.print_exc(file=out)
+                failure = f"{type(exc).__name__}: {_first_line(exc)}"
+        self._finished(block_run, t0, None, log_path, failure)
+
+    def reap(self) -> None:
+        from mage_ai.orchestration.db.models.schedules import BlockRun
+
+        for br_id, (proc, _uuid, t0, log_path) in list(self.running.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self.running[br_id]
+            self._finished(BlockRun.query.get(br_id), t0, code, log_path, None)
+
+    def until_done(self, deadline: float, timeout_s: float) -> str | None:
+        """Drive the run until every block completed, one failed, or the deadline; the error."""
+        pipeline_run = self.pipeline_run
+        while True:
+            self.reap()
+            _refresh(pipeline_run)
+            if self.error is not None and not self.running:
+                break
+            if self.error is None:
+                pipeline_run.update_block_run_statuses(pipeline_run.initial_block_runs)
+                ready = [b for b in pipeline_run.executable_block_runs() if b.id not in self.launched]
+                alone = [b for b in ready if self.inline and ":" not in b.block_uuid]
+                if alone and not self.running:
+                    self.run_inline(alone[0])
+                    continue
+                for block_run in [b for b in ready if b not in alone][: self.parallelism - len(self.running)]:
+                    self.launch(block_run)
+            if not self.running:
+                _refresh(pipeline_run)
+                if pipeline_run.all_blocks_completed():
+                    break
+                if self.error is None and not [
+                    b for b in pipeline_run.executable_block_runs() if b.id not in self.launched
+                ]:
+                    stuck = [
+                        f"{b.block_uuid}={b.status}"
+                        for b in pipeline_run.block_runs
+                        if b.status != "completed"
+                    ]
+                    self.error = f"pipeline run {pipeline_run.id} cannot make progress: {', '.join(stuck)}"
+                    break
+            if time.monotonic() > deadline:
+                self.error = f"pipeline run {pipeline_run.id} timed out after {timeout_s:.0f} s"
+                for proc, *_ in self.running.values():
+                    proc.terminate()
+                break
+            time.sleep(0.1)
+        return self.error
 
 
 def _execute_block(pipeline, pipeline_run, block_run_id: int, block_uuid: str) -> None:

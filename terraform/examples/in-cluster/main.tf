@@ -2,10 +2,9 @@
 module "converge" {
   source = "../.."
 
-  kubeconfig_path = "~/.kube/config"
-  namespace       = "converge"
-  image_registry  = "registry.example.com/ml"
-  image_tag       = "0.1.0"
+  namespace      = "converge"
+  image_registry = "registry.example.com/ml"
+  image_tag      = "0.1.0"
 
   h2o = {
     enabled      = true

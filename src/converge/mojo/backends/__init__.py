@@ -39,5 +39,11 @@ class Backend(ABC):
         """``preds`` of one dict row without NumPy, or None where this backend has no such path."""
         return None
 
+    def record_output(self, record: dict, classes: tuple | None, names: tuple) -> dict | None:
+        """``Model.predict_records``' dict for one record in one compiled call (``classes``: a
+        binomial's two labels, None for a regression; ``names``: its probability names), or None
+        where this backend has no such path for the model or the record."""
+        return None
+
     def close(self) -> None:
         """Release resources (nothing by default)."""

@@ -6,10 +6,11 @@ from .._archive import MojoArchive
 from .._ini import MojoInfo
 from .._numpy import numpy_when_used
 from .._rows import RowSchema
-from ..native import build_scorer
+from ..native import _compiled, build_scorer
 from . import Backend
 
 np = numpy_when_used(__name__)
+_UNBUILT = object()
 
 
 class NativeBackend(Backend):
@@ -27,13 +28,45 @@ class NativeBackend(Backend):
             offset = np.zeros(raw.shape[0])
         return self.scorer.score(raw, offset)
 
+    def __getstate__(self) -> dict:
+        """Pickled without the one-row plan (a C object): it is built again on first use."""
+        return {k: v for k, v in self.__dict__.items() if k != "_plan"}
+
+    def _row_plan(self):
+        """The scorer's one-row plan, built on first use; None for models with an offset."""
+        plan = self.__dict__.get("_plan", _UNBUILT)
+        if plan is _UNBUILT:
+            plan = None
+            if self.schema.offset_column is None and not self.scorer.requires_offset():
+                plan = self.scorer.row_plan()
+            self._plan = plan
+        return plan
+
+    def has_row_plan(self) -> bool:
+        """Whether one record is one compiled call (the model has a one-row plan)."""
+        return _compiled.kernels is not None and self._row_plan() is not None
+
     def preds_row(self, record):
         if not self.scorer.rows_without_numpy():
             return None
         row, offset = self.schema.encode_row(record)
         if offset is None and self.scorer.requires_offset():
             offset = 0.0
+        kernels = _compiled.kernels
+        plan = self._row_plan() if offset is None and kernels is not None else None
+        if plan is not None:
+            preds = kernels.plan_row(plan, row)
+            if preds is not None:
+                return preds
         return self.scorer.score_row(row, offset)
+
+    def record_output(self, record, classes, names):
+        kernels = _compiled.kernels
+        plan = self._row_plan() if kernels is not None else None
+        if plan is None:
+            return None
+        schema = self.schema
+        return kernels.plan_record(plan, record, schema.index, schema.levels, classes, names)
 
     def preds_records(self, records, offset):
         raw, off = self.schema.encode_records(records)

@@ -61,6 +61,26 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
         from .glrm import GlrmScorer
 
         return GlrmScorer(info, archive)
+    if algo == "coxph":
+        from .coxph import CoxPHScorer
+
+        return CoxPHScorer(info, archive)
+    if algo == "rulefit":
+        from .rulefit import RuleFitScorer
+
+        return RuleFitScorer(info, archive)
+    if algo == "upliftdrf":
+        from .uplift_drf import UpliftDrfScorer
+
+        return UpliftDrfScorer(info, archive)
+    if algo == "targetencoder":
+        from .target_encoder import TargetEncoderScorer
+
+        return TargetEncoderScorer(info, archive)
+    if algo == "word2vec":
+        from .word2vec import Word2VecScorer
+
+        return Word2VecScorer(info, archive)
     raise UnsupportedMojoError(f"algorithm {algo or info.get('algorithm')!r}", info.source)
 
 

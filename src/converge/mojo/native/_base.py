@@ -74,6 +74,11 @@ class NativeScorer:
         """Whether ``score_row`` avoids NumPy (trees and layers need the compiled kernels)."""
         return False
 
+    def row_plan(self):
+        """A compiled plan (``_kernels.plan_*``) that scores one row of this model, without an
+        offset, in one call, or None where the one-row path stays in Python."""
+        return None
+
     def score_row(self, row: list[float], offset: float | None) -> list[float]:
         """One row as a batch of one; scorers with a plain-Python path override this."""
         off = None if offset is None else np.array([offset])

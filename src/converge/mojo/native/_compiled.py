@@ -21,3 +21,8 @@ def load_kernels():
 
 
 kernels = load_kernels()
+
+#: the links a one-row plan applies itself (``_kernels.c``: LINK_*)
+PLAN_LINKS = {"identity": 0, "log": 1, "logit": 2}
+#: what a tree plan makes of its forest's sum (``_kernels.c``: GBM_*, DRF_*)
+GBM_BINOMIAL, GBM_MULTINOMIAL2, GBM_REGRESSION, DRF_REGRESSION, DRF_BINOMIAL = range(5)

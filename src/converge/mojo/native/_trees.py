@@ -2,9 +2,12 @@
 
 A forest keeps every tree exactly as the MOJO stores it (``trees/tCC_GGG.bin``), concatenated into
 one byte string with one offset per tree: loading is reading the zip and one structural check per
-tree in C (``_kernels.tree_check``), with no per-node Python objects, and the compiled walker
-(``_kernels.tree_walk``) decides each node from its bytes, as genmodel's ``scoreTree`` does, for
-one row and for batches alike.
+tree in C (``_kernels.tree_check``), with no per-node Python objects. On the first prediction C
+decodes the bytes into 16-byte node records (``Forest.flat``, ``_kernels.tree_flatten``) that the
+compiled walkers step through without branches, for one row and for batches; ``_kernels.tree_walk``
+decides each node straight from its bytes, as genmodel's ``scoreTree`` does, where the records
+cannot be built. To walk a tree's nodes from Python, decode them with ``Forest.records`` (node
+arrays, in the layout ``_Records`` documents).
 
 Without the compiled kernels (no C compiler at install, or ``CONVERGE_MOJO_KERNEL=numpy``) the
 trees are decoded once into node arrays and walked for all rows at once in NumPy. Every decision
@@ -39,8 +42,6 @@ _I32 = struct.Struct("<i")
 # Column views (multiplied by n_features and added to the column index).
 _LO, _HI, _NA = 0, 1, 2
 _NA_CODE, _OOR_CODE = -1, -2
-#: batches of at least this many rows are walked over the flat records (built once, on first use)
-_FLAT_ROWS = 64
 #: rows x trees walked per NumPy pass; small enough to stay in cache
 _CHUNK_CELLS = 1 << 16
 #: rows x nodes up to which every node's test is evaluated up front (single-row latency)
@@ -290,7 +291,7 @@ class Forest:
             return self.numpy_sums(X)
         X = np.ascontiguousarray(X, dtype=np.float64)
         out = np.empty((n, self.n_tpc))
-        flat = self.flat if n >= _FLAT_ROWS else None
+        flat = self.flat
         if flat is None:
             self._walk(X, n, out)
         else:
@@ -301,8 +302,13 @@ class Forest:
 
     def row_sums(self, row: list[float]) -> list[float]:
         """``sums`` of one row, through the compiled walker (the caller checked it is built)."""
-        return _compiled.kernels.tree_row(row, self.nf, self.trees, self.offsets, self.cat_ub,
-                                          self.flags, self.n_tpc, self.n_groups)
+        flat = self.flat
+        if flat is None:
+            return _compiled.kernels.tree_row(row, self.nf, self.trees, self.offsets, self.cat_ub,
+                                              self.flags, self.n_tpc, self.n_groups)
+        nodes, tables, roots, code_cols = flat
+        return _compiled.kernels.tree_flat_row(row, self.nf, nodes, tables, self.cat_ub, code_cols,
+                                               roots, self.n_tpc, self.n_groups)
 
     def _walk(self, X, n: int, out) -> None:
         _compiled.kernels.tree_walk(X, n, self.nf, self.trees, self.offsets, self.cat_ub,
@@ -319,9 +325,10 @@ class Forest:
 
     @cached_property
     def flat(self) -> tuple[bytes, bytes, bytes, bytes] | None:
-        """The trees decoded in C into fixed-size node records, built on the first big batch:
-        about 2.5x the batch throughput of walking the bytes, for 32 bytes per node (None if
-        the level tables would be too large; batches then walk the bytes)."""
+        """The trees decoded in C into 12-byte node records (``tree_flatten``), built on the first
+        prediction: walking them takes a compare and a conditional move per node, where the MOJO's
+        variable-length nodes cost branches the CPU mispredicts from row to row (None if the level
+        tables would be too large; rows then walk the bytes)."""
         try:
             return _compiled.kernels.tree_flatten(self.trees, self.offsets, self.nf, self.flags)
         except MemoryError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._numpy import numpy_when_used
-from . import _scalar
+from . import _compiled, _scalar
 from .gbm import TreeScorer, finish_classification, finish_classification_row
 
 np = numpy_when_used(__name__)
@@ -33,6 +33,13 @@ class DrfScorer(TreeScorer):
             pos = s > 0
             P[pos] /= s[pos, None]
         return finish_classification(self, P, raw)
+
+    def row_plan(self):
+        if self.n_classes == 1:
+            return self._tree_plan(_compiled.DRF_REGRESSION)
+        if self.n_classes == 2 and not self.double_trees:
+            return self._tree_plan(_compiled.DRF_BINOMIAL)
+        return None
 
     def score_row(self, row, offset):
         self._check_row_offset(offset)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from array import array
+
 from .._ini import read_info
 from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, UnsupportedMojoError
-from . import _scalar
+from . import _compiled, _scalar
 from ._base import NativeScorer
 
 np = numpy_when_used(__name__)
@@ -95,6 +97,21 @@ class StackedEnsembleScorer(NativeScorer):
 
     def rows_without_numpy(self) -> bool:
         return self.meta.rows_without_numpy() and all(s.rows_without_numpy() for _i, s, _m in self.bases)
+
+    def row_plan(self):
+        kernels = _compiled.kernels
+        K = self.n_classes
+        meta = self.meta.row_plan() if kernels is not None and K <= 2 else None
+        if meta is None:
+            return None
+        bases = []
+        for i, scorer, mapping in self.bases:
+            plan = scorer.row_plan()
+            if plan is None:
+                return None
+            bases.append((i, plan, None if mapping is self._identity else array("i", mapping).tobytes()))
+        return kernels.plan_se(tuple(bases), meta, self.n_features, self.n_base,
+                               2 if K == 2 else 0, self.logit and K == 2)
 
     def score_row(self, row, offset):
         self._check_row_offset(offset)

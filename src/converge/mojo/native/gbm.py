@@ -83,6 +83,21 @@ class TreeScorer(NativeScorer):
     def rows_without_numpy(self) -> bool:
         return _compiled.kernels is not None
 
+    def _tree_plan(self, post: int, link: str = "identity", init_f: float = 0.0):
+        """The forest's plan, its sum turned into preds by ``post`` (one tree per group only)."""
+        kernels = _compiled.kernels
+        forest = self.forest
+        if (kernels is None or self.tpc != 1 or forest.n_groups == 0 or link not in _compiled.PLAN_LINKS
+                or (self.balance and self.n_classes > 1)):
+            return None
+        flat = forest.flat
+        if flat is None:
+            return None
+        nodes, tables, roots, code_cols = flat
+        return kernels.plan_trees(nodes, tables, roots, code_cols, forest.cat_ub.tobytes(),
+                                  self.n_features, forest.n_groups, post, _compiled.PLAN_LINKS[link],
+                                  init_f, self.threshold)
+
 
 class GbmScorer(TreeScorer):
     supports_offset = True
@@ -129,6 +144,17 @@ class GbmScorer(TreeScorer):
         else:
             return gbm_link_inv(self.link, S[:, 0] + self.init_f + off).reshape(n, 1)
         return finish_classification(self, P, raw)
+
+    def row_plan(self):
+        if self.bernoulli_like:
+            post = _compiled.GBM_BINOMIAL
+        elif self.family == "multinomial":
+            if self.n_classes != 2:
+                return None
+            post = _compiled.GBM_MULTINOMIAL2
+        else:
+            post = _compiled.GBM_REGRESSION
+        return self._tree_plan(post, self.link, self.init_f)
 
     def score_row(self, row, offset):
         S = self.forest.row_sums(row)

@@ -218,6 +218,16 @@ class GlmScorer(NativeScorer):
             return _scalar.maximum(2e-16, _scalar.exp(eta))
         return _scalar.power(eta, 1.0 / self.tweedie_power)
 
+    def row_plan(self):
+        kernels = _compiled.kernels
+        if kernels is None or self.multinomial or self.link not in _compiled.PLAN_LINKS:
+            return None
+        fills = (array("d", self.modes_list).tobytes(), array("d", self.means_list).tobytes())
+        return kernels.plan_glm(self.kernel_beta.tobytes(), self.kernel_offsets.tobytes(),
+                                *(fills if self.mean_imputation else (b"", b"")), self.cats,
+                                self.nums, self.noff, self.use_all, self.binomial,
+                                _compiled.PLAN_LINKS[self.link], self.threshold)
+
     def score_row(self, row, offset):
         if self.mean_imputation:
             cats = self.cats

@@ -1,9 +1,10 @@
 """XGBoost: the legacy binary booster, scored in float32 like xgboost-predictor.
 
 Loading keeps the booster's node records as they are stored (20 bytes each) with one offset per
-tree, checked in C; the compiled kernel (``_kernels.xgb_score``) walks them for one row or a batch,
-building each one-hot feature only when a split reads it, and applies the objective, all in
-float32. Without the compiled kernels the nodes are unpacked into NumPy arrays and walked level
+tree, checked in C; on first use C turns them into the branch-free records the tree walker reads
+(``_kernels.xgb_flatten``: a split reads its feature with missing values as -inf or +inf, as its
+default direction needs), and the compiled kernel (``_kernels.xgb_score``) walks those for one row
+or a batch and applies the objective, all in float32. Without the compiled kernels the nodes are unpacked into NumPy arrays and walked level
 by level for all rows at once.
 """
 
@@ -339,11 +340,17 @@ class XGBoostScorer(NativeScorer):
             F[:, k:] = nums
         return F
 
+    @cached_property
+    def flat_nodes(self) -> bytes:
+        """The booster's nodes as the compiled walker's branch-free records (``xgb_flatten``)."""
+        width = self.cat_offsets_list[-1] + self.n_features - self.cats
+        return _compiled.kernels.xgb_flatten(self.booster.nodes, self.booster.tree_at, width)
+
     def _kernel_outputs(self, raw, n: int, base, out) -> None:
         b = self.booster
         _compiled.kernels.xgb_score(
             raw, n, self.n_features, self.cats, self.kernel_cat_offsets, self.kernel_cat_map,
-            self.use_all, self.sparse, b.nodes, b.tree_at, b.tree_info, self.kernel_weights,
+            self.use_all, self.sparse, self.flat_nodes, b.tree_at, b.tree_info, self.kernel_weights,
             b.n_groups, base, b.old_order, self.objective_code, out)  # fmt: skip
 
     def _outputs(self, raw: np.ndarray, offset) -> np.ndarray:
@@ -390,6 +397,17 @@ class XGBoostScorer(NativeScorer):
             res[:, 0] = res[:, 2] >= self.threshold
             return res
         return out[:, :1].astype(np.float64)
+
+    def row_plan(self):
+        kernels = _compiled.kernels
+        if kernels is None or self.has_offset or self.n_classes > 2:
+            return None
+        b = self.booster
+        return kernels.plan_xgb(
+            self.flat_nodes, b.tree_at.tobytes(), b.tree_info.tobytes(), self.kernel_weights.tobytes(),
+            self.kernel_base[0], self.kernel_cat_offsets.tobytes(), self.kernel_cat_map.tobytes(),
+            self.n_features, self.cats, self.use_all, self.sparse, b.old_order, self.objective_code,
+            self.n_classes == 2, self.threshold)  # fmt: skip
 
     def score_row(self, row, offset):
         self._check_row_offset(offset)
