@@ -170,6 +170,29 @@ def test_every_broken_combination_of_values_is_named_at_once():
         assert value in message, value
 
 
+_EXTERNAL_DB = {k: VALUE_SETS["external"][k] for k in ("postgresql", "externalDatabase", "migrations")}
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ({**_EXTERNAL_DB, "migrations": {"existingSecret": ""}}, ["migrations.existingSecret"]),
+        ({"redis": {"enabled": False}, "externalRedis": {"host": "cache.internal"}}, ["externalRedis.existingSecret"]),
+        ({"h2o": {"enabled": False}}, ["externalH2o.url", "h2o.enabled", "mage.enabled"]),
+        ({"mage": {"ingress": {"enabled": True, "tlsSecretName": ""}}}, ["mage.ingress.tlsSecretName", "mage.ingress.enabled"]),
+        ({"functions": {"domainMapping": {"enabled": True, "host": ""}}}, ["functions.domainMapping.host", "functions.domainMapping.enabled"]),
+        ({"eventing": {"oidc": {"enabled": True, "jwksUrl": ""}}}, ["eventing.oidc.jwksUrl", "eventing.oidc.jwksConfigMap"]),
+    ],
+)
+def test_a_bad_combination_of_values_fails_naming_the_values(bad, named):
+    with pytest.raises(helm.HelmError, match="VALUES VALIDATION") as refused:
+        render(bad)
+    message = str(refused.value)
+    assert [value for value in named if value not in message] == []
+    reported = message.split("VALUES VALIDATION:")[1].strip().splitlines()
+    assert len(reported) == 1, f"only the broken combination is reported: {reported}"
+
+
 # --- Schemas of the rendered objects -----------------------------------------------------------
 
 

@@ -16,7 +16,8 @@ hcl2 = pytest.importorskip("hcl2", reason="deploy extra not installed (python-hc
 
 TF = REPO / "terraform"
 MODULE_DIRS = [TF, TF / "modules" / "data-plane", TF / "modules" / "converge"]
-ALL_DIRS = MODULE_DIRS + sorted(p for p in (TF / "examples").iterdir() if p.is_dir())
+EXAMPLE_DIRS = sorted(p for p in (TF / "examples").iterdir() if p.is_dir())
+ALL_DIRS = MODULE_DIRS + EXAMPLE_DIRS
 
 
 def unq(value) -> str:
@@ -86,7 +87,7 @@ def test_every_provider_is_pinned_to_one_version(directory):
 
 def test_same_provider_versions_everywhere():
     pins: dict[str, set] = {}
-    for directory in MODULE_DIRS:
+    for directory in ALL_DIRS:
         (terraform,) = load(directory)["terraform"]
         for name, spec in terraform["required_providers"][0].items():
             if not name.startswith("__"):
@@ -211,3 +212,26 @@ def test_providers_are_configured_only_by_the_examples():
         configured = {unq(k) for item in blocks.get("provider", []) for k in item}
         assert {"kubernetes", "helm"} <= configured, example.name
         assert "terraform init" in (example / "README.md").read_text(), example.name
+
+
+# Each file of an example holds one kind of block, as in terraform-aws-modules' examples.
+EXAMPLE_FILES = {"versions.tf": "terraform", "providers.tf": "provider", "main.tf": "module",
+                 "variables.tf": "variable", "outputs.tf": "output"}
+
+
+@pytest.mark.parametrize("example", EXAMPLE_DIRS, ids=lambda p: p.name)
+def test_each_example_is_a_complete_root_module_with_its_readme(example):
+    assert {f.name for f in example.glob("*.tf")} == set(EXAMPLE_FILES)
+    for name, kind in EXAMPLE_FILES.items():
+        kinds = {k for k in hcl2.loads((example / name).read_text()) if not k.startswith("__")}
+        assert kinds == {kind}, f"{example.name}/{name}"
+    blocks = load(example)
+    (terraform,) = blocks["terraform"]
+    declared = {k for k in terraform["required_providers"][0] if not k.startswith("__")}
+    (module_terraform,) = load(TF)["terraform"]
+    assert {k for k in module_terraform["required_providers"][0] if not k.startswith("__")} <= declared
+    (call,) = [body for item in blocks["module"] for body in item.values()]
+    assert (example / unq(call["source"])).resolve() == TF
+    readme = (example / "README.md").read_text()
+    for name in list(named(blocks, "variable")) + list(named(blocks, "output")):
+        assert f"| `{name}` |" in readme, f"{example.name}: README does not list {name}"

@@ -447,6 +447,10 @@ listed at once, then rendering fails. Called from templates/validate-values.yaml
 {{- if not $v.externalS3.endpoint }}{{ $messages = append $messages "externalS3.endpoint is required when minio.enabled is false (e.g. https://s3.us-east-1.amazonaws.com)" }}{{ end }}
 {{- if not $v.externalS3.existingSecret }}{{ $messages = append $messages "externalS3.existingSecret is required when minio.enabled is false" }}{{ end }}
 {{- end }}
+{{- if and $v.mage.enabled (not $v.h2o.enabled) (not $v.externalH2o.url) }}{{ $messages = append $messages "externalH2o.url is required when h2o.enabled is false and mage.enabled is true: training needs an H2O cluster" }}{{ end }}
+{{- if and $v.mage.enabled $v.mage.webserver.enabled $v.mage.ingress.enabled (not (and $v.mage.ingress.host $v.mage.ingress.tlsSecretName)) }}{{ $messages = append $messages "mage.ingress.host and mage.ingress.tlsSecretName are required when mage.ingress.enabled is true: the UI is served over TLS only" }}{{ end }}
+{{- if and $v.functions.enabled $v.functions.predict.enabled $v.functions.domainMapping.enabled (not (and $v.functions.domainMapping.host $v.functions.domainMapping.tlsSecretName)) }}{{ $messages = append $messages "functions.domainMapping.host and functions.domainMapping.tlsSecretName are required when functions.domainMapping.enabled is true" }}{{ end }}
+{{- if and $v.eventing.oidc.enabled (not (or $v.eventing.oidc.jwksUrl $v.eventing.oidc.jwksConfigMap)) }}{{ $messages = append $messages "eventing.oidc.jwksUrl or eventing.oidc.jwksConfigMap is required when eventing.oidc.enabled is true: the key set that checks the tokens" }}{{ end }}
 {{- if gt (int $v.h2o.heapPercent) 70 }}{{ $messages = append $messages "h2o.heapPercent must be <= 70: XGBoost allocates native memory outside the heap" }}{{ end }}
 {{- if $messages }}
 {{- fail (printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages)) }}
