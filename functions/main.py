@@ -8,7 +8,7 @@ logic lives in :mod:`converge.serving`.
 
 from functions_framework import aio
 
-from converge.serving.functions import forward
+from converge.serving.web.functions import forward
 
 
 @aio.http

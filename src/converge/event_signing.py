@@ -23,19 +23,12 @@ from typing import Any
 
 import orjson
 
+from converge.errors import PermissionDenied, Unauthenticated
+
 SIGNATURE_ATTRIBUTE = "convergesig"
 _SCHEME = "v1="
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION = re.compile(r"\.(\d+)")
-
-
-class EventAuthError(Exception):
-    """The event is not authentic: ``status`` 401 when unsigned, 403 when wrong or expired."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def parse_time(value: str) -> datetime:
@@ -84,22 +77,23 @@ def verify(
     max_age_s: float,
     now: datetime | None = None,
 ) -> None:
-    """Raise :class:`EventAuthError` unless the signature matches and ``time`` is fresh."""
+    """Raise unless the signature matches and ``time`` is fresh: :class:`Unauthenticated` when
+    unsigned, :class:`PermissionDenied` when wrong or expired."""
     if not signature:
-        raise EventAuthError(401, f"unsigned CloudEvent: the {SIGNATURE_ATTRIBUTE} attribute is required")
+        raise Unauthenticated(f"unsigned CloudEvent: the {SIGNATURE_ATTRIBUTE} attribute is required")
     if not time:
-        raise EventAuthError(401, "CloudEvent without a time attribute: signed events carry one")
+        raise Unauthenticated("CloudEvent without a time attribute: signed events carry one")
     try:
         expected = sign(key, event_id, event_type, source, time, data)
         moment = parse_time(time)
     except (ValueError, TypeError, orjson.JSONEncodeError):
-        raise EventAuthError(401, f"CloudEvent time {time[:40]!r} is not an RFC 3339 time") from None
+        raise Unauthenticated(f"CloudEvent time {time[:40]!r} is not an RFC 3339 time") from None
     if not hmac.compare_digest(signature.strip().encode(), expected.encode()):
-        raise EventAuthError(403, "CloudEvent signature does not match")
+        raise PermissionDenied("CloudEvent signature does not match")
     age = ((now or datetime.now(UTC)) - moment).total_seconds()
     if abs(age) > max_age_s:
-        raise EventAuthError(
-            403, f"CloudEvent time is {age:.0f} s from now; accepted within {max_age_s:.0f} s"
+        raise PermissionDenied(
+            f"CloudEvent time is {age:.0f} s from now; accepted within {max_age_s:.0f} s"
         )
 
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from converge.registry import Registry
-from converge.serving.gateway import create_gateway
+from converge.serving.web.gateway import create_gateway
 from converge.serving.runtime import Runtime
 from converge.serving.testing import (
     InProcessServer,

@@ -194,5 +194,5 @@ async def test_predict_imports_nothing_the_image_has_no_bytecode_for(settings, p
     from_pyc = set(FROM_PYC.findall(text))
     assert from_source == [], f"compiled from source at start: {from_source}"
     # the check saw the start: the app, the registry's driver, the download, NumPy after it
-    for module in ("converge/serving/apps", "asyncpg/__init__", "converge/s3_reader", "numpy/__init__"):
+    for module in ("converge/serving/web/functions", "asyncpg/__init__", "converge/s3_reader", "numpy/__init__"):
         assert any(f"{module}.cpython" in p for p in from_pyc), module

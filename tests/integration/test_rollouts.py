@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from converge.registry import Registry
 from converge.rollouts import Rollouts
-from converge.serving.gateway import create_gateway
+from converge.serving.web.gateway import create_gateway
 from converge.serving.runtime import Runtime
 from converge.serving.testing import corpus_dir, read_rows, register_model, wait_until
 
@@ -171,7 +171,7 @@ async def test_a_separate_reload_function_promotes_on_predicts_signed_rollout_de
     import uvicorn
 
     from converge.event_signing import signed_envelope
-    from converge.serving.apps import predict_app, reload_app
+    from converge.serving.web.functions import build
 
     key = "rollout-key-for-this-test"
     with socket.socket() as s:
@@ -187,13 +187,13 @@ async def test_a_separate_reload_function_promotes_on_predicts_signed_rollout_de
     candidate = await register_model(ours, pool, name, mojo, rows[:6])
 
     reload_runtime, predict_runtime = Runtime(ours), Runtime(ours)
-    server = uvicorn.Server(uvicorn.Config(reload_app(reload_runtime), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(build("reload", reload_runtime), host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_until(lambda: _up(base), timeout=30)
         async with httpx.AsyncClient(base_url=base, timeout=60) as reload_fn, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=predict_app(predict_runtime)), base_url="http://predict", timeout=60
+            transport=httpx.ASGITransport(app=build("predict", predict_runtime)), base_url="http://predict", timeout=60
         ) as predict_fn:
             started = await reload_fn.post(f"/admin/models/{name}/rollout", headers=AUTH,
                                            json={"version": candidate.version, "percent": 50,

@@ -4,7 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from converge.serving.http import ServingError
+from converge.errors import InvalidInput
+from converge.serving.status import status_of
 from converge.serving.input_check import InputSchema, check_rows
 
 MODEL = SimpleNamespace(
@@ -38,9 +39,9 @@ def test_strict_names_each_field_and_lenient_reports_rows():
     assert check_rows(SCHEMA, "m", rows, strict=False) == [
         {"row": 1, "unknown_features": ["agee"], "coerced_to_missing": ["race"]}
     ]
-    with pytest.raises(ServingError) as refused:
+    with pytest.raises(InvalidInput) as refused:
         check_rows(SCHEMA, "m", rows, strict=True)
-    assert refused.value.status == 422
+    assert status_of(refused.value).http == 422
     assert [d["loc"] for d in refused.value.detail] == [
         ["instances", 1, "features", "agee"],
         ["instances", 1, "features", "race"],

@@ -3,7 +3,7 @@
 import pytest
 
 from converge.contracts import Prediction
-from converge.serving.open_inference import (
+from converge.serving.v2_codec import (
     InferenceError,
     decode_inputs,
     encode_outputs,
@@ -123,6 +123,8 @@ def test_fast_and_validated_parsing_agree():
     ],
 )
 def test_routes(method, path, expected):
-    from converge.serving.open_inference import _route
+    from converge.serving.web.router import RouteTable
+    from converge.serving.web.v2 import routes
 
-    assert _route(method, path) == expected
+    found = RouteTable(routes(runtime=None)).match(method, path)
+    assert (found and (found[0].__name__, found[1])) == expected

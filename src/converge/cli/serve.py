@@ -34,7 +34,7 @@ def serve(
     os.environ["CONVERGE_GRPC_HOST"] = host
 
     uvicorn.run(
-        "converge.serving.gateway:create_gateway",
+        "converge.serving.web.gateway:create_gateway",
         factory=True,
         host=host,
         port=port,

@@ -18,17 +18,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from converge.contracts import MAX_VERSION, ErrorBody, ModelName, ModelPublished, ReloadResult
-from converge.errors import Conflict, InvalidInput, ModelNotFound, NotFound, is_transient
+from converge.errors import ConvergeError, MalformedRequest, NotFound, invalid_fields, outage_of
 from converge.mojo_publish import MAX_VALIDATION_ROWS
 from converge.rollouts import Mode, Thresholds
-from converge.serving.http import (
-    BodyLimit,
-    JSONResponse,
-    ServingError,
-    error_response,
-    require_bearer,
-)
 from converge.serving.runtime import Runtime
+from converge.serving.status import MethodNotAllowed, RouteNotFound
+from converge.serving.web.auth import require_bearer
+from converge.serving.web.body import BodyLimit, JSONResponse, error_response
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)
@@ -79,9 +75,8 @@ class _TokenFirst:
         if scope["type"] == "http" and scope["path"].startswith("/admin"):
             try:
                 self.require(Request(scope))
-            except ServingError as exc:
-                response = error_response(exc, headers=getattr(exc, "headers", None))
-                await response(scope, receive, send)
+            except ConvergeError as exc:
+                await error_response(exc)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -97,43 +92,32 @@ def admin_app(runtime: Runtime) -> FastAPI:
     require_token = _bearer_guard(runtime)
     guard = Depends(require_token)
 
-    @app.exception_handler(ServingError)
-    async def _serving_error(request: Request, exc: ServingError) -> JSONResponse:
-        return error_response(exc, headers=getattr(exc, "headers", None))
+    async def _error(request: Request, exc: Exception) -> JSONResponse:
+        """Domain errors by their class, an escaped outage 503."""
+        return error_response(exc)
+
+    for expected in (ConvergeError, OSError):  # anything else stays a logged 500
+        app.add_exception_handler(expected, _error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return error_response(ServingError(400, "malformed JSON body"))
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
-        where = ".".join(str(p) for p in detail[0]["loc"]) if detail else "body"
-        return error_response(ServingError(422, f"{where}: {detail[0]['msg']}", detail))
+            return error_response(MalformedRequest("malformed JSON body"))
+        return error_response(invalid_fields(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(ServingError(exc.status_code, str(exc.detail)))
+        """FastAPI's own misses (no such path or method) in our ErrorBody."""
+        miss = MethodNotAllowed if exc.status_code == 405 else RouteNotFound
+        return error_response(miss(str(exc.detail)))
 
     async def registry() -> Any:
         return await runtime.registry()
 
     async def db(fn: Any, *args: Any) -> Any:
-        return await answered(runtime.db_breaker.call(fn, *args), "model registry")
-
-    async def answered(call: Any, dependency: str) -> Any:
-        """Await ``call``; domain errors become their statuses, an outage of ``dependency`` 503."""
-        try:
-            return await call
-        except (ModelNotFound, NotFound) as exc:
-            raise ServingError(404, str(exc)) from None
-        except Conflict as exc:
-            raise ServingError(409, str(exc)) from None
-        except InvalidInput as exc:
-            raise ServingError(422, str(exc)) from None
-        except Exception as exc:
-            if is_transient(exc):
-                raise ServingError(503, f"{dependency} unavailable; retry later") from None
-            raise
+        with outage_of("model registry"):
+            return await runtime.db_breaker.call(fn, *args)
 
     def version_view(mv: Any) -> dict[str, Any]:
         data = mv.model_dump(mode="json", exclude={"validation_sample"})
@@ -149,14 +133,14 @@ def admin_app(runtime: Runtime) -> FastAPI:
     async def list_versions(name: ModelName) -> list[dict[str, Any]]:
         versions = await db((await registry()).list_versions, name)
         if not versions:
-            raise ServingError(404, f"no model {name!r}")
+            raise NotFound(f"no model {name!r}")
         return [version_view(v) for v in versions]
 
     @app.get("/admin/models/{name}/production", dependencies=[guard], summary="Production version")
     async def production(name: ModelName) -> dict[str, Any]:
         mv = await db((await registry()).production, name)
         if mv is None:
-            raise ServingError(404, f"model {name!r} has no production version")
+            raise NotFound(f"model {name!r} has no production version")
         return version_view(mv)
 
     @app.post(
@@ -183,7 +167,7 @@ def admin_app(runtime: Runtime) -> FastAPI:
     async def rollout_status(name: ModelName) -> dict[str, Any]:
         rollout = await db((await runtime.rollouts()).latest, name)
         if rollout is None:
-            raise ServingError(404, f"model {name!r} has had no rollout")
+            raise NotFound(f"model {name!r} has had no rollout")
         return rollout.model_dump(mode="json")
 
     @app.delete("/admin/models/{name}/rollout", dependencies=[guard], summary="Stop the rollout")
@@ -191,7 +175,7 @@ def admin_app(runtime: Runtime) -> FastAPI:
         store = await runtime.rollouts()
         rollout = await db(store.active, name)
         if rollout is None:
-            raise ServingError(404, f"model {name!r} has no rollout in progress")
+            raise NotFound(f"model {name!r} has no rollout in progress")
         await db(store.end, rollout.id, "stopped", "stopped through the admin API", {})
         return (await db(store.latest, name)).model_dump(mode="json")
 
@@ -208,7 +192,8 @@ def admin_app(runtime: Runtime) -> FastAPI:
             registry=await registry(), store=runtime.artifacts, settings=runtime.settings,
             description=body.description,
         )  # fmt: skip
-        return await answered(published, "model registry or artifact store")
+        with outage_of("model registry or artifact store"):
+            return await published
 
     @app.post(
         "/admin/models/{name}/rollback",

@@ -13,10 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from converge.contracts import FeatureVector, IngestBatch, IngestResult
-from converge.errors import is_transient
+from converge.errors import invalid_fields, outage_of
 from converge.features import IngestEvent
 from converge.resilience import CircuitBreaker
-from converge.serving.http import ServingError, validation_error
 from converge.serving.observability import INGEST_DUPLICATES, INGESTED
 from converge.serving.online import OnlineFeatures
 
@@ -30,7 +29,7 @@ def parse_batch(data: Any) -> IngestBatch:
             return IngestBatch.model_validate({"vectors": data})
         return IngestBatch(vectors=[FeatureVector.model_validate(data)])
     except ValidationError as exc:
-        raise validation_error(exc) from None
+        raise invalid_fields(exc) from None
 
 
 class IngestService:
@@ -47,14 +46,10 @@ class IngestService:
 
     async def ingest(self, batch: IngestBatch, event: IngestEvent | None = None) -> IngestResult:
         INGESTED.inc(len(batch.vectors))
-        try:
+        with outage_of("feature store", "redeliver later"):
             result = await self.db_breaker.call(
                 self.feature_store.write, batch.vectors, event=event
             )
-        except Exception as exc:
-            if is_transient(exc):
-                raise ServingError(503, "feature store unavailable; redeliver later") from None
-            raise
         if result.duplicate:
             INGEST_DUPLICATES.inc()
         if self.online is not None and result.written:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from converge.mojo._javafloat import parse_java_double
-from converge.serving.http import ServingError
+from converge.errors import InvalidInput
 from converge.serving.observability import INPUT_ISSUES
 
 MAX_REPORTED = 20  # per row and kind: a row of 500 typos must not make a megabyte of warnings
@@ -128,5 +128,5 @@ def check_rows(
         ]
         names = ", ".join(f"{d['loc'][-1]} ({d['msg']})" for d in detail[:10])
         more = f" and {len(detail) - 10} more" if len(detail) > 10 else ""
-        raise ServingError(422, f"strict input check failed: {names}{more}", detail)
+        raise InvalidInput(f"strict input check failed: {names}{more}", detail=detail)
     return found

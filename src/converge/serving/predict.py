@@ -16,10 +16,17 @@ from typing import Any
 
 from converge.cache import PredictionCache, cache_key
 from converge.contracts import FeatureVector, Prediction, PredictRequest, PredictResponse
-from converge.errors import ModelNotFound, is_transient
+from converge.errors import (
+    EntityNotFound,
+    InvalidInput,
+    ModelNotFound,
+    NotReady,
+    TooLarge,
+    is_transient,
+    outage_of,
+)
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import LoadedModel
-from converge.serving.http import ServingError
 from converge.serving.input_check import check_rows
 from converge.serving.loader import ReplicaSync
 from converge.serving.observability import CACHE_HITS, CACHE_MISSES, PREDICT_ROWS
@@ -74,7 +81,7 @@ class PredictService:
         """The :class:`PredictResponse` as a plain dict (built without model objects: for a batch
         of 100 rows that is a millisecond less per request)."""
         if len(request.instances) > self.max_rows:
-            raise ServingError(413, f"instances: at most {self.max_rows} rows per request")
+            raise TooLarge(f"instances: at most {self.max_rows} rows per request")
         if request.version is None and self.rollouts is not None:
             active = await self.rollouts.current(request.model or self.default_model)
             if active is not None:
@@ -136,16 +143,16 @@ class PredictService:
                 raise ModelNotFound(f"model {name!r} version {version} is not served")
             return await self.pinned.get(name, version)
         except ModelNotFound as exc:
-            raise ServingError(404, f"model: {exc}") from None
+            raise ModelNotFound(f"model: {exc}") from None
         except Exception as exc:
             if is_transient(exc):
-                raise ServingError(503, f"model {name!r} not loaded yet; retry later") from None
+                raise NotReady(f"model {name!r} not loaded yet; retry later") from None
             raise
 
     async def predict_with(self, loaded: LoadedModel, request: PredictRequest) -> dict[str, Any]:
         """Score ``request`` with ``loaded``; the answer names the version that scored."""
         if len(request.instances) > self.max_rows:
-            raise ServingError(413, f"instances: at most {self.max_rows} rows per request")
+            raise TooLarge(f"instances: at most {self.max_rows} rows per request")
         explicit = [i.features for i in request.instances if i.features is not None]
         strict = self.strict_inputs if request.strict is None else request.strict
         issues = check_rows(loaded.input_schema, loaded.name, explicit, strict) if explicit else None
@@ -174,7 +181,7 @@ class PredictService:
                 scored = await self.scorer.score(loaded, [features[i] for i in missing])
             except Exception as exc:  # noqa: BLE001 - the model refused these features
                 log.warning("scoring failed: %s", exc)
-                raise ServingError(422, f"features could not be scored: {exc}") from None
+                raise InvalidInput(f"features could not be scored: {exc}") from None
             fresh: dict[str, Any] = {}
             for i, row in zip(missing, scored, strict=True):
                 results[i] = {**row, "cached": False}
@@ -199,12 +206,8 @@ class PredictService:
         found = await self.online.get_many(entity_ids) if self.online else {}
         missing = [e for e in entity_ids if e not in found]
         if missing:
-            try:
+            with outage_of("feature store"):
                 rows = await self.db_breaker.call(self.feature_store.latest_many, missing)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise ServingError(503, "feature store unavailable; retry later") from None
-                raise
             vectors: list[FeatureVector] = [v for v in rows.values() if v is not None]
             for v in vectors:
                 found[v.entity_id] = dict(v.features)
@@ -212,11 +215,10 @@ class PredictService:
                 self._spawn(self.online.refresh(vectors))
             unknown = [e for e in missing if e not in found]
             if unknown:
-                raise ServingError(
-                    404,
+                raise EntityNotFound(
                     f"entity_id: no features for {unknown[0]!r}"
                     + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
-                    [{"loc": ["entity_id"], "msg": "unknown entity", "entity_ids": unknown[:20]}],
+                    detail=[{"loc": ["entity_id"], "msg": "unknown entity", "entity_ids": unknown[:20]}],
                 )
         return found
 

@@ -24,15 +24,17 @@ from converge.contracts import ModelPublished, ReloadResult
 from converge.errors import (
     ArtifactIntegrityError,
     ArtifactNotFound,
+    ArtifactRejected,
     ConvergeError,
     ModelNotFound,
     NotFound,
     StaleVersion,
+    Unavailable,
     is_transient,
+    outage_of,
 )
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import LoadedModel
-from converge.serving.http import ServingError
 from converge.serving.loader import ModelLoader, SampleError, ValidationMismatch
 from converge.serving.observability import RELOADS
 
@@ -67,7 +69,7 @@ class ReloadService:
         except StaleVersion as exc:
             if not event:
                 RELOADS.labels(outcome="rejected").inc()
-                raise ServingError(409, str(exc)) from None
+                raise
             RELOADS.labels(outcome="stale").inc()
             log.warning(
                 "stale model.published for %s v%s acknowledged, not promoted: %s",
@@ -82,70 +84,59 @@ class ReloadService:
                 outcome="stale",
                 production_version=exc.production,
             )
-        except ServingError as exc:
-            RELOADS.labels(outcome="rejected" if exc.status < 500 else "unavailable").inc()
-            log.warning("reload of %s v%s refused: %s", ref.name, ref.version, exc.message)
+        except ConvergeError as exc:
+            RELOADS.labels(outcome="unavailable" if exc.retryable else "rejected").inc()
+            log.warning("reload of %s v%s refused: %s", ref.name, ref.version, exc)
             raise
 
     async def _reload(self, ref: ModelPublished, event: bool) -> ReloadResult:
         try:
-            mv = await self.db_breaker.call(self.registry.get, ref.name, ref.version)
-            if event and mv is not None and mv.stage == "production":
-                return ReloadResult(
-                    name=mv.name,
-                    version=mv.version,
-                    sha256=mv.sha256,
-                    stage="production",
-                    outcome="current",
-                    production_version=mv.version,
+            with outage_of("model registry"):
+                mv = await self.db_breaker.call(self.registry.get, ref.name, ref.version)
+                if event and mv is not None and mv.stage == "production":
+                    return ReloadResult(
+                        name=mv.name,
+                        version=mv.version,
+                        sha256=mv.sha256,
+                        stage="production",
+                        outcome="current",
+                        production_version=mv.version,
+                    )
+                # Fail fast, before the artifact is fetched; promote checks again under its lock.
+                await self.db_breaker.call(
+                    self.registry.check_promotion, ref.name, ref.version, event=event
                 )
-            # Fail fast, before the artifact is fetched; promote checks again under its lock.
-            await self.db_breaker.call(
-                self.registry.check_promotion, ref.name, ref.version, event=event
-            )
-        except (ModelNotFound, NotFound) as exc:
-            raise ServingError(404, f"version: {exc}") from None
-        except StaleVersion:
-            raise
-        except Exception as exc:
-            if is_transient(exc):
-                raise ServingError(503, "model registry unavailable; retry later") from None
-            raise
+        except NotFound as exc:
+            raise NotFound(f"version: {exc}") from None
         if mv is None:
-            raise ServingError(404, f"version: model {ref.name!r} has no version {ref.version}")
+            raise ModelNotFound(f"version: model {ref.name!r} has no version {ref.version}")
 
         # Fetch, sha256, parse and the validation sample all run in the loader's parser process.
         try:
             loaded, rows = await self.loader.load_checked(mv)
         except ValidationMismatch as exc:
-            raise ServingError(422, f"artifact rejected: validation failed: {exc}") from None
+            raise ArtifactRejected(f"artifact rejected: validation failed: {exc}") from None
         except SampleError as exc:  # the model loads but cannot score its sample
-            raise ServingError(
-                422, f"artifact rejected: cannot score validation sample ({exc})"
+            raise ArtifactRejected(
+                f"artifact rejected: cannot score validation sample ({exc})"
             ) from None
         except ArtifactIntegrityError as exc:
-            raise ServingError(422, f"artifact rejected: sha256 mismatch ({exc})") from None
+            raise ArtifactRejected(f"artifact rejected: sha256 mismatch ({exc})") from None
         except ArtifactNotFound as exc:
-            raise ServingError(422, f"artifact missing: {exc}") from None
+            raise ArtifactRejected(f"artifact missing: {exc}") from None
         except Exception as exc:
             if is_transient(exc):
-                raise ServingError(503, "artifact store unavailable; retry later") from None
+                raise Unavailable("artifact store unavailable; retry later") from None
             if isinstance(exc, ConvergeError | ValueError | KeyError | EOFError) or _is_mojo_error(
                 exc
             ):
-                raise ServingError(422, f"artifact rejected: not a loadable MOJO ({exc})") from None
+                raise ArtifactRejected(f"artifact rejected: not a loadable MOJO ({exc})") from None
             raise
 
-        try:
+        with outage_of("model registry"):
             await self.db_breaker.call(
                 self.registry.promote, ref.name, ref.version, event=event
             )
-        except StaleVersion:
-            raise
-        except Exception as exc:
-            if is_transient(exc):
-                raise ServingError(503, "model registry unavailable; retry later") from None
-            raise
         if self.on_promoted is not None:
             await self.on_promoted(loaded)
         await self._announce(ref.name, loaded.version, loaded.sha256)

@@ -131,7 +131,7 @@ class Runtime:
         s = self.settings
         if not s.event_oidc_audience:
             return None
-        from converge.serving.event_oidc import OidcVerifier
+        from converge.serving.web.event_oidc import OidcVerifier
 
         return OidcVerifier(
             s.event_oidc_audience,

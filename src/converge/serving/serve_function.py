@@ -1,6 +1,6 @@
 """Serve one function target the way the image does: the function's ASGI app under uvicorn.
 
-Two wrappers, one function app (:func:`converge.serving.functions.function_app`, which the
+Two wrappers, one function app (:func:`converge.serving.web.functions.function_app`, which the
 functions-framework targets in ``functions/main.py`` forward to unchanged):
 
 - ``none`` (the image's default): uvicorn serves the function app directly;
@@ -50,7 +50,7 @@ def build_app(target: str, source: str, wrapper: str):
         from functions_framework import aio
 
         return aio.create_asgi_app(target=target, source=source)
-    from converge.serving.functions import function_app
+    from converge.serving.web.functions import function_app
 
     return function_app(target)
 

@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from converge.contracts import MAX_STRING_VALUE
+from converge.errors import MalformedRequest
 
 HEADER = "inference-header-content-length"
 # Little-endian NumPy types of the fixed-size datatypes.
@@ -29,7 +30,7 @@ DTYPES: dict[str, str] = {
 _LENGTH = struct.Struct("<I")
 
 
-class BinaryDataError(ValueError):
+class BinaryDataError(MalformedRequest):
     """Binary tensor data that does not match its JSON header; the message names the field."""
 
 

@@ -8,20 +8,18 @@ sent in ``contents`` (KServe's client) are answered in ``contents``.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import grpc
 
 from converge import __version__
-from converge.serving import open_inference as v2
-from converge.serving.http import ServingError
-from converge.serving.v2_binary import BinaryDataError, decode_tensor, encode_tensor
+from converge.serving import open_inference, v2_codec
+from converge.serving.status import status_of
+from converge.serving.v2_binary import decode_tensor, encode_tensor
 from converge.serving.v2grpc import grpc_predict_v2_pb2 as pb
 from converge.serving.v2grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from converge.serving.v2grpc import health_pb2, health_pb2_grpc
 
-log = logging.getLogger(__name__)
 
 # Which InferTensorContents field holds each datatype (FP16 has none: raw only).
 CONTENTS = {
@@ -30,23 +28,13 @@ CONTENTS = {
     "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
     "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
 }  # fmt: skip
-# The HTTP statuses the data plane raises, as gRPC codes.
-STATUS_CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    503: grpc.StatusCode.UNAVAILABLE,
-}
 
 
 def request_body(request: pb.ModelInferRequest) -> dict[str, Any]:
     """The JSON request with the same tensors: one validator for both transports."""
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
-        raise v2.InferenceError(
+        raise v2_codec.InferenceError(
             f"raw_input_contents: {len(raw)} entries for {len(request.inputs)} inputs"
         )
     inputs = []
@@ -57,13 +45,13 @@ def request_body(request: pb.ModelInferRequest) -> dict[str, Any]:
         else:
             field = CONTENTS.get(tensor.datatype)
             if field is None:
-                raise v2.InferenceError(f"{where}.datatype: {tensor.datatype!r} needs raw contents")
+                raise v2_codec.InferenceError(f"{where}.datatype: {tensor.datatype!r} needs raw contents")
             data = list(getattr(tensor.contents, field))
             if tensor.datatype == "BYTES":
                 try:
                     data = [value.decode("utf-8") for value in data]
                 except UnicodeDecodeError:
-                    raise v2.InferenceError(f"{where}.contents: BYTES element is not UTF-8") from None
+                    raise v2_codec.InferenceError(f"{where}.contents: BYTES element is not UTF-8") from None
         inputs.append(
             {"name": tensor.name, "shape": list(tensor.shape), "datatype": tensor.datatype, "data": data}
         )
@@ -116,19 +104,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:  # noqa: N802
         async with _status(context):
-            await v2.resolve(self.runtime, request.name, request.version or None)
+            await open_inference.resolve(self.runtime, request.name, request.version or None)
             return pb.ModelReadyResponse(ready=True)
 
     async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:  # noqa: N802
         async with _status(context):
-            loaded = await v2.resolve(self.runtime, request.name, request.version or None)
-            return pb.ModelMetadataResponse(**v2.metadata(loaded))
+            loaded = await open_inference.resolve(self.runtime, request.name, request.version or None)
+            return pb.ModelMetadataResponse(**open_inference.metadata(loaded))
 
     async def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:  # noqa: N802
         async with _status(context):
             await self.runtime.start("predict")
-            parsed = v2.parse_request(request_body(request))
-            answer = await v2.infer(
+            parsed = v2_codec.parse_request(request_body(request))
+            answer = await open_inference.infer(
                 self.runtime, request.model_name, request.model_version or None, parsed
             )
             return response_message(answer, raw=bool(request.raw_input_contents))
@@ -160,15 +148,8 @@ class _status:
     async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
         if not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError):
             return False
-        if isinstance(exc, v2.InferenceError | BinaryDataError):
-            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-        elif isinstance(exc, ServingError):
-            code = STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL)
-            message = exc.message
-        else:
-            log.error("unhandled error in a gRPC call", exc_info=exc)
-            code, message = grpc.StatusCode.INTERNAL, "internal error"
-        await self.context.abort(code, message)  # raises AbortError
+        status = status_of(exc)
+        await self.context.abort(grpc.StatusCode[status.grpc], status.message)  # raises AbortError
         return False
 
 

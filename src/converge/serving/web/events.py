@@ -15,8 +15,9 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from converge.event_signing import SIGNATURE_ATTRIBUTE, EventAuthError, verify
-from converge.serving.http import ServingError, parse_json
+from converge.errors import MalformedRequest, PermissionDenied
+from converge.event_signing import SIGNATURE_ATTRIBUTE, verify
+from converge.serving.web.body import parse_json
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -38,19 +39,19 @@ def parse_event(headers: Headers, body: bytes, expected: set[str] | None = None)
     from cloudevents.http import from_http
 
     if headers.get("content-type", "").lower().startswith(BATCH):
-        raise ServingError(400, "batched CloudEvents are not supported: send one event per request")
+        raise MalformedRequest("batched CloudEvents are not supported: send one event per request")
     try:
         event = from_http(dict(headers.items()), body, data_unmarshaller=lambda raw: raw)
     except GenericException as exc:
-        raise ServingError(400, f"invalid CloudEvent: {exc}") from None
+        raise MalformedRequest(f"invalid CloudEvent: {exc}") from None
     event_type = event["type"]
     if expected is not None and event_type not in expected:
-        raise ServingError(
-            400, f"unexpected CloudEvent type {event_type!r}; accepted: {sorted(expected)}"
+        raise MalformedRequest(
+            f"unexpected CloudEvent type {event_type!r}; accepted: {sorted(expected)}"
         )
     raw = event.data
     if raw is None or raw in (b"", ""):
-        raise ServingError(400, "CloudEvent without data")
+        raise MalformedRequest("CloudEvent without data")
     data = parse_json(raw.encode() if isinstance(raw, str) else bytes(raw))
     time, signature = event.get("time"), event.get(SIGNATURE_ATTRIBUTE)
     return Event(
@@ -67,17 +68,14 @@ def authenticate(event: Event, key: str, credential: str, max_age_s: float) -> N
     """Refuse an event not signed with ``key`` (401 unsigned, 403 wrong or stale); no key
     configured refuses every event of the type (403), never accepts them unchecked."""
     if not key:
-        raise ServingError(403, f"{event.type} events refused: {credential} is not configured")
-    try:
-        verify(
-            key,
-            event.signature,
-            event_id=event.id,
-            event_type=event.type,
-            source=event.source,
-            time=event.time,
-            data=event.data,
-            max_age_s=max_age_s,
-        )
-    except EventAuthError as exc:
-        raise ServingError(exc.status, exc.message) from None
+        raise PermissionDenied(f"{event.type} events refused: {credential} is not configured")
+    verify(
+        key,
+        event.signature,
+        event_id=event.id,
+        event_type=event.type,
+        source=event.source,
+        time=event.time,
+        data=event.data,
+        max_age_s=max_age_s,
+    )

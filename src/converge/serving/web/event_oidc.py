@@ -16,7 +16,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from converge.serving.http import ServingError
+from converge.errors import PermissionDenied, Unavailable
 
 ALGORITHMS = ["RS256", "ES256"]
 
@@ -74,21 +74,13 @@ class OidcVerifier:
                 options={"require": ["exp", "aud", "sub"], "verify_iss": bool(self.issuer)},
             )
         except (jwt.PyJWKClientConnectionError, OSError):
-            raise ServingError(503, "OIDC key set unavailable; retry later") from None
+            raise Unavailable("OIDC key set unavailable; retry later") from None
         except jwt.PyJWTError as exc:
-            raise ServingError(403, f"OIDC token refused: {exc}") from None
+            raise PermissionDenied(f"OIDC token refused: {exc}") from None
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, or a 403 (503 when the key set cannot be fetched)."""
         claims = await asyncio.to_thread(self._claims, token)
         if self.subjects and claims.get("sub") not in self.subjects:
-            raise ServingError(403, f"OIDC token refused: subject {claims.get('sub')!r} may not send events")
+            raise PermissionDenied(f"OIDC token refused: subject {claims.get('sub')!r} may not send events")
         return claims
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer`` header, else None."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None

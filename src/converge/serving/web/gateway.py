@@ -1,11 +1,11 @@
 """All three functions and the admin API in one ASGI app, for ``converge serve`` and tests.
 
-Routes: ``POST /predict`` (and the Open Inference Protocol under ``/v2``), ``POST /ingest``, ``POST /events`` (CloudEvents: ``features.ingest``
-goes to ingest, ``model.published`` to reload, anything else to predict; each function checks the
-event's signature on its own ``/events`` route), ``/admin/*`` and
-``/docs``, and the probes (readiness is predict's: a model is loaded). One runtime is shared, so a
-reload swaps the model this process serves at once. With ``grpc_port`` set, the Open Inference
-Protocol's gRPC service listens there too, on the same runtime.
+Composed from the functions' own declarations (:func:`.functions.declare`): a path goes to the
+first function (predict, ingest, reload) that declares it, a mount's prefix to its owner, and
+``POST /events`` to the function whose declared event types hold the event's type (predict, which
+reads any, for the rest); each function still checks the event on its own. One runtime is shared,
+so a reload swaps the model this process serves at once. With ``grpc_port`` set, the Open
+Inference Protocol's gRPC service listens there too, on the same runtime.
 """
 
 from __future__ import annotations
@@ -13,21 +13,33 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.types import Message, Receive, Scope, Send
 
-from starlette.types import Receive, Scope, Send
-
-from converge.contracts import EVENT_FEATURES_INGEST, EVENT_MODEL_PUBLISHED
-from converge.serving.apps import ingest_app, predict_app, reload_app
-from converge.serving.http import ServingError, error_response
+from converge.errors import TooLarge
 from converge.serving.runtime import Runtime
+from converge.serving.status import RouteNotFound
+from converge.serving.web.app import FunctionApp
+from converge.serving.web.body import error_response
+from converge.serving.web.functions import EVENTS, ROLES, declare
+from converge.serving.web.router import Route, RouteTable
 
 
 class Gateway:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.predict = predict_app(runtime)
-        self.ingest = ingest_app(runtime)
-        self.reload = reload_app(runtime)
+        self.apps: dict[str, FunctionApp] = {}
+        self.by_event: dict[str, FunctionApp] = {}
+        self.mounts: list[tuple[str, FunctionApp]] = []
+        owners: dict[str, FunctionApp] = {}
+        for role in ROLES:
+            declared = declare(role, runtime)
+            app = self.apps[role] = FunctionApp(role, runtime, declared.routes, declared.mounts)
+            for route in declared.routes:
+                owners.setdefault(route.path, app)
+            self.mounts += [(prefix, app) for prefix, _ in declared.mounts]
+            self.by_event.update(dict.fromkeys(declared.events or (), app))
+        # Matched by path only: the owner answers a wrong method with its own 405.
+        self.table = RouteTable(Route("*", path, app) for path, app in owners.items())  # type: ignore[arg-type]
         self.grpc: Any = None
 
     async def _start_grpc(self) -> None:
@@ -45,19 +57,20 @@ class Gateway:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
-        if path == "/events" or path.startswith("/events/"):
+        if path.rstrip("/") == EVENTS:
             await self._event(scope, receive, send)
-        elif path.startswith("/ingest"):
-            await self.ingest(scope, receive, send)
-        elif path.startswith(("/predict", "/v2")) or path in (
-            "/healthz",
-            "/readyz",
-            "/metrics",
-            "/",
-        ):
-            await self.predict(scope, receive, send)
-        else:
-            await self.reload(scope, receive, send)
+            return
+        found = self.table.match("*", path)
+        if found is not None:
+            await found[0](scope, receive, send)  # type: ignore[call-arg]
+            return
+        for prefix, app in self.mounts:
+            if path == prefix or path.startswith(prefix + "/"):
+                await app(scope, receive, send)
+                return
+        await error_response(RouteNotFound(f"{scope['method']} {path}: no such route"))(
+            scope, receive, send
+        )
 
     async def _event(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Peek at the CloudEvent type (header, or the structured envelope) and dispatch."""
@@ -67,9 +80,7 @@ class Gateway:
             message = await receive()
             body += message.get("body", b"")
             if len(body) > limit:
-                await error_response(ServingError(413, f"body larger than {limit} bytes"))(
-                    scope, receive, send
-                )
+                await error_response(TooLarge(f"body larger than {limit} bytes"))(scope, receive, send)
                 return
             if not message.get("more_body"):
                 break
@@ -83,26 +94,21 @@ class Gateway:
                 event_type = None
         sent = False
 
-        async def replay() -> Any:
+        async def replay() -> Message:
             nonlocal sent
             if sent:
                 return await receive()
             sent = True
             return {"type": "http.request", "body": bytes(body), "more_body": False}
 
-        if event_type == EVENT_FEATURES_INGEST:
-            target = self.ingest
-        elif event_type == EVENT_MODEL_PUBLISHED:
-            target = self.reload
-        else:
-            target = self.predict
+        target = self.by_event.get(event_type or "", self.apps["predict"])
         await target(scope, replay, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                for role in ("predict", "ingest", "reload"):
+                for role in ROLES:
                     await self.runtime.start(role)
                 await self._start_grpc()
                 await send({"type": "lifespan.startup.complete"})
