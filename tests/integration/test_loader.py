@@ -21,12 +21,8 @@ from converge.errors import ArtifactIntegrityError, ArtifactNotFound, StorageUna
 from converge.mojo import CorruptMojoError, load_mojo
 from converge.resilience import CircuitBreaker, CircuitOpenError
 from converge.serving.holder import LoadedModel
-from converge.serving.loader import (
-    ModelLoader,
-    SampleError,
-    ValidationMismatch,
-    compare_sample,
-)
+from converge.serving.loader import ModelLoader
+from converge.serving.validation_sample import SampleError, ValidationMismatch, compare_sample
 from converge.serving.testing import corpus_dir, read_rows, trainer_predictions
 from converge.stack.procs import free_port
 

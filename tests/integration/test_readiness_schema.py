@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from converge import migrations
-from converge.serving.loader import SCHEMA_MISSING
+from converge.serving.replica_sync import SCHEMA_MISSING
 from converge.serving.testing import FunctionProcess, wait_until
 from converge.stack.procs import free_port
 

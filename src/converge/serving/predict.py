@@ -28,7 +28,7 @@ from converge.errors import (
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import LoadedModel
 from converge.serving.input_check import check_rows
-from converge.serving.loader import ReplicaSync
+from converge.serving.replica_sync import ReplicaSync
 from converge.serving.observability import CACHE_HITS, CACHE_MISSES, PREDICT_ROWS
 from converge.serving.online import OnlineFeatures
 from converge.serving.rollout import Active, RolloutRouter

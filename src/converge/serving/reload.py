@@ -35,7 +35,8 @@ from converge.errors import (
 )
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import LoadedModel
-from converge.serving.loader import ModelLoader, SampleError, ValidationMismatch
+from converge.serving.loader import ModelLoader
+from converge.serving.validation_sample import SampleError, ValidationMismatch
 from converge.serving.observability import RELOADS
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from converge.errors import Unavailable
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import ModelHolder
 from converge.serving.ingest import IngestService
-from converge.serving.loader import ModelLoader, ReplicaSync
+from converge.serving.loader import ModelLoader
+from converge.serving.replica_sync import ReplicaSync
 from converge.serving.online import OnlineFeatures
 from converge.serving.predict import PredictService
 from converge.serving.reload import ReloadService

@@ -37,7 +37,7 @@ def pause_collector(at_most_s: float) -> None:
     """No cyclic garbage collection while the predict function starts: imports allocate a lot and
     keep nearly all of it, so the collections they trigger find nothing and cost ~10% of the start's
     CPU. The first model going live freezes the start-up heap and turns the collector back on
-    (:class:`~converge.serving.loader.ReplicaSync`); a timer does it after ``at_most_s`` if no
+    (:class:`~converge.serving.replica_sync.ReplicaSync`); a timer does it after ``at_most_s`` if no
     model ever loads."""
     gc.disable()
     timer = threading.Timer(at_most_s, gc.enable)
