@@ -38,6 +38,7 @@ class Sample:
     latency: float  # seconds from due to answer (or to the failure)
     status: int  # HTTP status; 0 for a transport error
     version: int | None = None
+    late: float = 0.0  # the generator's own delay: due time to the moment it started the request
 
     @property
     def done(self) -> float:
@@ -95,12 +96,13 @@ class Steady:
         tasks: list[asyncio.Task[None]] = []
 
         async def one(i: int, due: float) -> None:
+            late = loop.time() - due
             async with self._slots:
                 try:
                     status, version = await self.send(i)
                 except (httpx.HTTPError, OSError, asyncio.IncompleteReadError):
                     status, version = 0, None
-                self.samples.append(Sample(due, loop.time() - due, status, version))
+                self.samples.append(Sample(due, loop.time() - due, status, version, late))
 
         with generator_without_gc():
             for i in range(self.max_requests):
@@ -116,6 +118,75 @@ class Steady:
             await asyncio.gather(*tasks)
         self.samples.sort(key=lambda s: s.due)
         return self.samples
+
+
+async def open_loop(
+    port: int, bodies: list[bytes], rate: float, conns: int = 64, path: str = "/predict"
+) -> dict:
+    """:class:`Steady` over ``conns`` lean connections: ``len(bodies)`` requests at ``rate``/s;
+    latency counts from each request's due time, errors are non-200 answers and broken links."""
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(conns):
+        pool.put_nowait(await Conn.open(port))
+    first_error: dict[str, str] = {}
+
+    async def send(i: int) -> tuple[int, Any]:
+        conn = await pool.get()
+        try:
+            status, body = await conn.post(path, bodies[i])
+        except (OSError, asyncio.IncompleteReadError):
+            pool.put_nowait(await Conn.open(port))
+            raise
+        pool.put_nowait(conn)
+        if status != 200:
+            first_error.setdefault("body", f"{status} {body[:200]!r}")
+        return status, None
+
+    steady = Steady(send, rate, max_requests=len(bodies), max_seconds=float("inf"),
+                    max_in_flight=max(1, len(bodies)))  # fmt: skip
+    samples = await steady.run()
+    took = max(s.done for s in samples) - steady.t0 if samples else float("nan")
+    while not pool.empty():
+        pool.get_nowait().close()
+    ok = [s.latency for s in samples if s.ok]
+    return {
+        "rate": rate, "n": len(bodies), "errors": len(samples) - len(ok), "achieved": len(ok) / took,
+        "first_error": first_error.get("body"),
+        "p50": pct(ok, 0.50) * 1e3, "p99": pct(ok, 0.99) * 1e3,
+        "late_p99": pct([s.late for s in samples], 0.99) * 1e3,
+    }  # fmt: skip
+
+
+async def closed_loop(
+    port: int, bodies: list[bytes], concurrency: int, duration: float, path: str = "/predict"
+) -> dict:
+    """``concurrency`` clients back to back for ``duration`` s (bounded by ``len(bodies)``)."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    errors = 0
+    index = 0
+    deadline = loop.time() + duration
+
+    async def client() -> None:
+        nonlocal index, errors
+        conn = await Conn.open(port)
+        while loop.time() < deadline and index < len(bodies):
+            body = bodies[index]
+            index += 1
+            start = loop.time()
+            status, _ = await conn.post(path, body)
+            latencies.append(loop.time() - start)
+            errors += status != 200
+        conn.close()
+
+    t0 = loop.time()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    took = loop.time() - t0
+    return {
+        "concurrency": concurrency, "n": len(latencies), "errors": errors,
+        "throughput": len(latencies) / took,
+        "p50": pct(latencies, 0.50) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
+    }  # fmt: skip
 
 
 # -- senders -------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ import os
 import platform
 import re
 from pathlib import Path
+from converge.checkout import REPO
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+BENCHMARKS = REPO / "BENCHMARKS.md"
 
 
 def machine() -> str:

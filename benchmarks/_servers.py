@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from converge.checkout import REPO
 from converge.settings import Settings
 from converge.stack.procs import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
@@ -47,7 +47,7 @@ def local_stack(work: Path, default_model: str) -> Iterator[Settings]:
 def kserve_server(name: str, mojo: Path, log: Path, *, grpc: bool = False) -> Iterator[tuple[int, int | None]]:
     """KServe's model server with the MOJO; yields its HTTP port and (``grpc``) its gRPC port."""
     port, grpc_port = free_port(), (free_port() if grpc else None)
-    argv = [sys.executable, str(ROOT / "benchmarks" / "kserve_mojo_server.py"), name, str(mojo), str(port)]
+    argv = [sys.executable, str(REPO / "benchmarks" / "kserve_mojo_server.py"), name, str(mojo), str(port)]
     handle = open(log, "wb")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen(
         argv + ([str(grpc_port)] if grpc_port else []), stdout=handle, stderr=handle, start_new_session=True

@@ -20,7 +20,7 @@ from pathlib import Path
 from _report import machine, publish
 
 from converge.cache import RedisPyCommands
-from converge.resp import RespClient
+from converge.cache.resp import RespClient
 from converge.stack.procs import free_port
 from converge.stack.redis import Redis
 
@@ -47,7 +47,7 @@ async def _run(url: str, n: int, rounds: int) -> dict:
     results: dict = {}
     resp = RespClient.from_url(url, timeout_s=2.0)
     pyredis = redis_asyncio.from_url(url)
-    clients = {"converge.resp (pipelined, hiredis)": resp, "redis-py asyncio": RedisPyCommands(pyredis)}
+    clients = {"converge.cache.resp (pipelined, hiredis)": resp, "redis-py asyncio": RedisPyCommands(pyredis)}
     for _ in range(rounds):
         for callers in (1, 32):
             for name, commands in clients.items():
@@ -87,7 +87,7 @@ def main() -> int:
     ]
     for callers in (1, 32):
         base = statistics.median(c for c, _ in results[("redis-py asyncio", callers)])
-        for name in ("converge.resp (pipelined, hiredis)", "redis-py asyncio"):
+        for name in ("converge.cache.resp (pipelined, hiredis)", "redis-py asyncio"):
             cpu = statistics.median(c for c, _ in results[(name, callers)])
             wall = statistics.median(w for _, w in results[(name, callers)])
             lines.append(f"| {name} | {callers} | {cpu:.1f} | {wall:.1f} | {cpu / base:.2f}x |")

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 
 from converge.contracts import FeatureVector  # noqa: E402
 from converge.db import create_pool  # noqa: E402

@@ -18,7 +18,8 @@ Measured in one run, on the same rows, in rounds that run native and then Java (
 - load time against MOJO size (fresh process each, medians).
 
 Usage: python benchmarks/bench_mojo.py [--rows 100000] [--rounds 3] [--cold-runs 7] [--no-write]
-``CONVERGE_BENCH_SRC`` points the native side at another source tree (a baseline checkout).
+``PYTHONPATH=<other checkout>/src`` points the native side at another source tree (a baseline
+checkout with its extension built).
 Results replace the "## MOJO scoring" section of BENCHMARKS.md.
 """
 
@@ -27,8 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -39,18 +38,27 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = Path(os.environ.get("CONVERGE_BENCH_SRC", str(ROOT / "src"))).resolve()
-sys.path.insert(0, str(SRC))
-
 import numpy as np
 
+import converge
+from converge.checkout import REPO
 from converge.mojo import load_mojo
-from converge.mojo.backends.genmodel import find_h2o_jar
 from converge.reference import GenmodelReference
+from _mojo import (
+    best_rate,
+    fmt,
+    java_harness,
+    java_run,
+    machine_info,
+    single_row,
+    single_records,
+    write_csv,
+)
+from _report import write_section
 
-MODELS = ROOT / "benchmarks" / ".work" / "models"
-HARNESS = Path(__file__).resolve().parent / "mojo_harness.java"
+MODELS = REPO / "benchmarks" / ".work" / "models"
+#: the source tree the native side runs (this checkout's, or the one PYTHONPATH names)
+SRC = Path(converge.__file__).resolve().parents[1]
 SECTION = "## MOJO scoring"
 SET = [("StackedEnsemble (AutoML-shaped leader)", "leader"),
        ("H2OAutoML leader (StackedEnsemble_AllModels)", "automl"), ("GBM, 50 trees", "gbm50"),
@@ -77,54 +85,15 @@ def sample_rows(model, data_csv: Path, n: int, seed: int = 0) -> list[dict]:
     return [base[i] for i in idx]
 
 
-def write_csv(rows: list[dict], names: list[str], path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(",".join(names) + "\n")
-        f.writelines(",".join("" if r.get(c) is None else (repr(r[c]) if isinstance(r[c], float) else r[c])
-                             for c in names) + "\n" for r in rows)
 
 
 # -- measurements -------------------------------------------------------------------------------
-def best_rate(fn, n: int, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return n / best
 
 
-def single_row(fn, calls: int) -> dict:
-    for _ in range(min(200, calls)):
-        fn()
-    wall = []
-    c0 = time.thread_time()
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        wall.append(time.perf_counter() - t)
-    cpu = (time.thread_time() - c0) / calls
-    wall.sort()
-    return {"p50": wall[len(wall) // 2] * 1e6, "p99": wall[int(len(wall) * 0.99)] * 1e6, "cpu": cpu * 1e6}
 
 
-def single_records(model, rows: list[dict]) -> float:
-    """Median microseconds of ``predict_records([row])``, one call per row, after a warming pass."""
-    for rec in rows:
-        model.predict_records([rec])
-    wall = []
-    for rec in rows:
-        t = time.perf_counter()
-        model.predict_records([rec])
-        wall.append(time.perf_counter() - t)
-    return statistics.median(wall) * 1e6
 
 
-def java_harness(work: Path) -> str:
-    """Compile ``mojo_harness.java`` into ``work``; the class path that runs it with genmodel."""
-    jar = find_h2o_jar()
-    subprocess.run(["javac", "-d", str(work), "-cp", str(jar), str(HARNESS)], check=True)
-    return f"{jar}{os.pathsep}{work}"
 
 
 def composition(model) -> str:
@@ -137,10 +106,6 @@ def composition(model) -> str:
     return ", ".join(f"{n} {k}" if n > 1 else k for k, n in counts.items())
 
 
-def java_run(args: list[str], classpath: str) -> list[str]:
-    res = subprocess.run(["java", "-Xmx2g", "-cp", classpath, "MojoHarness", *args],
-                         capture_output=True, text=True, check=True)
-    return res.stdout.strip().split()
 
 
 _COLD = """import sys, time
@@ -191,34 +156,11 @@ def py_floor(code: str) -> float:
     return time.perf_counter() - t
 
 
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True,
-                          check=True).stderr.splitlines()[0]
-    return {"cpu": cpu, "nproc": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "java": java, "os": f"{platform.system()} {platform.release()}",
-            "load": os.getloadavg()[0]}
 
 
 # -- report -------------------------------------------------------------------------------------
-def fmt(v: float) -> str:
-    return f"{v:,.0f}"
 
 
-def write_section(text: str, section: str = SECTION) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(old):
-        new = pattern.sub(lambda _m: text, old)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
 
 
 def measure_model(label: str, mojo: Path, args, work: Path, classpath: str) -> dict:
@@ -280,7 +222,7 @@ def main() -> None:
                  "benchmarks/bench_mojo_models.py first")
     started = datetime.now(UTC)
     t_start = time.perf_counter()
-    info = machine()
+    info = machine_info()
     work = Path(tempfile.mkdtemp(prefix="bench-mojo-"))
     try:
         classpath = java_harness(work)
@@ -298,7 +240,7 @@ def main() -> None:
         text = report(results, sized, info, args, started, time.perf_counter() - t_start)
         print(text)
         if not args.no_write:
-            write_section(text)
+            write_section(text, SECTION)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

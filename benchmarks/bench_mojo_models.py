@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from converge.checkout import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / ".work" / "models"
+WORK = REPO / "benchmarks" / ".work" / "models"
 N_ROWS = 30_000
 CATS = {"c_small": 6, "c_mid": 30, "c_big": 200}
 NUMS = [f"x{i}" for i in range(10)]
@@ -83,7 +82,6 @@ def main() -> None:
     if not missing:
         print("models present:", ", ".join(wanted))
         return
-    sys.path.insert(0, str(ROOT / "src"))
     import h2o
     from h2o.automl import H2OAutoML
     from h2o.estimators import (H2OGeneralizedLinearEstimator, H2OGradientBoostingEstimator,

@@ -12,8 +12,7 @@ Results replace the section named below in BENCHMARKS.md.
 from __future__ import annotations
 
 
-
-from bench_mojo_unsupervised import main  # the shared harness
+from _kinds import main
 
 SECTION = "## MOJO scoring: CoxPH, RuleFit, Uplift DRF, TargetEncoder"
 SET = [

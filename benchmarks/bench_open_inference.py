@@ -23,61 +23,20 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 
 import orjson  # noqa: E402
 from _report import machine, write_section  # noqa: E402
 from _servers import kserve_server, local_stack  # noqa: E402
-from bench_predict import closed_loop, open_loop, prepare, start_predict  # noqa: E402
+from _load import closed_loop, open_loop
+from _predict_function import V2Bodies, prepare, start_predict
 
+from converge.checkout import CORPUS
 from converge.mojo import load_mojo  # noqa: E402
-from converge.serving.testing import corpus_dir, read_rows  # noqa: E402
+from converge.serving.testing import read_rows  # noqa: E402
 
 SECTION = "## Open Inference Protocol"
 
 
-class V2Bodies:
-    """One V2 infer body per request: a tensor per feature, a fresh number so nothing is cached."""
-
-    def __init__(self, model, rows: list[dict]) -> None:
-        self.features = model.feature_names
-        self.categorical = {n for n in self.features if model.domains.get(n)}
-        self.numeric = next(n for n in self.features if n not in self.categorical)
-        self.rows = [r for r in rows if all(r.get(n) is not None for n in self.features if n not in self.categorical)]
-        self.counter = int(time.time() * 1000) % 10_000_000 * 1000
-
-    def _row(self, i: int) -> dict:
-        self.counter += 1
-        row = dict(self.rows[i % len(self.rows)])
-        row[self.numeric] = float(self.counter) / 1000.0
-        return row
-
-    def _value(self, name: str, value):
-        if name in self.categorical:
-            return "" if value is None else str(value).removesuffix(".0")
-        return float(value)
-
-    def v2(self, n: int) -> list[bytes]:
-        out = []
-        for i in range(n):
-            row = self._row(i)
-            inputs = [
-                {
-                    "name": name,
-                    "shape": [1],
-                    "datatype": "BYTES" if name in self.categorical else "FP64",
-                    "data": [self._value(name, row.get(name))],
-                }
-                for name in self.features
-            ]
-            out.append(orjson.dumps({"inputs": inputs}))
-        return out
-
-    def native(self, n: int) -> list[bytes]:
-        return [
-            orjson.dumps({"features": {k: self._value(k, v) for k, v in self._row(i).items() if k in self.features}})
-            for i in range(n)
-        ]
 
 
 async def measure(port: int, path: str, make, duration: float, rate: float) -> dict:
@@ -128,7 +87,7 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args()
 
-    corpus = corpus_dir(ROOT)
+    corpus = CORPUS
     names = args.models.split(",")
     started = time.perf_counter()
     results: dict = {}

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -31,21 +30,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-import orjson
-
-from converge.db import create_pool
-from converge.serving.testing import (
-    FunctionProcess,
-    migrate,
-    read_rows,
-    register_model,
-)
+from converge.checkout import REPO
+from converge.serving.testing import read_rows
 from converge.settings import Settings
 from converge.stack.procs import free_port
-from _load import Conn, generator_without_gc  # noqa: E402
+from _load import closed_loop, open_loop, pct
+from _predict_function import Bodies, prepare, start_predict
 from _report import machine, model_files, publish  # noqa: E402
 
 SECTION = "## Predict function"
@@ -72,123 +63,13 @@ def group_cpu(pgid: int) -> float:
     return total
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def open_loop(
-    port: int, bodies: list[bytes], rate: float, conns: int = 64, path: str = "/predict"
-) -> dict:
-    """Send ``len(bodies)`` requests at ``rate``/s; latency counts from each request's due time."""
-    pool: asyncio.Queue[Conn] = asyncio.Queue()
-    for _ in range(conns):
-        pool.put_nowait(await Conn.open(port))
-    loop = asyncio.get_running_loop()
-    latencies: list[float] = []
-    errors = 0
-    first_error: dict[str, str] = {}
-    t0 = loop.time() + 0.05
-
-    late: list[float] = []  # the generator's own delay: due time to the moment it sends
-
-    async def one(body: bytes, due: float) -> None:
-        nonlocal errors
-        late.append(loop.time() - due)
-        conn = await pool.get()
-        try:
-            status, body = await conn.post(path, body)
-        except (OSError, asyncio.IncompleteReadError):
-            errors += 1
-            conn = await Conn.open(port)
-        else:
-            if status != 200:
-                errors += 1
-                first_error.setdefault("body", f"{status} {body[:200]!r}")
-            latencies.append(loop.time() - due)
-        pool.put_nowait(conn)
-
-    tasks = []
-    with generator_without_gc():
-        for i, body in enumerate(bodies):
-            due = t0 + i / rate
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body, due)))
-        await asyncio.gather(*tasks)
-    took = loop.time() - t0
-    while not pool.empty():
-        pool.get_nowait().close()
-    return {
-        "rate": rate, "n": len(bodies), "errors": errors, "achieved": len(latencies) / took,
-        "first_error": first_error.get("body"),
-        "p50": pct(latencies, 0.50) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
-        "late_p99": pct(late, 0.99) * 1e3,
-    }  # fmt: skip
 
 
-async def closed_loop(
-    port: int, bodies: list[bytes], concurrency: int, duration: float, path: str = "/predict"
-) -> dict:
-    """``concurrency`` clients back to back for ``duration`` s (bounded by ``len(bodies)``)."""
-    loop = asyncio.get_running_loop()
-    latencies: list[float] = []
-    errors = 0
-    index = 0
-    deadline = loop.time() + duration
-
-    async def client() -> None:
-        nonlocal index, errors
-        conn = await Conn.open(port)
-        while loop.time() < deadline and index < len(bodies):
-            body = bodies[index]
-            index += 1
-            start = loop.time()
-            status, _ = await conn.post(path, body)
-            latencies.append(loop.time() - start)
-            errors += status != 200
-        conn.close()
-
-    t0 = loop.time()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    took = loop.time() - t0
-    return {
-        "concurrency": concurrency, "n": len(latencies), "errors": errors,
-        "throughput": len(latencies) / took,
-        "p50": pct(latencies, 0.50) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
-    }  # fmt: skip
 
 
 # -- request bodies ----------------------------------------------------------------------------
-class Bodies:
-    """Unique features per request (cache misses) or one repeated body (hits)."""
-
-    def __init__(self, rows: list[dict], numeric: str, model: str | None = None) -> None:
-        self.rows = rows
-        self.numeric = numeric
-        self.extra = {"model": model} if model else {}
-        self.counter = int(time.time() * 1000) % 10_000_000 * 1000
-
-    def _row(self, i: int) -> dict:
-        self.counter += 1
-        row = dict(self.rows[i % len(self.rows)])
-        row[self.numeric] = float(self.counter) / 1000.0
-        return row
-
-    def misses(self, n: int, batch: int = 1) -> list[bytes]:
-        out = []
-        for i in range(n):
-            if batch == 1:
-                out.append(orjson.dumps({**self.extra, "features": self._row(i)}))
-            else:
-                instances = [{"features": self._row(i * batch + j)} for j in range(batch)]
-                out.append(orjson.dumps({**self.extra, "instances": instances}))
-        return out
-
-    def hits(self, n: int, batch: int = 1) -> list[bytes]:
-        body = self.misses(1, batch)[0]
-        return [body] * n
 
 
 # -- H2O REST baseline -------------------------------------------------------------------------
@@ -262,36 +143,8 @@ def h2o_baseline(port: int, mojo_path: Path, rows: list[dict], duration: float) 
 
 
 # -- the run -----------------------------------------------------------------------------------
-async def prepare(settings: Settings, models: dict[str, tuple[bytes, list[dict]]]) -> None:
-    await migrate(settings)
-    pool = await create_pool(settings, min_size=0)
-    try:
-        for name, (mojo, rows) in models.items():
-            await register_model(settings, pool, name, mojo, rows[:20], promote=True)
-    finally:
-        await pool.close()
 
 
-def start_predict(settings: Settings, workdir: Path, mode: str) -> FunctionProcess:
-    """``mode``: a scoring mode, or ``<mode>+ff`` for the app behind functions-framework's wrapper."""
-    import httpx
-
-    scoring, _, server = mode.partition("+")
-    fn = FunctionProcess(
-        "predict",
-        ROOT / "functions" / "main.py",
-        settings.model_copy(update={"scoring_mode": scoring}),
-        free_port(),
-        workdir / f"predict-{scoring}-{server or 'plain'}.log",
-        wrapper="functions-framework" if server == "ff" else None,
-    )
-    fn.start()
-    deadline = time.monotonic() + 120
-    while httpx.get(fn.url + "/readyz").status_code != 200:
-        if time.monotonic() > deadline:
-            raise RuntimeError("predict never became ready")
-        time.sleep(0.2)
-    return fn
 
 
 async def measure_function(
@@ -497,7 +350,7 @@ def main() -> int:
     bodies: dict[str, Bodies] = {}
     algos: dict[str, str] = {}
     for i, name in enumerate(names):
-        path, inputs = model_files(ROOT, name)
+        path, inputs = model_files(REPO, name)
         mojo = path.read_bytes()
         rows = read_rows(inputs, 200)
         model = load_mojo(mojo)
@@ -565,7 +418,7 @@ def main() -> int:
                 for name in names:
                     h2o[name] = h2o_baseline(
                         node.port,
-                        model_files(ROOT, name)[0],
+                        model_files(REPO, name)[0],
                         models[name.replace("_", "-")][1],
                         args.duration,
                     )

@@ -36,7 +36,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 
 import httpx
 import psutil
@@ -52,10 +51,10 @@ from _load import (
 )
 from pydantic import SecretStr
 
+from converge.checkout import CORPUS, REPO
 from converge.db import create_pool
 from converge.serving.testing import (
     FunctionProcess,
-    corpus_dir,
     migrate,
     read_rows,
     register_model,
@@ -75,7 +74,7 @@ BEGIN = "<!-- bench_reliability: generated, do not edit by hand -->"
 END = "<!-- /bench_reliability -->"
 TOKEN = "bench-admin-token"
 INGEST_TOKEN = "bench-ingest-token"
-SOURCE = ROOT / "functions" / "main.py"
+SOURCE = REPO / "functions" / "main.py"
 TARGETS = ("redis", "pgbouncer", "postgres", "s3", "functions")
 
 
@@ -124,7 +123,7 @@ class Stack:
 
 
 def corpus() -> dict[str, tuple[bytes, list[dict]]]:
-    root = corpus_dir(ROOT)
+    root = CORPUS
     return {
         name: ((root / f"{name}.zip").read_bytes(), read_rows(root / f"{name}.input.csv", 8))
         for name in ("binomial", "regression")
@@ -438,7 +437,7 @@ def render_reload(runs: list[tuple[ReloadResult, dict]], args, took: float) -> s
     return "\n".join(lines)
 
 
-def write_generated(text: str, path: Path = ROOT / "RELIABILITY.md") -> None:
+def write_generated(text: str, path: Path = REPO / "RELIABILITY.md") -> None:
     """Replace the generated block of RELIABILITY.md; the prose around it is kept."""
     current = path.read_text()
     pattern = re.compile(rf"{re.escape(BEGIN)}.*?{re.escape(END)}", re.DOTALL)

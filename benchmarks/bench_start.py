@@ -39,14 +39,12 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "src"))
 
 from _report import machine, model_files, publish  # noqa: E402
-from bench_open_inference import V2Bodies  # noqa: E402
+from _predict_function import V2Bodies
 from pydantic import SecretStr  # noqa: E402
 
+from converge.checkout import REPO
 from converge.db import create_pool  # noqa: E402
 from converge.mojo import load_mojo  # noqa: E402
 from converge.serving.testing import migrate, read_rows, register_model, settings_env  # noqa: E402
@@ -112,7 +110,7 @@ class Starter:
         with open(self.work / f"{log}.log", "ab") as handle:
             started = time.perf_counter()
             proc = subprocess.Popen(
-                argv, env=env, stdout=handle, stderr=handle, start_new_session=True, cwd=ROOT
+                argv, env=env, stdout=handle, stderr=handle, start_new_session=True, cwd=REPO
             )
             try:
                 port = int(argv[argv.index("--port") + 1]) if "--port" in argv else int(argv[-1])
@@ -131,7 +129,7 @@ class Starter:
 
     def kserve(self, name: str, mojo: Path, body: bytes) -> tuple[float, float]:
         port = free_port()
-        argv = [sys.executable, str(ROOT / "benchmarks" / "kserve_mojo_server.py"), name, str(mojo), str(port)]
+        argv = [sys.executable, str(REPO / "benchmarks" / "kserve_mojo_server.py"), name, str(mojo), str(port)]
         return self.run(argv, self._env(), f"/v2/models/{name}/infer", body, f"kserve-{name}")
 
     def compiled_from_source(self, model: str, body: bytes) -> tuple[list[str], int]:
@@ -150,7 +148,7 @@ def compile_sources() -> None:
     """Bytecode for this checkout's package, as the image has it for everything it installs; the
     interpreter's standard library and the virtualenv already carry theirs (the ``python -v`` check
     counts what is still compiled from source)."""
-    compileall.compile_dir(str(ROOT / "src" / "converge"), quiet=1, workers=0)
+    compileall.compile_dir(str(REPO / "src" / "converge"), quiet=1, workers=0)
 
 
 S3_CLIENTS = {
@@ -182,7 +180,7 @@ def s3_client_costs(settings: Settings, uri: str, runs: int) -> dict[str, list[t
         f"{settings.s3_secret_key.get_secret_value()!r}, {settings.s3_region!r}\n"
         f"BUCKET, KEY = {bucket!r}, {key!r}\n"
     )
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO / "src")}
     out: dict[str, list[tuple[float, float]]] = {name: [] for name in S3_CLIENTS}
     for _ in range(runs):
         for name, body in S3_CLIENTS.items():
@@ -356,7 +354,7 @@ def main() -> int:
             settings = start_stack(work, services)
             models, bodies = {}, {}
             for name in names:
-                mojo, inputs = model_files(ROOT, name)
+                mojo, inputs = model_files(REPO, name)
                 rows = read_rows(inputs, 50)
                 registered = f"start-{name.replace('_', '-')}-{uuid.uuid4().hex[:4]}"
                 models[registered] = (mojo.read_bytes(), rows)

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 from _report import write_section  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Training"
 PARAMS = {"ntrees": 10, "max_depth": 3, "min_rows": 5}
 

@@ -22,17 +22,18 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 
 import grpc  # noqa: E402
 import orjson  # noqa: E402
 from _load import Conn  # noqa: E402
 from _report import machine, publish  # noqa: E402
 from _servers import kserve_server, local_stack  # noqa: E402
-from bench_predict import pct, prepare, start_predict  # noqa: E402
+from _load import pct
+from _predict_function import prepare, start_predict
 
+from converge.checkout import CORPUS, REPO
 from converge.mojo import load_mojo  # noqa: E402
-from converge.serving.testing import FunctionProcess, corpus_dir, read_rows  # noqa: E402
+from converge.serving.testing import FunctionProcess, read_rows  # noqa: E402
 from converge.serving.v2_binary import encode_tensor  # noqa: E402
 from converge.serving.v2grpc import grpc_predict_v2_pb2 as pb  # noqa: E402
 from converge.serving.v2grpc import grpc_predict_v2_pb2_grpc as pb_grpc  # noqa: E402
@@ -212,7 +213,7 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args()
 
-    corpus = corpus_dir(ROOT)
+    corpus = CORPUS
     started = time.perf_counter()
     results: dict = {}
     mojo = (corpus / f"{MODEL}.zip").read_bytes()
@@ -222,7 +223,7 @@ def main() -> int:
         with local_stack(work, MODEL) as settings:
             asyncio.run(prepare(settings, {MODEL: (mojo, rows)}))
             rest = start_predict(settings, work, "inline")
-            grpc_fn = FunctionProcess("predict-grpc", ROOT / "functions" / "main.py", settings, free_port(), work / "grpc.log")
+            grpc_fn = FunctionProcess("predict-grpc", REPO / "functions" / "main.py", settings, free_port(), work / "grpc.log")
             try:
                 grpc_fn.start()
                 with kserve_server(MODEL, corpus / f"{MODEL}.zip", work / "kserve.log", grpc=True) as (kport, kgrpc):

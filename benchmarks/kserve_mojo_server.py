@@ -15,7 +15,6 @@ from typing import Any
 import kserve
 from kserve import InferOutput, InferRequest, InferResponse
 
-ROOT = Path(__file__).resolve().parents[1]
 
 from converge.mojo import load_mojo  # noqa: E402
 

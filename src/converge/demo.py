@@ -27,7 +27,6 @@ from converge.datasets import BINARY_TARGET, NUMERIC_TARGET, read_table, synthet
 from converge.errors import ConvergeError
 from converge.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
 Report = Callable[[str], None]
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from converge.checkout import REPO
 
 yaml = pytest.importorskip("yaml", reason="deploy extra not installed")
 helm = pytest.importorskip("helm_python", reason="deploy extra not installed (helm-python-sdk)")
 
-REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "converge"
 RELEASE = "demo"
 NAMESPACE = "ml"

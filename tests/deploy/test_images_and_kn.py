@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy_support import CHART, REPO, render, yaml
+from converge.checkout import REPO
+from deploy_support import CHART, render, yaml
 
 DOCKER = REPO / "docker"
 DOCKERFILES = sorted(DOCKER.glob("Dockerfile.*"))

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy_support import CHART, REPO, checkov_binary, terraform_binary, yaml
+from converge.checkout import REPO
+from deploy_support import CHART, checkov_binary, terraform_binary, yaml
 
 hcl2 = pytest.importorskip("hcl2", reason="deploy extra not installed (python-hcl2)")
 

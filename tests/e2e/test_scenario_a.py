@@ -12,19 +12,18 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from converge.checkout import REPO
 from converge.contracts import FeatureVector
 from converge.settings import Settings
 from converge.training import runner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 START = datetime(2025, 1, 1, tzinfo=UTC)
 DAYS = 212  # 2025-01-01 .. 2025-07-31: seven months, six monthly test periods after January
 ENTITIES = 20

@@ -4,18 +4,17 @@ rollback, reload, OpenAPI docs."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
+from converge.checkout import CORPUS
 from converge.registry import Registry
 from converge.serving.web.gateway import create_gateway
 from converge.serving.runtime import Runtime
 from converge.serving.testing import (
     InProcessServer,
-    corpus_dir,
     read_rows,
     register_model,
     wait_until,
@@ -24,8 +23,6 @@ from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = corpus_dir(REPO)
 TOKEN = "admin-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 

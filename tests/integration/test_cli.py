@@ -7,18 +7,16 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from converge.serving.testing import corpus_dir, read_rows, register_model, settings_env, wait_until
+from converge.checkout import CORPUS
+from converge.serving.testing import read_rows, register_model, settings_env, wait_until
 from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = corpus_dir(REPO)
 TOKEN = "cli-test-token"
 
 

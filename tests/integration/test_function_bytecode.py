@@ -38,12 +38,11 @@ import httpx
 import pytest
 from packaging.requirements import Requirement
 
-from converge.serving.testing import corpus_dir, read_rows, register_model, settings_env
+from converge.checkout import CORPUS, REPO
+from converge.serving.testing import read_rows, register_model, settings_env
 from converge.stack.procs import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile.functions"
-CORPUS = corpus_dir(REPO)
 IMAGE_STDLIB = "/usr/local/lib/python3.11"
 IMAGE_SITE = "/opt/venv/lib/python3.11/site-packages"
 IMAGE_FUNCTIONS = "/app/functions"

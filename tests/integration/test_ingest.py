@@ -6,12 +6,12 @@ A database fault must answer 503 (Knative redelivers) and a redelivery must writ
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
+from converge.checkout import REPO
 from converge.db import create_pool
 from converge.event_signing import signed_envelope, signed_headers
 from converge.serving.online import online_key
@@ -20,7 +20,6 @@ from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from converge.checkout import CORPUS
 from converge.artifacts import ArtifactStore, model_key, sha256_hex
 from converge.errors import ArtifactIntegrityError, ArtifactNotFound, StorageUnavailable
 from converge.mojo import CorruptMojoError, load_mojo
@@ -23,12 +23,11 @@ from converge.resilience import CircuitBreaker, CircuitOpenError
 from converge.serving.holder import LoadedModel
 from converge.serving.loader import ModelLoader
 from converge.serving.validation_sample import SampleError, ValidationMismatch, compare_sample
-from converge.serving.testing import corpus_dir, read_rows, trainer_predictions
+from converge.serving.testing import read_rows, trainer_predictions
 from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
 
-CORPUS = corpus_dir(Path(__file__).resolve().parents[2])
 OUTAGES = (StorageUnavailable, ConnectionError, OSError, TimeoutError)
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from converge.settings import Settings
 from converge.training import runner
-from training_support import REPO, settings_env
+from converge.checkout import REPO
+from training_support import settings_env
 
 pytestmark = [pytest.mark.integration]
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from training_support import PROJECT, REPO, EventSink, MageServer, versions
+from converge.checkout import REPO
+from training_support import PROJECT, EventSink, MageServer, versions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

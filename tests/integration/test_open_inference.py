@@ -19,12 +19,12 @@ import numpy as np
 import orjson
 import pytest
 
+from converge.checkout import CORPUS, REPO
 from converge.db import create_pool
 from converge.mojo import load_mojo
 from converge.reference import genmodel_predictions
 from converge.serving.testing import (
     FunctionProcess,
-    corpus_dir,
     migrate,
     read_rows,
     register_model,
@@ -35,8 +35,6 @@ from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = corpus_dir(REPO)
 
 
 @pytest.fixture(scope="module")

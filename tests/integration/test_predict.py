@@ -8,20 +8,19 @@ the field named, never 500) and a Redis outage (no cache, still 200).
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
+from converge.checkout import CORPUS, REPO
 from converge.contracts import FeatureVector
 from converge.features import FeatureStore
 from converge.resilience import CircuitBreaker
 from converge.serving.online import OnlineFeatures
 from converge.serving.testing import (
     FunctionProcess,
-    corpus_dir,
     read_rows,
     register_model,
     trainer_predictions,
@@ -31,8 +30,6 @@ from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = corpus_dir(REPO)
 
 
 @pytest.fixture(scope="module")

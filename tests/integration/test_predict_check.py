@@ -8,13 +8,12 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
+from converge.checkout import CORPUS, REPO
 from converge.serving.testing import (
     FunctionProcess,
-    corpus_dir,
     read_rows,
     register_model,
     settings_env,
@@ -23,8 +22,6 @@ from converge.serving.testing import (
 from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = corpus_dir(REPO)
 
 
 @pytest.fixture(scope="module")

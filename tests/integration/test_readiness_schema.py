@@ -4,7 +4,6 @@ and stops saying it once ``converge migrate`` has run."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -12,13 +11,13 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
+from converge.checkout import REPO
 from converge import migrations
 from converge.serving.replica_sync import SCHEMA_MISSING
 from converge.serving.testing import FunctionProcess, wait_until
 from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

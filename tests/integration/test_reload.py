@@ -11,18 +11,17 @@ import asyncio
 import itertools
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
+from converge.checkout import CORPUS, REPO
 from converge.artifacts import ArtifactStore, model_key
 from converge.event_signing import signed_envelope, signed_headers
 from converge.registry import Registry
 from converge.serving.testing import (
     FunctionProcess,
-    corpus_dir,
     read_rows,
     register_model,
     trainer_predictions,
@@ -32,8 +31,6 @@ from converge.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = corpus_dir(REPO)
 SOURCE = REPO / "functions" / "main.py"
 TOKEN = "reload-test-token"
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis as redis_py
 
-from converge.resp import RespClient, RespError
+from converge.cache.resp import RespClient, RespError
 from converge.stack.procs import free_port
 from converge.stack.redis import Redis
 

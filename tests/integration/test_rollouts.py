@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
+from converge.checkout import CORPUS
 from converge.registry import Registry
 from converge.rollouts import Rollouts
 from converge.serving.web.gateway import create_gateway
 from converge.serving.runtime import Runtime
-from converge.serving.testing import corpus_dir, read_rows, register_model, wait_until
+from converge.serving.testing import read_rows, register_model, wait_until
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = corpus_dir(REPO)
 TOKEN = "rollout-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 

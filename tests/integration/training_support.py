@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from converge.checkout import REPO
 from converge.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
 PROJECT = REPO / "pipelines"
 # The client id Mage's own frontend signs in with (mage_ai.settings.server).
 MAGE_FRONTEND_CLIENT = "zkWlN0PkIKSN0C11CfUHUj84OT5XOJ6tDZ6bDRO2"

@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from converge.checkout import CONFORMANCE
 from converge.mojo import load_mojo
 
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "conformance"
-CASES = sorted(p.parent.name for p in CORPUS.glob("*/case.json")
+CASES = sorted(p.parent.name for p in CONFORMANCE.glob("*/case.json")
                if not json.loads(p.read_text()).get("refused"))
 REL = 1e-9
 
@@ -63,12 +63,12 @@ def _check(name: str, header: list[str], got: list[dict], expected: list[list[st
 
 
 def test_the_corpus_is_there():
-    assert len(CASES) >= 20, f"only {len(CASES)} conformance cases in {CORPUS}"
+    assert len(CASES) >= 20, f"only {len(CASES)} conformance cases in {CONFORMANCE}"
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_native_scores_as_genmodel(name):
-    case = CORPUS / name
+    case = CONFORMANCE / name
     header, expected = _read(case / "expected.csv")
     columns, cells = _read(case / "input.csv")
     # PredictCsv leaves these cells out of the row (missing)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import httpx
 
-from converge.serving.testing import FunctionProcess, corpus_dir, wait_until
+from converge.checkout import REPO
+from converge.serving.testing import FunctionProcess, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = corpus_dir(REPO)
 SOURCE = REPO / "functions" / "main.py"
 TOKEN = "reliability-admin-token"
 PUBLISH_KEY = "reliability-publish-key"

@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 from grpc_tools import protoc
+from converge.checkout import REPO
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+SRC = REPO / "src"
 PACKAGE = Path("converge/serving/v2grpc")
 
 

@@ -4,16 +4,15 @@ answers as when scored on their own (inline and batch modes)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
+from converge.checkout import CORPUS
 from converge.mojo import load_mojo
 from converge.serving.holder import LoadedModel
 from converge.serving.scoring import Scorer, predict_rows
-from converge.serving.testing import corpus_dir, read_rows
+from converge.serving.testing import read_rows
 
-CORPUS = corpus_dir(Path(__file__).resolve().parents[2])
 
 
 @pytest.mark.parametrize("mode", ["inline", "batch"])

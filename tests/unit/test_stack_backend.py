@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from converge.checkout import REPO
 from converge.stack import backend
 from converge.stack.backend import BackendUnavailable, decide_backend, service_classes
 from converge.stack.containers import IMAGES, PostgresContainer, RedisContainer, S3Container
 from converge.stack.procs import free_port
 from converge.stack.redis import Redis
 
-CHART_VALUES = Path(__file__).resolve().parents[2] / "charts" / "converge" / "values.yaml"
+CHART_VALUES = REPO / "charts" / "converge" / "values.yaml"
 
 
 def yes() -> bool:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
+from converge.checkout import REPO
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "system_deps.py"
+SCRIPT = REPO / "scripts" / "system_deps.py"
 _spec = importlib.util.spec_from_file_location("system_deps", SCRIPT)
 deps = importlib.util.module_from_spec(_spec)
 sys.modules["system_deps"] = deps

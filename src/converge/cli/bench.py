@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import typer
 
+from converge.checkout import REPO
 from converge.cli._app import app
 
-_REPO = Path(__file__).resolve().parents[3]
 
 
 @app.command()
@@ -18,7 +17,7 @@ def bench(
     only: list[str] = typer.Argument(None, help="benchmark names, e.g. mojo predict (default: all)"),
 ) -> None:
     """Run benchmarks/bench_*.py and update BENCHMARKS.md."""
-    folder = _REPO / "benchmarks"
+    folder = REPO / "benchmarks"
     if not folder.is_dir():
         typer.echo("error: benchmarks/ not found; run this from a source checkout", err=True)
         raise typer.Exit(2)
@@ -31,7 +30,7 @@ def bench(
     failed = []
     for script in scripts:
         typer.secho(f"==> {script.name}", bold=True)
-        if subprocess.call([sys.executable, str(script)], cwd=_REPO) != 0:
+        if subprocess.call([sys.executable, str(script)], cwd=REPO) != 0:
             failed.append(script.name)
     if failed:
         typer.echo(f"error: failed: {', '.join(failed)}", err=True)

@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import Any
 
 from converge.cache import PredictionCache
-from converge.resp import RespError
+from converge.cache.resp import RespError
 from converge.errors import Unavailable
 from converge.resilience import CircuitBreaker
 from converge.serving.holder import ModelHolder
@@ -79,7 +79,7 @@ class Runtime:
         """Short timeouts and no retries: the breaker decides, a request never waits on Redis.
 
         redis-py is imported here, on first use: predict's per-request cache commands go through
-        :mod:`converge.resp`, so its start does not pay for redis-py (~35 ms of imports)."""
+        :mod:`converge.cache.resp`, so its start does not pay for redis-py (~35 ms of imports)."""
         import redis.asyncio as aioredis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -102,9 +102,9 @@ class Runtime:
     @cached_property
     def cache_commands(self) -> Any:
         """The prediction cache's per-request commands on a lean pipelined connection
-        (:mod:`converge.resp`), or through redis-py where that cannot connect."""
+        (:mod:`converge.cache.resp`), or through redis-py where that cannot connect."""
         from converge.cache import RedisPyCommands
-        from converge.resp import RespClient
+        from converge.cache.resp import RespClient
 
         return RespClient.from_url(self.settings.redis_url, timeout_s=0.5) or RedisPyCommands(
             self.redis

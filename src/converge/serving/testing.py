@@ -220,11 +220,6 @@ async def wait_until(check: Any, timeout: float = 30.0, interval: float = 0.1) -
         await asyncio.sleep(interval)
 
 
-def corpus_dir(repo_root: Path) -> Path:
-    """The MOJO corpus checked into the repository (public h2o-3 fixtures with genmodel's answers)."""
-    return repo_root / "tests" / "data" / "mojo-corpus"
-
-
 async def migrate(settings: Settings) -> None:
     """Bring the schema to head (idempotent)."""
     from converge import migrations

@@ -1,10 +1,4 @@
-"""Redis cache-aside for predictions, keyed by a stable hash of the canonical feature JSON.
-
-The key is ``converge:pred:<model>:<version>:<sha256>`` where the digest is taken over the
-features serialised with sorted keys (orjson ``OPT_SORT_KEYS``). Python's ``hash()`` is salted per
-process, so it would give every replica a different key; sha256 over canonical bytes gives all of
-them the same one. Integers are written as floats first: a model sees ``1`` and ``1.0`` alike, so
-the cache should too.
+"""Redis look-aside cache for predictions; every failure reads as a miss.
 
 Every Redis call goes through a circuit breaker and degrades to "no cache": a dead Redis costs a
 miss, never an error. A read waits at most ``read_budget_s`` (a few milliseconds, against well
@@ -15,18 +9,17 @@ that budget, not the client's timeout, until the breaker opens and reads stop go
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
+from converge.cache.commands import CacheCommands
 from converge.resilience import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "converge:pred"
 # Writes wait this long to share one Redis call with their neighbours; a repeat inside the window
 # is just a miss, so nothing is lost but a little CPU per request at moderate rates.
 WRITE_BEHIND_S = 0.005
@@ -41,52 +34,6 @@ return #KEYS
 """
 
 
-def _normalise(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str | float):
-        return value
-    if isinstance(value, int):
-        return float(value)
-    return value
-
-
-def canonical_json(features: Mapping[str, Any]) -> bytes:
-    """Canonical bytes of a feature mapping: sorted keys, ints as floats, compact."""
-    return orjson.dumps(
-        {str(k): _normalise(v) for k, v in features.items()}, option=orjson.OPT_SORT_KEYS
-    )
-
-
-def features_digest(features: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(features)).hexdigest()
-
-
-def cache_key(model: str, version: int, features: Mapping[str, Any]) -> str:
-    """The prediction cache key; stable across processes, machines and key order."""
-    return f"{KEY_PREFIX}:{model}:{int(version)}:{features_digest(features)}"
-
-
-class CacheCommands(Protocol):
-    """What the cache needs from a Redis client: the two commands it sends."""
-
-    async def mget(self, keys: list[str]) -> list[Any]: ...
-
-    async def eval(self, script: str, keys: list[str], args: list[Any]) -> Any: ...
-
-
-class RedisPyCommands:
-    """The two commands the cache sends, through a redis-py client (where :mod:`converge.resp`
-    cannot connect, e.g. a unix socket URL)."""
-
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
-
-    async def mget(self, keys: list[str]) -> list[Any]:
-        return await self.redis.mget(keys)
-
-    async def eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        return await self.redis.eval(script, len(keys), *keys, *args)
-
-
 class PredictionCache:
     """Look-aside cache of JSON predictions; every failure reads as a miss.
 
@@ -98,7 +45,7 @@ class PredictionCache:
     def __init__(
         self, commands: CacheCommands, breaker: CircuitBreaker, ttl_s: int, read_budget_s: float = 0.005
     ) -> None:
-        """``commands``: a :class:`converge.resp.RespClient` or :class:`RedisPyCommands`."""
+        """``commands``: a :class:`converge.cache.resp.RespClient` or :class:`RedisPyCommands`."""
         self.commands = commands
         self.breaker = breaker
         self.ttl_s = ttl_s
