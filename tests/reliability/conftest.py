@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from pydantic import SecretStr
 
+from converge.checkout import CORPUS
 from converge.serving.testing import FunctionProcess, read_rows, register_model
 from converge.settings import Settings
 from converge.stack.procs import free_port
 
 from reliability_support import (
-    CORPUS, INGEST_TOKEN, PUBLISH_KEY, SOURCE, TOKEN, log_problems, wait_ready,
+    INGEST_TOKEN, PUBLISH_KEY, SOURCE, TOKEN, log_problems, wait_ready,
 )  # fmt: skip
 
 
