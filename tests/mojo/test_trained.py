@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from converge.mojo import UnsupportedMojoError, load_mojo
+from converge.mojo import load_mojo
 from converge.reference import GenmodelReference
 
 pytestmark = pytest.mark.slow
@@ -77,6 +77,8 @@ SPECS = {
     "xgb_multinomial": ("XGB", {"ntrees": 6, "max_depth": 3, "seed": 1}, "y_multi", False),
     "xgb_regression": ("XGB", {"ntrees": 10, "max_depth": 4, "seed": 1}, "y_reg", True),
     "xgb_gblinear": ("XGB", {"booster": "gblinear", "ntrees": 5, "seed": 1}, "y_reg", True),
+    "xgb_gblinear_binomial": ("XGB", {"booster": "gblinear", "ntrees": 5, "seed": 1}, "y_bin", False),
+    "xgb_gblinear_multinomial": ("XGB", {"booster": "gblinear", "ntrees": 5, "seed": 1}, "y_multi", False),
     "se_logit_multinomial": ("SE", {"metalearner_transform": "Logit"}, "y_multi", False),
     # the benchmark leader's shape in small: GLM, GBM, a deep DRF and XGBoost, blended
     "se_blended_binomial": ("SE_BLEND", {"metalearner_algorithm": "glm", "seed": 1}, "y_bin", False),
@@ -198,23 +200,7 @@ def _reference_raw(path, recs):
     return GenmodelReference(path).raw(as_h2o)
 
 
-NATIVE_UNSUPPORTED = {"xgb_gblinear"}  # auto falls back to genmodel for these
-
-
-@pytest.mark.parametrize("name", sorted(NATIVE_UNSUPPORTED))
-def test_auto_backend_falls_back_to_genmodel(name, trained, data, genmodel_ok):
-    path = trained(name)
-    if not str(path).endswith(".zip"):
-        pytest.skip(str(path))
-    with pytest.raises(UnsupportedMojoError, match="gblinear"):
-        load_mojo(path, backend="native")
-    auto = load_mojo(path)
-    assert auto.backend.name == "genmodel"
-    recs = _records(data[1])
-    np.testing.assert_array_equal(auto.predict_raw(recs), _reference_raw(path, recs))
-
-
-@pytest.mark.parametrize("name", [n for n in SPECS if n not in NATIVE_UNSUPPORTED])
+@pytest.mark.parametrize("name", list(SPECS))
 def test_trained_model_native_equals_genmodel(name, trained, data, genmodel_ok):
     path = trained(name)
     if isinstance(path, str) and not path.endswith(".zip"):

@@ -77,15 +77,22 @@ class Booster:
         r.take(27 * 4)
         self.objective = r.string()
         self.gbm = r.string()
-        if self.gbm not in ("gbtree", "dart"):
+        if self.gbm not in ("gbtree", "dart", "gblinear"):
             raise UnsupportedMojoError(f"xgboost booster {self.gbm!r}", source)
         if self.objective not in ("binary:logistic", "reg:logistic", "multi:softprob", "reg:linear",
                                   "reg:squarederror", "reg:gamma", "reg:tweedie", "count:poisson",
                                   "binary:logitraw"):
             raise UnsupportedMojoError(f"xgboost objective {self.objective!r}", source)
+        self.n_groups = self.num_class if self.num_class != 0 else 1
+        self.old_order = self.major < 1 or (self.major == 1 and self.minor <= 2)
+        self.linear: array | None = None
+        self.weight_drop: array | None = None
+        self.tree_at, self.tree_info, self.nodes = array("q"), array("i"), b""
+        if self.gbm == "gblinear":
+            self._read_linear(r)
+            return
         num_trees, _roots, _nf, _pad, num_pbuffer, _nog, size_leaf_vector = r.unpack("iiiiqii")
         r.take(31 * 4 + 4)
-        self.n_groups = self.num_class if self.num_class != 0 else 1
         parts: list[bytes] = []
         self.tree_at = array("q")
         self.tree_nodes: list[int] = []
@@ -115,8 +122,33 @@ class Booster:
             for g in range(self.n_groups):
                 if self.tree_info.tolist().count(g) > len(self.weight_drop):
                     raise CorruptMojoError("dart weight_drop is shorter than a tree group", source)
-        self.old_order = self.major < 1 or (self.major == 1 and self.minor <= 2)
         self.n_input = self._check(parts)
+
+    def _read_linear(self, r: _Reader) -> None:
+        """gblinear: its own parameters (ignored by xgboost-predictor, which takes the feature and
+        group counts from the learner), then one weight per (feature, group) and a bias per group."""
+        r.take(34 * 4)
+        (n,) = r.unpack("Q")
+        expected = (self.num_feature + 1) * self.n_groups
+        if n != expected:
+            raise CorruptMojoError(f"gblinear has {n} weights, expected {expected}", self.source)
+        self.linear = array("f", struct.unpack(f"<{n}f", r.take(4 * n)))
+        self.n_input = self.num_feature
+
+    def linear_margins(self, F: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """``GBLinear.pred`` for every row (n, groups), float32: the group's bias plus the base
+        margin, then ``value * weight`` added feature by feature, missing values skipped."""
+        n, G = F.shape[0], self.n_groups
+        w = np.frombuffer(self.linear, dtype=np.float32)
+        out = np.empty((n, G), dtype=np.float32)
+        present = ~np.isnan(F)
+        for g in range(G):
+            psum = (w[self.num_feature * G + g] + base).astype(np.float32)
+            for fid in range(self.num_feature):
+                term = F[:, fid] * w[fid * G + g]
+                psum = np.where(present[:, fid], psum + term, psum)
+            out[:, g] = psum
+        return out
 
     def _check(self, parts: list[bytes]) -> int:
         """Every tree is a tree with finite splits; returns 1 + the highest feature split on."""
@@ -294,12 +326,14 @@ class XGBoostScorer(NativeScorer):
         self.kernel_weights = b.weight_drop if b.weight_drop is not None else array("f")
         self.kernel_base = array("f", [b.base_margin()])
         self.objective_code = _OBJECTIVE_CODES.get(b.objective, 0)
+        if b.linear is not None and b.num_feature != cw + self.nums:
+            raise CorruptMojoError("gblinear's feature count does not match the input width", info.source)
 
     def requires_offset(self) -> bool:
         return self.has_offset
 
     def rows_without_numpy(self) -> bool:
-        return _compiled.kernels is not None
+        return _compiled.kernels is not None and self.booster.linear is None
 
     @cached_property
     def cat_offsets(self) -> np.ndarray:
@@ -353,10 +387,34 @@ class XGBoostScorer(NativeScorer):
             self.use_all, self.sparse, self.flat_nodes, b.tree_at, b.tree_info, self.kernel_weights,
             b.n_groups, base, b.old_order, self.objective_code, out)  # fmt: skip
 
+    def _linear_features(self, raw: np.ndarray) -> np.ndarray:
+        """Every input of ``OneHotEncoderFactory.fromArray`` as float32 (NaN = missing)."""
+        cw = self.cat_offsets_list[-1]
+        n = raw.shape[0]
+        F = np.empty((n, cw + self.nums), dtype=np.float32)
+        if cw:
+            not_hot = np.float32(np.nan) if self.sparse else np.float32(0)
+            hot = cat_hot_index(raw, self.cats, self.cat_offsets, self.use_all)
+            slots = np.arange(cw)
+            cat_of = np.repeat(np.arange(self.cats), np.diff(self.cat_offsets))
+            F[:, :cw] = np.where(hot[:, cat_of] == slots, np.float32(1), not_hot)
+        with np.errstate(over="ignore"):
+            nums = raw[:, self.cats : self.cats + self.nums].astype(np.float32)
+        if self.sparse:
+            nums[nums == 0] = np.float32(np.nan)
+        F[:, cw:] = nums
+        return F
+
     def _outputs(self, raw: np.ndarray, offset) -> np.ndarray:
         """The booster's float32 outputs, shape (n, groups)."""
         n = raw.shape[0]
         b = self.booster
+        if b.linear is not None:
+            if self.has_offset:
+                base = (np.zeros(n) if offset is None else offset).astype(np.float32)
+            else:
+                base = np.full(n, self.kernel_base[0], dtype=np.float32)
+            return b.transform(b.linear_margins(self._linear_features(raw), base))
         if _compiled.kernels is not None:
             raw = np.ascontiguousarray(raw, dtype=np.float64)
             out = np.empty((n, b.n_groups), dtype=np.float32)
@@ -400,7 +458,7 @@ class XGBoostScorer(NativeScorer):
 
     def row_plan(self):
         kernels = _compiled.kernels
-        if kernels is None or self.has_offset or self.n_classes > 2:
+        if kernels is None or self.has_offset or self.n_classes > 2 or self.booster.linear is not None:
             return None
         b = self.booster
         return kernels.plan_xgb(
