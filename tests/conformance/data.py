@@ -71,6 +71,30 @@ def mixed(seed: int = 7, n: int = 300) -> Dataset:
     )
 
 
+def glm(seed: int = 23, n: int = 400) -> Dataset:
+    """The mixed inputs with a response for every GLM family: real, positive, count, binary,
+    nominal and ordered classes."""
+    rng = np.random.default_rng(seed)
+    train = _mixed_features(rng, n)
+    signal = 0.5 * train["x2"].fillna(0) + 0.8 * (train["c1"] == "a") - 0.3 * train["x3"]
+    train["y_regression"] = 2 * signal + rng.normal(0, 0.5, n)
+    train["y_positive"] = np.exp(0.3 * signal) * rng.gamma(4.0, 0.25, n)
+    train["y_count"] = rng.poisson(np.exp(0.4 * signal + 0.5))
+    train["y_binomial"] = np.where(signal + rng.normal(0, 0.5, n) > 0.3, "yes", "no")
+    train["y_01"] = (train["y_binomial"] == "yes").astype(float)
+    train["y_fraction"] = 1 / (1 + np.exp(-signal - rng.normal(0, 0.3, n)))
+    train["y_multinomial"] = np.select([signal > 1, signal < -1], ["high", "low"], "mid")
+    latent = signal + rng.logistic(0, 0.6, n)
+    train["y_ordinal"] = np.select([latent < -0.8, latent < 0.4, latent < 1.4], ["a_low", "b_mid", "c_high"], "d_top")
+    return Dataset(
+        train=train,
+        score=_score_cells(rng, 150),
+        features=["x1", "x2", "c1", "x3", "c2"],
+        column_types={"c1": "enum", "c2": "enum", "y_binomial": "enum", "y_multinomial": "enum",
+                      "y_ordinal": "enum"},
+    )
+
+
 def survival(seed: int = 11, n: int = 300) -> Dataset:
     """The mixed features with a follow-up interval (``start``, ``stop``) and an ``event`` flag,
     for CoxPH (hazard rising with x2 and level "a" of c1)."""
@@ -127,4 +151,4 @@ def sentences(seed: int = 17, n: int = 250) -> Dataset:
                    features=["words"], column_types={"words": "string"})
 
 
-DATASETS = {"mixed": mixed, "survival": survival, "survival_offset": survival_offset, "uplift": uplift, "sentences": sentences}
+DATASETS = {"mixed": mixed, "glm": glm, "survival": survival, "survival_offset": survival_offset, "uplift": uplift, "sentences": sentences}

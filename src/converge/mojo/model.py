@@ -16,7 +16,7 @@ from .errors import BackendUnavailableError, InvalidInputError, MojoError, Unsup
 
 np = numpy_when_used(__name__)
 
-_CLASSIFICATION = ("Binomial", "Multinomial")
+_CLASSIFICATION = ("Binomial", "Multinomial", "Ordinal")
 _FEW_ROWS = 8
 
 

@@ -112,7 +112,7 @@ class GenmodelBackend(Backend):
         self._PredictException = jpype.JClass("hex.genmodel.easy.exception.PredictException")
         self._requires_offset = bool(self.model.requiresOffset())
         cat = str(self.model.getModelCategory().toString())
-        self._width = 1 + int(self.model.getNumResponseClasses()) if cat in ("Binomial", "Multinomial") else 1
+        self._width = 1 + int(self.model.getNumResponseClasses()) if cat in ("Binomial", "Multinomial", "Ordinal") else 1
         self._preds_size = int(self.model.getPredsSize())
 
     def _row(self, rec: dict):

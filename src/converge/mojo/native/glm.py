@@ -1,4 +1,5 @@
-"""GLM (binomial, regression families, multinomial): ``GlmMojoModel`` / ``GlmMultinomialMojoModel``."""
+"""GLM (binomial, regression families, multinomial, ordinal): ``GlmMojoModel``,
+``GlmMultinomialMojoModel`` and ``GlmOrdinalMojoModel``."""
 
 from __future__ import annotations
 
@@ -31,8 +32,6 @@ class GlmScorer(NativeScorer):
         super().__init__(info)
         g = info.get
         self.family = str(info.require("family"))
-        if self.family == "ordinal":
-            raise UnsupportedMojoError("ordinal GLM is not implemented natively", info.source)
         self.use_all = bool(g("use_all_factor_levels", False))
         self.cats = int(g("cats", -1))
         self.nums = int(g("nums", -1))
@@ -51,15 +50,16 @@ class GlmScorer(NativeScorer):
         if self.cats + self.nums != self.n_features:
             raise CorruptMojoError("GLM cats + nums != n_features", info.source)
         self.multinomial = self.family == "multinomial"
+        self.ordinal = self.family == "ordinal"
         self.supports_offset = not self.multinomial
-        K = self.n_classes if self.multinomial else 1
+        K = self.n_classes if self.multinomial or self.ordinal else 1
         if len(self.beta_list) % K:
             raise CorruptMojoError("GLM beta length is not a multiple of n_classes", info.source)
         self.P = len(self.beta_list) // K
         self.noff = self.offsets_list[-1] - self.cats
         if self.P - 1 - self.noff - self.cats != self.nums:
             raise CorruptMojoError("GLM beta length does not match the features", info.source)
-        if not self.multinomial and self.link not in ("identity", "logit", "log", "inverse", "tweedie", "ologit"):
+        if not (self.multinomial or self.ordinal) and self.link not in ("identity", "logit", "log", "inverse", "tweedie", "ologit"):
             raise UnsupportedMojoError(f"GLM link {self.link!r}", info.source)
         self.binomial = self.family in _BINOMIAL
 
@@ -119,6 +119,8 @@ class GlmScorer(NativeScorer):
     def score(self, raw, offset):
         self._impute(raw)
         n = raw.shape[0]
+        if self.ordinal:
+            return self._score_ordinal(raw, offset)
         if not self.multinomial:
             eta = self._eta(raw, self.beta)
             if offset is not None:
@@ -153,6 +155,29 @@ class GlmScorer(NativeScorer):
             better = p > max_p
             max_p = np.where(better, p, max_p)
             out[better, 0] = c
+        return out
+
+    def _score_ordinal(self, raw, offset):
+        """Cumulative logits: class c's eta (its own block of beta) plus the offset gives
+        P(y <= c); each class gets the difference, the last one the rest; the label is the first
+        most probable class."""
+        n, K = raw.shape[0], self.n_classes
+        out = np.zeros((n, K + 1))
+        previous = np.zeros(n)
+        for c in range(K - 1):
+            eta = self._eta(raw, self.beta[c * self.P : (c + 1) * self.P])
+            if offset is not None:
+                eta = eta + offset
+            with np.errstate(over="ignore"):
+                cdf = 1.0 / (1 + np.exp(-eta))
+            out[:, c + 1] = cdf - previous
+            previous = cdf
+        out[:, K] = 1 - previous
+        best = np.zeros(n, dtype=np.intp)  # ArrayUtils.maxIndex over [0, p...]: NaN never wins
+        rows = np.arange(n)
+        for i in range(1, K + 1):
+            best = np.where(out[:, i] > out[rows, best], i, best)
+        out[:, 0] = best - 1
         return out
 
     def _refuse_offset(self):
@@ -220,7 +245,7 @@ class GlmScorer(NativeScorer):
 
     def row_plan(self):
         kernels = _compiled.kernels
-        if kernels is None or self.multinomial or self.link not in _compiled.PLAN_LINKS:
+        if kernels is None or self.multinomial or self.ordinal or self.link not in _compiled.PLAN_LINKS:
             return None
         fills = (array("d", self.modes_list).tobytes(), array("d", self.means_list).tobytes())
         return kernels.plan_glm(self.kernel_beta.tobytes(), self.kernel_offsets.tobytes(),
@@ -238,6 +263,8 @@ class GlmScorer(NativeScorer):
             for i, fill in zip(range(cats, cats + self.nums), self.means_list):
                 if row[i] != row[i]:
                     row[i] = fill
+        if self.ordinal:
+            return self._score_ordinal_row(row, offset)
         if not self.multinomial:
             eta = self._eta_row(row, self.beta_list)
             if offset is not None:
@@ -263,3 +290,22 @@ class GlmScorer(NativeScorer):
             if p > max_p:
                 label, max_p = c, p
         return [float(label), *probs]
+
+    def _score_ordinal_row(self, row, offset) -> list[float]:
+        P, K = self.P, self.n_classes
+        preds = [0.0] * (K + 1)
+        previous = 0.0
+        for c in range(K - 1):
+            eta = self._eta_row(row, self.beta_list[c * P : (c + 1) * P], c * P)
+            if offset is not None:
+                eta = eta + offset
+            cdf = 1.0 / (1 + _scalar.exp(-eta))
+            preds[c + 1] = cdf - previous
+            previous = cdf
+        preds[K] = 1 - previous
+        best = 0
+        for i in range(1, K + 1):  # ArrayUtils.maxIndex: the first strictly greater value
+            if preds[i] > preds[best]:
+                best = i
+        preds[0] = float(best - 1)
+        return preds
