@@ -91,7 +91,9 @@ def build(case: Case, frames: dict) -> None:
             print(f"{case.name}: H2O refuses to export: {meta['refused']}")
             return
         shutil.copy(path, out / "model.zip")
-    columns = case.x or data.features
+    columns = list(case.x or data.features)
+    if len(columns) == 1:  # a second column keeps an empty cell unquoted: PredictCsv reads it as NA
+        columns += [c for c in data.features if c not in columns][:1]
     data.score[columns].to_csv(out / "input.csv", index=False)
     if model._model_json["output"]["model_category"] in API_CATEGORIES:
         meta["expected_by"] = ("genmodel API (GenmodelApi.java): PredictCsv cannot print this "

@@ -77,6 +77,10 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
         from .target_encoder import TargetEncoderScorer
 
         return TargetEncoderScorer(info, archive)
+    if algo == "isotonicregression":
+        from .isotonic import IsotonicScorer
+
+        return IsotonicScorer(info, archive)
     if algo == "word2vec":
         from .word2vec import Word2VecScorer
 
