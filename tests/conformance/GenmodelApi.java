@@ -1,5 +1,6 @@
 // genmodel's own answers for model categories PredictCsv does not print (BinomialUplift,
-// TargetEncoder, WordEmbedding): the same input handling as PredictCsv (cells "", NA, N/A, - left out, unknown
+// TargetEncoder, WordEmbedding), and, with a fourth argument "contributions", the SHAP
+// contributions of predictContributions (GBM, DRF): the same input handling as PredictCsv (cells "", NA, N/A, - left out, unknown
 // levels as missing) and the same output format (Double.toHexString, NA for NaN).
 import hex.genmodel.MojoModel;
 import hex.genmodel.algos.targetencoder.ColumnsMapping;
@@ -16,12 +17,17 @@ import java.util.List;
 
 public class GenmodelApi {
   public static void main(String[] args) throws Exception {
-    MojoModel model = MojoModel.load(args[0]);
+    boolean contributions = args.length > 3 && args[3].equals("contributions");
+    // DRF's contributions read the variable importances: the model's metadata
+    MojoModel model = MojoModel.load(args[0], contributions);
     EasyPredictModelWrapper wrapper = new EasyPredictModelWrapper(
-        new EasyPredictModelWrapper.Config().setModel(model).setConvertUnknownCategoricalLevelsToNa(true));
+        new EasyPredictModelWrapper.Config().setModel(model).setConvertUnknownCategoricalLevelsToNa(true)
+            .setEnableContributions(contributions));
     String category = model.getModelCategory().toString();
     List<String> header = new ArrayList<>();
-    if (model instanceof TargetEncoderMojoModel) {
+    if (contributions) {
+      for (String name : wrapper.getContributionNames()) header.add(name);
+    } else if (model instanceof TargetEncoderMojoModel) {
       for (ColumnsMapping m : ((TargetEncoderMojoModel) model)._inoutMapping)
         for (String to : m.to()) header.add(to);
     } else if (model instanceof WordEmbeddingModel) {
@@ -44,7 +50,12 @@ public class GenmodelApi {
           if (!(c.isEmpty() || c.equals("NA") || c.equals("N/A") || c.equals("-"))) row.put(columns[i], c);
         }
         double[] values;
-        if (category.equals("BinomialUplift")) values = wrapper.predictUpliftBinomial(row).predictions;
+        if (contributions) {
+          float[] shap = wrapper.predictContributions(row);
+          values = new double[shap.length];
+          for (int i = 0; i < shap.length; i++) values[i] = shap[i];
+        }
+        else if (category.equals("BinomialUplift")) values = wrapper.predictUpliftBinomial(row).predictions;
         else if (category.equals("TargetEncoder")) values = wrapper.predictTargetEncoding(row).transformations;
         else if (category.equals("WordEmbedding")) {
           float[] vec = wrapper.predictWord2Vec(row).wordEmbeddings.get(model.getNames()[0]);

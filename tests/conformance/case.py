@@ -23,3 +23,5 @@ class Case:
     #: custom training for APIs that do not fit ``estimator(**params).train``:
     #: ``(h2o_module, frame) -> model``
     train: Callable | None = None
+    #: also record genmodel's SHAP contributions (``expected_contributions.csv``)
+    contributions: bool = False

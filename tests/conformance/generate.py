@@ -63,14 +63,17 @@ def train(case: Case, frames: dict):
     return data, model
 
 
-def genmodel_api(out: Path) -> None:
-    """``expected.csv`` from genmodel's EasyPredictModelWrapper, formatted as PredictCsv would."""
+def genmodel_api(out: Path, mode: str = "") -> None:
+    """``expected.csv`` (or, ``mode="contributions"``, ``expected_contributions.csv``) from
+    genmodel's EasyPredictModelWrapper, formatted as PredictCsv would."""
     jar = find_h2o_jar()
     with tempfile.TemporaryDirectory() as classes:
         subprocess.run(["javac", "-d", classes, "-cp", str(jar), str(HERE / "GenmodelApi.java")],
                        check=True)
+        target = out / (f"expected_{mode}.csv" if mode else "expected.csv")
         subprocess.run(["java", "-Xmx512m", "-cp", f"{classes}:{jar}", "GenmodelApi",
-                        str(out / "model.zip"), str(out / "input.csv"), str(out / "expected.csv")],
+                        str(out / "model.zip"), str(out / "input.csv"), str(target),
+                        *([mode] if mode else [])],
                        check=True, stdout=subprocess.DEVNULL)
 
 
@@ -102,6 +105,9 @@ def build(case: Case, frames: dict) -> None:
     else:
         run_predict_csv(out / "model.zip", out / "input.csv", out / "expected.csv",
                         *case.predict_csv_args)
+    if case.contributions:
+        genmodel_api(out, "contributions")
+        meta["contributions_by"] = "genmodel API (GenmodelApi.java contributions)"
     (out / "case.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{case.name}: {(out / 'model.zip').stat().st_size // 1024} kB")
 

@@ -159,6 +159,20 @@ class Model:
         P = self.predict_raw(records, offset)
         return self._to_records(P)
 
+    @property
+    def contribution_names(self) -> list[str]:
+        """The columns of :meth:`contributions`: each feature, then ``BiasTerm``."""
+        return [*self.feature_names, "BiasTerm"]
+
+    def contributions(self, records) -> list[dict[str, float]]:
+        """SHAP contributions per dict row (GBM, DRF and XRT; binomial or regression), keyed by
+        :attr:`contribution_names`, exact against genmodel's ``predictContributions``: the
+        link-space answer is their sum."""
+        if type(records) is not list:
+            records = [records] if isinstance(records, Mapping) else list(records)
+        names = self.contribution_names
+        return [dict(zip(names, row, strict=True)) for row in self.backend.contributions(records)]
+
     def predict_numpy(self, X, offset=None) -> np.ndarray:
         """Fast path: ``X`` is float64 in ``feature_names`` order, categoricals as level codes.
 

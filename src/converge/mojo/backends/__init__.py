@@ -45,5 +45,11 @@ class Backend(ABC):
         where this backend has no such path for the model or the record."""
         return None
 
+    def contributions(self, records: list) -> list[list[float]]:
+        """SHAP contributions of each record: one per feature, then the bias term."""
+        from ..errors import UnsupportedMojoError
+
+        raise UnsupportedMojoError(f"contributions are not computed by the {self.name} backend")
+
     def close(self) -> None:
         """Release resources (nothing by default)."""

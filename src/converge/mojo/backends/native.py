@@ -6,6 +6,7 @@ from .._archive import MojoArchive
 from .._ini import MojoInfo
 from .._numpy import numpy_when_used
 from .._rows import RowSchema
+from ..errors import UnsupportedMojoError
 from ..native import _compiled, build_scorer
 from . import Backend
 
@@ -71,6 +72,15 @@ class NativeBackend(Backend):
     def preds_records(self, records, offset):
         raw, off = self.schema.encode_records(records)
         return self._score(raw, offset if offset is not None else off)
+
+    def contributions(self, records):
+        method = getattr(self.scorer, "contributions", None)
+        if method is None:
+            raise UnsupportedMojoError(
+                f"contributions are computed for GBM, DRF and XRT models, not {self.scorer.info.algo}",
+                self.scorer.info.source)
+        raw, _offset = self.schema.encode_records(records)
+        return method(raw)
 
     def preds_columns(self, cols, n, offset):
         raw, off = self.schema.encode_columns(cols, n)

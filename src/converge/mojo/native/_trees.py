@@ -83,6 +83,7 @@ class _Builder:
         self.tbl_off: list[int] = []
         self.tbl_len: list[int] = []
         self.col: list[int] = []
+        self.na_vs_rest: list[bool] = []  # SHAP's graph walks these as "missing or not"
         self.tables = bytearray()  # per table node: [na_right, oor_right, level 0, level 1, ...]
         self.max_depth = 0
 
@@ -97,6 +98,7 @@ class _Builder:
         self.tbl_off.append(0)
         self.tbl_len.append(0)
         self.col.append(0)
+        self.na_vs_rest.append(False)
         return i
 
     def leaf(self, v: float) -> int:
@@ -176,6 +178,7 @@ class _Builder:
                 stale = bitset[:2]
         me = self._new()
         self.col[me] = col
+        self.na_vs_rest[me] = na_vs_rest
         if split_val is not None or (na_vs_rest and (equal == 0 or stale is None or v == 1.0)):
             # plain compare; NaN (and, for >= 1.2, level >= domain size) -> NA direction
             if na_vs_rest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._numpy import numpy_when_used
+from ..errors import UnsupportedMojoError
 from . import _compiled, _scalar
 from .gbm import TreeScorer, finish_classification, finish_classification_row
 
@@ -13,6 +14,34 @@ class DrfScorer(TreeScorer):
     def __init__(self, info, archive) -> None:
         super().__init__(info, archive)
         self.double_trees = bool(info.get("binomial_double_trees", False))
+
+    def _check_contributions(self) -> None:
+        super()._check_contributions()
+        if self.double_trees:
+            raise UnsupportedMojoError("Calculating contributions is currently not supported for "
+                                       "model with binomial_double_trees parameter set.", self.info.source)
+
+    def _finish_contributions(self, rows: list[list[float]]) -> list[list[float]]:
+        """``ContributionsPredictorDRF.getContribs``: averaged over the trees; a binomial's
+        trees vote for the first class, so its values change sign and each non-zero one gains
+        an equal share of 1 (one per used variable and the bias)."""
+        from .tree_shap import _f
+
+        if self.n_classes == 1:
+            ratio, normalizer = 0.0, float(self.n_groups)
+        else:
+            ratio, normalizer = _f(1.0 / (self._used_variables() + 1)), float(-self.n_groups)
+        return [[_f(ratio + _f(v / normalizer)) if v != 0 else v for v in row] for row in rows]
+
+    def _used_variables(self) -> int:
+        """Variables with a non-zero importance, from the MOJO's model details."""
+        import json
+
+        details = json.loads(self._shap_file("experimental/modelDetails.json") or b"{}")
+        table = details["output"]["variable_importances"]
+        names = [c["name"] for c in table["columns"]]
+        column = table["data"][names.index("relative_importance")]
+        return sum(1 for v in column if v != 0)
 
     def score(self, raw, offset):
         self._check_offset(offset)

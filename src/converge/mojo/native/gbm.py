@@ -79,6 +79,71 @@ class TreeScorer(NativeScorer):
             tpc = 1 if K == 1 or (K == 2 and not double) else K
         self.tpc = int(tpc)
         self.forest = load_forest(archive, info, self.tpc, self.n_groups)
+        self._archive = archive  # aux files are read by the first contributions call
+
+    def __getstate__(self) -> dict:
+        """Pickled (a model parsed in the parser process) without the archive, which reads the
+        zip, but with the files contributions need, read there and then."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_archive", "_trees_for_shap")}
+        if "_archive" in self.__dict__:
+            state["_shap_files"] = self._shap_files()
+        return state
+
+    def _shap_files(self) -> dict[str, bytes]:
+        """The trees' aux files and the model details (variable importances), by name."""
+        files = getattr(self, "_shap_files_read", None)
+        if files is None:
+            archive = self._archive
+            names = [n for n in archive.names("trees/") if n.endswith("_aux.bin")]
+            names += [n for n in ("experimental/modelDetails.json",) if archive.exists(n)]
+            files = self._shap_files_read = {n: archive.read_bytes(n) for n in names}
+        return files
+
+    def _shap_file(self, name: str) -> bytes | None:
+        files = self.__dict__.get("_shap_files") or self._shap_files()
+        return files.get(name)
+
+    def _shap_trees(self):
+        """The trees as TreeSHAP walks them, in genmodel's order (group, then class)."""
+        if getattr(self, "_trees_for_shap", None) is None:
+            from .tree_shap import ShapTree
+
+            f = self.forest
+            trees = []
+            for g in range(f.n_groups):
+                for k in range(f.n_tpc):
+                    at = f.offsets[k * f.n_groups + g]
+                    if at < 0:
+                        continue
+                    name = f"trees/t{k:02d}_{g:03d}"
+                    aux = self._shap_file(name + "_aux.bin")
+                    if aux is None:
+                        raise UnsupportedMojoError("contributions need the trees' aux files "
+                                                   "(MOJO 1.10 and later)", self.info.source)
+                    trees.append(ShapTree(memoryview(f.trees)[at:], aux, f.nf, f.version,
+                                          f.cat_lens, name + ".bin", self.info.source))
+            self._trees_for_shap = trees
+        return self._trees_for_shap
+
+    def contributions(self, raw) -> list[list[float]]:
+        """SHAP contributions per row: one per feature, then ``BiasTerm`` (genmodel's
+        ``predictContributions``)."""
+        from .tree_shap import forest_contributions
+
+        self._check_contributions()
+        return self._finish_contributions(
+            forest_contributions(self._shap_trees(), raw, self._contributions_bias()))
+
+    def _check_contributions(self) -> None:
+        if self.n_classes > 2:
+            raise UnsupportedMojoError("Predicting contributions for multinomial classification "
+                                       "problems is not yet supported.", self.info.source)
+
+    def _contributions_bias(self) -> float:
+        return 0.0
+
+    def _finish_contributions(self, rows: list[list[float]]) -> list[list[float]]:
+        return rows
 
     def rows_without_numpy(self) -> bool:
         return _compiled.kernels is not None
@@ -117,6 +182,9 @@ class GbmScorer(TreeScorer):
         self.bernoulli_like = self.family in ("bernoulli", "quasibinomial", "modified_huber")
         if self.family == "ordinal" or self.link in ("ologit", "ologlog", "oprobit"):
             raise UnsupportedMojoError("ordinal GBM is not implemented natively", info.source)
+
+    def _contributions_bias(self) -> float:
+        return self.init_f
 
     def score(self, raw, offset):
         S = self.forest.sums(raw)

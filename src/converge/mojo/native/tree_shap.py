@@ -1,0 +1,181 @@
+"""SHAP contributions of GBM and DRF trees, as genmodel's ``TreeSHAP`` computes them.
+
+genmodel runs the path-dependent TreeSHAP of XGBoost (Lundberg et al.) over its tree graph: node
+weights come from the trees' auxiliary files (``trees/tCC_GGG_aux.bin``: per internal node the
+weights going left and right), leaf values from the trees. Every operation is float32 in Java's
+order; here each one is rounded to float32 the same way (``_f``), so answers are bit for bit.
+A tree whose root is a leaf has no weight in genmodel's graph and contributes nothing.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+
+from ..errors import CorruptMojoError
+from ._trees import _HI, _LO, _NA, _Builder
+
+_AUX = struct.Struct("<iiffffffii")
+
+
+def _f(x: float) -> float:
+    """``x`` rounded to float32 (one float32 operation done in double and rounded once)."""
+    return array("f", (x,))[0]
+
+
+class ShapTree:
+    """One tree as the nodes TreeSHAP walks: children, split column, weight, leaf value, and the
+    decision ``next`` makes for a row."""
+
+    def __init__(self, tree: bytes, aux: bytes, n_features: int, version: float, cat_lens,
+                 name: str, source: str) -> None:
+        b = _Builder(n_features, version, cat_lens, source)
+        root = b.parse(tree, name)
+        self.b, self.root, self.nf = b, root, n_features
+        self.weight = [0.0] * len(b.thr)  # a root that is a leaf keeps weight 0, as in genmodel
+        if b.left[root] != root:
+            nodes = {}
+            for k in range(0, len(aux) - len(aux) % _AUX.size, _AUX.size):
+                rec = _AUX.unpack_from(aux, k)
+                nodes[rec[0]] = rec
+            self._weigh(root, 0, nodes, name, source)
+            left, right = b.left[root], b.right[root]
+            self.weight[root] = _f(self.weight[left] + self.weight[right])
+        self.expected = self._mean(root)
+
+    def _weigh(self, node: int, nid: int, aux: dict, name: str, source: str) -> None:
+        rec = aux.get(nid)
+        if rec is None:
+            raise CorruptMojoError(f"{name}: no auxiliary record for node {nid}", source)
+        _nid, _reserved, w_left, w_right, _pl, _pr, _el, _er, nid_left, nid_right = rec
+        b = self.b
+        for child, weight, child_nid in ((b.left[node], w_left, nid_left),
+                                         (b.right[node], w_right, nid_right)):
+            self.weight[child] = weight
+            if not self.is_leaf(child):
+                self._weigh(child, child_nid, aux, name, source)
+
+    def is_leaf(self, node: int) -> bool:
+        return self.b.left[node] == node
+
+    def _mean(self, node: int) -> float:
+        """``nodeMeanValue``: the weighted mean of the leaves below ``node``, in float32."""
+        w = self.weight[node]
+        if w == 0:
+            return 0.0
+        if self.is_leaf(node):
+            return self.b.value[node]
+        left, right = self.b.left[node], self.b.right[node]
+        total = _f(_f(self.weight[left] * self._mean(left)) + _f(self.weight[right] * self._mean(right)))
+        return _f(total / w)
+
+    def split_col(self, node: int) -> int:
+        return self.b.col[node]
+
+    def goes_right(self, node: int, row) -> bool:
+        """``SharedTreeNode.next``: the branch this row takes."""
+        b = self.b
+        if b.na_vs_rest[node]:  # the graph has no bitset here: missing goes right, the rest left
+            return row[b.col[node]] != row[b.col[node]]
+        if b.tbl_node[node]:
+            x = row[b.col[node]]
+            off, n = b.tbl_off[node], b.tbl_len[node]
+            if x != x:
+                return bool(b.tables[off])
+            code = int(x)
+            if code < 0 or code >= n:
+                return bool(b.tables[off + 1])
+            return bool(b.tables[off + 2 + code])
+        view, col = divmod(b.view_col[node], self.nf)
+        x = row[col]
+        if view == _NA:
+            return x != x
+        if x != x:
+            return view == _HI
+        assert view in (_LO, _HI)
+        return x >= b.thr[node]
+
+    # -- TreeSHAP, as genmodel writes it (condition 0: plain contributions) ----------------------
+    def add(self, row, phi: list[float]) -> None:
+        """Add this tree's contributions for ``row`` to ``phi`` (features, then the bias)."""
+        phi[-1] = _f(phi[-1] + self.expected)
+        if self.weight[self.root] == 0 and self.is_leaf(self.root):
+            return
+        self._shap(row, phi, self.root, 0, [], 1.0, 1.0, -1, 1.0)
+
+    def _shap(self, row, phi, node, depth, parent, zero, one, feature, condition) -> None:
+        if condition == 0:
+            return
+        path = [list(e) for e in parent[:depth]] + [[feature, zero, one, 1.0 if depth == 0 else 0.0]]
+        for i in range(depth - 1, -1, -1):  # extendPath
+            path[i + 1][3] = _f(path[i + 1][3] + _f(_f(_f(one * path[i][3]) * (i + 1)) / (depth + 1)))
+            path[i][3] = _f(_f(_f(zero * path[i][3]) * (depth - i)) / (depth + 1))
+        b = self.b
+        if self.is_leaf(node):
+            value = b.value[node]
+            for i in range(1, depth + 1):
+                w = _unwound_sum(path, depth, i)
+                el = path[i]
+                phi[el[0]] = _f(phi[el[0]] + _f(_f(_f(w * _f(el[2] - el[1])) * value) * condition))
+            return
+        split = b.col[node]
+        hot, cold = (b.right[node], b.left[node]) if self.goes_right(node, row) else (b.left[node], b.right[node])
+        w = self.weight[node]
+        hot_zero = _f(self.weight[hot] / w) if w != 0 else 0.5
+        cold_zero = _f(self.weight[cold] / w) if w != 0 else 0.5
+        incoming_zero = incoming_one = 1.0
+        at = next((k for k in range(depth + 1) if path[k][0] == split), None)
+        if at is not None:
+            incoming_zero, incoming_one = path[at][1], path[at][2]
+            _unwind(path, depth, at)
+            depth -= 1
+        self._shap(row, phi, hot, depth + 1, path, _f(hot_zero * incoming_zero), incoming_one,
+                   split, condition)
+        self._shap(row, phi, cold, depth + 1, path, _f(cold_zero * incoming_zero), 0.0,
+                   split, condition)
+
+
+def _unwind(path: list[list], depth: int, index: int) -> None:
+    """``unwindPath``: undo the extension at ``index``."""
+    one, zero = path[index][2], path[index][1]
+    next_one = path[depth][3]
+    for i in range(depth - 1, -1, -1):
+        if one != 0:
+            tmp = path[i][3]
+            path[i][3] = _f(_f(next_one * (depth + 1)) / _f((i + 1) * one))
+            next_one = _f(tmp - _f(_f(_f(path[i][3] * zero) * (depth - i)) / (depth + 1)))
+        elif zero != 0:
+            path[i][3] = _f(_f(path[i][3] * (depth + 1)) / _f(zero * (depth - i)))
+        else:
+            path[i][3] = 0.0
+    for i in range(index, depth):
+        path[i][0], path[i][1], path[i][2] = path[i + 1][0], path[i + 1][1], path[i + 1][2]
+
+
+def _unwound_sum(path: list[list], depth: int, index: int) -> float:
+    """``unwoundPathSum``: the total permutation weight were ``index`` unwound."""
+    one, zero = path[index][2], path[index][1]
+    next_one = path[depth][3]
+    total = 0.0
+    for i in range(depth - 1, -1, -1):
+        if one != 0:
+            tmp = _f(_f(next_one * (depth + 1)) / _f((i + 1) * one))
+            total = _f(total + tmp)
+            next_one = _f(path[i][3] - _f(_f(tmp * zero) * _f((depth - i) / (depth + 1))))
+        elif zero != 0:
+            total = _f(total + _f(_f(path[i][3] / zero) / _f((depth - i) / (depth + 1))))
+    return total
+
+
+def forest_contributions(trees: list[ShapTree], raw, bias: float) -> list[list[float]]:
+    """Per row of ``raw``: each feature's contribution, then the bias term (``TreeSHAPEnsemble``:
+    ``bias`` first, then every tree in order), as float32 values."""
+    out = []
+    for row in raw:
+        row = [float(v) for v in row]
+        phi = [0.0] * (len(row) + 1)
+        phi[-1] = _f(bias)
+        for tree in trees:
+            tree.add(row, phi)
+        out.append(phi)
+    return out
