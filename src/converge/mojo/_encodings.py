@@ -5,6 +5,11 @@ here, in front of the native scorer, which then sees plain numeric columns.
 
 Slots start as NaN, as genmodel's ``nanArray``: a categorical left out of the row (PredictCsv's
 empty cell) leaves every slot missing, while an unseen level is encoded as genmodel's NA level.
+
+Which algorithm applies which encoding is genmodel's ``getCategoricalEncoding``: the shared-tree
+models (GBM, DRF) map every encoding but ``Enum``/``SortByResponse`` (those need none), Deep
+Learning maps ``Binary``, ``Eigen`` and ``LabelEncoder`` only and has no encoder for the others
+(genmodel cannot load such a MOJO, so neither does the native backend).
 """
 
 from __future__ import annotations
@@ -20,17 +25,20 @@ from .errors import CorruptMojoError, InvalidInputError
 
 np = numpy_when_used(__name__)
 
-#: ``_genmodel_encoding`` values scored through an encoder (the rest need none, or are refused),
-#: for the algorithms checked against genmodel in the conformance corpus
-ENCODINGS = ("OneHotExplicit", "Binary", "LabelEncoder")
-ALGORITHMS = ("gbm", "drf")
+#: per algorithm, the ``_genmodel_encoding`` values genmodel scores through an encoder (the rest
+#: need none, or are refused by the algorithm's scorer); each one checked in the conformance corpus
+ENCODINGS = {
+    "gbm": ("OneHotExplicit", "Binary", "LabelEncoder", "Eigen", "EnumLimited"),
+    "drf": ("OneHotExplicit", "Binary", "LabelEncoder", "Eigen", "EnumLimited"),
+    "deeplearning": ("Binary", "LabelEncoder", "Eigen"),
+}
 _JAVA_INT = re.compile(r"[+-]?\d+")
 
 
 def encoding_of(info: MojoInfo) -> str | None:
     """The encoding this module handles for the model, or None."""
     enc = str(info.get("_genmodel_encoding", "AUTO"))
-    return enc if enc in ENCODINGS and info.algo in ALGORITHMS else None
+    return enc if enc in ENCODINGS.get(info.algo, ()) else None
 
 
 def original_schema(archive: MojoArchive, info: MojoInfo, **options) -> RowSchema:
@@ -52,21 +60,64 @@ def _text_lines(archive: MojoArchive, name: str, count: int, info: MojoInfo) -> 
     return lines[:count]
 
 
+def _eigen_values(info: MojoInfo, original: RowSchema) -> list[dict[str, float] | None]:
+    """``EigenEncoderDomainMapConstructor``: ``_orig_projection_array`` holds, categorical after
+    categorical, one number per level; each level scores as that number rounded to float32."""
+    projection = [float(v) for v in info.get("_orig_projection_array", None) or []]
+    at, values = 0, []
+    for domain in original.domains:
+        if domain is None:
+            values.append(None)
+            continue
+        if at + len(domain) > len(projection):
+            raise CorruptMojoError(f"_orig_projection_array has {len(projection)} values, too few "
+                                   "for the categorical levels", info.source)
+        chunk = np.asarray(projection[at:at + len(domain)], dtype=np.float32).astype(np.float64)
+        values.append(dict(zip(domain, chunk.tolist())))
+        at += len(domain)
+    return values
+
+
+def _limited_codes(info: MojoInfo, original: RowSchema) -> list[dict[str, int] | None]:
+    """``EnumLimitedEncoder``: a level's code in the model's (limited) domain of the same column;
+    an original level left out of it scores as the ``other`` level, when there is one."""
+    codes: list[dict[str, int] | None] = []
+    for i, domain in enumerate(original.domains):
+        if domain is None:
+            codes.append(None)
+            continue
+        limited = info.domains[i] if i < len(info.domains) else None
+        if limited is None:
+            raise CorruptMojoError(f"column {i} is categorical before EnumLimited encoding but "
+                                   "numeric after", info.source)
+        code = {level: j for j, level in enumerate(limited)}
+        other = code.get("other")
+        if other is not None:
+            for level in domain:
+                code.setdefault(level, other)
+            del code["other"]
+        codes.append(code)
+    return codes
+
+
 class EncodingBackend(Backend):
     """Encodes original records into the model's columns, then scores them with ``inner``."""
 
-    def __init__(self, inner: Backend, original: RowSchema, encoding: str, n_encoded: int) -> None:
+    def __init__(self, inner: Backend, original: RowSchema, info: MojoInfo) -> None:
         self.inner = inner
         self.name = inner.name
         self.original = original
-        self.encoding = encoding
-        self.n_encoded = n_encoded
+        self.encoding = encoding_of(info)
+        self.n_encoded = info.n_features
         self.slots = self._slots()
+        #: Eigen and EnumLimited: per original feature, the encoded value of each level by name
+        self.values = (_eigen_values(info, original) if self.encoding == "Eigen"
+                       else _limited_codes(info, original) if self.encoding == "EnumLimited" else None)
 
     def _slots(self) -> list[tuple[int, int]]:
         """Per original feature: first encoded column and width (``*ColumnMapper``)."""
         domains = self.original.domains
-        if self.encoding == "LabelEncoder":  # same columns, same order
+        if self.encoding in ("LabelEncoder", "Eigen", "EnumLimited"):  # one column each, in place
             return [(i, 1) for i in range(len(domains))]
         width = {"OneHotExplicit": lambda d: len(d) + 1,
                  "Binary": lambda d: 1 + (len(d).bit_length() - 1)}[self.encoding]
@@ -109,6 +160,15 @@ class EncodingBackend(Backend):
             return float("nan")
 
     def _level(self, out, name: str, i: int, level: str) -> None:
+        if self.values is not None:
+            values = self.values[i]
+            v = values.get(level)
+            if v is None and self.encoding == "EnumLimited":  # EnumLimitedEncoder's second lookup
+                v = values.get(f"{name}.top_{level}_levels")
+            if v is None and self.original.unknown_levels == "raise":
+                raise InvalidInputError(f"column {name!r}: unknown level {level!r}", self.original.source)
+            out[0] = np.nan if v is None else v
+            return
         j = self.original.levels[i].get(level)
         if j is None and self.original.unknown_levels == "raise":
             raise InvalidInputError(f"column {name!r}: unknown level {level!r}", self.original.source)
