@@ -72,8 +72,9 @@ def mixed(seed: int = 7, n: int = 300) -> Dataset:
 
 
 def many_levels(seed: int = 23, n: int = 300) -> Dataset:
-    """The mixed features and ``c3``, a categorical with 14 levels of uneven frequency: more than
-    the 10 that ``categorical_encoding="enum_limited"`` keeps, so the rarer ones become ``other``."""
+    """The mixed features and ``c3``, a categorical with 14 levels of uneven frequency: more
+    than the 10 that ``categorical_encoding="enum_limited"`` keeps, so the rarer ones become
+    ``other``."""
     rng = np.random.default_rng(seed)
     levels = [f"k{i:02d}" for i in range(14)]
     weights = np.linspace(3, 1, len(levels))

@@ -111,8 +111,8 @@ class EncodingBackend(Backend):
         self.n_encoded = info.n_features
         self.slots = self._slots()
         #: Eigen and EnumLimited: per original feature, the encoded value of each level by name
-        self.values = (_eigen_values(info, original) if self.encoding == "Eigen"
-                       else _limited_codes(info, original) if self.encoding == "EnumLimited" else None)
+        self.values = {"Eigen": _eigen_values, "EnumLimited": _limited_codes}.get(
+            self.encoding, lambda *_: None)(info, original)
 
     def _slots(self) -> list[tuple[int, int]]:
         """Per original feature: first encoded column and width (``*ColumnMapper``)."""
@@ -166,7 +166,8 @@ class EncodingBackend(Backend):
             if v is None and self.encoding == "EnumLimited":  # EnumLimitedEncoder's second lookup
                 v = values.get(f"{name}.top_{level}_levels")
             if v is None and self.original.unknown_levels == "raise":
-                raise InvalidInputError(f"column {name!r}: unknown level {level!r}", self.original.source)
+                raise InvalidInputError(f"column {name!r}: unknown level {level!r}",
+                                        self.original.source)
             out[0] = np.nan if v is None else v
             return
         j = self.original.levels[i].get(level)

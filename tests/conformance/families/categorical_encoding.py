@@ -42,7 +42,8 @@ _DEEPLEARNING = [
          params={**_DL, "categorical_encoding": "sort_by_response"}, dataset="mixed",
          y="y_binomial"),
 ] + [
-    Case(name=_name("deeplearning_autoencoder", encoding, None), estimator="H2ODeepLearningEstimator",
+    Case(name=_name("deeplearning_autoencoder", encoding, None),
+         estimator="H2ODeepLearningEstimator",
          params={**_DL, "autoencoder": True, "categorical_encoding": encoding}, dataset="mixed")
     for encoding in ("binary", "label_encoder", "eigen")
 ]
