@@ -38,9 +38,9 @@ _DEEPLEARNING = [
     for encoding in ("binary", "label_encoder", "eigen")
     for y in _Y
 ] + [
-    Case(name="deeplearning_sort_by_response_binomial", estimator="H2ODeepLearningEstimator",
-         params={**_DL, "categorical_encoding": "sort_by_response"}, dataset="mixed",
-         y="y_binomial"),
+    Case(name=_name("deeplearning", encoding, "y_binomial"), estimator="H2ODeepLearningEstimator",
+         params={**_DL, "categorical_encoding": encoding}, dataset="mixed", y="y_binomial")
+    for encoding in ("sort_by_response", "one_hot_internal")
 ] + [
     Case(name=_name("deeplearning_autoencoder", encoding, None),
          estimator="H2ODeepLearningEstimator",
@@ -69,4 +69,10 @@ _UNRECORDED = [
     for encoding in ("one_hot_explicit", "binary")
 ]
 
-CASES = _TREES + _DEEPLEARNING + _UNRECORDED
+_ISOLATION_FOREST = [
+    Case(name="isolation_forest_enum", estimator="H2OIsolationForestEstimator",
+         params={"ntrees": 5, "max_depth": 6, "seed": 1, "categorical_encoding": "enum"},
+         dataset="mixed"),
+]
+
+CASES = _TREES + _DEEPLEARNING + _UNRECORDED + _ISOLATION_FOREST
