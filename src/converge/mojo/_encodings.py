@@ -52,8 +52,10 @@ def original_schema(archive: MojoArchive, info: MojoInfo, **options) -> RowSchem
         m = int(info.get(f"_m_orig_domain_values_{i}", 0))
         domains.append(_text_lines(archive, f"_orig_domain_values_{i}", m, info) if m > 0 else None)
     n = len(names) - (1 if info.supervised and names and names[-1] == info.columns[-1] else 0)
-    offset = info.get("offset_column")
-    return RowSchema(names, domains, n, str(offset) if offset else None, info.source, **options)
+    offset = str(info.get("offset_column") or "") or None
+    if offset is not None and n and names[n - 1] == offset:  # read as the offset, not a feature
+        n -= 1
+    return RowSchema(names, domains, n, offset, info.source, **options)
 
 
 def _text_lines(archive: MojoArchive, name: str, count: int, info: MojoInfo) -> list[str]:
@@ -167,6 +169,8 @@ class EncodingBackend(Backend):
         self.columns = _columns(info, original, self.encoding)
         self.input = _InputSchema(original, self.columns)
         self.slots = self._slots()
+        self.in_place = self.slots == [(i, 1) for i in range(len(self.slots))]
+        self.categoricals = [(i, c) for i, c in enumerate(self.columns) if c is not None]
         # ``preds_numpy``'s level codes (original domain order) as table rows
         self.code_rows = [None if c is None else np.array(
             [c.lookup.get(level, c.unseen) for level in d] + [c.missing], dtype=np.intp)
@@ -201,6 +205,11 @@ class EncodingBackend(Backend):
         return X
 
     def _expand_row(self, raw: list[float]) -> list[float]:
+        if self.in_place:  # one slot per column, where it was: replace the categoricals' values
+            for i, c in self.categoricals:
+                v = raw[i]
+                raw[i] = c.rows[c.missing if v != v else int(v)][0]
+            return raw
         row = [float("nan")] * self.n_encoded
         for i, (start, width) in enumerate(self.slots):
             c = self.columns[i]

@@ -75,4 +75,11 @@ _ISOLATION_FOREST = [
          dataset="mixed"),
 ]
 
-CASES = _TREES + _DEEPLEARNING + _UNRECORDED + _ISOLATION_FOREST
+#: the offset column follows the features in ``_orig_names``: genmodel reads it as the offset
+_OFFSET = [
+    Case(name="gbm_eigen_offset", estimator="H2OGradientBoostingEstimator",
+         params={**_GBM, "categorical_encoding": "eigen", "distribution": "poisson",
+                 "offset_column": "log_exposure"}, dataset="survival_offset", y="event"),
+]
+
+CASES = _TREES + _DEEPLEARNING + _UNRECORDED + _ISOLATION_FOREST + _OFFSET
