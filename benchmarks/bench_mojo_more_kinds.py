@@ -26,9 +26,9 @@ SET = [
 ]
 NOTES = ("Notes: CoxPH, TargetEncoder and RuleFit's rules run in plain Python for one row and "
          "in NumPy for a batch, RuleFit then through its GLM's scorer; Uplift DRF walks its trees "
-         "in the compiled tree walker, as does the Eigen GBM once each record's categoricals are "
-         "replaced by their projections (in Python, as genmodel's EigenEncoder does). Batch rates "
-         "include encoding the dict records.")
+         "in the compiled tree walker, as does the Eigen GBM: its records are read by the compiled "
+         "record reader, each level to a row of its column's table of projections, one table "
+         "lookup per column for a batch. Batch rates include encoding the dict records.")
 
 if __name__ == "__main__":
     main(SET, SECTION, "bench_mojo_more_kinds.py", NOTES, __doc__)
