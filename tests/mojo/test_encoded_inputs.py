@@ -96,3 +96,18 @@ def test_strict_unknown_levels_are_refused_by_both_naming_the_column(name):
         reference.raw([record])
     known = {column: model.domains[column][0]}  # and a known level is scored by both alike
     np.testing.assert_allclose(model.predict_raw([known]), reference.raw([known]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_model_pickles_and_scores_the_same(name):
+    """Serving receives parsed models as pickles."""
+    import pickle
+
+    model = load_mojo(CORPUS / name / "model.zip", backend="native")
+    columns, cells = _read(CORPUS / name / "input.csv")
+    records = [{c: v for c, v in zip(columns, row) if v} for row in cells]
+    before = model.predict_raw(records)
+    model.predict_records(records[:1])  # the one-row path has run too
+    copy = pickle.loads(pickle.dumps(model))  # noqa: S301 - our own object
+    np.testing.assert_array_equal(copy.predict_raw(records), before)
+    np.testing.assert_array_equal(copy.predict_raw(records[:1]), before[:1])

@@ -70,7 +70,7 @@ class _Column:
     slots, and the rows of an unseen and of a missing value (its last two)."""
 
     def __init__(self, lookup: dict[str, int], rows: list[list[float]], unseen: list[float],
-                 retry=None) -> None:
+                 retry: str | None = None) -> None:
         width = len(unseen)
         self.lookup = lookup
         self.table = np.array([*rows, unseen, [np.nan] * width], dtype=np.float64)
@@ -78,7 +78,7 @@ class _Column:
         self.rows = self.table.tolist()
         self.unseen = len(rows)
         self.missing = len(rows) + 1
-        self.retry = retry  # name, level -> row, for the encoder's second lookup
+        self.retry = retry  # the encoder's second lookup: a format of the name and level
 
 
 def _columns(info: MojoInfo, original: RowSchema, encoding: str) -> list[_Column | None]:
@@ -135,7 +135,7 @@ def _limited(info: MojoInfo, i: int, domain: list[str]) -> _Column:
             code.setdefault(level, other)
         del code["other"]
     return _Column(code, [[float(j)] for j in range(len(limited))], [np.nan],
-                   retry=lambda name, v: code.get(f"{name}.top_{v}_levels"))
+                   retry="{name}.top_{level}_levels")
 
 
 class _InputSchema(RowSchema):
@@ -150,8 +150,8 @@ class _InputSchema(RowSchema):
         self.levels = [None if c is None else c.lookup for c in columns]
 
     def retry_level(self, name: str, idx: int, v: str):
-        retry = self.columns[idx].retry
-        return retry(name, v) if retry is not None else None
+        c = self.columns[idx]
+        return c.lookup.get(c.retry.format(name=name, level=v)) if c.retry is not None else None
 
     def unseen_level(self, idx: int) -> float:
         return float(self.columns[idx].unseen)
