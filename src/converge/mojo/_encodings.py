@@ -188,6 +188,11 @@ class EncodingBackend(Backend):
                     slots[i], at = (at, widths[i]), at + widths[i]
         return slots
 
+    @property
+    def scorer(self):
+        """The native scorer behind the encoding (callers ask it whether one row avoids NumPy)."""
+        return self.inner.scorer
+
     def output_columns(self):
         return self.inner.output_columns()
 
