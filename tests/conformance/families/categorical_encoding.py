@@ -48,9 +48,9 @@ _DEEPLEARNING = [
     for encoding in ("binary", "label_encoder", "eigen")
 ]
 
-#: encodings H2O applies before training but the MOJO does not record: XGBoost's own one-hot
-#: (``one_hot_internal``, and what ``enum_limited``/``sort_by_response`` fall back to) and the
-#: encoded columns genmodel looks up by name
+#: encodings the MOJO does not record: XGBoost's own one-hot (``one_hot_internal``, and
+#: ``sort_by_response``), and encoded columns genmodel looks up by name (``c1.a``, ``c1:0``,
+#: ``c1.Eigen``, ``enum_limited``'s ``c3.top_10_levels``), the original column being ignored
 _UNRECORDED = [
     Case(name=_name("xgboost", encoding, "y_binomial"), estimator="H2OXGBoostEstimator",
          params={"ntrees": 4, "max_depth": 3, "seed": 1, "categorical_encoding": encoding},
