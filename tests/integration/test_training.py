@@ -447,6 +447,32 @@ def test_training_publishes_only_what_the_serving_image_can_score(
     assert mv.lineage["parameters"]["params"]["activation"] == "Maxout"
 
 
+def test_encoded_categoricals_are_published_for_the_native_image(
+    train_env, small_file, tmp_path, stack_settings
+):
+    """GBMs trained on Eigen and on EnumLimited categoricals score natively: published for a
+    native serving image after the native scorer answered the sample as H2O's own predict did."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path),
+           "CONVERGE_SERVING_SCORER": "native"}
+    runs = {}
+    for encoding in ("eigen", "enum_limited"):
+        params = json.dumps({**json.loads(TINY_GBM), "categorical_encoding": encoding})
+        cmd = [sys.executable, "-m", "converge.cli", "train", "--file", str(small_file),
+               "--splits", "1", "--params", params, "--model", f"itest-encoded-{encoding}",
+               "--json"]
+        runs[encoding] = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                        timeout=900, check=False)
+    for encoding, run in runs.items():
+        assert run.returncode == 0, (encoding, run.stderr[-2000:])
+        [pub] = json.loads(run.stdout)["result"]["published"]
+        assert pub["mojo_check"].startswith("ok: "), (encoding, pub["mojo_check"])
+        [mv] = versions(stack_settings, f"itest-encoded-{encoding}")
+        assert mv.lineage["parameters"]["params"]["categorical_encoding"] == encoding
+
+
 # -- H2O killed or frozen mid-job, on a node of its own -------------------------------------------
 
 
