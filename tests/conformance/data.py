@@ -95,6 +95,36 @@ def glm(seed: int = 23, n: int = 400) -> Dataset:
     )
 
 
+def many_levels(seed: int = 23, n: int = 300) -> Dataset:
+    """The mixed features and ``c3``, a categorical with 14 levels of uneven frequency: more
+    than the 10 that ``categorical_encoding="enum_limited"`` keeps, so the rarer ones become
+    ``other``."""
+    rng = np.random.default_rng(seed)
+    levels = [f"k{i:02d}" for i in range(14)]
+    weights = np.linspace(3, 1, len(levels))
+    train = _mixed_features(rng, n).assign(c3=rng.choice(levels, n, p=weights / weights.sum()))
+    signal = (train["x2"].fillna(0) + (train["c1"] == "a") - 0.3 * train["x3"]
+              + 0.8 * train["c3"].isin(levels[::3]))
+    train["y_binomial"] = np.where(signal + rng.normal(0, 0.5, n) > 0.3, "yes", "no")
+    train["y_multinomial"] = np.select([signal > 1, signal < -1], ["high", "low"], "mid")
+    train["y_regression"] = 2 * signal + rng.normal(0, 0.5, n)
+    score = _mixed_features(rng, 150).assign(c3=rng.choice(levels, 150))
+    cells = _score_cells(rng, 0)  # only the two all-missing rows, for their layout
+    rows = pd.DataFrame({c: [("" if pd.isna(v) else repr(float(v)) if c.startswith("x") else str(v))
+                             for v in score[c]] for c in score.columns})
+    hit = rng.random(len(rows))
+    rows.loc[hit < 0.08, "c3"] = ""
+    rows.loc[(hit >= 0.08) & (hit < 0.13), "c3"] = "never-seen"
+    rows.loc[(hit >= 0.13) & (hit < 0.16), "c1"] = "never-seen"
+    return Dataset(
+        train=train,
+        score=pd.concat([rows, cells.assign(c3="")], ignore_index=True),
+        features=["x1", "x2", "c1", "x3", "c2", "c3"],
+        column_types={"c1": "enum", "c2": "enum", "c3": "enum", "y_binomial": "enum",
+                      "y_multinomial": "enum"},
+    )
+
+
 def survival(seed: int = 11, n: int = 300) -> Dataset:
     """The mixed features with a follow-up interval (``start``, ``stop``) and an ``event`` flag,
     for CoxPH (hazard rising with x2 and level "a" of c1)."""
@@ -151,4 +181,5 @@ def sentences(seed: int = 17, n: int = 250) -> Dataset:
                    features=["words"], column_types={"words": "string"})
 
 
-DATASETS = {"mixed": mixed, "glm": glm, "survival": survival, "survival_offset": survival_offset, "uplift": uplift, "sentences": sentences}
+DATASETS = {"mixed": mixed, "glm": glm, "many_levels": many_levels, "survival": survival,
+            "survival_offset": survival_offset, "uplift": uplift, "sentences": sentences}

@@ -417,25 +417,26 @@ def test_every_estimator_trains_through_the_cli_with_its_own_defaults(
 def test_training_publishes_only_what_the_serving_image_can_score(
     train_env, small_file, tmp_path, stack_settings
 ):
-    """A GBM with Eigen encoding is a model the native reader refuses: against a
+    """A Deep Learning model with Maxout units is one the native reader refuses: against a
     native serving image the run fails naming the option and registers nothing; against the
     genmodel image it is published after genmodel's own PredictCsv scored the sample as H2O did."""
     import subprocess
     import sys
 
-    params = json.dumps({**json.loads(TINY_GBM), "categorical_encoding": "eigen"})
+    params = json.dumps({"hidden": [8], "epochs": 5, "reproducible": True, "activation": "Maxout"})
     outcome = {}
     for scorer in ("native", "genmodel"):
         env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path / scorer),
                "CONVERGE_SERVING_SCORER": scorer}
         cmd = [sys.executable, "-m", "converge.cli", "train", "--file", str(small_file),
-               "--splits", "1", "--params", params, "--model", f"itest-scorer-{scorer}", "--json"]
+               "--splits", "1", "--estimator", "deeplearning", "--params", params,
+               "--model", f"itest-scorer-{scorer}", "--json"]
         outcome[scorer] = subprocess.run(cmd, env=env, capture_output=True, text=True,
                                          timeout=900, check=False)
     refused = outcome["native"]
     assert refused.returncode != 0
     assert "cannot score this model" in refused.stdout + refused.stderr
-    assert "categorical encoding" in (refused.stdout + refused.stderr).lower()
+    assert "activation 'maxout'" in (refused.stdout + refused.stderr).lower()
     assert versions(stack_settings, "itest-scorer-native") == []
 
     published = outcome["genmodel"]
@@ -443,7 +444,33 @@ def test_training_publishes_only_what_the_serving_image_can_score(
     [pub] = json.loads(published.stdout)["result"]["published"]
     assert pub["mojo_check"].startswith("ok (genmodel)"), pub["mojo_check"]
     [mv] = versions(stack_settings, "itest-scorer-genmodel")
-    assert mv.lineage["parameters"]["params"]["categorical_encoding"] == "eigen"
+    assert mv.lineage["parameters"]["params"]["activation"] == "Maxout"
+
+
+def test_encoded_categoricals_are_published_for_the_native_image(
+    train_env, small_file, tmp_path, stack_settings
+):
+    """GBMs trained on Eigen and on EnumLimited categoricals score natively: published for a
+    native serving image after the native scorer answered the sample as H2O's own predict did."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path),
+           "CONVERGE_SERVING_SCORER": "native"}
+    runs = {}
+    for encoding in ("eigen", "enum_limited"):
+        params = json.dumps({**json.loads(TINY_GBM), "categorical_encoding": encoding})
+        cmd = [sys.executable, "-m", "converge.cli", "train", "--file", str(small_file),
+               "--splits", "1", "--params", params, "--model", f"itest-encoded-{encoding}",
+               "--json"]
+        runs[encoding] = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                        timeout=900, check=False)
+    for encoding, run in runs.items():
+        assert run.returncode == 0, (encoding, run.stderr[-2000:])
+        [pub] = json.loads(run.stdout)["result"]["published"]
+        assert pub["mojo_check"].startswith("ok: "), (encoding, pub["mojo_check"])
+        [mv] = versions(stack_settings, f"itest-encoded-{encoding}")
+        assert mv.lineage["parameters"]["params"]["categorical_encoding"] == encoding
 
 
 # -- H2O killed or frozen mid-job, on a node of its own -------------------------------------------

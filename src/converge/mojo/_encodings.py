@@ -5,6 +5,14 @@ here, in front of the native scorer, which then sees plain numeric columns.
 
 Slots start as NaN, as genmodel's ``nanArray``: a categorical left out of the row (PredictCsv's
 empty cell) leaves every slot missing, while an unseen level is encoded as genmodel's NA level.
+Each original categorical is read once into a row of a small table (one row per level, one for
+an unseen level, one for missing) holding its encoded slots, so a batch is one table lookup per
+column after the records are read as the model's other columns are.
+
+Which algorithm applies which encoding is genmodel's ``getCategoricalEncoding``: the shared-tree
+models (GBM, DRF) map every encoding but ``Enum``/``SortByResponse`` (those need none), Deep
+Learning maps ``Binary``, ``Eigen`` and ``LabelEncoder`` only and has no encoder for the others
+(genmodel cannot load such a MOJO, so neither does the native backend).
 """
 
 from __future__ import annotations
@@ -16,21 +24,24 @@ from ._ini import MojoInfo, _unescape, split_java_lines
 from ._numpy import numpy_when_used
 from ._rows import RowSchema
 from .backends import Backend
-from .errors import CorruptMojoError, InvalidInputError
+from .errors import CorruptMojoError
 
 np = numpy_when_used(__name__)
 
-#: ``_genmodel_encoding`` values scored through an encoder (the rest need none, or are refused),
-#: for the algorithms checked against genmodel in the conformance corpus
-ENCODINGS = ("OneHotExplicit", "Binary", "LabelEncoder")
-ALGORITHMS = ("gbm", "drf")
+#: per algorithm, the ``_genmodel_encoding`` values genmodel scores through an encoder (the rest
+#: need none, or are refused by the algorithm's scorer); each one checked in the conformance corpus
+ENCODINGS = {
+    "gbm": ("OneHotExplicit", "Binary", "LabelEncoder", "Eigen", "EnumLimited"),
+    "drf": ("OneHotExplicit", "Binary", "LabelEncoder", "Eigen", "EnumLimited"),
+    "deeplearning": ("Binary", "LabelEncoder", "Eigen"),
+}
 _JAVA_INT = re.compile(r"[+-]?\d+")
 
 
 def encoding_of(info: MojoInfo) -> str | None:
     """The encoding this module handles for the model, or None."""
     enc = str(info.get("_genmodel_encoding", "AUTO"))
-    return enc if enc in ENCODINGS and info.algo in ALGORITHMS else None
+    return enc if enc in ENCODINGS.get(info.algo, ()) else None
 
 
 def original_schema(archive: MojoArchive, info: MojoInfo, **options) -> RowSchema:
@@ -41,8 +52,10 @@ def original_schema(archive: MojoArchive, info: MojoInfo, **options) -> RowSchem
         m = int(info.get(f"_m_orig_domain_values_{i}", 0))
         domains.append(_text_lines(archive, f"_orig_domain_values_{i}", m, info) if m > 0 else None)
     n = len(names) - (1 if info.supervised and names and names[-1] == info.columns[-1] else 0)
-    offset = info.get("offset_column")
-    return RowSchema(names, domains, n, str(offset) if offset else None, info.source, **options)
+    offset = str(info.get("offset_column") or "") or None
+    if offset is not None and n and names[n - 1] == offset:  # read as the offset, not a feature
+        n -= 1
+    return RowSchema(names, domains, n, offset, info.source, **options)
 
 
 def _text_lines(archive: MojoArchive, name: str, count: int, info: MojoInfo) -> list[str]:
@@ -52,93 +65,188 @@ def _text_lines(archive: MojoArchive, name: str, count: int, info: MojoInfo) -> 
     return lines[:count]
 
 
+class _Column:
+    """One original categorical: the table row of each level (``lookup``), the table of encoded
+    slots, and the rows of an unseen and of a missing value (its last two)."""
+
+    def __init__(self, lookup: dict[str, int], rows: list[list[float]], unseen: list[float],
+                 retry: str | None = None) -> None:
+        width = len(unseen)
+        self.lookup = lookup
+        self.table = np.array([*rows, unseen, [np.nan] * width], dtype=np.float64)
+        self.table = self.table.reshape(-1, width)
+        self.rows = self.table.tolist()
+        self.unseen = len(rows)
+        self.missing = len(rows) + 1
+        self.retry = retry  # the encoder's second lookup: a format of the name and level
+
+
+def _columns(info: MojoInfo, original: RowSchema, encoding: str) -> list[_Column | None]:
+    """``*DomainMapConstructor``: the encoder of each original categorical."""
+    columns: list[_Column | None] = []
+    projection = [float(v) for v in info.get("_orig_projection_array", None) or []]
+    at = 0
+    for i, domain in enumerate(original.domains):
+        if domain is None:
+            columns.append(None)
+            continue
+        n = len(domain)
+        index = {level: j for j, level in enumerate(domain)}
+        if encoding == "OneHotExplicit":  # the NA level is the last slot
+            hot = np.eye(n + 1).tolist()
+            columns.append(_Column(index, hot[:n], hot[n]))
+        elif encoding == "Binary":  # level j as j + 1 in binary, lowest bit first; NA is 0
+            width = 1 + (n.bit_length() - 1)
+            bits = [[float((j + 1) >> b & 1) for b in range(width)] for j in range(n)]
+            columns.append(_Column(index, bits, [0.0] * width))
+        elif encoding == "LabelEncoder":  # a level that Integer.parseInt reads is its number
+            labels = [[float(_label(level, j))] for j, level in enumerate(domain)]
+            columns.append(_Column(index, labels, [np.nan]))
+        elif encoding == "Eigen":  # each level's projection, rounded to float32
+            if at + n > len(projection):
+                raise CorruptMojoError(f"_orig_projection_array has {len(projection)} values, too "
+                                       "few for the categorical levels", info.source)
+            values = np.asarray(projection[at:at + n], dtype=np.float32).astype(np.float64)
+            at += n
+            columns.append(_Column(index, [[v] for v in values.tolist()], [np.nan]))
+        else:
+            columns.append(_limited(info, i, domain))
+    return columns
+
+
+def _label(level: str, j: int) -> int:
+    if _JAVA_INT.fullmatch(level) and -2**31 <= int(level) < 2**31:
+        return int(level)
+    return j
+
+
+def _limited(info: MojoInfo, i: int, domain: list[str]) -> _Column:
+    """``EnumLimitedEncoder``: a level's code in the model's (limited) domain of the same column;
+    an original level left out of it scores as the ``other`` level, when there is one; a level
+    missing from both is looked up once more as ``<column>.top_<level>_levels``."""
+    limited = info.domains[i] if i < len(info.domains) else None
+    if limited is None:
+        raise CorruptMojoError(f"column {i} is categorical before EnumLimited encoding but numeric "
+                               "after", info.source)
+    code = {level: j for j, level in enumerate(limited)}
+    other = code.get("other")
+    if other is not None:
+        for level in domain:
+            code.setdefault(level, other)
+        del code["other"]
+    return _Column(code, [[float(j)] for j in range(len(limited))], [np.nan],
+                   retry="{name}.top_{level}_levels")
+
+
+class _InputSchema(RowSchema):
+    """The original columns read as the model's would be, each categorical to its table row."""
+
+    def __init__(self, original: RowSchema, columns: list[_Column | None]) -> None:
+        names = original.feature_names
+        super().__init__(names, original.domains, len(names), original.offset_column,
+                         original.source, unknown_levels=original.unknown_levels,
+                         invalid_numbers=original.invalid_numbers)
+        self.columns = columns
+        self.levels = [None if c is None else c.lookup for c in columns]
+
+    def retry_level(self, name: str, idx: int, v: str):
+        c = self.columns[idx]
+        return c.lookup.get(c.retry.format(name=name, level=v)) if c.retry is not None else None
+
+    def unseen_level(self, idx: int) -> float:
+        return float(self.columns[idx].unseen)
+
+
 class EncodingBackend(Backend):
     """Encodes original records into the model's columns, then scores them with ``inner``."""
 
-    def __init__(self, inner: Backend, original: RowSchema, encoding: str, n_encoded: int) -> None:
+    def __init__(self, inner: Backend, original: RowSchema, info: MojoInfo) -> None:
         self.inner = inner
         self.name = inner.name
         self.original = original
-        self.encoding = encoding
-        self.n_encoded = n_encoded
+        self.encoding = encoding_of(info)
+        self.n_encoded = info.n_features
+        self.columns = _columns(info, original, self.encoding)
+        self.input = _InputSchema(original, self.columns)
         self.slots = self._slots()
+        self.in_place = self.slots == [(i, 1) for i in range(len(self.slots))]
+        self.categoricals = [(i, c) for i, c in enumerate(self.columns) if c is not None]
+        # ``preds_numpy``'s level codes (original domain order) as table rows
+        self.code_rows = [None if c is None else np.array(
+            [c.lookup.get(level, c.unseen) for level in d] + [c.missing], dtype=np.intp)
+            for c, d in zip(self.columns, original.domains)]
 
     def _slots(self) -> list[tuple[int, int]]:
         """Per original feature: first encoded column and width (``*ColumnMapper``)."""
-        domains = self.original.domains
-        if self.encoding == "LabelEncoder":  # same columns, same order
-            return [(i, 1) for i in range(len(domains))]
-        width = {"OneHotExplicit": lambda d: len(d) + 1,
-                 "Binary": lambda d: 1 + (len(d).bit_length() - 1)}[self.encoding]
-        at, slots = 0, [(0, 0)] * len(domains)
-        for i, d in enumerate(domains):  # numbers first, then categoricals, each in order
-            if d is None:
-                slots[i], at = (at, 1), at + 1
-        for i, d in enumerate(domains):
-            if d is not None:
-                slots[i], at = (at, width(d)), at + width(d)
+        widths = [1 if c is None else c.table.shape[1] for c in self.columns]
+        if self.encoding not in ("OneHotExplicit", "Binary"):  # one column each, in place
+            return [(i, 1) for i in range(len(widths))]
+        at, slots = 0, [(0, 0)] * len(widths)
+        for numbers_first in (True, False):  # numbers first, then categoricals, each in order
+            for i, c in enumerate(self.columns):
+                if (c is None) == numbers_first:
+                    slots[i], at = (at, widths[i]), at + widths[i]
         return slots
+
+    @property
+    def scorer(self):
+        """The native scorer behind the encoding (callers ask it whether one row avoids NumPy)."""
+        return self.inner.scorer
 
     def output_columns(self):
         return self.inner.output_columns()
 
-    def encode(self, records: list) -> np.ndarray:
-        X = np.full((len(records), self.n_encoded), np.nan)
-        schema = self.original
-        for r, record in enumerate(records):
-            for name, value in record.items():
-                i = schema.index.get(name)
-                if i is None:
-                    continue
-                v = schema.normalize(name, i, value)
-                if v is None:
-                    continue
-                start, width = self.slots[i]
-                if schema.domains[i] is None:
-                    X[r, start] = v if isinstance(v, float) else self._number(name, v)
-                else:
-                    self._level(X[r, start:start + width], name, i, v)
+    def expand(self, raw: np.ndarray) -> np.ndarray:
+        """Original columns (categoricals as table rows, NaN: missing) -> the model's columns."""
+        X = np.full((raw.shape[0], self.n_encoded), np.nan)
+        for i, (start, width) in enumerate(self.slots):
+            c = self.columns[i]
+            if c is None:
+                X[:, start] = raw[:, i]
+            else:
+                rows = raw[:, i]
+                rows = np.where(np.isnan(rows), c.missing, rows).astype(np.intp)
+                X[:, start:start + width] = c.table[rows]
         return X
 
-    def _number(self, name: str, s: str) -> float:
-        try:
-            return float(s.strip())
-        except ValueError:
-            if self.original.invalid_numbers == "raise":
-                raise InvalidInputError(f"column {name!r}: {s!r} is not a number", self.original.source) from None
-            return float("nan")
+    def _expand_row(self, raw: list[float]) -> list[float]:
+        if self.in_place:  # one slot per column, where it was: replace the categoricals' values
+            for i, c in self.categoricals:
+                v = raw[i]
+                raw[i] = c.rows[c.missing if v != v else int(v)][0]
+            return raw
+        row = [float("nan")] * self.n_encoded
+        for i, (start, width) in enumerate(self.slots):
+            c = self.columns[i]
+            v = raw[i]
+            if c is None:
+                row[start] = v
+            else:
+                row[start:start + width] = c.rows[c.missing if v != v else int(v)]
+        return row
 
-    def _level(self, out, name: str, i: int, level: str) -> None:
-        j = self.original.levels[i].get(level)
-        if j is None and self.original.unknown_levels == "raise":
-            raise InvalidInputError(f"column {name!r}: unknown level {level!r}", self.original.source)
-        if self.encoding == "OneHotExplicit":  # the NA level is the last slot
-            out[:] = 0.0
-            out[len(self.original.domains[i]) if j is None else j] = 1.0
-        elif self.encoding == "Binary":  # level j as j + 1 in binary, lowest bit first; NA is 0
-            code = 0 if j is None else j + 1
-            for b in range(len(out)):
-                out[b] = (code >> b) & 1
-        elif j is None:
-            out[0] = np.nan
-        elif _JAVA_INT.fullmatch(level) and -2**31 <= int(level) < 2**31:
-            out[0] = int(level)  # LabelEncoder: a level that Integer.parseInt reads is its number
-        else:
-            out[0] = j
+    def preds_row(self, record):
+        if not hasattr(self.inner, "preds_raw_row"):
+            return None
+        raw, offset = self.input.encode_row(record)
+        return self.inner.preds_raw_row(self._expand_row(raw), offset)
 
     def preds_records(self, records, offset):
-        return self.inner.preds_numpy(self.encode(records), offset)
+        raw, off = self.input.encode_records(records)
+        return self.inner.preds_numpy(self.expand(raw), offset if offset is not None else off)
 
     def preds_columns(self, cols, n, offset):
-        return self.preds_records([{k: v[r] for k, v in cols.items()} for r in range(n)], offset)
+        raw, off = self.input.encode_columns(cols, n)
+        return self.inner.preds_numpy(self.expand(raw), offset if offset is not None else off)
 
     def preds_numpy(self, X, offset):
         """``X`` holds the original features, categoricals as level codes (NaN: missing)."""
-        X = np.asarray(X, dtype=np.float64)
-        names, domains = self.original.feature_names, self.original.domains
-        records = [{n: (None if np.isnan(v) else domains[i][int(v)] if domains[i] is not None else v)
-                    for i, (n, v) in enumerate(zip(names, row))} for row in X.tolist()]
-        return self.preds_records(records, offset)
+        X = self.original.check_codes(X).copy()
+        for i, rows in enumerate(self.code_rows):
+            if rows is not None:
+                codes = X[:, i]
+                X[:, i] = rows[np.where(np.isnan(codes), len(rows) - 1, codes).astype(np.intp)]
+        return self.inner.preds_numpy(self.expand(X), offset)
 
     def close(self) -> None:
         self.inner.close()

@@ -159,13 +159,21 @@ class RowSchema:
         if isinstance(v, str):
             j = levels.get(v)
             if j is None:
-                j = levels.get(f"{name}.{v}")
+                j = self.retry_level(name, idx, v)
             if j is None:
                 if self.unknown_levels == "raise":
                     raise InvalidInputError(f"column {name!r}: unknown level {v!r}", self.source)
-                return math.nan
+                return self.unseen_level(idx)
             return float(j)
         raise InvalidInputError(f"column {name!r} is categorical; got {v!r}", self.source)
+
+    def retry_level(self, name: str, idx: int, v: str):
+        """The code of a level the first lookup missed (``EnumEncoder`` tries "column.value")."""
+        return self.levels[idx].get(f"{name}.{v}")
+
+    def unseen_level(self, idx: int) -> float:
+        """An unseen level's code when ``unknown_levels="na"``: missing."""
+        return math.nan
 
     def offset_value(self, v) -> float:
         if v is None or _is_na_scalar(v):

@@ -331,5 +331,5 @@ def _encoded_model(archive, info: MojoInfo, encoded: RowSchema, **options) -> Mo
     plain = dataclasses.replace(info, info={**info.info, "_genmodel_encoding": "AUTO"})
     original = original_schema(archive, info, **options)
     inner = NativeBackend(archive, plain, encoded)
-    return Model(info, original, EncodingBackend(inner, original, encoding_of(info), info.n_features))
+    return Model(info, original, EncodingBackend(inner, original, info))
 

@@ -51,6 +51,13 @@ class NativeBackend(Backend):
         if not self.scorer.rows_without_numpy():
             return None
         row, offset = self.schema.encode_row(record)
+        return self.preds_raw_row(row, offset)
+
+    def preds_raw_row(self, row: list[float], offset: float | None):
+        """``preds`` of one row already in the model's raw columns, without NumPy (None where
+        the scorer has no such path)."""
+        if not self.scorer.rows_without_numpy():
+            return None
         if offset is None and self.scorer.requires_offset():
             offset = 0.0
         kernels = _compiled.kernels
