@@ -129,6 +129,11 @@ class PredictRequest(_Strict):
         description="422 for unknown features or values the model would score as missing; "
         "None means the server's default (CONVERGE_STRICT_INPUTS, off)",
     )
+    explain: bool = Field(
+        default=False,
+        description="add each row's SHAP contributions (GBM, DRF, XRT; binomial or regression): "
+        "feature -> contribution in the link space, plus BiasTerm; they sum to the raw prediction",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -149,6 +154,7 @@ class Prediction(BaseModel):
     label: str | float | None
     probabilities: dict[str, float] | None = None
     outputs: dict[str, float | None] | None = None
+    contributions: dict[str, float] | None = None
     cached: bool = False
 
 

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from converge.checkout import CORPUS, REPO
+from converge.checkout import CONFORMANCE, CORPUS, REPO
 from converge.contracts import FeatureVector
 from converge.features import FeatureStore
 from converge.resilience import CircuitBreaker
@@ -283,3 +283,52 @@ async def test_database_down_features_still_score_entities_are_503(client, pgbou
         assert other.status_code == 503, other.text
     finally:
         pgbouncer.start()
+
+
+def _conformance_case(name: str, n: int) -> tuple[bytes, list[dict], list[str], list[list[float]]]:
+    """A corpus model, its first ``n`` input rows (missing cells left out, as PredictCsv does)
+    and genmodel's own contributions for them (GenmodelApi.java)."""
+    import csv
+
+    case = CONFORMANCE / name
+    with open(case / "input.csv", newline="") as f:
+        columns, *cells = list(csv.reader(f))
+    with open(case / "expected_contributions.csv", newline="") as f:
+        names, *values = list(csv.reader(f))
+    records = [{c: v for c, v in zip(columns, row) if v != ""} for row in cells[:n]]
+    return (case / "model.zip").read_bytes(), records, names, [[float.fromhex(v) for v in row] for row in values[:n]]
+
+
+async def test_explain_answers_genmodels_contributions_on_both_apis(client, settings, pool):
+    mojo, records, names, expected = _conformance_case("shap_gbm_binomial", 12)
+    name = f"shap-{uuid.uuid4().hex[:6]}"
+    await register_model(settings, pool, name, mojo, records, promote=True)
+    body = {"model": name, "explain": True, "instances": [{"features": r} for r in records]}
+    response = await client.post("/predict", json=body)
+    assert response.status_code == 200, response.text
+    got = [p["contributions"] for p in response.json()["predictions"]]
+    assert [list(c) for c in got] == [names] * len(records)
+    assert [[c[n] for n in names] for c in got] == expected
+    # the same rows again come from the cache, their contributions still computed
+    again = (await client.post("/predict", json=body)).json()["predictions"]
+    assert [p["contributions"] for p in again] == got
+
+    features = [n for n in names if n != "BiasTerm"]
+    inputs = [
+        {"name": f, "shape": [len(records)], "datatype": "BYTES" if f.startswith("c") else "FP64",
+         "data": [(r.get(f) if f.startswith("c") else float(r[f]) if f in r else None) for r in records]}
+        for f in features
+    ]  # fmt: skip
+    v2 = await client.post(f"/v2/models/{name}/infer",
+                           json={"inputs": inputs, "outputs": [{"name": "contributions"}]})
+    assert v2.status_code == 200, v2.text
+    [tensor] = v2.json()["outputs"]
+    assert tensor["name"] == "contributions" and tensor["shape"] == [len(records), len(names)]
+    assert tensor["parameters"]["columns"] == names
+    assert tensor["data"] == [v for row in expected for v in row]
+
+
+async def test_explain_on_a_model_without_contributions_is_a_422_naming_explain(client, rows):
+    response = await client.post("/predict", json={"explain": True, "features": rows[0]})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith("explain:")

@@ -10,6 +10,7 @@ from typing import Any
 
 from converge.errors import NotFound
 from converge.serving.v2_codec import (
+    CONTRIBUTIONS,
     InferenceError,
     Parsed,
     Prediction,
@@ -76,18 +77,22 @@ async def infer(runtime: Any, name: str, version: str | None, parsed: Parsed) ->
     records = decode_inputs(parsed, loaded.model.feature_names, categorical(loaded.model))
     service = await runtime.predict_service()
     # Names are the model's own features and values were type-checked by decode_inputs.
+    explain = CONTRIBUTIONS in (parsed.outputs or ())
     native = PredictRequest.model_construct(
         model=loaded.name,
         version=loaded.version,
         instances=[PredictInstance.model_construct(features=r, entity_id=None) for r in records],
         strict=None,
+        explain=explain,
     )
     result = await service.predict_with(loaded, native)
     outputs = encode_outputs(
-        [Prediction(p["label"], p.get("probabilities"), p.get("outputs")) for p in result["predictions"]],
+        [Prediction(p["label"], p.get("probabilities"), p.get("outputs"), p.get("contributions"))
+         for p in result["predictions"]],
         _labels(loaded),
         parsed.outputs,
         _columns(loaded),
+        loaded.model.contribution_names if explain else None,
     )
     PREDICT_LATENCY.observe(time.perf_counter() - started)
     answer: dict[str, Any] = {

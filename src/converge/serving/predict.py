@@ -188,6 +188,10 @@ class PredictService:
                 fresh[keys[i]] = row
             if self.cache is not None:
                 await self.cache.set_many(fresh)  # buffered: returns at once
+        if request.explain:  # computed for every row, cached or not: the cache holds answers only
+            explained = await self.scorer.contributions(loaded, features)
+            for result, contributions in zip(results, explained, strict=True):
+                result["contributions"] = contributions  # type: ignore[index]
         PREDICT_ROWS.inc(len(keys))
         out = {"model": loaded.name, "version": loaded.version, "predictions": results}
         if issues:

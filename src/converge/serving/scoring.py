@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from converge.errors import InvalidInput
 from converge.serving.holder import LoadedModel
 
 Record = Mapping[str, Any]
@@ -109,6 +110,17 @@ def to_prediction(
 def predict_rows(loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, Any]]:
     classes = loaded.classes
     return [to_prediction(row, classes) for row in score_rows(loaded.model, records)]
+
+
+def explain_rows(loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, float]]:
+    """SHAP contributions per row (feature -> value, and ``BiasTerm``); a model that has none
+    is the request's mistake (422 naming ``explain``), not a fault."""
+    from converge.mojo import UnsupportedMojoError
+
+    try:
+        return loaded.model.contributions(list(h2o_booleans(loaded.model, records)))
+    except (UnsupportedMojoError, AttributeError) as exc:
+        raise InvalidInput(f"explain: {loaded.name} v{loaded.version} has no contributions ({exc})") from None
 
 
 class _Batcher:
@@ -208,6 +220,11 @@ class Scorer:
 
     async def _in_pool(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def contributions(self, loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, float]]:
+        """SHAP contributions of ``records``, off the event loop (tens of ms per row for deep
+        forests: never inline)."""
+        return await self._in_pool(explain_rows, loaded, records)
 
     async def score(self, loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, Any]]:
         if self.mode == "inline" and len(records) <= self.inline_max_rows:
