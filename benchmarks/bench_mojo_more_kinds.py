@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from _kinds import main
 
-SECTION = "## MOJO scoring: CoxPH, RuleFit, Uplift DRF, TargetEncoder, an encoded GBM"
+SECTION = "## MOJO scoring: CoxPH, RuleFit, Uplift DRF, TargetEncoder, an encoded GBM, GLM ordinal, Isotonic, gblinear"
 SET = [
     ("CoxPH (start and stop columns)", "coxph_start_stop", 1.0),
     ("RuleFit (binomial, rules and linear terms)", "rulefit_binomial_rules_and_linear", 1.0),
     ("Uplift DRF (5 tree pairs)", "uplift_drf_kl", 1.0),
     ("TargetEncoder (binomial, blended)", "target_encoder_binomial_blended", 1.0),
     ("GBM on Eigen-encoded categoricals (binomial, 6 trees)", "gbm_eigen_binomial", 1.0),
+    ("GLM ordinal (4 classes)", "glm_ordinal", 1.0),
+    ("Isotonic regression", "isotonic_regression", 1.0),
+    ("XGBoost gblinear (multinomial)", "xgboost_gblinear_multinomial", 1.0),
 ]
 NOTES = ("Notes: CoxPH, TargetEncoder and RuleFit's rules run in plain Python for one row and "
          "in NumPy for a batch, RuleFit then through its GLM's scorer; Uplift DRF walks its trees "

@@ -25,3 +25,5 @@ class Case:
     train: Callable | None = None
     #: also record genmodel's SHAP contributions (``expected_contributions.csv``)
     contributions: bool = False
+    #: also record PredictCsv's leaf node assignment (``expected_leaves.csv``)
+    leaf_assignment: bool = False

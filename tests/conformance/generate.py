@@ -105,6 +105,9 @@ def build(case: Case, frames: dict) -> None:
     else:
         run_predict_csv(out / "model.zip", out / "input.csv", out / "expected.csv",
                         *case.predict_csv_args)
+    if case.leaf_assignment:
+        run_predict_csv(out / "model.zip", out / "input.csv", out / "expected_leaves.csv",
+                        "--leafNodeAssignment")
     if case.contributions:
         genmodel_api(out, "contributions")
         meta["contributions_by"] = "genmodel API (GenmodelApi.java contributions)"

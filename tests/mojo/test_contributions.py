@@ -1,4 +1,4 @@
-"""SHAP contributions of the conformance corpus's tree models against genmodel's own
+"""SHAP contributions and leaf assignments of the conformance corpus's tree models against genmodel's own
 ``predictContributions`` (``expected_contributions.csv``, written by GenmodelApi.java): same
 column names (each feature, then ``BiasTerm``), every value bit for bit (genmodel computes them
 in float32; so does converge). Also: after a pickle round trip (how a parsed model reaches the
@@ -58,3 +58,22 @@ def test_models_without_contributions_say_so():
     multinomial = load_mojo(CORPUS / "multinomial.zip", backend="native")
     with pytest.raises(UnsupportedMojoError, match="multinomial"):
         multinomial.contributions([{"x1": 1.0}])
+
+
+LEAF_CASES = sorted(p.parent.name for p in CONFORMANCE.glob("*/expected_leaves.csv"))
+
+
+def test_leaf_cases_cover_a_multinomial():
+    assert any("multinomial" in c for c in LEAF_CASES) and len(LEAF_CASES) >= 5
+
+
+@pytest.mark.parametrize("name", LEAF_CASES)
+def test_leaf_assignment_equals_predict_csv(name):
+    case = CONFORMANCE / name
+    header, expected = _read(case / "expected_leaves.csv")
+    model = pickle.loads(pickle.dumps(load_mojo(case / "model.zip", backend="native")))
+    got = model.leaf_assignment(_records(case))
+    assert len(got) == len(expected)
+    for i, (answer, want) in enumerate(zip(got, expected)):
+        assert list(answer) == header, name
+        assert list(answer.values()) == want, f"{name} row {i}"

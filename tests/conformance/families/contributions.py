@@ -1,4 +1,5 @@
-"""SHAP contributions (genmodel's ``predictContributions``) of the tree models that have them:
+"""SHAP contributions (genmodel's ``predictContributions``) and leaf node assignments (PredictCsv's
+``--leafNodeAssignment``) of the tree models that have them:
 GBM (regression, binomial), DRF and XRT (regression, binomial), with categoricals, missing
 values and unseen levels in the rows."""
 
@@ -6,17 +7,22 @@ from case import Case
 
 CASES = [
     Case(name="shap_gbm_regression", estimator="H2OGradientBoostingEstimator",
-         params={"ntrees": 8, "max_depth": 4, "seed": 1}, y="y_regression", contributions=True),
+         params={"ntrees": 8, "max_depth": 4, "seed": 1}, y="y_regression", contributions=True, leaf_assignment=True),
     Case(name="shap_gbm_binomial", estimator="H2OGradientBoostingEstimator",
-         params={"ntrees": 10, "max_depth": 5, "seed": 1}, y="y_binomial", contributions=True),
+         params={"ntrees": 10, "max_depth": 5, "seed": 1}, y="y_binomial", contributions=True, leaf_assignment=True),
     Case(name="shap_gbm_bernoulli_deep", estimator="H2OGradientBoostingEstimator",
          params={"ntrees": 4, "max_depth": 9, "min_rows": 2, "seed": 3}, y="y_binomial",
-         contributions=True),
+         contributions=True, leaf_assignment=True),
     Case(name="shap_drf_regression", estimator="H2ORandomForestEstimator",
-         params={"ntrees": 6, "max_depth": 8, "seed": 1}, y="y_regression", contributions=True),
+         params={"ntrees": 6, "max_depth": 8, "seed": 1}, y="y_regression", contributions=True, leaf_assignment=True),
     Case(name="shap_drf_binomial", estimator="H2ORandomForestEstimator",
-         params={"ntrees": 6, "max_depth": 8, "seed": 1}, y="y_binomial", contributions=True),
+         params={"ntrees": 6, "max_depth": 8, "seed": 1}, y="y_binomial", contributions=True, leaf_assignment=True),
     Case(name="shap_xrt_binomial", estimator="H2ORandomForestEstimator",
          params={"ntrees": 5, "max_depth": 6, "histogram_type": "Random", "seed": 2},
-         y="y_binomial", contributions=True),
+         y="y_binomial", contributions=True, leaf_assignment=True),
+]
+
+CASES += [
+    Case(name="leaves_gbm_multinomial", estimator="H2OGradientBoostingEstimator",
+         params={"ntrees": 3, "max_depth": 4, "seed": 1}, y="y_multinomial", leaf_assignment=True),
 ]

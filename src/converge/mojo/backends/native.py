@@ -89,6 +89,15 @@ class NativeBackend(Backend):
         raw, _offset = self.schema.encode_records(records)
         return method(raw)
 
+    def leaf_assignment(self, records):
+        method = getattr(self.scorer, "leaf_assignment", None)
+        if method is None:
+            raise UnsupportedMojoError(
+                f"leaf assignment is computed for GBM, DRF and XRT models, not {self.scorer.info.algo}",
+                self.scorer.info.source)
+        raw, _offset = self.schema.encode_records(records)
+        return method(raw)
+
     def preds_columns(self, cols, n, offset):
         raw, off = self.schema.encode_columns(cols, n)
         return self._score(raw, offset if offset is not None else off)

@@ -103,8 +103,25 @@ class TreeScorer(NativeScorer):
         files = self.__dict__.get("_shap_files") or self._shap_files()
         return files.get(name)
 
-    def _shap_trees(self):
-        """The trees as TreeSHAP walks them, in genmodel's order (group, then class)."""
+    def leaf_assignment(self, raw) -> tuple[list[str], list[list[str | None]]]:
+        """``predictLeafNodeAssignment``: per row, each tree's path to its leaf, named as
+        PredictCsv names them (``T<group>.C<class>``, class by class)."""
+        trees = self._shap_trees(by_class=True)
+        names = [f"T{g + 1}.C{k + 1}" for k, g, _ in trees]
+        rows = [[tree.path([float(v) for v in row]) for _k, _g, tree in trees] for row in raw]
+        return names, rows
+
+    def _shap_trees(self, by_class: bool = False):
+        """The trees as TreeSHAP walks them, in genmodel's order (group, then class); with
+        ``by_class``, class by class as ``(class, group, tree)``."""
+        if by_class:
+            f = self.forest
+            order = {(g, k): i for i, (g, k) in enumerate(
+                (g, k) for g in range(f.n_groups) for k in range(f.n_tpc)
+                if f.offsets[k * f.n_groups + g] >= 0)}  # fmt: skip
+            trees = self._shap_trees()
+            return [(k, g, trees[order[g, k]]) for k in range(f.n_tpc) for g in range(f.n_groups)
+                    if (g, k) in order]
         if getattr(self, "_trees_for_shap", None) is None:
             from .tree_shap import ShapTree
 

@@ -72,10 +72,12 @@ class ShapTree:
     def split_col(self, node: int) -> int:
         return self.b.col[node]
 
-    def goes_right(self, node: int, row) -> bool:
-        """``SharedTreeNode.next``: the branch this row takes."""
+    def goes_right(self, node: int, row, graph: bool = True) -> bool:
+        """The branch this row takes: ``SharedTreeNode.next`` (``graph``, what TreeSHAP walks) or
+        ``scoreTree`` (what scoring and leaf assignment follow); they differ only on a
+        missing-vs-rest split below a bitset split."""
         b = self.b
-        if b.na_vs_rest[node]:  # the graph has no bitset here: missing goes right, the rest left
+        if graph and b.na_vs_rest[node]:  # no bitset in the graph: missing right, the rest left
             return row[b.col[node]] != row[b.col[node]]
         if b.tbl_node[node]:
             x = row[b.col[node]]
@@ -94,6 +96,16 @@ class ShapTree:
             return view == _HI
         assert view in (_LO, _HI)
         return x >= b.thr[node]
+
+    def path(self, row) -> str | None:
+        """``getDecisionPath``: the turns from the root to this row's leaf (``"LRR"``; ``""`` for
+        a tree that is one leaf; None past 63 levels, where genmodel's bit encoding ends)."""
+        node, turns = self.root, []
+        while not self.is_leaf(node):
+            right = self.goes_right(node, row, graph=False)
+            turns.append("R" if right else "L")
+            node = self.b.right[node] if right else self.b.left[node]
+        return "".join(turns) if len(turns) < 64 else None
 
     # -- TreeSHAP, as genmodel writes it (condition 0: plain contributions) ----------------------
     def add(self, row, phi: list[float]) -> None:
