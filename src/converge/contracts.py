@@ -134,6 +134,11 @@ class PredictRequest(_Strict):
         description="add each row's SHAP contributions (GBM, DRF, XRT; binomial or regression): "
         "feature -> contribution in the link space, plus BiasTerm; they sum to the raw prediction",
     )
+    leaf_assignment: bool = Field(
+        default=False,
+        description="add each row's leaf in every tree (GBM, DRF, XRT): tree -> path from the root "
+        "('LRR'), trees named T<n>.C<class> as genmodel names them",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -155,6 +160,7 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] | None = None
     outputs: dict[str, float | None] | None = None
     contributions: dict[str, float] | None = None
+    leaf_assignment: dict[str, str | None] | None = None
     cached: bool = False
 
 

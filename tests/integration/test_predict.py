@@ -285,30 +285,39 @@ async def test_database_down_features_still_score_entities_are_503(client, pgbou
         pgbouncer.start()
 
 
-def _conformance_case(name: str, n: int) -> tuple[bytes, list[dict], list[str], list[list[float]]]:
-    """A corpus model, its first ``n`` input rows (missing cells left out, as PredictCsv does)
-    and genmodel's own contributions for them (GenmodelApi.java)."""
+def _conformance_case(name: str, n: int) -> tuple[bytes, list[dict], tuple, tuple]:
+    """A corpus model, its first ``n`` input rows (missing cells left out, as PredictCsv does),
+    genmodel's own contributions for them (GenmodelApi.java) and PredictCsv's leaf paths, each
+    as (column names, rows)."""
     import csv
 
     case = CONFORMANCE / name
-    with open(case / "input.csv", newline="") as f:
-        columns, *cells = list(csv.reader(f))
-    with open(case / "expected_contributions.csv", newline="") as f:
-        names, *values = list(csv.reader(f))
-    records = [{c: v for c, v in zip(columns, row) if v != ""} for row in cells[:n]]
-    return (case / "model.zip").read_bytes(), records, names, [[float.fromhex(v) for v in row] for row in values[:n]]
+
+    def read(file: str) -> tuple[list[str], list[list[str]]]:
+        with open(case / file, newline="") as f:
+            header, *rows = list(csv.reader(f))
+        return header, rows[:n]
+
+    columns, cells = read("input.csv")
+    names, values = read("expected_contributions.csv")
+    records = [{c: v for c, v in zip(columns, row) if v != ""} for row in cells]
+    shap = (names, [[float.fromhex(v) for v in row] for row in values])
+    return (case / "model.zip").read_bytes(), records, shap, read("expected_leaves.csv")
 
 
-async def test_explain_answers_genmodels_contributions_on_both_apis(client, settings, pool):
-    mojo, records, names, expected = _conformance_case("shap_gbm_binomial", 12)
+async def test_explain_and_leaves_answer_genmodels_values_on_both_apis(client, settings, pool):
+    mojo, records, (names, expected), (trees, paths) = _conformance_case("shap_gbm_binomial", 12)
     name = f"shap-{uuid.uuid4().hex[:6]}"
     await register_model(settings, pool, name, mojo, records, promote=True)
-    body = {"model": name, "explain": True, "instances": [{"features": r} for r in records]}
+    body = {"model": name, "explain": True, "leaf_assignment": True,
+            "instances": [{"features": r} for r in records]}
     response = await client.post("/predict", json=body)
     assert response.status_code == 200, response.text
     got = [p["contributions"] for p in response.json()["predictions"]]
     assert [list(c) for c in got] == [names] * len(records)
     assert [[c[n] for n in names] for c in got] == expected
+    leaves = [p["leaf_assignment"] for p in response.json()["predictions"]]
+    assert [[leaf[t] for t in trees] for leaf in leaves] == paths
     # the same rows again come from the cache, their contributions still computed
     again = (await client.post("/predict", json=body)).json()["predictions"]
     assert [p["contributions"] for p in again] == got
@@ -319,13 +328,16 @@ async def test_explain_answers_genmodels_contributions_on_both_apis(client, sett
          "data": [(r.get(f) if f.startswith("c") else float(r[f]) if f in r else None) for r in records]}
         for f in features
     ]  # fmt: skip
-    v2 = await client.post(f"/v2/models/{name}/infer",
-                           json={"inputs": inputs, "outputs": [{"name": "contributions"}]})
+    v2 = await client.post(f"/v2/models/{name}/infer", json={
+        "inputs": inputs, "outputs": [{"name": "predict"}, {"name": "contributions"}, {"name": "leaf_assignment"}]})
     assert v2.status_code == 200, v2.text
-    [tensor] = v2.json()["outputs"]
-    assert tensor["name"] == "contributions" and tensor["shape"] == [len(records), len(names)]
-    assert tensor["parameters"]["columns"] == names
-    assert tensor["data"] == [v for row in expected for v in row]
+    predict, shap, leaf = v2.json()["outputs"]
+    assert predict["name"] == "predict" and predict["shape"] == [len(records)]
+    assert shap["name"] == "contributions" and shap["shape"] == [len(records), len(names)]
+    assert shap["parameters"]["columns"] == names
+    assert shap["data"] == [v for row in expected for v in row]
+    assert leaf["datatype"] == "BYTES" and leaf["parameters"]["columns"] == trees
+    assert leaf["data"] == [p for row in paths for p in row]
 
 
 async def test_explain_on_a_model_without_contributions_is_a_422_naming_explain(client, rows):

@@ -10,7 +10,7 @@ from typing import Any
 
 from converge.errors import NotFound
 from converge.serving.v2_codec import (
-    CONTRIBUTIONS,
+    EXTRA_OUTPUTS,
     InferenceError,
     Parsed,
     Prediction,
@@ -77,22 +77,24 @@ async def infer(runtime: Any, name: str, version: str | None, parsed: Parsed) ->
     records = decode_inputs(parsed, loaded.model.feature_names, categorical(loaded.model))
     service = await runtime.predict_service()
     # Names are the model's own features and values were type-checked by decode_inputs.
-    explain = CONTRIBUTIONS in (parsed.outputs or ())
+    asked = [out for out in EXTRA_OUTPUTS if out in (parsed.outputs or ())]
     native = PredictRequest.model_construct(
         model=loaded.name,
         version=loaded.version,
         instances=[PredictInstance.model_construct(features=r, entity_id=None) for r in records],
         strict=None,
-        explain=explain,
+        explain="contributions" in asked,
+        leaf_assignment="leaf_assignment" in asked,
     )
     result = await service.predict_with(loaded, native)
+    predictions = result["predictions"]
     outputs = encode_outputs(
-        [Prediction(p["label"], p.get("probabilities"), p.get("outputs"), p.get("contributions"))
-         for p in result["predictions"]],
+        [Prediction(p["label"], p.get("probabilities"), p.get("outputs"), {a: p[a] for a in asked})
+         for p in predictions],
         _labels(loaded),
         parsed.outputs,
         _columns(loaded),
-        loaded.model.contribution_names if explain else None,
+        {a: list(predictions[0][a]) for a in asked} if predictions else None,
     )
     PREDICT_LATENCY.observe(time.perf_counter() - started)
     answer: dict[str, Any] = {

@@ -32,7 +32,7 @@ from converge.serving.replica_sync import ReplicaSync
 from converge.serving.observability import CACHE_HITS, CACHE_MISSES, PREDICT_ROWS
 from converge.serving.online import OnlineFeatures
 from converge.serving.rollout import Active, RolloutRouter
-from converge.serving.scoring import Scorer
+from converge.serving.scoring import EXTRAS, Scorer
 from converge.serving.versions import PinnedVersions
 
 log = logging.getLogger(__name__)
@@ -188,10 +188,11 @@ class PredictService:
                 fresh[keys[i]] = row
             if self.cache is not None:
                 await self.cache.set_many(fresh)  # buffered: returns at once
-        if request.explain:  # computed for every row, cached or not: the cache holds answers only
-            explained = await self.scorer.contributions(loaded, features)
-            for result, contributions in zip(results, explained, strict=True):
-                result["contributions"] = contributions  # type: ignore[index]
+        for field, key in EXTRAS.items():  # for every row, cached or not: the cache holds answers
+            if getattr(request, field):
+                extra = await self.scorer.extras(loaded, features, field)
+                for result, value in zip(results, extra, strict=True):
+                    result[key] = value  # type: ignore[index]
         PREDICT_ROWS.inc(len(keys))
         out = {"model": loaded.name, "version": loaded.version, "predictions": results}
         if issues:

@@ -112,15 +112,22 @@ def predict_rows(loaded: LoadedModel, records: Sequence[Record]) -> list[dict[st
     return [to_prediction(row, classes) for row in score_rows(loaded.model, records)]
 
 
-def explain_rows(loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, float]]:
-    """SHAP contributions per row (feature -> value, and ``BiasTerm``); a model that has none
-    is the request's mistake (422 naming ``explain``), not a fault."""
+#: what a request may ask for besides the answer: its field -> the model's method
+EXTRAS = {"explain": "contributions", "leaf_assignment": "leaf_assignment"}
+
+
+def extra_rows(loaded: LoadedModel, records: Sequence[Record], field: str) -> list[dict[str, Any]]:
+    """Per row, SHAP contributions (``explain``) or each tree's leaf path (``leaf_assignment``);
+    a model that has none is the request's mistake (422 naming the field), not a fault."""
     from converge.mojo import UnsupportedMojoError
 
+    method = getattr(loaded.model, EXTRAS[field], None)
     try:
-        return loaded.model.contributions(list(h2o_booleans(loaded.model, records)))
-    except (UnsupportedMojoError, AttributeError) as exc:
-        raise InvalidInput(f"explain: {loaded.name} v{loaded.version} has no contributions ({exc})") from None
+        if method is None:
+            raise UnsupportedMojoError(f"a {type(loaded.model).__name__} has no {EXTRAS[field]}")
+        return method(list(h2o_booleans(loaded.model, records)))
+    except UnsupportedMojoError as exc:
+        raise InvalidInput(f"{field}: {loaded.name} v{loaded.version} cannot answer it ({exc})") from None
 
 
 class _Batcher:
@@ -221,10 +228,10 @@ class Scorer:
     async def _in_pool(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def contributions(self, loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, float]]:
-        """SHAP contributions of ``records``, off the event loop (tens of ms per row for deep
-        forests: never inline)."""
-        return await self._in_pool(explain_rows, loaded, records)
+    async def extras(self, loaded: LoadedModel, records: Sequence[Record], field: str) -> list[dict[str, Any]]:
+        """:func:`extra_rows` off the event loop (SHAP takes milliseconds per row and tree
+        depth: never inline)."""
+        return await self._in_pool(extra_rows, loaded, records, field)
 
     async def score(self, loaded: LoadedModel, records: Sequence[Record]) -> list[dict[str, Any]]:
         if self.mode == "inline" and len(records) <= self.inline_max_rows:

@@ -18,8 +18,9 @@ from converge.contracts import MAX_STRING_VALUE
 from converge.errors import MalformedRequest
 
 PROTOCOL_VERSION = "2"
-#: the output a client names to get SHAP contributions (GBM, DRF, XRT)
-CONTRIBUTIONS = "contributions"
+#: outputs a client may name besides the model's own (GBM, DRF, XRT): each row's SHAP
+#: contributions and each tree's leaf path, with their tensors' datatypes
+EXTRA_OUTPUTS = {"contributions": "FP64", "leaf_assignment": "BYTES"}
 Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
     "FP16", "FP32", "FP64", "BYTES",
@@ -262,21 +263,22 @@ def encode_outputs(
     classes: Sequence[str] | None,
     wanted: list[str] | None,
     columns: Sequence[str] | None = None,
-    contributions: Sequence[str] | None = None,
+    extras: dict[str, Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """``predict`` plus one FP64 tensor per class, or one per output column of a model that
-    has its own (``columns``); restricted to the requested outputs. ``contributions`` (their
-    names, when asked for) adds an [N, len(names)] FP64 tensor of each row's SHAP values, the
-    names in its ``parameters``."""
+    has its own (``columns``); restricted to the requested outputs. ``extras`` (an extra
+    output's name -> its columns, when asked for) adds an [N, columns] tensor per extra, the
+    column names in its ``parameters``."""
     n = len(predictions)
-    if contributions:
-        shap = {
-            "name": CONTRIBUTIONS, "datatype": "FP64", "shape": [n, len(contributions)],
-            "parameters": {"columns": list(contributions)},
-            "data": [p.contributions[c] for p in predictions for c in contributions],
-        }  # fmt: skip
-        rest = [w for w in wanted or () if w != CONTRIBUTIONS]
-        return [*(encode_outputs(predictions, classes, rest, columns) if rest else []), shap]
+    if extras:
+        tensors = [
+            {"name": name, "datatype": EXTRA_OUTPUTS[name], "shape": [n, len(names)],
+             "parameters": {"columns": list(names)},
+             "data": [p.extras[name][c] for p in predictions for c in names]}
+            for name, names in extras.items()
+        ]  # fmt: skip
+        rest = [w for w in wanted or () if w not in extras]
+        return [*(encode_outputs(predictions, classes, rest, columns) if rest else []), *tensors]
     if columns:
         outputs = [
             {"name": c, "datatype": "FP64", "shape": [n], "data": [(p.outputs or {}).get(c) for p in predictions]}
@@ -319,4 +321,4 @@ class Prediction:
     label: Any
     probabilities: dict[str, float] | None
     outputs: dict[str, Any] | None = None
-    contributions: dict[str, float] | None = None
+    extras: dict[str, dict[str, Any]] | None = None
