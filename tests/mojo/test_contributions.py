@@ -29,8 +29,8 @@ def _records(case):
     return [{c: v for c, v in zip(columns, row) if v not in ("", "NA", "N/A", "-")} for row in cells]
 
 
-def test_cases_cover_gbm_drf_and_xrt():
-    assert {c.split("_")[1] for c in CASES} >= {"gbm", "drf", "xrt"}
+def test_cases_cover_gbm_drf_xrt_and_xgboost():
+    assert {c.split("_")[1] for c in CASES} >= {"gbm", "drf", "xrt", "xgboost"}
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -53,7 +53,7 @@ def test_contributions_equal_genmodel(name, via_pickle):
 
 def test_models_without_contributions_say_so():
     glm = load_mojo(CONFORMANCE / "glm_binomial_logit" / "model.zip", backend="native")
-    with pytest.raises(UnsupportedMojoError, match="GBM, DRF and XRT"):
+    with pytest.raises(UnsupportedMojoError, match="GBM, DRF, XRT and XGBoost"):
         glm.contributions([{"x1": 1.0}])
     multinomial = load_mojo(CORPUS / "multinomial.zip", backend="native")
     with pytest.raises(UnsupportedMojoError, match="multinomial"):

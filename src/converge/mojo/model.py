@@ -161,11 +161,12 @@ class Model:
 
     @property
     def contribution_names(self) -> list[str]:
-        """The columns of :meth:`contributions`: each feature, then ``BiasTerm``."""
-        return [*self.feature_names, "BiasTerm"]
+        """The columns of :meth:`contributions`: each feature (for XGBoost each one-hot input, as
+        genmodel names them), then ``BiasTerm``."""
+        return self.backend.contribution_names() or [*self.feature_names, "BiasTerm"]
 
     def contributions(self, records) -> list[dict[str, float]]:
-        """SHAP contributions per dict row (GBM, DRF and XRT; binomial or regression), keyed by
+        """SHAP contributions per dict row (GBM, DRF, XRT, XGBoost; binomial or regression), keyed by
         :attr:`contribution_names`, exact against genmodel's ``predictContributions``: the
         link-space answer is their sum."""
         if type(records) is not list:

@@ -26,3 +26,13 @@ CASES += [
     Case(name="leaves_gbm_multinomial", estimator="H2OGradientBoostingEstimator",
          params={"ntrees": 3, "max_depth": 4, "seed": 1}, y="y_multinomial", leaf_assignment=True),
 ]
+
+CASES += [
+    Case(name="shap_xgboost_binomial", estimator="H2OXGBoostEstimator",
+         params={"ntrees": 8, "max_depth": 4, "seed": 1}, y="y_binomial", contributions=True),
+    Case(name="shap_xgboost_regression", estimator="H2OXGBoostEstimator",
+         params={"ntrees": 6, "max_depth": 5, "seed": 1}, y="y_regression", contributions=True),
+    Case(name="shap_xgboost_dart", estimator="H2OXGBoostEstimator",
+         params={"ntrees": 5, "max_depth": 3, "booster": "dart", "seed": 1}, y="y_binomial",
+         contributions=True),
+]

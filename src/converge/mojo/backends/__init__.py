@@ -45,6 +45,10 @@ class Backend(ABC):
         where this backend has no such path for the model or the record."""
         return None
 
+    def contribution_names(self) -> list[str] | None:
+        """The columns of :meth:`contributions` where they are not the model's inputs."""
+        return None
+
     def contributions(self, records: list) -> list[list[float]]:
         """SHAP contributions of each record: one per feature, then the bias term."""
         from ..errors import UnsupportedMojoError

@@ -80,11 +80,14 @@ class NativeBackend(Backend):
         raw, off = self.schema.encode_records(records)
         return self._score(raw, offset if offset is not None else off)
 
+    def contribution_names(self):
+        return self.scorer.contribution_names()
+
     def contributions(self, records):
         method = getattr(self.scorer, "contributions", None)
         if method is None:
             raise UnsupportedMojoError(
-                f"contributions are computed for GBM, DRF and XRT models, not {self.scorer.info.algo}",
+                f"contributions are computed for GBM, DRF, XRT and XGBoost models, not {self.scorer.info.algo}",
                 self.scorer.info.source)
         raw, _offset = self.schema.encode_records(records)
         return method(raw)

@@ -59,6 +59,10 @@ class NativeScorer:
         self.prior = info.get("prior_class_distrib")
         self.balance = bool(info.get("balance_classes", False))
 
+    def contribution_names(self) -> list[str]:
+        """The columns of ``contributions``: each input column, then ``BiasTerm``."""
+        return [*self.info.columns[: self.n_features], "BiasTerm"]
+
     def requires_offset(self) -> bool:
         return False
 

@@ -23,15 +23,88 @@ def _f(x: float) -> float:
     return array("f", (x,))[0]
 
 
-class ShapTree:
-    """One tree as the nodes TreeSHAP walks: children, split column, weight, leaf value, and the
-    decision ``next`` makes for a row."""
+class _TreeShap:
+    """TreeSHAP over one tree given as node lists (``left``/``right``, -1 below a leaf; split
+    ``col``; float32 ``weight``; leaf ``value``) and the branch a row takes (``goes_right``)."""
+
+    root: int
+    left: list[int]
+    right: list[int]
+    col: list[int]
+    weight: list[float]
+    value: list[float]
+    expected: float
+
+    def goes_right(self, node: int, row) -> bool:  # pragma: no cover - each tree kind's own
+        raise NotImplementedError
+
+    def is_leaf(self, node: int) -> bool:
+        return self.left[node] < 0
+
+    def _mean(self, node: int) -> float:
+        """``nodeMeanValue``: the weighted mean of the leaves below ``node``, in float32."""
+        w = self.weight[node]
+        if w == 0:
+            return 0.0
+        if self.is_leaf(node):
+            return self.value[node]
+        left, right = self.left[node], self.right[node]
+        total = _f(_f(self.weight[left] * self._mean(left)) + _f(self.weight[right] * self._mean(right)))
+        return _f(total / w)
+
+    # -- TreeSHAP, as genmodel writes it (condition 0: plain contributions) ----------------------
+    def add(self, row, phi: list[float]) -> None:
+        """Add this tree's contributions for ``row`` to ``phi`` (features, then the bias)."""
+        phi[-1] = _f(phi[-1] + self.expected)
+        self._shap(row, phi, self.root, 0, [], 1.0, 1.0, -1, 1.0)
+
+    def _shap(self, row, phi, node, depth, parent, zero, one, feature, condition) -> None:
+        if condition == 0:
+            return
+        path = [list(e) for e in parent[:depth]] + [[feature, zero, one, 1.0 if depth == 0 else 0.0]]
+        for i in range(depth - 1, -1, -1):  # extendPath
+            path[i + 1][3] = _f(path[i + 1][3] + _f(_f(_f(one * path[i][3]) * (i + 1)) / (depth + 1)))
+            path[i][3] = _f(_f(_f(zero * path[i][3]) * (depth - i)) / (depth + 1))
+        if self.is_leaf(node):
+            value = self.value[node]
+            for i in range(1, depth + 1):
+                w = _unwound_sum(path, depth, i)
+                el = path[i]
+                phi[el[0]] = _f(phi[el[0]] + _f(_f(_f(w * _f(el[2] - el[1])) * value) * condition))
+            return
+        split = self.col[node]
+        if self.goes_right(node, row):
+            hot, cold = self.right[node], self.left[node]
+        else:
+            hot, cold = self.left[node], self.right[node]
+        w = self.weight[node]
+        hot_zero = _f(self.weight[hot] / w) if w != 0 else 0.5
+        cold_zero = _f(self.weight[cold] / w) if w != 0 else 0.5
+        incoming_zero = incoming_one = 1.0
+        at = next((k for k in range(depth + 1) if path[k][0] == split), None)
+        if at is not None:
+            incoming_zero, incoming_one = path[at][1], path[at][2]
+            _unwind(path, depth, at)
+            depth -= 1
+        self._shap(row, phi, hot, depth + 1, path, _f(hot_zero * incoming_zero), incoming_one,
+                   split, condition)
+        self._shap(row, phi, cold, depth + 1, path, _f(cold_zero * incoming_zero), 0.0,
+                   split, condition)
+
+
+class ShapTree(_TreeShap):
+    """A GBM/DRF tree as genmodel's graph has it: splits from the tree's bytes, weights from its
+    aux file; also each row's decision path (leaf assignment)."""
 
     def __init__(self, tree: bytes, aux: bytes, n_features: int, version: float, cat_lens,
                  name: str, source: str) -> None:
         b = _Builder(n_features, version, cat_lens, source)
         root = b.parse(tree, name)
         self.b, self.root, self.nf = b, root, n_features
+        leaf = [b.left[i] == i for i in range(len(b.thr))]
+        self.left = [-1 if lf else v for lf, v in zip(leaf, b.left)]
+        self.right = [-1 if lf else v for lf, v in zip(leaf, b.right)]
+        self.col, self.value = b.col, b.value
         self.weight = [0.0] * len(b.thr)  # a root that is a leaf keeps weight 0, as in genmodel
         if b.left[root] != root:
             nodes = {}
@@ -54,23 +127,6 @@ class ShapTree:
             self.weight[child] = weight
             if not self.is_leaf(child):
                 self._weigh(child, child_nid, aux, name, source)
-
-    def is_leaf(self, node: int) -> bool:
-        return self.b.left[node] == node
-
-    def _mean(self, node: int) -> float:
-        """``nodeMeanValue``: the weighted mean of the leaves below ``node``, in float32."""
-        w = self.weight[node]
-        if w == 0:
-            return 0.0
-        if self.is_leaf(node):
-            return self.b.value[node]
-        left, right = self.b.left[node], self.b.right[node]
-        total = _f(_f(self.weight[left] * self._mean(left)) + _f(self.weight[right] * self._mean(right)))
-        return _f(total / w)
-
-    def split_col(self, node: int) -> int:
-        return self.b.col[node]
 
     def goes_right(self, node: int, row, graph: bool = True) -> bool:
         """The branch this row takes: ``SharedTreeNode.next`` (``graph``, what TreeSHAP walks) or
@@ -107,44 +163,55 @@ class ShapTree:
             node = self.b.right[node] if right else self.b.left[node]
         return "".join(turns) if len(turns) < 64 else None
 
-    # -- TreeSHAP, as genmodel writes it (condition 0: plain contributions) ----------------------
-    def add(self, row, phi: list[float]) -> None:
-        """Add this tree's contributions for ``row`` to ``phi`` (features, then the bias)."""
-        phi[-1] = _f(phi[-1] + self.expected)
-        if self.weight[self.root] == 0 and self.is_leaf(self.root):
-            return
-        self._shap(row, phi, self.root, 0, [], 1.0, 1.0, -1, 1.0)
 
-    def _shap(self, row, phi, node, depth, parent, zero, one, feature, condition) -> None:
-        if condition == 0:
-            return
-        path = [list(e) for e in parent[:depth]] + [[feature, zero, one, 1.0 if depth == 0 else 0.0]]
-        for i in range(depth - 1, -1, -1):  # extendPath
-            path[i + 1][3] = _f(path[i + 1][3] + _f(_f(_f(one * path[i][3]) * (i + 1)) / (depth + 1)))
-            path[i][3] = _f(_f(_f(zero * path[i][3]) * (depth - i)) / (depth + 1))
-        b = self.b
-        if self.is_leaf(node):
-            value = b.value[node]
-            for i in range(1, depth + 1):
-                w = _unwound_sum(path, depth, i)
-                el = path[i]
-                phi[el[0]] = _f(phi[el[0]] + _f(_f(_f(w * _f(el[2] - el[1])) * value) * condition))
-            return
-        split = b.col[node]
-        hot, cold = (b.right[node], b.left[node]) if self.goes_right(node, row) else (b.left[node], b.right[node])
-        w = self.weight[node]
-        hot_zero = _f(self.weight[hot] / w) if w != 0 else 0.5
-        cold_zero = _f(self.weight[cold] / w) if w != 0 else 0.5
-        incoming_zero = incoming_one = 1.0
-        at = next((k for k in range(depth + 1) if path[k][0] == split), None)
-        if at is not None:
-            incoming_zero, incoming_one = path[at][1], path[at][2]
-            _unwind(path, depth, at)
-            depth -= 1
-        self._shap(row, phi, hot, depth + 1, path, _f(hot_zero * incoming_zero), incoming_one,
-                   split, condition)
-        self._shap(row, phi, cold, depth + 1, path, _f(cold_zero * incoming_zero), 0.0,
-                   split, condition)
+_XGB_NODE = struct.Struct("<iiiIf")
+_XGB_STAT = struct.Struct("<fffi")
+
+
+class XGBoostTree(_TreeShap):
+    """An XGBoost tree as xgboost-predictor's ``RegTreeImpl``: a missing value takes the node's
+    default branch, a value ``< split_cond`` goes left; weights are the nodes' ``sum_hess`` (or
+    H2O's ``auxNodeWeights``, as float)."""
+
+    def __init__(self, nodes: bytes, stats: bytes, weights: list[float] | None) -> None:
+        n = len(nodes) // _XGB_NODE.size
+        self.root = 0
+        self.left, self.right, self.col, self.value, self.default_left = [], [], [], [], []
+        for k in range(n):
+            _parent, left, right, sindex, value = _XGB_NODE.unpack_from(nodes, k * _XGB_NODE.size)
+            self.left.append(left if left >= 0 else -1)
+            self.right.append(right if left >= 0 else -1)
+            self.col.append(sindex & 0x7FFFFFFF)
+            self.default_left.append(bool(sindex >> 31))
+            self.value.append(value)
+        self.weight = ([_f(w) for w in weights] if weights is not None else
+                       [_XGB_STAT.unpack_from(stats, k * _XGB_STAT.size)[1] for k in range(n)])
+        self.expected = self._mean(0)
+
+    def goes_right(self, node: int, row) -> bool:
+        x = row[self.col[node]]
+        if x != x:
+            return not self.default_left[node]
+        return not x < self.value[node]
+
+    @classmethod
+    def all(cls, booster, aux: bytes | None) -> list[XGBoostTree]:
+        """Every tree of a one-group booster, with ``auxNodeWeights`` (native-endian: an i32
+        count, then per tree an i32 count and its f64 weights) where given."""
+        weights: list[list[float] | None] = [None] * len(booster.tree_nodes)
+        if aux is not None:
+            (count,), at = struct.unpack_from("=i", aux), 4
+            for t in range(count):
+                (n,) = struct.unpack_from("=i", aux, at)
+                weights[t] = list(struct.unpack_from(f"={n}d", aux, at + 4))
+                at += 4 + 8 * n
+        trees = []
+        for t, n_nodes in enumerate(booster.tree_nodes):
+            start = booster.tree_at[t]
+            trees.append(cls(booster.nodes[start * _XGB_NODE.size:(start + n_nodes) * _XGB_NODE.size],
+                             booster.stats[start * _XGB_STAT.size:(start + n_nodes) * _XGB_STAT.size],
+                             weights[t]))
+        return trees
 
 
 def _unwind(path: list[list], depth: int, index: int) -> None:

@@ -87,13 +87,14 @@ class Booster:
         self.old_order = self.major < 1 or (self.major == 1 and self.minor <= 2)
         self.linear: array | None = None
         self.weight_drop: array | None = None
-        self.tree_at, self.tree_info, self.nodes = array("q"), array("i"), b""
+        self.tree_at, self.tree_info, self.nodes, self.stats = array("q"), array("i"), b"", b""
         if self.gbm == "gblinear":
             self._read_linear(r)
             return
         num_trees, _roots, _nf, _pad, num_pbuffer, _nog, size_leaf_vector = r.unpack("iiiiqii")
         r.take(31 * 4 + 4)
         parts: list[bytes] = []
+        stats: list[bytes] = []
         self.tree_at = array("q")
         self.tree_nodes: list[int] = []
         total = 0
@@ -106,9 +107,10 @@ class Booster:
             self.tree_at.append(total)
             self.tree_nodes.append(n_nodes)
             parts.append(r.take(n_nodes * _NODE_SIZE))
-            r.take(n_nodes * 16)  # node stats: not used for prediction
+            stats.append(r.take(n_nodes * 16))  # node stats: TreeSHAP reads their sum_hess
             total += n_nodes
         self.nodes = b"".join(parts)
+        self.stats = b"".join(stats)
         self.tree_info = array("i", struct.unpack(f"<{num_trees}i", r.take(4 * num_trees)))
         if num_pbuffer != 0 and with_pbuffer:
             r.take(2 * 4 * self.n_groups * num_pbuffer * (size_leaf_vector + 1))
@@ -308,6 +310,8 @@ class XGBoostScorer(NativeScorer):
         if len(self.cat_offsets_list) != self.cats + 1:
             raise CorruptMojoError("XGBoost cat_offsets do not match cats", info.source)
         self.booster = b = Booster(archive.read_bytes("boosterBytes"), info.source)
+        # per-node weights that replace the booster's sum_hess for TreeSHAP, where H2O wrote them
+        self._aux_weights = archive.read_bytes("auxNodeWeights") if archive.exists("auxNodeWeights") else None
         cw = self.cat_offsets_list[-1]
         if b.n_input > cw + self.nums:
             raise CorruptMojoError("booster splits on a feature beyond the input width", info.source)
@@ -331,6 +335,30 @@ class XGBoostScorer(NativeScorer):
 
     def requires_offset(self) -> bool:
         return self.has_offset
+
+    # -- SHAP contributions (genmodel's XGBoostContributionsPredictor) ----------------------------
+    def contribution_names(self) -> list[str]:
+        """One per one-hot input (each level, then ``<column>.missing(NA)``) and per number, as
+        genmodel names the inputs XGBoost saw; then ``BiasTerm``."""
+        names = []
+        for c, column in enumerate(self.info.columns[: self.n_features]):
+            domain = self.info.domains[c]
+            names += [column] if domain is None else [f"{column}.{d}" for d in domain] + [f"{column}.missing(NA)"]
+        return [*names, "BiasTerm"]
+
+    def contributions(self, raw) -> list[list[float]]:
+        from .tree_shap import XGBoostTree, forest_contributions
+
+        b = self.booster
+        if b.linear is not None:
+            raise UnsupportedMojoError("contributions of a gblinear booster (genmodel has none)", self.info.source)
+        if self.n_classes > 2:
+            raise UnsupportedMojoError("Calculating contributions is currently not supported for "
+                                       "multinomial models.", self.info.source)
+        trees = self.__dict__.get("_shap_trees")
+        if trees is None:
+            trees = self._shap_trees = XGBoostTree.all(b, self._aux_weights)
+        return forest_contributions(trees, self._linear_features(raw), b.base_margin())
 
     def rows_without_numpy(self) -> bool:
         return _compiled.kernels is not None and self.booster.linear is None
