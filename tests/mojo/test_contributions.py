@@ -1,7 +1,7 @@
 """SHAP contributions and leaf assignments of the conformance corpus's tree models against genmodel's own
 ``predictContributions`` (``expected_contributions.csv``, written by GenmodelApi.java): same
 column names (each feature, then ``BiasTerm``), every value bit for bit (genmodel computes them
-in float32; so does converge). Also: after a pickle round trip (how a parsed model reaches the
+in float32; so does converge, in C and in the plain-Python fallback). Also: after a pickle round trip (how a parsed model reaches the
 serving process), and models without contributions refuse clearly."""
 
 from __future__ import annotations
@@ -34,8 +34,14 @@ def test_cases_cover_gbm_drf_xrt_and_xgboost():
 
 
 @pytest.mark.parametrize("name", CASES)
-@pytest.mark.parametrize("via_pickle", [False, True])
-def test_contributions_equal_genmodel(name, via_pickle):
+@pytest.mark.parametrize("walker", ["compiled", "python", "compiled after a pickle"])
+def test_contributions_equal_genmodel(name, walker, monkeypatch):
+    from converge.mojo.native import _compiled
+
+    assert _compiled.kernels is not None, "the compiled kernels are not built"
+    if walker == "python":
+        monkeypatch.setattr(_compiled, "kernels", None)
+    via_pickle = walker.endswith("pickle")
     case = CONFORMANCE / name
     header, expected = _read(case / "expected_contributions.csv")
     model = load_mojo(case / "model.zip", backend="native")

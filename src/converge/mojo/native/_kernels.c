@@ -1916,8 +1916,187 @@ static PyObject *plan_record(PyObject *self, PyObject *const *args, Py_ssize_t n
     return d;
 }
 
+/* ---- TreeSHAP (genmodel's TreeSHAP.java, path-dependent, condition 0) -------------------------
+ * Trees as flat node arrays shared by all trees: kind (0 leaf, 1 compare: NaN goes right when
+ * na_right else left, a number right when >= thr; 2 missing-or-not: NaN right; 3 level table:
+ * tables[off] for NaN, tables[off + 1] outside [0, len), else tables[off + 2 + code]), col,
+ * left, right, weight and leaf value as float32. Every operation is float32 in Java's order
+ * (-ffp-contract=off: no fused multiply-add), so the values are genmodel's bit for bit. */
+typedef struct {
+    int f;
+    float z, o, w;
+} ShapPE;
+
+typedef struct {
+    const int32_t *kind, *col, *left, *right, *tbl_off, *tbl_len, *na_right;
+    const double *thr;
+    const float *weight, *value;
+    const uint8_t *tables;
+} ShapTrees;
+
+static void shap_extend(ShapPE *p, int d, float z, float o, int f) {
+    p[d].f = f;
+    p[d].z = z;
+    p[d].o = o;
+    p[d].w = d == 0 ? 1.0f : 0.0f;
+    for (int i = d - 1; i >= 0; i--) {
+        p[i + 1].w += o * p[i].w * (float)(i + 1) / (float)(d + 1);
+        p[i].w = z * p[i].w * (float)(d - i) / (float)(d + 1);
+    }
+}
+
+static void shap_unwind(ShapPE *p, int d, int idx) {
+    const float o = p[idx].o, z = p[idx].z;
+    float next = p[d].w;
+    for (int i = d - 1; i >= 0; --i) {
+        if (o != 0) {
+            const float tmp = p[i].w;
+            p[i].w = next * (float)(d + 1) / ((float)(i + 1) * o);
+            next = tmp - p[i].w * z * (float)(d - i) / (float)(d + 1);
+        } else if (z != 0) {
+            p[i].w = (p[i].w * (float)(d + 1)) / (z * (float)(d - i));
+        } else {
+            p[i].w = 0;
+        }
+    }
+    for (int i = idx; i < d; ++i) {
+        p[i].f = p[i + 1].f;
+        p[i].z = p[i + 1].z;
+        p[i].o = p[i + 1].o;
+    }
+}
+
+static float shap_unwound_sum(const ShapPE *p, int d, int idx) {
+    const float o = p[idx].o, z = p[idx].z;
+    float next = p[d].w, total = 0;
+    for (int i = d - 1; i >= 0; --i) {
+        if (o != 0) {
+            const float tmp = next * (float)(d + 1) / ((float)(i + 1) * o);
+            total += tmp;
+            next = p[i].w - tmp * z * ((float)(d - i) / (float)(d + 1));
+        } else if (z != 0) {
+            total += (p[i].w / z) / ((float)(d - i) / (float)(d + 1));
+        }
+    }
+    return total;
+}
+
+static int shap_goes_right(const ShapTrees *t, Py_ssize_t node, const double *x) {
+    const double v = x[t->col[node]];
+    switch (t->kind[node]) {
+    case 1:
+        return isnan(v) ? t->na_right[node] : v >= t->thr[node];
+    case 2:
+        return isnan(v);
+    default: {
+        const uint8_t *tb = t->tables + t->tbl_off[node];
+        if (isnan(v))
+            return tb[0];
+        const long code = (long)v;
+        return (code < 0 || code >= t->tbl_len[node]) ? tb[1] : tb[2 + code];
+    }
+    }
+}
+
+static void shap_recurse(const ShapTrees *t, const double *x, float *phi, Py_ssize_t node,
+                         ShapPE *parent, int d, float z, float o, int f) {
+    ShapPE *p = parent + d;
+    for (int i = 0; i < d; i++)
+        p[i] = parent[i];
+    shap_extend(p, d, z, o, f);
+    if (t->kind[node] == 0) {
+        for (int i = 1; i <= d; ++i) {
+            const float w = shap_unwound_sum(p, d, i);
+            phi[p[i].f] += w * (p[i].o - p[i].z) * t->value[node] * 1.0f;
+        }
+        return;
+    }
+    const int split = t->col[node];
+    const int right = shap_goes_right(t, node, x);
+    const Py_ssize_t hot = right ? t->right[node] : t->left[node];
+    const Py_ssize_t cold = right ? t->left[node] : t->right[node];
+    const float w = t->weight[node];
+    const float hz = w != 0 ? t->weight[hot] / w : 0.5f, cz = w != 0 ? t->weight[cold] / w : 0.5f;
+    float iz = 1, io = 1;
+    int at = 0;
+    for (; at <= d; ++at)
+        if (p[at].f == split)
+            break;
+    if (at != d + 1) {
+        iz = p[at].z;
+        io = p[at].o;
+        shap_unwind(p, d, at);
+        d -= 1;
+    }
+    shap_recurse(t, x, phi, hot, p, d + 1, hz * iz, io, split);
+    shap_recurse(t, x, phi, cold, p, d + 1, cz * iz, 0, split);
+}
+
+/* tree_shap(X, n, width, kind, col, left, right, thr, na_right, tbl_off, tbl_len, tables, weight,
+ *           value, roots, expected, max_depth, bias, out): out[n][width + 1] float32. */
+static PyObject *tree_shap(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer X, kind, col, left, right, thr, na_right, tbl_off, tbl_len, tables, weight, value,
+        roots, expected, out;
+    Py_ssize_t n, width;
+    int max_depth;
+    float bias;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*y*y*y*y*y*y*y*y*ifw*", &X, &n, &width, &kind, &col,
+                          &left, &right, &thr, &na_right, &tbl_off, &tbl_len, &tables, &weight,
+                          &value, &roots, &expected, &max_depth, &bias, &out))
+        return NULL;
+    const Py_ssize_t nodes = kind.len / 4, n_trees = roots.len / 4;
+    int ok = X.len >= n * width * (Py_ssize_t)sizeof(double) &&
+             out.len >= n * (width + 1) * (Py_ssize_t)sizeof(float) && col.len == kind.len &&
+             left.len == kind.len && right.len == kind.len && na_right.len == kind.len &&
+             tbl_off.len == kind.len && tbl_len.len == kind.len && thr.len == nodes * 8 &&
+             weight.len == kind.len && value.len == kind.len && expected.len == roots.len &&
+             max_depth >= 0 && max_depth < 4096;
+    const int32_t *k = kind.buf, *c = col.buf, *l = left.buf, *r = right.buf, *to = tbl_off.buf,
+                  *tl = tbl_len.buf, *rt = roots.buf;
+    for (Py_ssize_t i = 0; ok && i < nodes; i++) {  /* every index stays inside its array */
+        if (k[i] == 0)
+            continue;
+        ok = k[i] >= 1 && k[i] <= 3 && c[i] >= 0 && c[i] < width && l[i] >= 0 && l[i] < nodes &&
+             r[i] >= 0 && r[i] < nodes &&
+             (k[i] != 3 || (to[i] >= 0 && tl[i] >= 0 && to[i] + 2 + (Py_ssize_t)tl[i] <= tables.len));
+    }
+    for (Py_ssize_t i = 0; ok && i < n_trees; i++)
+        ok = rt[i] >= 0 && rt[i] < nodes;
+    const Py_ssize_t ws = (Py_ssize_t)(max_depth + 3) * (max_depth + 4);
+    ShapPE *path = ok ? malloc(sizeof(ShapPE) * ws) : NULL;
+    if (ok && path) {
+        ShapTrees t = {k, c, l, r, to, tl, na_right.buf, thr.buf, weight.buf, value.buf, tables.buf};
+        const float *ex = expected.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t row = 0; row < n; row++) {
+            const double *x = (const double *)X.buf + row * width;
+            float *phi = (float *)out.buf + row * (width + 1);
+            for (Py_ssize_t j = 0; j < width; j++)
+                phi[j] = 0;
+            phi[width] = bias;
+            for (Py_ssize_t tree = 0; tree < n_trees; tree++) {
+                phi[width] += ex[tree];
+                shap_recurse(&t, x, phi, rt[tree], path, 0, 1.0f, 1.0f, -1);
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(path);
+    Py_buffer *all[] = {&X, &kind, &col, &left, &right, &thr, &na_right, &tbl_off, &tbl_len,
+                        &tables, &weight, &value, &roots, &expected, &out};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        PyBuffer_Release(all[i]);
+    if (!ok)
+        return PyErr_Format(PyExc_ValueError, "tree_shap: inconsistent node arrays"), NULL;
+    if (!path)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"tree_sums", tree_sums, METH_VARARGS, "Per-row, per-class sums of the trees' leaf values."},
+    {"tree_shap", tree_shap, METH_VARARGS, "SHAP contributions of tree ensembles, float32."},
     {"tree_check", tree_check, METH_VARARGS, "Validate one compressed tree; its depth."},
     {"tree_walk", tree_walk, METH_VARARGS, "Per-row, per-class leaf sums from compressed trees."},
     {"tree_row", tree_row, METH_VARARGS, "tree_walk for one row given as a sequence."},

@@ -34,14 +34,17 @@ class DrfScorer(TreeScorer):
         return [[_f(ratio + _f(v / normalizer)) if v != 0 else v for v in row] for row in rows]
 
     def _used_variables(self) -> int:
-        """Variables with a non-zero importance, from the MOJO's model details."""
+        """Variables with a non-zero importance, from the MOJO's model details (read once)."""
+        if "_used" in self.__dict__:
+            return self._used
         import json
 
         details = json.loads(self._shap_file("experimental/modelDetails.json") or b"{}")
         table = details["output"]["variable_importances"]
         names = [c["name"] for c in table["columns"]]
         column = table["data"][names.index("relative_importance")]
-        return sum(1 for v in column if v != 0)
+        self._used = sum(1 for v in column if v != 0)
+        return self._used
 
     def score(self, raw, offset):
         self._check_offset(offset)

@@ -84,7 +84,8 @@ class TreeScorer(NativeScorer):
     def __getstate__(self) -> dict:
         """Pickled (a model parsed in the parser process) without the archive, which reads the
         zip, but with the files contributions need, read there and then."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_archive", "_trees_for_shap")}
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("_archive", "_trees_for_shap", "_shap_forest")}
         if "_archive" in self.__dict__:
             state["_shap_files"] = self._shap_files()
         return state
@@ -145,11 +146,13 @@ class TreeScorer(NativeScorer):
     def contributions(self, raw) -> list[list[float]]:
         """SHAP contributions per row: one per feature, then ``BiasTerm`` (genmodel's
         ``predictContributions``)."""
-        from .tree_shap import forest_contributions
+        from .tree_shap import ShapForest
 
         self._check_contributions()
-        return self._finish_contributions(
-            forest_contributions(self._shap_trees(), raw, self._contributions_bias()))
+        forest = self.__dict__.get("_shap_forest")
+        if forest is None:
+            forest = self._shap_forest = ShapForest(self._shap_trees(), self._contributions_bias())
+        return self._finish_contributions(forest(raw))
 
     def _check_contributions(self) -> None:
         if self.n_classes > 2:

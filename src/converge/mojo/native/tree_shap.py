@@ -12,7 +12,10 @@ from __future__ import annotations
 import struct
 from array import array
 
+from functools import cached_property
+
 from ..errors import CorruptMojoError
+from . import _compiled
 from ._trees import _HI, _LO, _NA, _Builder
 
 _AUX = struct.Struct("<iiffffffii")
@@ -40,6 +43,16 @@ class _TreeShap:
 
     def is_leaf(self, node: int) -> bool:
         return self.left[node] < 0
+
+    def depth(self) -> int:
+        """Internal levels below the root (the compiled walker sizes its path workspace by it)."""
+        deepest, stack = 0, [(self.root, 0)]
+        while stack:
+            node, d = stack.pop()
+            if not self.is_leaf(node):
+                deepest = max(deepest, d + 1)
+                stack += [(self.left[node], d + 1), (self.right[node], d + 1)]
+        return deepest
 
     def _mean(self, node: int) -> float:
         """``nodeMeanValue``: the weighted mean of the leaves below ``node``, in float32."""
@@ -153,6 +166,28 @@ class ShapTree(_TreeShap):
         assert view in (_LO, _HI)
         return x >= b.thr[node]
 
+    def kernel_nodes(self) -> tuple[list[int], list[float], list[int], list[int], list[int], bytes]:
+        """Per node, for the compiled walker: kind (0 leaf, 1 compare, 2 missing-or-not, 3 level
+        table), threshold, NaN direction, table offset and length; and the tables."""
+        b = self.b
+        kind, thr, na_right, tbl_off, tbl_len = [], [], [], [], []
+        for node in range(len(b.thr)):
+            view = b.view_col[node] // self.nf
+            if self.is_leaf(node):
+                k = 0
+            elif b.na_vs_rest[node] or (not b.tbl_node[node] and view == _NA):
+                k = 2
+            elif b.tbl_node[node]:
+                k = 3
+            else:
+                k = 1
+            kind.append(k)
+            thr.append(b.thr[node] if k == 1 else 0.0)
+            na_right.append(int(k == 1 and view == _HI))
+            tbl_off.append(b.tbl_off[node] if k == 3 else 0)
+            tbl_len.append(b.tbl_len[node] if k == 3 else 0)
+        return kind, thr, na_right, tbl_off, tbl_len, bytes(b.tables)
+
     def path(self, row) -> str | None:
         """``getDecisionPath``: the turns from the root to this row's leaf (``"LRR"``; ``""`` for
         a tree that is one leaf; None past 63 levels, where genmodel's bit encoding ends)."""
@@ -193,6 +228,13 @@ class XGBoostTree(_TreeShap):
         if x != x:
             return not self.default_left[node]
         return not x < self.value[node]
+
+    def kernel_nodes(self) -> tuple[list[int], list[float], list[int], list[int], list[int], bytes]:
+        n = len(self.left)
+        kind = [0 if self.is_leaf(k) else 1 for k in range(n)]
+        thr = [self.value[k] if kind[k] else 0.0 for k in range(n)]
+        na_right = [int(kind[k] == 1 and not self.default_left[k]) for k in range(n)]
+        return kind, thr, na_right, [0] * n, [0] * n, b""
 
     @classmethod
     def all(cls, booster, aux: bytes | None) -> list[XGBoostTree]:
@@ -246,15 +288,62 @@ def _unwound_sum(path: list[list], depth: int, index: int) -> float:
     return total
 
 
-def forest_contributions(trees: list[ShapTree], raw, bias: float) -> list[list[float]]:
-    """Per row of ``raw``: each feature's contribution, then the bias term (``TreeSHAPEnsemble``:
-    ``bias`` first, then every tree in order), as float32 values."""
-    out = []
-    for row in raw:
-        row = [float(v) for v in row]
-        phi = [0.0] * (len(row) + 1)
-        phi[-1] = _f(bias)
-        for tree in trees:
-            tree.add(row, phi)
-        out.append(phi)
-    return out
+class ShapForest:
+    """The trees of one model, their contributions summed as ``TreeSHAPEnsemble`` does (the
+    bias first, then every tree in order): in C where the kernels are built (the same float32
+    operations), else in Python."""
+
+    def __init__(self, trees: list[_TreeShap], bias: float) -> None:
+        self.trees = trees
+        self.bias = _f(bias)
+
+    def __call__(self, X) -> list[list[float]]:
+        """Per row of ``X`` (the inputs the trees split on): each input's contribution, then
+        the bias term, as float32 values."""
+        kernels = _compiled.kernels
+        if kernels is not None and len(X):
+            import numpy as np
+
+            X = np.ascontiguousarray(X, dtype=np.float64)
+            n, width = X.shape
+            out = np.empty((n, width + 1), dtype=np.float32)
+            kernels.tree_shap(X, n, width, *self._packed, self.bias, out)
+            return out.astype(np.float64).tolist()
+        out = []
+        for row in X:
+            row = [float(v) for v in row]
+            phi = [0.0] * (len(row) + 1)
+            phi[-1] = self.bias
+            for tree in self.trees:
+                tree.add(row, phi)
+            out.append(phi)
+        return out
+
+    @cached_property
+    def _packed(self) -> tuple:
+        """Every tree's nodes in one set of arrays (children renumbered), their roots and
+        expected values, and the deepest tree's depth."""
+        cols = {k: array(t) for k, t in (("kind", "i"), ("col", "i"), ("left", "i"), ("right", "i"),
+                                          ("na_right", "i"), ("tbl_off", "i"), ("tbl_len", "i"),
+                                          ("weight", "f"), ("value", "f"))}
+        thr, tables, roots, expected, depth = array("d"), bytearray(), array("i"), array("f"), 0
+        for tree in self.trees:
+            base, tbase = len(cols["kind"]), len(tables)
+            kind, t_thr, na_right, tbl_off, tbl_len, t_tables = tree.kernel_nodes()
+            cols["kind"].extend(kind)
+            cols["col"].extend(c if k else 0 for c, k in zip(tree.col, kind))
+            cols["left"].extend(v + base if k else 0 for v, k in zip(tree.left, kind))
+            cols["right"].extend(v + base if k else 0 for v, k in zip(tree.right, kind))
+            cols["na_right"].extend(na_right)
+            cols["tbl_off"].extend(o + tbase for o in tbl_off)
+            cols["tbl_len"].extend(tbl_len)
+            cols["weight"].extend(tree.weight)
+            cols["value"].extend(tree.value)
+            thr.extend(t_thr)
+            tables += t_tables
+            roots.append(tree.root + base)
+            expected.append(tree.expected)
+            depth = max(depth, tree.depth())
+        return (cols["kind"], cols["col"], cols["left"], cols["right"], thr, cols["na_right"],
+                cols["tbl_off"], cols["tbl_len"], bytes(tables), cols["weight"], cols["value"],
+                roots, expected, depth)

@@ -347,7 +347,7 @@ class XGBoostScorer(NativeScorer):
         return [*names, "BiasTerm"]
 
     def contributions(self, raw) -> list[list[float]]:
-        from .tree_shap import XGBoostTree, forest_contributions
+        from .tree_shap import ShapForest, XGBoostTree
 
         b = self.booster
         if b.linear is not None:
@@ -355,10 +355,10 @@ class XGBoostScorer(NativeScorer):
         if self.n_classes > 2:
             raise UnsupportedMojoError("Calculating contributions is currently not supported for "
                                        "multinomial models.", self.info.source)
-        trees = self.__dict__.get("_shap_trees")
-        if trees is None:
-            trees = self._shap_trees = XGBoostTree.all(b, self._aux_weights)
-        return forest_contributions(trees, self._linear_features(raw), b.base_margin())
+        forest = self.__dict__.get("_shap_forest")
+        if forest is None:
+            forest = self._shap_forest = ShapForest(XGBoostTree.all(b, self._aux_weights), b.base_margin())
+        return forest(self._linear_features(raw))
 
     def rows_without_numpy(self) -> bool:
         return _compiled.kernels is not None and self.booster.linear is None
