@@ -141,6 +141,15 @@ class Booster:
         """``GBLinear.pred`` for every row (n, groups), float32: the group's bias plus the base
         margin, then ``value * weight`` added feature by feature, missing values skipped."""
         n, G = F.shape[0], self.n_groups
+        if n == 1:  # one row: plain float32 arithmetic beats a NumPy call per feature
+            x, w, out1 = F[0].tolist(), self.linear, []
+            for g in range(G):
+                psum = _f32(w[self.num_feature * G + g] + float(base[0]))
+                for fid in range(self.num_feature):
+                    if x[fid] == x[fid]:
+                        psum = _f32(psum + _f32(x[fid] * w[fid * G + g]))
+                out1.append(psum)
+            return np.array([out1], dtype=np.float32)
         w = np.frombuffer(self.linear, dtype=np.float32)
         out = np.empty((n, G), dtype=np.float32)
         present = ~np.isnan(F)
