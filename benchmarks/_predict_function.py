@@ -77,21 +77,15 @@ class Bodies:
         return [body] * n
 
 
-class V2Bodies:
-    """One V2 infer body per request: a tensor per feature, a fresh number so nothing is cached."""
+class V2Bodies(Bodies):
+    """One V2 infer body per request: a tensor per feature, a fresh number so nothing is cached
+    (rows with a missing number are left out: V2's FP64 tensors have no missing value)."""
 
     def __init__(self, model, rows: list[dict]) -> None:
         self.features = model.feature_names
         self.categorical = {n for n in self.features if model.domains.get(n)}
-        self.numeric = next(n for n in self.features if n not in self.categorical)
-        self.rows = [r for r in rows if all(r.get(n) is not None for n in self.features if n not in self.categorical)]
-        self.counter = int(time.time() * 1000) % 10_000_000 * 1000
-
-    def _row(self, i: int) -> dict:
-        self.counter += 1
-        row = dict(self.rows[i % len(self.rows)])
-        row[self.numeric] = float(self.counter) / 1000.0
-        return row
+        numbers = [n for n in self.features if n not in self.categorical]
+        super().__init__([r for r in rows if all(r.get(n) is not None for n in numbers)], numbers[0])
 
     def _value(self, name: str, value):
         if name in self.categorical:

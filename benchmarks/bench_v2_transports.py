@@ -29,7 +29,7 @@ from _load import Conn  # noqa: E402
 from _report import machine, publish  # noqa: E402
 from _servers import kserve_server, local_stack  # noqa: E402
 from _load import pct
-from _predict_function import prepare, start_predict
+from _predict_function import V2Bodies, prepare, start_predict
 
 from converge.checkout import CORPUS, REPO
 from converge.mojo import load_mojo  # noqa: E402
@@ -43,23 +43,11 @@ SECTION = "## V2 transports"
 MODEL = "binomial"
 
 
-class Columns:
+class Columns(V2Bodies):
     """Batches of ``n`` fresh rows as V2 columns: one tensor per feature."""
 
-    def __init__(self, model, rows: list[dict]) -> None:
-        self.features = model.feature_names
-        self.categorical = {n for n in self.features if model.domains.get(n)}
-        self.numeric = next(n for n in self.features if n not in self.categorical)
-        self.rows = [r for r in rows if all(r.get(n) is not None for n in self.features if n not in self.categorical)]
-        self.counter = int(time.time() * 1000) % 10_000_000 * 1000
-
     def batch(self, n: int) -> list[tuple[str, str, list]]:
-        picked = []
-        for i in range(n):
-            self.counter += 1
-            row = dict(self.rows[(self.counter + i) % len(self.rows)])
-            row[self.numeric] = self.counter / 1000.0  # new features: a cache miss
-            picked.append(row)
+        picked = [self._row(self.counter + i) for i in range(n)]  # new features: cache misses
         out = []
         for name in self.features:
             if name in self.categorical:

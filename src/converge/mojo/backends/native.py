@@ -84,19 +84,17 @@ class NativeBackend(Backend):
         return self.scorer.contribution_names()
 
     def contributions(self, records):
-        method = getattr(self.scorer, "contributions", None)
-        if method is None:
-            raise UnsupportedMojoError(
-                f"contributions are computed for GBM, DRF, XRT and XGBoost models, not {self.scorer.info.algo}",
-                self.scorer.info.source)
-        raw, _offset = self.schema.encode_records(records)
-        return method(raw)
+        return self._explained("contributions", "GBM, DRF, XRT and XGBoost", records)
 
     def leaf_assignment(self, records):
-        method = getattr(self.scorer, "leaf_assignment", None)
+        return self._explained("leaf_assignment", "GBM, DRF and XRT", records)
+
+    def _explained(self, what: str, algorithms: str, records):
+        """The scorer's ``what`` for the encoded records, where its algorithm has one."""
+        method = getattr(self.scorer, what, None)
         if method is None:
             raise UnsupportedMojoError(
-                f"leaf assignment is computed for GBM, DRF and XRT models, not {self.scorer.info.algo}",
+                f"{what.replace('_', ' ')}: computed for {algorithms} models only, not {self.scorer.info.algo}",
                 self.scorer.info.source)
         raw, _offset = self.schema.encode_records(records)
         return method(raw)
