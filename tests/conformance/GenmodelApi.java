@@ -1,8 +1,10 @@
 // genmodel's own answers for model categories PredictCsv does not print (BinomialUplift,
 // TargetEncoder, WordEmbedding), and, with a fourth argument "contributions", the SHAP
-// contributions of predictContributions (GBM, DRF): the same input handling as PredictCsv (cells "", NA, N/A, - left out, unknown
+// contributions of predictContributions (GBM, DRF, XGBoost), or with "leaf_ids" each tree's leaf
+// node id (leafNodeAssignmentExtended): the same input handling as PredictCsv (cells "", NA, N/A, - left out, unknown
 // levels as missing) and the same output format (Double.toHexString, NA for NaN).
 import hex.genmodel.MojoModel;
+import hex.genmodel.algos.tree.SharedTreeMojoModel;
 import hex.genmodel.algos.targetencoder.ColumnsMapping;
 import hex.genmodel.algos.targetencoder.TargetEncoderMojoModel;
 import hex.genmodel.algos.word2vec.WordEmbeddingModel;
@@ -18,15 +20,18 @@ import java.util.List;
 public class GenmodelApi {
   public static void main(String[] args) throws Exception {
     boolean contributions = args.length > 3 && args[3].equals("contributions");
+    boolean leafIds = args.length > 3 && args[3].equals("leaf_ids");
     // DRF's contributions read the variable importances: the model's metadata
     MojoModel model = MojoModel.load(args[0], contributions);
     EasyPredictModelWrapper wrapper = new EasyPredictModelWrapper(
         new EasyPredictModelWrapper.Config().setModel(model).setConvertUnknownCategoricalLevelsToNa(true)
-            .setEnableContributions(contributions));
+            .setEnableContributions(contributions).setEnableLeafAssignment(leafIds));
     String category = model.getModelCategory().toString();
     List<String> header = new ArrayList<>();
     if (contributions) {
       for (String name : wrapper.getContributionNames()) header.add(name);
+    } else if (leafIds) {
+      for (String name : ((SharedTreeMojoModel) model).getDecisionPathNames()) header.add(name);
     } else if (model instanceof TargetEncoderMojoModel) {
       for (ColumnsMapping m : ((TargetEncoderMojoModel) model)._inoutMapping)
         for (String to : m.to()) header.add(to);
@@ -50,6 +55,13 @@ public class GenmodelApi {
           if (!(c.isEmpty() || c.equals("NA") || c.equals("N/A") || c.equals("-"))) row.put(columns[i], c);
         }
         double[] values;
+        if (leafIds) {
+          int[] ids = wrapper.leafNodeAssignmentExtended(row)._nodeIds;
+          List<String> idCells = new ArrayList<>();
+          for (int id : ids) idCells.add(Integer.toString(id));
+          out.println(String.join(",", idCells));
+          continue;
+        }
         if (contributions) {
           float[] shap = wrapper.predictContributions(row);
           values = new double[shap.length];

@@ -108,6 +108,7 @@ def build(case: Case, frames: dict) -> None:
     if case.leaf_assignment:
         run_predict_csv(out / "model.zip", out / "input.csv", out / "expected_leaves.csv",
                         "--leafNodeAssignment")
+        genmodel_api(out, "leaf_ids")
     if case.contributions:
         genmodel_api(out, "contributions")
         meta["contributions_by"] = "genmodel API (GenmodelApi.java contributions)"

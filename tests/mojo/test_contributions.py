@@ -83,3 +83,13 @@ def test_leaf_assignment_equals_predict_csv(name):
     for i, (answer, want) in enumerate(zip(got, expected)):
         assert list(answer) == header, name
         assert list(answer.values()) == want, f"{name} row {i}"
+
+
+@pytest.mark.parametrize("name", LEAF_CASES)
+def test_leaf_node_ids_equal_genmodel(name):
+    case = CONFORMANCE / name
+    header, expected = _read(case / "expected_leaf_ids.csv")
+    model = load_mojo(case / "model.zip", backend="native")
+    got = model.leaf_assignment(_records(case), node_ids=True)
+    assert [list(answer) for answer in got] == [header] * len(expected)
+    assert [[str(v) for v in answer.values()] for answer in got] == expected, name

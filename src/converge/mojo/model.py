@@ -174,12 +174,13 @@ class Model:
         names = self.contribution_names
         return [dict(zip(names, row, strict=True)) for row in self.backend.contributions(records)]
 
-    def leaf_assignment(self, records) -> list[dict[str, str | None]]:
-        """Each tree's path to the leaf a dict row lands in (``"LRL"``), keyed by tree as
+    def leaf_assignment(self, records, node_ids: bool = False) -> list[dict[str, str | int | None]]:
+        """Each tree's path to the leaf a dict row lands in (``"LRL"``), or with ``node_ids``
+        H2O's id of that leaf (genmodel's ``Node_ID`` assignment), keyed by tree as
         genmodel's ``PredictCsv --leafNodeAssignment`` names them (GBM, DRF, XRT)."""
         if type(records) is not list:
             records = [records] if isinstance(records, Mapping) else list(records)
-        names, rows = self.backend.leaf_assignment(records)
+        names, rows = self.backend.leaf_assignment(records, node_ids=node_ids)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def predict_numpy(self, X, offset=None) -> np.ndarray:

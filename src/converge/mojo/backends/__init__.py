@@ -55,8 +55,8 @@ class Backend(ABC):
 
         raise UnsupportedMojoError(f"contributions are not computed by the {self.name} backend")
 
-    def leaf_assignment(self, records: list) -> tuple[list[str], list[list[str | None]]]:
-        """Each tree's decision path for each record, and the trees' names."""
+    def leaf_assignment(self, records: list, node_ids: bool = False) -> tuple[list[str], list[list]]:
+        """Each tree's decision path (or leaf node id) for each record, and the trees' names."""
         from ..errors import UnsupportedMojoError
 
         raise UnsupportedMojoError(f"leaf assignment is not computed by the {self.name} backend")

@@ -86,10 +86,10 @@ class NativeBackend(Backend):
     def contributions(self, records):
         return self._explained("contributions", "GBM, DRF, XRT and XGBoost", records)
 
-    def leaf_assignment(self, records):
-        return self._explained("leaf_assignment", "GBM, DRF and XRT", records)
+    def leaf_assignment(self, records, node_ids=False):
+        return self._explained("leaf_assignment", "GBM, DRF and XRT", records, node_ids=node_ids)
 
-    def _explained(self, what: str, algorithms: str, records):
+    def _explained(self, what: str, algorithms: str, records, **options):
         """The scorer's ``what`` for the encoded records, where its algorithm has one."""
         method = getattr(self.scorer, what, None)
         if method is None:
@@ -97,7 +97,7 @@ class NativeBackend(Backend):
                 f"{what.replace('_', ' ')}: computed for {algorithms} models only, not {self.scorer.info.algo}",
                 self.scorer.info.source)
         raw, _offset = self.schema.encode_records(records)
-        return method(raw)
+        return method(raw, **options)
 
     def preds_columns(self, cols, n, offset):
         raw, off = self.schema.encode_columns(cols, n)

@@ -104,12 +104,16 @@ class TreeScorer(NativeScorer):
         files = self.__dict__.get("_shap_files") or self._shap_files()
         return files.get(name)
 
-    def leaf_assignment(self, raw) -> tuple[list[str], list[list[str | None]]]:
-        """``predictLeafNodeAssignment``: per row, each tree's path to its leaf, named as
-        PredictCsv names them (``T<group>.C<class>``, class by class)."""
+    def leaf_assignment(self, raw, node_ids: bool = False) -> tuple[list[str], list[list]]:
+        """``predictLeafNodeAssignment``: per row, each tree's path to its leaf (or, with
+        ``node_ids``, H2O's id of that leaf), named as PredictCsv names the trees
+        (``T<group>.C<class>``, class by class)."""
         trees = self._shap_trees(by_class=True)
         names = [f"T{g + 1}.C{k + 1}" for k, g, _ in trees]
-        rows = [[tree.path([float(v) for v in row]) for _k, _g, tree in trees] for row in raw]
+        rows = []
+        for row in raw:
+            row = [float(v) for v in row]
+            rows.append([tree.leaf_id(row) if node_ids else tree.path(row) for _k, _g, tree in trees])
         return names, rows
 
     def _shap_trees(self, by_class: bool = False):

@@ -119,6 +119,7 @@ class ShapTree(_TreeShap):
         self.right = [-1 if lf else v for lf, v in zip(leaf, b.right)]
         self.col, self.value = b.col, b.value
         self.weight = [0.0] * len(b.thr)  # a root that is a leaf keeps weight 0, as in genmodel
+        self.nid = [0] * len(b.thr)  # H2O's node ids (the root's is 0)
         if b.left[root] != root:
             nodes = {}
             for k in range(0, len(aux) - len(aux) % _AUX.size, _AUX.size):
@@ -138,6 +139,7 @@ class ShapTree(_TreeShap):
         for child, weight, child_nid in ((b.left[node], w_left, nid_left),
                                          (b.right[node], w_right, nid_right)):
             self.weight[child] = weight
+            self.nid[child] = child_nid
             if not self.is_leaf(child):
                 self._weigh(child, child_nid, aux, name, source)
 
@@ -191,12 +193,22 @@ class ShapTree(_TreeShap):
     def path(self, row) -> str | None:
         """``getDecisionPath``: the turns from the root to this row's leaf (``"LRR"``; ``""`` for
         a tree that is one leaf; None past 63 levels, where genmodel's bit encoding ends)."""
+        turns, _leaf = self._walk(row)
+        return "".join(turns) if len(turns) < 64 else None
+
+    def leaf_id(self, row) -> int:
+        """``getLeafNodeId``: H2O's id of this row's leaf (0 for a tree that is one leaf)."""
+        turns, leaf = self._walk(row)
+        return self.nid[leaf] if len(turns) < 64 else -1
+
+    def _walk(self, row) -> tuple[list[str], int]:
+        """The turns ``scoreTree`` takes for ``row`` and the leaf it reaches."""
         node, turns = self.root, []
         while not self.is_leaf(node):
             right = self.goes_right(node, row, graph=False)
             turns.append("R" if right else "L")
             node = self.b.right[node] if right else self.b.left[node]
-        return "".join(turns) if len(turns) < 64 else None
+        return turns, node
 
 
 _XGB_NODE = struct.Struct("<iiiIf")
