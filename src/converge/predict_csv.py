@@ -28,8 +28,9 @@ def run_predict_csv(mojo: Path, input_csv: Path, output_csv: Path, *flags: str,
            "--output", str(output_csv), *flags]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"genmodel PredictCsv failed: {' '.join(tail)}")
+        lines = [ln.strip() for ln in (done.stderr or done.stdout).strip().splitlines()]
+        causes = [ln for ln in lines if ln.startswith("Caused by:") or "Exception:" in ln]
+        raise RuntimeError(f"genmodel PredictCsv failed: {' '.join(causes[-2:] or lines[-3:])}")
 
 
 def predict_rows(mojo: bytes, rows: list[dict[str, Any]], features: list[str]) -> list[dict[str, str]]:

@@ -77,6 +77,14 @@ def genmodel_api(out: Path, mode: str = "") -> None:
                        check=True, stdout=subprocess.DEVNULL)
 
 
+def _gam_sources(case: Case) -> list[str]:
+    """A GAM's spline columns, read from the scoring input beside the predictors."""
+    sources = []
+    for spec in case.params.get("gam_columns", []):
+        sources += [spec] if isinstance(spec, str) else spec
+    return list(dict.fromkeys(sources))
+
+
 def build(case: Case, frames: dict) -> None:
     out = OUT / case.name
     shutil.rmtree(out, ignore_errors=True)
@@ -95,6 +103,7 @@ def build(case: Case, frames: dict) -> None:
             return
         shutil.copy(path, out / "model.zip")
     columns = list(case.x or data.features)
+    columns += [c for c in _gam_sources(case) if c not in columns]
     if len(columns) == 1:  # a second column keeps an empty cell unquoted: PredictCsv reads it as NA
         columns += [c for c in data.features if c not in columns][:1]
     data.score[columns].to_csv(out / "input.csv", index=False)
@@ -103,8 +112,14 @@ def build(case: Case, frames: dict) -> None:
                                "category")
         genmodel_api(out)
     else:
-        run_predict_csv(out / "model.zip", out / "input.csv", out / "expected.csv",
-                        *case.predict_csv_args)
+        try:
+            run_predict_csv(out / "model.zip", out / "input.csv", out / "expected.csv",
+                            *case.predict_csv_args)
+        except RuntimeError as exc:  # genmodel's failure is the record: converge must refuse it
+            meta["genmodel_fails"] = str(exc)
+            (out / "case.json").write_text(json.dumps(meta, indent=1) + "\n")
+            print(f"{case.name}: genmodel cannot score it: {exc}")
+            return
     if case.leaf_assignment:
         run_predict_csv(out / "model.zip", out / "input.csv", out / "expected_leaves.csv",
                         "--leafNodeAssignment")

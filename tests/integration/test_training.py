@@ -414,37 +414,50 @@ def test_every_estimator_trains_through_the_cli_with_its_own_defaults(
         assert mv.lineage["parameters"]["params"] == DEFAULT_PARAMS[estimator]
 
 
-def test_training_publishes_only_what_the_serving_image_can_score(
+def test_maxout_deep_learning_is_published_for_the_native_image(
     train_env, small_file, tmp_path, stack_settings
 ):
-    """A Deep Learning model with Maxout units is one the native reader refuses: against a
-    native serving image the run fails naming the option and registers nothing; against the
-    genmodel image it is published after genmodel's own PredictCsv scored the sample as H2O did."""
+    """Deep Learning with Maxout units, once scored by genmodel only, now passes the native MOJO
+    check against H2O's own predictions and is published for the default image."""
     import subprocess
     import sys
 
     params = json.dumps({"hidden": [8], "epochs": 5, "reproducible": True, "activation": "Maxout"})
-    outcome = {}
-    for scorer in ("native", "genmodel"):
-        env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path / scorer),
-               "CONVERGE_SERVING_SCORER": scorer}
-        cmd = [sys.executable, "-m", "converge.cli", "train", "--file", str(small_file),
-               "--splits", "1", "--estimator", "deeplearning", "--params", params,
-               "--model", f"itest-scorer-{scorer}", "--json"]
-        outcome[scorer] = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                                         timeout=900, check=False)
-    refused = outcome["native"]
-    assert refused.returncode != 0
-    assert "cannot score this model" in refused.stdout + refused.stderr
-    assert "activation 'maxout'" in (refused.stdout + refused.stderr).lower()
-    assert versions(stack_settings, "itest-scorer-native") == []
-
-    published = outcome["genmodel"]
-    assert published.returncode == 0, published.stderr[-2000:]
-    [pub] = json.loads(published.stdout)["result"]["published"]
-    assert pub["mojo_check"].startswith("ok (genmodel)"), pub["mojo_check"]
-    [mv] = versions(stack_settings, "itest-scorer-genmodel")
+    env = {**os.environ, **train_env, "CONVERGE_STATE_DIR": str(tmp_path),
+           "CONVERGE_SERVING_SCORER": "native"}
+    cmd = [sys.executable, "-m", "converge.cli", "train", "--file", str(small_file),
+           "--splits", "1", "--estimator", "deeplearning", "--params", params,
+           "--model", "itest-maxout", "--json"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [pub] = json.loads(done.stdout)["result"]["published"]
+    assert pub["mojo_check"].startswith("ok:"), pub["mojo_check"]
+    [mv] = versions(stack_settings, "itest-maxout")
     assert mv.lineage["parameters"]["params"]["activation"] == "Maxout"
+
+
+@pytest.mark.parametrize("serving_scorer", ["native", "genmodel"])
+def test_the_mojo_check_refuses_what_the_serving_image_cannot_score(serving_scorer):
+    """An H2O GAM with standardized thin plate splines: genmodel 3.46.0.11 loads it and then
+    fails on every row (its PredictCsv run is recorded in the corpus). Neither serving image can
+    score it, and the check says why instead of publishing it."""
+    import csv
+
+    from converge.checkout import CONFORMANCE
+    from converge.training.publish import PublishError, mojo_check
+
+    case = CONFORMANCE / "gam_gaussian_tp_one"
+    assert "genmodel_fails" in json.loads((case / "case.json").read_text())
+    with open(case / "input.csv", newline="", encoding="utf-8") as f:
+        rows = [{k: (float(v) if k.startswith("x") else v) if v else None for k, v in r.items()}
+                for r in list(csv.DictReader(f))[:5]]
+    with pytest.raises(PublishError) as refused:
+        mojo_check((case / "model.zip").read_bytes(), rows, [{}] * len(rows), serving_scorer)
+    message = str(refused.value)
+    if serving_scorer == "native":
+        assert "cannot score this model" in message and "standardize=True" in message
+    else:
+        assert "genmodel cannot score this model" in message
 
 
 def test_encoded_categoricals_are_published_for_the_native_image(

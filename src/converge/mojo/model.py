@@ -298,6 +298,10 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
         from .native.word2vec import with_vocabulary
 
         info = with_vocabulary(archive, info)
+    if info.algo == "gam":
+        from .native.gam import with_gam_sources
+
+        info = with_gam_sources(archive, info)
     offset_col = info.get("offset_column")
     schema = RowSchema(
         info.columns, info.domains, info.n_features,

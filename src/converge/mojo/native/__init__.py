@@ -81,6 +81,10 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
         from .isotonic import IsotonicScorer
 
         return IsotonicScorer(info, archive)
+    if algo == "gam":
+        from .gam import GamScorer
+
+        return GamScorer(info, archive)
     if algo == "word2vec":
         from .word2vec import Word2VecScorer
 

@@ -30,7 +30,8 @@ class AutoEncoderScorer(DeepLearningScorer):
                 cols += [f"reconstr_{name}.{level}" for level in dom]
                 cols.append(f"reconstr_{name}.missing(NA)")
         cols += [f"reconstr_{name}" for name, dom in zip(names, domains) if dom is None]
-        n_out = len(self.layer_data[-1][1])
+        _wt, bias, _ratio, k = self.layer_data[-1]
+        n_out = len(bias) // k
         if len(cols) != n_out:
             raise CorruptMojoError(f"autoencoder has {n_out} outputs for {len(cols)} columns", info.source)
         self.columns = cols

@@ -14,7 +14,7 @@ from .gbm import finish_classification, finish_classification_row
 np = numpy_when_used(__name__)
 
 _ACTS = ("Rectifier", "RectifierWithDropout", "Tanh", "TanhWithDropout", "ExpRectifier",
-         "ExpRectifierWithDropout")
+         "ExpRectifierWithDropout", "Maxout", "MaxoutWithDropout")
 _CHUNK_CELLS = 1 << 22
 
 
@@ -53,6 +53,26 @@ def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         z += b[None, :]
         res[s : s + m] = z
     return res
+
+
+def channel_sums(x: np.ndarray, wt: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``NeuralNetwork.formNNInputsMaxOut``: one plain sum per output in column order (no lanes);
+    ``wt`` holds one input's weights per row."""
+    z = np.zeros((x.shape[0], wt.shape[1]))
+    for c in range(x.shape[1]):
+        z += x[:, c:c + 1] * wt[c][None, :]
+    return z + b[None, :]
+
+
+def maxout(z: np.ndarray, k: int) -> np.ndarray:
+    """``ActivationUtils.MaxoutOut``: per unit the largest of its ``k`` channels, visited at
+    genmodel's offsets (its index grows by 0, 1, 2...: the two channels H2O uses)."""
+    base = np.arange(z.shape[1] // k) * k
+    out = z[:, base]
+    for j in range(k):
+        c = z[:, base + j * (j + 1) // 2]
+        out = np.where(out > c, out, c)
+    return out
 
 
 def input_layer(hot: np.ndarray, nums: np.ndarray, cat_width: int, W: np.ndarray, b: np.ndarray):
@@ -116,6 +136,7 @@ class DeepLearningScorer(NativeScorer):
         if self.act not in _ACTS:
             raise UnsupportedMojoError(f"activation {self.act!r}", info.source)
         self.dropout = self.act.endswith("WithDropout")
+        self.maxout = self.act.startswith("Maxout")
         self.act_kind = 0 if self.act.startswith("Rectifier") else 1 if self.act.startswith("Tanh") else 2
         self.family = str(info.require("distribution"))
         if self.family == "modified_huber":
@@ -131,17 +152,25 @@ class DeepLearningScorer(NativeScorer):
         units = [int(u) for u in info.require("neural_network_sizes")]
         drop = list(g("hidden_dropout_ratios", []))
         # per layer: weights rounded to float32 as genmodel stores them and transposed (one
-        # input's weights contiguous, as the compiled layer reads them), biases, dropout ratio
-        self.layer_data: list[tuple[array, array, float]] = []
+        # input's weights contiguous, as the compiled layer reads them), biases, dropout ratio,
+        # and the channels per unit (Maxout's k, from the biases; 1 for the others)
+        self.layer_data: list[tuple[array, array, float, int]] = []
         for layer in range(len(units) - 1):
             n_in, n_out = units[layer], units[layer + 1]
             w = array("f", info.require(f"weight_layer{layer}"))
             b = array("d", info.require(f"bias_layer{layer}"))
-            if len(w) != n_in * n_out or len(b) != n_out:
+            activated = layer < len(units) - 2 or self.activate_output
+            k = len(b) // n_out if self.maxout and activated else 1
+            if len(w) != n_in * n_out * k or len(b) != n_out * k:
                 raise CorruptMojoError(f"layer {layer} weights do not match neural_network_sizes", info.source)
+            if k > 2:
+                raise UnsupportedMojoError(f"Maxout with {k} channels (genmodel reads past the "
+                                           "layer)", info.source)
             ratio = float(drop[layer]) if layer < len(drop) else 0.0
-            wt = array("d", [w[o * n_in + c] for c in range(n_in) for o in range(n_out)])
-            self.layer_data.append((wt, b, ratio))
+            # output o = k * unit + channel takes w[k * (unit * n_in + c) + channel]
+            wt = array("d", [w[k * ((o // k) * n_in + c) + o % k]
+                             for c in range(n_in) for o in range(n_out * k)])
+            self.layer_data.append((wt, b, ratio, k))
         if len(self.offsets_list) != self.cats + 1 or units[0] != self.offsets_list[-1] + self.nums:
             raise CorruptMojoError("DeepLearning input layer does not match cats/nums", info.source)
 
@@ -150,15 +179,17 @@ class DeepLearningScorer(NativeScorer):
         """(W of shape (out, in), b, dropout ratio) per layer, for the NumPy layers (only built
         without the compiled kernels)."""
         out = []
-        for wt, b, ratio in self.layer_data:
+        for wt, b, ratio, _k in self.layer_data:
             b_arr = np.frombuffer(b, dtype=np.float64)
             WT = np.frombuffer(wt, dtype=np.float64).reshape(-1, b_arr.size)
             out.append((np.ascontiguousarray(WT.T), b_arr, ratio))
         return out
 
-    def _hidden(self, z, ratio):
+    def _hidden(self, z, ratio, k=1):
         a = self.act
-        if a.startswith("Rectifier"):
+        if self.maxout:
+            out = maxout(z, k)
+        elif a.startswith("Rectifier"):
             out = 0.5 * (z + np.abs(z))
         elif a.startswith("Tanh"):
             with np.errstate(over="ignore"):
@@ -187,8 +218,18 @@ class DeepLearningScorer(NativeScorer):
         kernels = _compiled.kernels
         width = int(self.cat_offsets[-1])
         last = len(self.layer_data) - 1
-        for li, (wt, b, ratio) in enumerate(self.layer_data):
-            if kernels is not None:  # reads the transposed weights as they are stored
+        for li, (wt, b, ratio, k) in enumerate(self.layer_data):
+            if k > 1:  # Maxout's channels: plain sums over the whole input row
+                if li == 0:
+                    x = np.zeros((n, width + nums.shape[1]))
+                    rows = np.arange(n)
+                    for i in range(hot.shape[1]):
+                        on = hot[:, i] >= 0
+                        x[rows[on], hot[on, i]] = 1.0
+                    x[:, width:] = nums
+                wt_arr = np.frombuffer(wt, dtype=np.float64).reshape(-1, len(b))
+                z = channel_sums(x, wt_arr, np.frombuffer(b, dtype=np.float64))
+            elif kernels is not None:  # reads the transposed weights as they are stored
                 if li > 0:  # a hidden layer: every input numeric, none one-hot
                     hot, nums, width = np.empty((n, 0), dtype=np.int64), x, 0
                 hot = np.ascontiguousarray(hot, dtype=np.int64)
@@ -201,7 +242,7 @@ class DeepLearningScorer(NativeScorer):
                 z = input_layer(hot, nums, width, *self.layers[li][:2])
             else:
                 z = dense(x, *self.layers[li][:2])
-            x = self._hidden(z, ratio) if li < last or self.activate_output else z
+            x = self._hidden(z, ratio, k) if li < last or self.activate_output else z
         if self.activate_output:
             return self.reconstruction(x)
         if self.n_classes > 1:
@@ -248,6 +289,32 @@ class DeepLearningScorer(NativeScorer):
             hot.append(hi - 1 if h >= hi else h)
         return hot
 
+    def _input_row(self, hot, nums: list[float]) -> list[float]:
+        """The input layer's whole row: 1 at each hot slot, then the numbers."""
+        x = [0.0] * self.offsets_list[-1]
+        for h in hot:
+            if h >= 0:
+                x[h] = 1.0
+        return x + nums
+
+    def _maxout_row(self, x: list[float], wt, b, k: int, ratio: float) -> list[float]:
+        """``channel_sums`` then ``maxout`` (and dropout's scaling) for one row."""
+        width = len(b)
+        z = []
+        for o in range(width):
+            s = 0.0
+            for c, v in enumerate(x):
+                s += v * wt[c * width + o]
+            z.append(s + b[o])
+        out = []
+        for unit in range(width // k):
+            best = z[unit * k]
+            for j in range(k):
+                c = z[unit * k + j * (j + 1) // 2]
+                best = best if best > c else c
+            out.append(best * (1.0 - ratio) if self.dropout and ratio > 0 else best)
+        return out
+
     def score_row(self, row, offset):
         self._check_row_offset(offset)
         cats = self.cats
@@ -258,7 +325,13 @@ class DeepLearningScorer(NativeScorer):
         hot = array("q", self._hot_row(row))
         width = self.offsets_list[-1]
         last = len(self.layer_data) - 1
-        for li, (wt, b, ratio) in enumerate(self.layer_data):
+        for li, (wt, b, ratio, k) in enumerate(self.layer_data):
+            if k > 1:
+                if li == 0:
+                    x = self._input_row(hot, x)
+                x = self._maxout_row(x, wt, b, k, ratio)
+                hot, width = array("q"), 0
+                continue
             n_out = len(b)
             z = array("d", bytes(8 * n_out))
             _compiled.kernels.layer(hot, 1, len(hot), array("d", x), len(x), width, wt,

@@ -20,6 +20,49 @@ def _is_level(v: float) -> bool:
     return v - v == 0 and v == int(v)
 
 
+def glm_link_inverse(link: str, eta: np.ndarray, tweedie_power: float, source: str) -> np.ndarray:
+    """genmodel's ``GLM_*Inv`` for a link name (``LinkFunctionType``), over an array."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if link == "identity":
+            return eta
+        if link in ("logit", "ologit"):
+            return 1.0 / (np.exp(-eta) + 1.0)
+        if link == "log":
+            return np.exp(eta)
+        if link == "inverse":
+            xx = np.where(eta < 0, np.minimum(-1e-5, eta), np.maximum(1e-5, eta))
+            return 1.0 / xx
+        if link == "tweedie":
+            if tweedie_power == 0:
+                return np.maximum(2e-16, np.exp(eta))
+            return np.power(eta, 1.0 / tweedie_power)
+    raise UnsupportedMojoError(f"GLM link {link!r}", source)
+
+
+def softmax_preds(E: np.ndarray) -> np.ndarray:
+    """``[label, p...]`` from one eta per class, in genmodel's order of operations (the running
+    max starts at 0, NaN never wins; the label is the first class above all before it)."""
+    n, K = E.shape
+    m = np.zeros(n)
+    for c in range(K):
+        np.copyto(m, E[:, c], where=E[:, c] > m)
+    with np.errstate(over="ignore", invalid="ignore"):
+        E = np.exp(E - m[:, None])
+    s = np.zeros(n)
+    for c in range(K):
+        s += E[:, c]
+    r = 1.0 / s
+    out = np.zeros((n, K + 1))
+    max_p = np.zeros(n)
+    for c in range(K):
+        p = E[:, c] * r
+        out[:, c + 1] = p
+        better = p > max_p
+        max_p = np.where(better, p, max_p)
+        out[better, 0] = c
+    return out
+
+
 class GlmScorer(NativeScorer):
     max_version = 1.0
     # the batch path's arrays of the plain lists that __init__ fills
@@ -98,24 +141,6 @@ class GlmScorer(NativeScorer):
         with np.errstate(invalid="ignore"):  # inf - inf = NaN, as in genmodel
             return np.cumsum(terms, axis=1)[:, -1]
 
-    def _link_inv(self, eta):
-        link = self.link
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if link == "identity":
-                return eta
-            if link in ("logit", "ologit"):
-                return 1.0 / (np.exp(-eta) + 1.0)
-            if link == "log":
-                return np.exp(eta)
-            if link == "inverse":
-                xx = np.where(eta < 0, np.minimum(-1e-5, eta), np.maximum(1e-5, eta))
-                return 1.0 / xx
-            if link == "tweedie":
-                if self.tweedie_power == 0:
-                    return np.maximum(2e-16, np.exp(eta))
-                return np.power(eta, 1.0 / self.tweedie_power)
-        raise UnsupportedMojoError(f"GLM link {link!r}", self.info.source)
-
     def score(self, raw, offset):
         self._impute(raw)
         n = raw.shape[0]
@@ -125,7 +150,7 @@ class GlmScorer(NativeScorer):
             eta = self._eta(raw, self.beta)
             if offset is not None:
                 eta = eta + offset
-            mu = self._link_inv(eta)
+            mu = glm_link_inverse(self.link, eta, self.tweedie_power, self.info.source)
             if self.binomial:
                 out = np.empty((n, 3))
                 out[:, 0] = mu >= self.threshold
@@ -138,24 +163,7 @@ class GlmScorer(NativeScorer):
         E = np.empty((n, K))
         for c in range(K):
             E[:, c] = self._eta(raw, self.beta[c * self.P : (c + 1) * self.P])
-        m = np.zeros(n)
-        for c in range(K):  # running max that starts at 0; NaN never wins
-            np.copyto(m, E[:, c], where=E[:, c] > m)
-        with np.errstate(over="ignore", invalid="ignore"):
-            E = np.exp(E - m[:, None])
-        s = np.zeros(n)
-        for c in range(K):
-            s += E[:, c]
-        r = 1.0 / s
-        out = np.zeros((n, K + 1))
-        max_p = np.zeros(n)
-        for c in range(K):
-            p = E[:, c] * r
-            out[:, c + 1] = p
-            better = p > max_p
-            max_p = np.where(better, p, max_p)
-            out[better, 0] = c
-        return out
+        return softmax_preds(E)
 
     def _score_ordinal(self, raw, offset):
         """Cumulative logits: class c's eta (its own block of beta) plus the offset gives
