@@ -147,3 +147,22 @@ def test_a_model_that_has_scored_pickles_and_scores_the_same(corpus_loader, kern
     copy = pickle.loads(pickle.dumps(model))  # noqa: S301 - our own object
     assert [copy.predict_records([r])[0] for r in records] == first
     assert np.array_equal(copy.predict_raw(records), model.predict_raw(records))
+
+
+@pytest.mark.parametrize("name", ["deeplearning_maxout_binomial", "deeplearning_maxout_multinomial",
+                                  "deeplearning_maxout_dropout_regression"])
+def test_maxout_layers_score_the_same_with_and_without_kernels(name, kernel, monkeypatch):
+    """The compiled Maxout layer and the NumPy one, bit for bit, on a batch (the one-row path,
+    compiled layer and ``math.exp``, is held to genmodel by the conformance tests)."""
+    import csv
+
+    from converge.checkout import CONFORMANCE
+
+    case = CONFORMANCE / name
+    model = load_mojo(case / "model.zip", backend="native")
+    with open(case / "input.csv", newline="", encoding="utf-8") as f:
+        records = [{k: v for k, v in r.items() if v} for r in csv.DictReader(f)]
+    compiled = model.predict_raw(records)
+    monkeypatch.setattr(_compiled, "kernels", None)
+    reference = model.predict_raw(records)
+    assert np.array_equal(compiled, reference, equal_nan=True)

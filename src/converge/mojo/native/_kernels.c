@@ -1425,6 +1425,64 @@ static PyObject *activate(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* maxout_layer(x, n, cols, WT, width, b, k, ratio, out): NeuralNetwork.formNNInputsMaxOut, then
+ * ActivationUtils.MaxoutOut and dropout's scaling (ratio 0: none). Per row, each of the width =
+ * units * k outputs is a plain sum over the columns in order (WT holds one column's weights per
+ * row) plus its bias; each unit takes the largest of its channels at genmodel's offsets (0, 1).
+ * out receives n * units doubles. */
+static PyObject *maxout_layer(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer X, WT, b, out;
+    Py_ssize_t n, cols, width, k;
+    double ratio;
+    if (!PyArg_ParseTuple(args, "y*nny*ny*ndw*", &X, &n, &cols, &WT, &width, &b, &k, &ratio, &out))
+        return NULL;
+    const Py_ssize_t units = k > 0 ? width / k : 0;
+    int ok = n >= 0 && cols >= 0 && k >= 1 && k <= 2 && width == units * k &&
+             X.len >= (Py_ssize_t)(n * cols * sizeof(double)) &&
+             WT.len >= (Py_ssize_t)(cols * width * sizeof(double)) &&
+             b.len >= (Py_ssize_t)(width * sizeof(double)) &&
+             out.len >= (Py_ssize_t)(n * units * sizeof(double));
+    double *z = ok ? malloc(sizeof(double) * (size_t)(width + 1)) : NULL;
+    if (ok && z) {
+        const double *x = X.buf, *w = WT.buf, *bias = b.buf;
+        double *o = out.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t r = 0; r < n; r++) {
+            for (Py_ssize_t j = 0; j < width; j++)
+                z[j] = 0.0;
+            for (Py_ssize_t c = 0; c < cols; c++) {
+                const double xc = x[r * cols + c];
+                const double *wc = w + c * width;
+                for (Py_ssize_t j = 0; j < width; j++)
+                    z[j] += xc * wc[j];
+            }
+            for (Py_ssize_t j = 0; j < width; j++)
+                z[j] += bias[j];
+            for (Py_ssize_t u = 0; u < units; u++) {
+                double best = z[u * k];
+                for (Py_ssize_t ch = 0; ch < k; ch++) {
+                    const double v = z[u * k + ch * (ch + 1) / 2];
+                    best = best > v ? best : v;
+                }
+                o[r * units + u] = ratio > 0 ? best * (1.0 - ratio) : best;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(z);
+    Py_buffer *all[] = {&X, &WT, &b, &out};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        PyBuffer_Release(all[i]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "maxout_layer: array sizes do not match");
+        return NULL;
+    }
+    if (!z)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* ---- input checks ---------------------------------------------------------------------------- */
 
 /* first_bad_code(X, n, nf, n_levels): the lowest-numbered column whose entries are not all NaN or
@@ -2110,6 +2168,7 @@ static PyMethodDef methods[] = {
     {"glm_eta", glm_eta, METH_VARARGS, "GLM's linear predictor for one row."},
     {"activate", activate, METH_VARARGS, "A hidden layer's activation, in place."},
     {"layer", layer, METH_VARARGS, "One dense layer, summed as NeuralNetwork.formNNInputs."},
+    {"maxout_layer", maxout_layer, METH_VARARGS, "One Maxout layer: channel sums, then each unit's largest."},
     {"first_bad_code", first_bad_code, METH_VARARGS, "The first column with an invalid level code."},
     {"plan_trees", plan_trees, METH_VARARGS, "A one-row plan for a forest."},
     {"plan_xgb", plan_xgb, METH_VARARGS, "A one-row plan for an XGBoost booster."},

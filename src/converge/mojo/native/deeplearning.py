@@ -163,9 +163,9 @@ class DeepLearningScorer(NativeScorer):
             k = len(b) // n_out if self.maxout and activated else 1
             if len(w) != n_in * n_out * k or len(b) != n_out * k:
                 raise CorruptMojoError(f"layer {layer} weights do not match neural_network_sizes", info.source)
-            if k > 2:
-                raise UnsupportedMojoError(f"Maxout with {k} channels (genmodel reads past the "
-                                           "layer)", info.source)
+            if k != 1 and k != 2 or self.maxout and activated and k != 2:
+                raise UnsupportedMojoError(f"Maxout with {k} channels per unit (H2O uses 2)",
+                                           info.source)
             ratio = float(drop[layer]) if layer < len(drop) else 0.0
             # output o = k * unit + channel takes w[k * (unit * n_in + c) + channel]
             wt = array("d", [w[k * ((o // k) * n_in + c) + o % k]
@@ -185,11 +185,21 @@ class DeepLearningScorer(NativeScorer):
             out.append((np.ascontiguousarray(WT.T), b_arr, ratio))
         return out
 
-    def _hidden(self, z, ratio, k=1):
+    def _maxout_layer(self, x: np.ndarray, wt, b, k: int, ratio: float) -> np.ndarray:
+        """A Maxout layer with k > 1 channels, activated (dropout's scaling included)."""
+        kernels = _compiled.kernels
+        ratio = ratio if self.dropout else 0.0
+        if kernels is not None:
+            out = np.empty((x.shape[0], len(b) // k))
+            kernels.maxout_layer(x, x.shape[0], x.shape[1], wt, len(b), b, k, ratio, out)
+            return out
+        wt_arr = np.frombuffer(wt, dtype=np.float64).reshape(-1, len(b))
+        out = maxout(channel_sums(x, wt_arr, np.frombuffer(b, dtype=np.float64)), k)
+        return out * (1.0 - ratio) if ratio > 0 else out
+
+    def _hidden(self, z, ratio):  # Maxout's layers go through _maxout_layer
         a = self.act
-        if self.maxout:
-            out = maxout(z, k)
-        elif a.startswith("Rectifier"):
+        if a.startswith("Rectifier"):
             out = 0.5 * (z + np.abs(z))
         elif a.startswith("Tanh"):
             with np.errstate(over="ignore"):
@@ -219,7 +229,7 @@ class DeepLearningScorer(NativeScorer):
         width = int(self.cat_offsets[-1])
         last = len(self.layer_data) - 1
         for li, (wt, b, ratio, k) in enumerate(self.layer_data):
-            if k > 1:  # Maxout's channels: plain sums over the whole input row
+            if k > 1:  # Maxout's channels: plain sums over the whole input row, then the largest
                 if li == 0:
                     x = np.zeros((n, width + nums.shape[1]))
                     rows = np.arange(n)
@@ -227,9 +237,9 @@ class DeepLearningScorer(NativeScorer):
                         on = hot[:, i] >= 0
                         x[rows[on], hot[on, i]] = 1.0
                     x[:, width:] = nums
-                wt_arr = np.frombuffer(wt, dtype=np.float64).reshape(-1, len(b))
-                z = channel_sums(x, wt_arr, np.frombuffer(b, dtype=np.float64))
-            elif kernels is not None:  # reads the transposed weights as they are stored
+                x = self._maxout_layer(np.ascontiguousarray(x), wt, b, k, ratio)
+                continue
+            if kernels is not None:  # reads the transposed weights as they are stored
                 if li > 0:  # a hidden layer: every input numeric, none one-hot
                     hot, nums, width = np.empty((n, 0), dtype=np.int64), x, 0
                 hot = np.ascontiguousarray(hot, dtype=np.int64)
@@ -242,7 +252,7 @@ class DeepLearningScorer(NativeScorer):
                 z = input_layer(hot, nums, width, *self.layers[li][:2])
             else:
                 z = dense(x, *self.layers[li][:2])
-            x = self._hidden(z, ratio, k) if li < last or self.activate_output else z
+            x = self._hidden(z, ratio) if li < last or self.activate_output else z
         if self.activate_output:
             return self.reconstruction(x)
         if self.n_classes > 1:
@@ -297,24 +307,6 @@ class DeepLearningScorer(NativeScorer):
                 x[h] = 1.0
         return x + nums
 
-    def _maxout_row(self, x: list[float], wt, b, k: int, ratio: float) -> list[float]:
-        """``channel_sums`` then ``maxout`` (and dropout's scaling) for one row."""
-        width = len(b)
-        z = []
-        for o in range(width):
-            s = 0.0
-            for c, v in enumerate(x):
-                s += v * wt[c * width + o]
-            z.append(s + b[o])
-        out = []
-        for unit in range(width // k):
-            best = z[unit * k]
-            for j in range(k):
-                c = z[unit * k + j * (j + 1) // 2]
-                best = best if best > c else c
-            out.append(best * (1.0 - ratio) if self.dropout and ratio > 0 else best)
-        return out
-
     def score_row(self, row, offset):
         self._check_row_offset(offset)
         cats = self.cats
@@ -329,7 +321,10 @@ class DeepLearningScorer(NativeScorer):
             if k > 1:
                 if li == 0:
                     x = self._input_row(hot, x)
-                x = self._maxout_row(x, wt, b, k, ratio)
+                z = array("d", bytes(8 * (len(b) // k)))
+                _compiled.kernels.maxout_layer(array("d", x), 1, len(x), wt, len(b), b, k,
+                                               ratio if self.dropout else 0.0, z)
+                x = z.tolist()
                 hot, width = array("q"), 0
                 continue
             n_out = len(b)

@@ -1,0 +1,27 @@
+"""MOJO scoring of GAMs (cubic regression, thin plate, I- and M-splines) and of DeepLearning with
+Maxout units: the native scorer against pure-Java h2o-genmodel, one model of each kind, in the
+same run (the harness of ``bench_mojo_more_kinds.py``: corpus models and rows, batch of dict
+records and one record).
+
+Usage: python benchmarks/bench_mojo_gam_maxout.py [--rows 20000] [--rounds 3] [--no-write]
+Results replace the section named below in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+from _kinds import main
+
+SECTION = "## MOJO scoring: GAM and DeepLearning Maxout"
+SET = [
+    ("GAM multinomial (cubic regression + thin plate on 2 columns)", "gam_multinomial_cs_tp", 1.0),
+    ("GAM gaussian (cubic regression + I-splines)", "gam_gaussian_cs_is", 1.0),
+    ("GAM poisson (M-splines)", "gam_poisson_ms", 1.0),
+    ("DeepLearning Maxout (binomial, 6+5 units)", "deeplearning_maxout_binomial", 1.0),
+]
+NOTES = ("Notes: the GAM builds its spline bases in NumPy for a batch and for one row (a batch "
+         "of one), each sum in genmodel's order; Maxout's channel sums run in NumPy for a batch "
+         "and in plain Python for one row, its softmax layer in the compiled layer. Batch rates "
+         "include encoding the dict records.")
+
+if __name__ == "__main__":
+    main(SET, SECTION, "bench_mojo_gam_maxout.py", NOTES, __doc__)
