@@ -1,5 +1,5 @@
-"""The spline bases a GAM builds from its raw gam columns at scoring time, over a batch of values,
-in genmodel's order of operations (``GamUtilsCubicRegression``, ``GamUtilsThinPlateRegression``,
+"""The spline bases a GAM builds from its raw gam columns at scoring time, over a batch of values
+(NumPy) and for one value (plain Python, ``*_row``), in genmodel's order of operations (``GamUtilsCubicRegression``, ``GamUtilsThinPlateRegression``,
 ``ISplines``/``NBSplinesTypeII``, ``MSplines``/``NBSplinesTypeI``): every sum is accumulated in
 Java's order, so the answers are genmodel's to the last bit where the math library allows.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from .._numpy import numpy_when_used
+from . import _scalar
 
 np = numpy_when_used(__name__)
 
@@ -19,6 +20,17 @@ def mult_transposed(a: np.ndarray, bT: np.ndarray, width: int) -> np.ndarray:
     out = np.zeros((a.shape[0], width))
     for k in range(a.shape[1]):
         out += a[:, k:k + 1] * bT[None, :width, k]
+    return out
+
+
+def mult_transposed_row(a: list[float], bT: list[list[float]], width: int) -> list[float]:
+    """``mult_transposed`` for one row."""
+    out = []
+    for i in range(width):
+        weights, s = bT[i], 0.0
+        for k, v in enumerate(a):
+            s += v * weights[k]
+        out.append(s)
     return out
 
 
@@ -45,6 +57,45 @@ def _locate_bin(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
         low = np.where(up, tried, low)
         high = np.where(open_ & ~up & (x < k), tried, high)
     return np.where(found < 0, tried, found)
+
+
+def _locate_bin_row(x: float, knots: list[float]) -> int:
+    last = len(knots) - 1
+    if x <= knots[0]:
+        return 0
+    if x >= knots[last]:
+        return last - 1
+    low, high, tried = 0, last, -1
+    for _ in range(len(knots)):
+        tried = (high + low) // 2
+        if knots[tried] <= x < knots[tried + 1]:
+            return tried
+        if x > knots[tried]:
+            low = tried
+        elif x < knots[tried]:
+            high = tried
+    return tried
+
+
+def cubic_regression_row(x: float, knots: list[float], binv_d: list[list[float]]) -> list[float]:
+    """``cubic_regression`` for one value."""
+    b = _locate_bin_row(x, knots)
+    h = knots[b + 1] - knots[b]
+    div = _scalar.div  # a repeated knot divides by zero: IEEE's answer, as in NumPy and Java
+    t = knots[b + 1] - x
+    cm = (div(t * t * t, h) - t * h) / 6.0
+    t = x - knots[b]
+    cp = (div(t * t * t, h) - t * h) / 6.0
+    rows = len(binv_d)
+    if b == 0:
+        basis = [v * cp for v in binv_d[0]]
+    elif b >= rows:
+        basis = [v * cm for v in binv_d[b - 1]]
+    else:
+        basis = [u * cm + v * cp for u, v in zip(binv_d[b - 1], binv_d[b])]
+    basis[b] += div(knots[b + 1] - x, h)
+    basis[b + 1] += div(x - knots[b], h)
+    return basis
 
 
 def cubic_regression(x: np.ndarray, knots: np.ndarray, binv_d: np.ndarray) -> np.ndarray:
@@ -86,10 +137,11 @@ def thin_plate_constant(m: int, d: int) -> float:
     return math.pow(-1, m) * m / (_factorial(2 * m) * math.pow(math.pi, (d - 1) / 2.0))
 
 
-def int_pow(base: np.ndarray, exp: int) -> np.ndarray:
-    """``intPow``: repeated multiplication, as genmodel does it to avoid ``Math.pow``."""
+def int_pow(base, exp: int):
+    """``intPow`` (an array or a float): repeated multiplication, as genmodel does it to avoid
+    ``Math.pow``."""
     if exp == 0:
-        return np.ones_like(base)
+        return np.ones_like(base) if isinstance(base, np.ndarray) else 1.0
     result = base
     for _ in range(1, exp):
         result = result * base
@@ -112,6 +164,30 @@ def thin_plate_distances(X: np.ndarray, knots: np.ndarray, m: int, constant: flo
                 value = np.where(distance != 0, value * np.log(distance), value)
             out[:, k] = value
     return out
+
+
+def thin_plate_row(values: list[float], knots: list[list[float]], m: int, constant: float,
+                   powers: list[list[int]]) -> tuple[list[float], list[float]]:
+    """``thin_plate_distances`` and ``thin_plate_polynomials`` for one row."""
+    d = len(values)
+    distances = []
+    for k in range(len(knots[0])):
+        total = 0.0
+        for p in range(d):
+            t = values[p] - knots[p][k]
+            total += t * t
+        distance = int_pow(math.sqrt(total), 2 * m - d)
+        value = constant * distance
+        if d % 2 == 0 and distance != 0:
+            value *= _scalar.log(distance)
+        distances.append(value)
+    polynomials = []
+    for basis in powers:
+        value = 1.0
+        for p in range(d):
+            value *= int_pow(values[p], basis[p])
+        polynomials.append(value)
+    return distances, polynomials
 
 
 def thin_plate_polynomials(X: np.ndarray, powers: np.ndarray) -> np.ndarray:
@@ -164,6 +240,16 @@ class _Recursive:
             self.weights = (_inverse(own[order - 1] - own[0]), _inverse(own[order] - own[1]))
             self.constant = None
 
+    def evaluate_row(self, x: float) -> float:
+        if x < self.low or x >= self.high:
+            return 0.0
+        if self.children is None:
+            return self.leaf
+        first, second = self.children
+        value = ((x - self.numerator[0]) * self.weights[0] * first.evaluate_row(x)
+                 + (self.numerator[1] - x) * self.weights[1] * second.evaluate_row(x))
+        return value if self.constant is None else self.constant * value
+
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         outside = (x < self.low) | (x >= self.high)
         if self.children is None:
@@ -205,6 +291,23 @@ class ISplines:
             out[:, i] = np.where(x < own[0], 0.0, np.where(x >= own[self.order], 1.0, total))
         return out
 
+    def basis_row(self, x: float) -> list[float]:
+        out = []
+        for i, own in enumerate(self.bounds):
+            if x < own[0]:
+                out.append(0.0)
+            elif x >= own[self.order]:
+                out.append(1.0)
+            else:
+                total = 0.0
+                for j in range(i + 1, len(self.b_splines)):
+                    bounds = self.b_bounds[j]
+                    if x < bounds[0]:
+                        break
+                    total += 1.0 if x >= bounds[self.b_order] else self.b_splines[j].evaluate_row(x)
+                out.append(total)
+        return out
+
 
 class MSplines:
     """``MSplines``: basis i is its M-spline inside its knots, 0 elsewhere."""
@@ -222,3 +325,7 @@ class MSplines:
             inside = (x >= own[0]) & (x < own[self.order])
             out[:, i] = np.where(inside, spline.evaluate(x), 0.0)
         return out
+
+    def basis_row(self, x: float) -> list[float]:
+        return [spline.evaluate_row(x) if own[0] <= x < own[self.order] else 0.0
+                for spline, own in zip(self.splines, self.bounds)]

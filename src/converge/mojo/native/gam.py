@@ -17,8 +17,9 @@ from .._ini import _unescape, split_java_lines
 from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, UnsupportedMojoError
 from . import _gam_splines as splines
+from . import _scalar
 from ._base import NativeScorer
-from .glm import glm_link_inverse, softmax_preds
+from .glm import glm_link_inverse, glm_link_inverse_row, softmax_preds, softmax_preds_row
 
 np = numpy_when_used(__name__)
 
@@ -109,6 +110,7 @@ class GamScorer(NativeScorer):
             self.betas = [blob.take("d", width) for _ in range(self.n_classes)]
         else:
             self.betas = [np.asarray(info.require("beta_center"), dtype=np.float64)]
+        self.beta_lists = [beta.tolist() for beta in self.betas]
         if self.cats < 0 or len(self.cat_offsets) != self.cats + 1:
             raise CorruptMojoError("GAM cats/cat_offsets are inconsistent", info.source)
         self._read_splines(archive, info)
@@ -233,6 +235,51 @@ class GamScorer(NativeScorer):
             return softmax_preds(E)
         return _ordinal_preds(E)
 
+    # -- one row, in plain Python: the same operations in the same order ---------------------------
+    def rows_without_numpy(self) -> bool:
+        return True
+
+    def score_row(self, row, offset):
+        self._check_row_offset(offset)
+        nan = float("nan")
+        data = row[:self.start] + [nan] * (self.model_features - self.start)
+        for at, spline in self.splines:
+            values = [row[i] for i in spline.inputs]
+            if all(v == v for v in values):
+                data[at:at + spline.width] = spline.basis_row(values)
+        if self.mean_imputation:
+            for i, fill in enumerate(self.cat_fills[:self.cats]):
+                if data[i] != data[i]:
+                    data[i] = float(fill)
+            for i, fill in enumerate(self.num_fills, start=self.cats):
+                if data[i] != data[i]:
+                    data[i] = fill
+        etas = [self._eta_row(data, beta) for beta in self.beta_lists]
+        if not self.multiclass:
+            mu = glm_link_inverse_row(self.link, etas[0], self.tweedie_power)
+            if self.family not in _CLASSIFIER_FAMILIES:
+                return [mu]
+            return [1.0 if mu >= self.threshold else 0.0, 1.0 - mu, mu]
+        if self.family == "multinomial":
+            return softmax_preds_row(etas)
+        return _ordinal_preds_row(etas)
+
+    def _eta_row(self, data: list[float], beta: list[float]) -> float:
+        eta = 0.0
+        offsets = self.cat_offsets
+        for i in range(self.cats):
+            v = data[i]
+            level = 0 if v != v else int(min(max(v, -2.0**31), 2.0**31 - 1))
+            idx = level if self.use_all else level - 1
+            if idx >= 0:
+                idx += offsets[i]
+                if 0 <= idx < offsets[i + 1]:
+                    eta += beta[idx]
+        noff = offsets[self.cats] - self.cats
+        for i in range(self.cats, len(beta) - 1 - noff):
+            eta += beta[noff + i] * data[i]
+        return eta + beta[-1]
+
 
 def _ordinal_preds(E: np.ndarray) -> np.ndarray:
     """``postPredOrdinal``: the label is the first class whose eta is positive (else the last);
@@ -251,6 +298,19 @@ def _ordinal_preds(E: np.ndarray) -> np.ndarray:
     return out
 
 
+def _ordinal_preds_row(E: list[float]) -> list[float]:
+    K = len(E)
+    out = [0.0] * (K + 1)
+    previous = 0.0
+    for c in range(K - 1):
+        cdf = 1.0 / (1 + _scalar.exp(-E[c]))
+        out[c + 1] = cdf - previous
+        previous = cdf
+    out[K] = 1 - previous
+    out[0] = float(next((c for c in range(K - 1) if E[c] > 0), K - 1))
+    return out
+
+
 class _Spline:
     """One gam column's basis: ``inputs`` (raw column indices) to ``width`` model columns."""
 
@@ -262,6 +322,9 @@ class _Spline:
         return None
 
     def basis(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def basis_row(self, values: list[float]) -> list[float]:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -276,6 +339,7 @@ class _CubicRegression(_Spline):
     def __init__(self, inputs, knots, binv_d, z) -> None:
         self.inputs, self.knots, self.binv_d, self.z = inputs, knots, binv_d, z
         self.width = len(knots) - 1
+        self.rows = (knots.tolist(), binv_d.tolist(), z.tolist())
 
     def problem(self):
         return _centring_problem(self.z, self.width, len(self.knots))
@@ -283,6 +347,11 @@ class _CubicRegression(_Spline):
     def basis(self, values):
         raw = splines.cubic_regression(values[:, 0], self.knots, self.binv_d)
         return splines.mult_transposed(raw, self.z, self.width)
+
+    def basis_row(self, values):
+        knots, binv_d, z = self.rows
+        raw = splines.cubic_regression_row(values[0], knots, binv_d)
+        return splines.mult_transposed_row(raw, z, self.width)
 
 
 class _Plain(_Spline):
@@ -294,18 +363,25 @@ class _Plain(_Spline):
     def basis(self, values):
         return self.spline.basis(values[:, 0])
 
+    def basis_row(self, values):
+        return self.spline.basis_row(values[0])
+
 
 class _Centred(_Spline):
     """M-splines: their values times a centring matrix."""
 
     def __init__(self, inputs, basis, z, width) -> None:
         self.inputs, self.spline, self.z, self.width = inputs, basis, z, width
+        self.z_rows = z.tolist()
 
     def problem(self):
         return _centring_problem(self.z, self.width, self.spline.count)
 
     def basis(self, values):
         return splines.mult_transposed(self.spline.basis(values[:, 0]), self.z, self.width)
+
+    def basis_row(self, values):
+        return splines.mult_transposed_row(self.spline.basis_row(values[0]), self.z_rows, self.width)
 
 
 class _ThinPlate(_Spline):
@@ -314,6 +390,7 @@ class _ThinPlate(_Spline):
         self.z_cs, self.powers, self.z = z_cs, powers, z
         self.constant = splines.thin_plate_constant(m, d)
         self.width = knots.shape[1] - 1
+        self.rows = (knots.tolist(), z_cs.tolist(), powers[:, :d].tolist(), z.tolist())
 
     def problem(self):
         n = self.knots.shape[1]
@@ -331,3 +408,9 @@ class _ThinPlate(_Spline):
         with_z = splines.mult_transposed(distances, self.z_cs, self.z_cs.shape[0])
         poly = splines.thin_plate_polynomials(values, self.powers[:, :self.d])
         return splines.mult_transposed(np.hstack([with_z, poly]), self.z, self.width)
+
+    def basis_row(self, values):
+        knots, z_cs, powers, z = self.rows
+        distances, poly = splines.thin_plate_row(values, knots, self.m, self.constant, powers)
+        with_z = splines.mult_transposed_row(distances, z_cs, len(z_cs))
+        return splines.mult_transposed_row(with_z + poly, z, self.width)

@@ -63,6 +63,39 @@ def softmax_preds(E: np.ndarray) -> np.ndarray:
     return out
 
 
+def glm_link_inverse_row(link: str, eta: float, tweedie_power: float) -> float:
+    """``glm_link_inverse`` for one float, in plain Python."""
+    if link == "identity":
+        return eta
+    if link in ("logit", "ologit"):
+        return 1.0 / (_scalar.exp(-eta) + 1.0)
+    if link == "log":
+        return _scalar.exp(eta)
+    if link == "inverse":
+        xx = _scalar.minimum(-1e-5, eta) if eta < 0 else _scalar.maximum(1e-5, eta)
+        return 1.0 / xx
+    if tweedie_power == 0:  # tweedie
+        return _scalar.maximum(2e-16, _scalar.exp(eta))
+    return _scalar.power(eta, 1.0 / tweedie_power)
+
+
+def softmax_preds_row(E: list[float]) -> list[float]:
+    """``softmax_preds`` for one row, in plain Python."""
+    m = 0.0
+    for e in E:  # a running max that starts at 0; NaN never wins
+        if e > m:
+            m = e
+    E = [_scalar.exp(e - m) for e in E]
+    r = _scalar.div(1.0, _scalar.sum_in_order(E))
+    label, max_p, probs = 0, 0.0, []
+    for c, e in enumerate(E):
+        p = e * r
+        probs.append(p)
+        if p > max_p:
+            label, max_p = c, p
+    return [float(label), *probs]
+
+
 class GlmScorer(NativeScorer):
     max_version = 1.0
     # the batch path's arrays of the plain lists that __init__ fills
@@ -236,21 +269,6 @@ class GlmScorer(NativeScorer):
             eta += t
         return eta
 
-    def _link_inv_row(self, eta: float) -> float:
-        link = self.link
-        if link == "identity":
-            return eta
-        if link in ("logit", "ologit"):
-            return 1.0 / (_scalar.exp(-eta) + 1.0)
-        if link == "log":
-            return _scalar.exp(eta)
-        if link == "inverse":
-            xx = _scalar.minimum(-1e-5, eta) if eta < 0 else _scalar.maximum(1e-5, eta)
-            return 1.0 / xx
-        if self.tweedie_power == 0:  # tweedie
-            return _scalar.maximum(2e-16, _scalar.exp(eta))
-        return _scalar.power(eta, 1.0 / self.tweedie_power)
-
     def row_plan(self):
         kernels = _compiled.kernels
         if kernels is None or self.multinomial or self.ordinal or self.link not in _compiled.PLAN_LINKS:
@@ -277,7 +295,7 @@ class GlmScorer(NativeScorer):
             eta = self._eta_row(row, self.beta_list)
             if offset is not None:
                 eta = eta + offset
-            mu = self._link_inv_row(eta)
+            mu = glm_link_inverse_row(self.link, eta, self.tweedie_power)
             if self.binomial:
                 return [1.0 if mu >= self.threshold else 0.0, 1.0 - mu, mu]
             return [mu]
@@ -285,19 +303,7 @@ class GlmScorer(NativeScorer):
         P = self.P
         E = [self._eta_row(row, self.beta_list[c * P : (c + 1) * P], c * P)
              for c in range(self.n_classes)]
-        m = 0.0
-        for e in E:  # a running max that starts at 0; NaN never wins
-            if e > m:
-                m = e
-        E = [_scalar.exp(e - m) for e in E]
-        r = _scalar.div(1.0, _scalar.sum_in_order(E))
-        label, max_p, probs = 0, 0.0, []
-        for c, e in enumerate(E):
-            p = e * r
-            probs.append(p)
-            if p > max_p:
-                label, max_p = c, p
-        return [float(label), *probs]
+        return softmax_preds_row(E)
 
     def _score_ordinal_row(self, row, offset) -> list[float]:
         P, K = self.P, self.n_classes
