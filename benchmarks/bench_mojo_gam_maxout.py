@@ -18,10 +18,10 @@ SET = [
     ("GAM poisson (M-splines)", "gam_poisson_ms", 1.0),
     ("DeepLearning Maxout (binomial, 6+5 units)", "deeplearning_maxout_binomial", 1.0),
 ]
-NOTES = ("Notes: the GAM builds its spline bases in NumPy for a batch and for one row (a batch "
-         "of one), each sum in genmodel's order; Maxout's channel sums run in NumPy for a batch "
-         "and in plain Python for one row, its softmax layer in the compiled layer. Batch rates "
-         "include encoding the dict records.")
+NOTES = ("Notes: the GAM builds its spline bases in NumPy for a batch and in plain Python for "
+         "one row, each sum in genmodel's order; Maxout's layers run in the compiled kernels "
+         "(plain channel sums, then each unit's largest channel), its softmax layer in the "
+         "compiled dense layer. Batch rates include encoding the dict records.")
 
 if __name__ == "__main__":
     main(SET, SECTION, "bench_mojo_gam_maxout.py", NOTES, __doc__)

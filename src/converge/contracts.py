@@ -139,6 +139,11 @@ class PredictRequest(_Strict):
         description="add each row's leaf in every tree (GBM, DRF, XRT): tree -> path from the root "
         "('LRR'), trees named T<n>.C<class> as genmodel names them",
     )
+    leaf_node_ids: bool = Field(
+        default=False,
+        description="add each row's leaf in every tree as H2O's node id (genmodel's "
+        "leafNodeAssignmentExtended), trees named as for leaf_assignment",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -161,6 +166,7 @@ class Prediction(BaseModel):
     outputs: dict[str, float | None] | None = None
     contributions: dict[str, float] | None = None
     leaf_assignment: dict[str, str | None] | None = None
+    leaf_node_ids: dict[str, int] | None = None
     cached: bool = False
 
 

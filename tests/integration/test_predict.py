@@ -285,10 +285,10 @@ async def test_database_down_features_still_score_entities_are_503(client, pgbou
         pgbouncer.start()
 
 
-def _conformance_case(name: str, n: int) -> tuple[bytes, list[dict], tuple, tuple]:
+def _conformance_case(name: str, n: int) -> tuple[bytes, list[dict], tuple, tuple, tuple]:
     """A corpus model, its first ``n`` input rows (missing cells left out, as PredictCsv does),
-    genmodel's own contributions for them (GenmodelApi.java) and PredictCsv's leaf paths, each
-    as (column names, rows)."""
+    genmodel's own contributions for them (GenmodelApi.java), PredictCsv's leaf paths and
+    genmodel's leaf ids, each as (column names, rows)."""
     import csv
 
     case = CONFORMANCE / name
@@ -302,14 +302,17 @@ def _conformance_case(name: str, n: int) -> tuple[bytes, list[dict], tuple, tupl
     names, values = read("expected_contributions.csv")
     records = [{c: v for c, v in zip(columns, row) if v != ""} for row in cells]
     shap = (names, [[float.fromhex(v) for v in row] for row in values])
-    return (case / "model.zip").read_bytes(), records, shap, read("expected_leaves.csv")
+    ids, id_rows = read("expected_leaf_ids.csv")
+    return ((case / "model.zip").read_bytes(), records, shap, read("expected_leaves.csv"),
+            (ids, [[int(v) for v in row] for row in id_rows]))
 
 
 async def test_explain_and_leaves_answer_genmodels_values_on_both_apis(client, settings, pool):
-    mojo, records, (names, expected), (trees, paths) = _conformance_case("shap_gbm_binomial", 12)
+    mojo, records, (names, expected), (trees, paths), (_, node_ids) = _conformance_case(
+        "shap_gbm_binomial", 12)
     name = f"shap-{uuid.uuid4().hex[:6]}"
     await register_model(settings, pool, name, mojo, records, promote=True)
-    body = {"model": name, "explain": True, "leaf_assignment": True,
+    body = {"model": name, "explain": True, "leaf_assignment": True, "leaf_node_ids": True,
             "instances": [{"features": r} for r in records]}
     response = await client.post("/predict", json=body)
     assert response.status_code == 200, response.text
@@ -318,6 +321,8 @@ async def test_explain_and_leaves_answer_genmodels_values_on_both_apis(client, s
     assert [[c[n] for n in names] for c in got] == expected
     leaves = [p["leaf_assignment"] for p in response.json()["predictions"]]
     assert [[leaf[t] for t in trees] for leaf in leaves] == paths
+    ids = [p["leaf_node_ids"] for p in response.json()["predictions"]]
+    assert [[leaf[t] for t in trees] for leaf in ids] == node_ids
     # the same rows again come from the cache, their contributions still computed
     again = (await client.post("/predict", json=body)).json()["predictions"]
     assert [p["contributions"] for p in again] == got
@@ -329,15 +334,18 @@ async def test_explain_and_leaves_answer_genmodels_values_on_both_apis(client, s
         for f in features
     ]  # fmt: skip
     v2 = await client.post(f"/v2/models/{name}/infer", json={
-        "inputs": inputs, "outputs": [{"name": "predict"}, {"name": "contributions"}, {"name": "leaf_assignment"}]})
+        "inputs": inputs, "outputs": [{"name": "predict"}, {"name": "contributions"},
+                                      {"name": "leaf_assignment"}, {"name": "leaf_node_ids"}]})
     assert v2.status_code == 200, v2.text
-    predict, shap, leaf = v2.json()["outputs"]
+    predict, shap, leaf, leaf_ids = v2.json()["outputs"]
     assert predict["name"] == "predict" and predict["shape"] == [len(records)]
     assert shap["name"] == "contributions" and shap["shape"] == [len(records), len(names)]
     assert shap["parameters"]["columns"] == names
     assert shap["data"] == [v for row in expected for v in row]
     assert leaf["datatype"] == "BYTES" and leaf["parameters"]["columns"] == trees
     assert leaf["data"] == [p for row in paths for p in row]
+    assert leaf_ids["datatype"] == "INT64" and leaf_ids["parameters"]["columns"] == trees
+    assert leaf_ids["data"] == [i for row in node_ids for i in row]
 
 
 async def test_explain_on_a_model_without_contributions_is_a_422_naming_explain(client, rows):

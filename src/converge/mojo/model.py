@@ -183,6 +183,10 @@ class Model:
         names, rows = self.backend.leaf_assignment(records, node_ids=node_ids)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def leaf_node_ids(self, records) -> list[dict[str, int]]:
+        """:meth:`leaf_assignment` as H2O's leaf ids (``node_ids=True``)."""
+        return self.leaf_assignment(records, node_ids=True)
+
     def predict_numpy(self, X, offset=None) -> np.ndarray:
         """Fast path: ``X`` is float64 in ``feature_names`` order, categoricals as level codes.
 

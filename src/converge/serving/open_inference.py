@@ -85,6 +85,7 @@ async def infer(runtime: Any, name: str, version: str | None, parsed: Parsed) ->
         strict=None,
         explain="contributions" in asked,
         leaf_assignment="leaf_assignment" in asked,
+        leaf_node_ids="leaf_node_ids" in asked,
     )
     result = await service.predict_with(loaded, native)
     predictions = result["predictions"]
