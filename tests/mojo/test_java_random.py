@@ -37,3 +37,13 @@ def test_gaussians_match_java(jvm, seed):
     mine = JavaRandom(seed)
     for _ in range(200):
         assert mine.next_gaussian() == float(java.nextGaussian())
+
+
+@pytest.mark.parametrize("seed", [0, 3, -11, 2**40 + 5])
+def test_bounded_ints_match_java_between_gaussians(jvm, seed):
+    """GLRM's OneSparse prox breaks ties with ``nextInt(n)`` on the Random that drew the start."""
+    java = jvm.JClass("java.util.Random")(jvm.JLong(seed))
+    mine = JavaRandom(seed)
+    for bound in [1, 2, 3, 5, 7, 8, 1000, 2**30 + 1, 2**31 - 1] * 20:
+        assert mine.next_gaussian() == float(java.nextGaussian())
+        assert mine.next_int(bound) == int(java.nextInt(bound)), bound

@@ -23,4 +23,19 @@ CASES = [
     Case(name="glrm_l2_demeaned", estimator=_G,
          params={"k": 4, "regularization_x": "L2", "gamma_x": 0.3, "transform": "DEMEAN",
                  "max_iterations": 10, "seed": 6}, dataset="mixed", y=None),
+    # the regularizers that pick one factor (ties broken by the row's own Random) or project onto
+    # the simplex (genmodel's insertion sort)
+    Case(name="glrm_one_sparse", estimator=_G,
+         params={"k": 3, "regularization_x": "OneSparse", "gamma_x": 0.5, "max_iterations": 10,
+                 "seed": 7}, dataset="mixed", y=None),
+    Case(name="glrm_unit_one_sparse", estimator=_G,
+         params={"k": 3, "regularization_x": "UnitOneSparse", "gamma_x": 0.5, "max_iterations": 10,
+                 "seed": 8}, dataset="mixed", y=None),
+    Case(name="glrm_simplex", estimator=_G,
+         params={"k": 3, "regularization_x": "Simplex", "gamma_x": 0.5, "max_iterations": 10,
+                 "seed": 9}, dataset="mixed", y=None),
+    # genmodel reads the loss by name only: its period (and so its frequency) stays 0
+    Case(name="glrm_periodic", estimator=_G,
+         params={"k": 2, "loss_by_col": ["Periodic"], "loss_by_col_idx": [1], "period": 6,
+                 "max_iterations": 10, "seed": 10}, dataset="mixed", y=None),
 ]

@@ -91,6 +91,19 @@ class JavaRandom:
         v = self.seed >> (48 - bits)
         return v - (1 << 32) if v & 0x80000000 else v  # Java's (int) cast
 
+    def next_int(self, bound: int) -> int:
+        """``nextInt(bound)``, its rejection loop in Java's 32-bit arithmetic."""
+        r = self._next(31)
+        m = bound - 1
+        if bound & m == 0:  # a power of two
+            return (bound * r) >> 31
+        u = r
+        while True:
+            r = u % bound
+            if ((u - r + m + 2**31) % 2**32) - 2**31 >= 0:  # u - r + m < 0 where int overflows
+                return r
+            u = self._next(31)
+
     def next_double(self) -> float:
         return ((self._next(26) << 27) + self._next(27)) * 2.0**-53
 

@@ -34,7 +34,10 @@ _ACCURACY = 1e-10
 _ALPHAS = [0.5**i for i in range(1, 11)]
 _NUMERIC_LOSSES = ("Quadratic", "Absolute", "Huber", "Poisson", "Logistic", "Hinge")
 _CATEGORICAL_LOSSES = ("Categorical", "Ordinal")
-_REGULARIZERS = ("None", "Quadratic", "L2", "L1", "NonNegative")
+_REGULARIZERS = ("None", "Quadratic", "L2", "L1", "NonNegative", "OneSparse", "UnitOneSparse",
+                 "Simplex")
+#: regularizers that draw from the row's Random or sort: every row takes the one-row path
+_PER_ROW = ("OneSparse", "UnitOneSparse", "Simplex")
 
 
 def _loss(name: str, u, a):
@@ -115,6 +118,60 @@ def _grad_row(name: str, u: float, a: float) -> float:
     if name == "Logistic":
         return _scalar.div(s, 1 + _scalar.exp(-s * u))
     return s if 1 + s * u > 0 else 0.0  # Hinge
+
+
+def _max_index(u: list[float], rnd: JavaRandom) -> int:
+    """``ArrayUtils.maxIndex(from, rand)``: ties drawn as a one-item reservoir sample."""
+    result, count = 0, 0
+    for i in range(1, len(u)):
+        if u[i] > u[result]:
+            result, count = i, 1
+        elif u[i] == u[result]:
+            count += 1
+            if rnd.next_int(count) == 0:
+                result = i
+    return result
+
+
+def _simplex_projection(u: list[float]) -> list[float]:
+    """``Simplex.rproxgrad`` (Chen and Ye): sort by insertion as genmodel does, then the first
+    threshold from the top that clears the next value down."""
+    n = len(u)
+    idx = list(range(n))
+    for i in range(n):
+        j = i
+        while j > 0 and u[idx[j - 1]] > u[idx[j]]:
+            idx[j], idx[j - 1] = idx[j - 1], idx[j]
+            j -= 1
+    csum = [0.0] * n
+    csum[n - 1] = u[idx[n - 1]]
+    for i in range(n - 2, -1, -1):
+        csum[i] = csum[i + 1] + u[idx[i]]
+    t = (csum[0] - 1) / n
+    for i in range(n - 1, 0, -1):
+        tmp = (csum[i] - 1) / (n - i)
+        if tmp >= u[idx[i - 1]]:
+            t = tmp
+            break
+    return [_positive(v - t) for v in u]
+
+
+def _indicator(reg: str, x: list[float]) -> float:
+    """``regularize`` of the constraint regularizers: 0 inside their set, infinity outside."""
+    if reg == "UnitOneSparse":
+        ones = sum(1 for v in x if v == 1)
+        zeros = sum(1 for v in x if v == 0)
+        return 0.0 if ones == 1 and ones + zeros == len(x) else math.inf
+    if any(v < 0 for v in x):
+        return math.inf
+    if reg == "OneSparse":
+        return 0.0 if sum(1 for v in x if v > 0) == 1 else math.inf
+    total = absolute = 0.0
+    for v in x:
+        total += v
+        absolute += abs(v)
+    close = abs(total - 1.0) <= (len(x) - 1) * math.ulp(total) * absolute
+    return 0.0 if close else math.inf
 
 
 def _multi_loss_row(name: str, u: list[float], a: int) -> float:
@@ -199,6 +256,52 @@ class _Batch:
         return P
 
 
+def project_row(reg: str, x: list[float], rnd: JavaRandom) -> list[float]:
+    """``GlrmRegularizer.project`` for one factor."""
+    if reg == "NonNegative":
+        return [_positive(v) for v in x]
+    if reg in ("OneSparse", "UnitOneSparse") or reg == "Simplex" and regularize_row(reg, x) != 0:
+        return prox_row(reg, x, 1.0, rnd)
+    return x
+
+def prox_row(reg: str, u: list[float], delta: float, rnd: JavaRandom) -> list[float]:
+    """``GlrmRegularizer.rproxgrad`` for one factor (``rnd``: the row's Random)."""
+    if reg == "None" or delta == 0:
+        return u
+    if reg == "Quadratic":
+        f = 1 / (1 + 2 * delta)
+        return [v * f for v in u]
+    if reg == "L2":
+        norm2 = 0.0
+        for v in u:
+            norm2 += v * v
+        weight = 1 - _scalar.div(delta, math.sqrt(norm2))
+        return [0.0] * len(u) if weight < 0 else [weight * v for v in u]
+    if reg == "L1":
+        return [_positive(v - delta) + _scalar.minimum(v + delta, 0.0) for v in u]
+    if reg in ("OneSparse", "UnitOneSparse"):
+        v = [0.0] * len(u)
+        at = _max_index(u, rnd)
+        v[at] = 1.0 if reg == "UnitOneSparse" else u[at] if u[at] > 0 else 1e-6
+        return v
+    if reg == "Simplex":
+        return _simplex_projection(u)
+    return [_positive(v) for v in u]  # NonNegative
+
+def regularize_row(reg: str, x: list[float]) -> float:
+    """``GlrmRegularizer.regularize`` for one factor."""
+    if reg == "None":
+        return 0.0
+    if reg == "NonNegative":
+        return math.inf if any(v < 0 for v in x) else 0.0
+    if reg in ("OneSparse", "UnitOneSparse", "Simplex"):
+        return _indicator(reg, x)
+    s = 0.0
+    for v in x:
+        s += abs(v) if reg == "L1" else v * v
+    return math.sqrt(s) if reg == "L2" else s
+
+
 class GlrmScorer(NativeScorer):
     max_version = 1.10
 
@@ -224,6 +327,10 @@ class GlrmScorer(NativeScorer):
         self.seed = int(info.get("seed"))
         for j, name in enumerate(self.losses):
             ok = _CATEGORICAL_LOSSES if j < self.ncats else _NUMERIC_LOSSES
+            if name.startswith("Periodic("):
+                raise UnsupportedMojoError(
+                    f"GLRM loss {name!r}: genmodel 3.46.0.11 cannot read it either (no loss of "
+                    "that name: the MOJO writes the period into it)", info.source)
             if name not in ok:
                 raise UnsupportedMojoError(f"GLRM loss {name!r}", info.source)
         if (len(self.losses) != self.ncol_a or len(self.perm) != self.ncol_a
@@ -250,16 +357,16 @@ class GlrmScorer(NativeScorer):
     def output_columns(self) -> list[str]:
         return [f"Arch{i + 1}" for i in range(self.ncol_x)]
 
-    def _start(self, n: int) -> list[list[float]]:
-        """Starting factors for the next ``n`` rows (``Random(seed + row counter)``)."""
+    def _randoms(self, n: int) -> list[JavaRandom]:
+        """The Randoms of the next ``n`` rows (``Random(seed + row counter)``)."""
         with self._lock:
             first = self._rows_scored
             self._rows_scored += n
-        starts = []
-        for r in range(n):
-            rnd = JavaRandom(self.seed + first + r)
-            starts.append([rnd.next_gaussian() for _ in range(self.ncol_x)])
-        return starts
+        return [JavaRandom(self.seed + first + r) for r in range(n)]
+
+    def _start(self, n: int) -> list[list[float]]:
+        """Starting factors for the next ``n`` rows."""
+        return [[rnd.next_gaussian() for _ in range(self.ncol_x)] for rnd in self._randoms(n)]
 
     # -- one row, in plain Python (NumPy's per-call cost is most of a one-row descent) -----------
     def rows_without_numpy(self) -> bool:
@@ -271,7 +378,8 @@ class GlrmScorer(NativeScorer):
             if a[j] >= self.levels[j]:
                 a[j] = math.nan
         a = self._plan(a)
-        x = self._project_row(self._start(1)[0])
+        [rnd] = self._randoms(1)  # OneSparse's and UnitOneSparse's prox break ties with it too
+        x = project_row(self.regularizer, [rnd.next_gaussian() for _ in range(self.ncol_x)], rnd)
         old = self._objective_row(x, a)
         for _ in range(_ITERATIONS):
             if old == 0:  # genmodel keeps looping, but the factor cannot change any more
@@ -281,7 +389,8 @@ class GlrmScorer(NativeScorer):
             best, lowest = [0.0] * self.ncol_x, _DOUBLE_MAX  # genmodel's bestX starts at zero
             for alpha0 in _ALPHAS:
                 alpha = alpha0 * scale
-                xnew = self._prox_row([xk - alpha * gk for xk, gk in zip(x, grad)], alpha * self.gamma)
+                xnew = prox_row(self.regularizer, [xk - alpha * gk for xk, gk in zip(x, grad)],
+                                alpha * self.gamma, rnd)
                 obj = self._objective_row(xnew, a)
                 if lowest > obj:
                     best, lowest = xnew, obj
@@ -294,37 +403,6 @@ class GlrmScorer(NativeScorer):
             if improvement < 0 or improvement < _ACCURACY:
                 break
         return x
-
-    def _project_row(self, x):
-        return [_positive(v) for v in x] if self.regularizer == "NonNegative" else x
-
-    def _prox_row(self, u, delta):
-        reg = self.regularizer
-        if reg == "None" or delta == 0:
-            return u
-        if reg == "Quadratic":
-            f = 1 / (1 + 2 * delta)
-            return [v * f for v in u]
-        if reg == "L2":
-            norm2 = 0.0
-            for v in u:
-                norm2 += v * v
-            weight = 1 - _scalar.div(delta, math.sqrt(norm2))
-            return [0.0] * len(u) if weight < 0 else [weight * v for v in u]
-        if reg == "L1":
-            return [_positive(v - delta) + _scalar.minimum(v + delta, 0.0) for v in u]
-        return [_positive(v) for v in u]  # NonNegative
-
-    def _regularize_row(self, x) -> float:
-        reg = self.regularizer
-        if reg == "None":
-            return 0.0
-        if reg == "NonNegative":
-            return math.inf if any(v < 0 for v in x) else 0.0
-        s = 0.0
-        for v in x:
-            s += abs(v) if reg == "L1" else v * v
-        return math.sqrt(s) if reg == "L2" else s
 
     def _plan(self, a: list[float]):
         """The row's present columns: (loss, archetype columns, level) per categorical and (loss,
@@ -349,7 +427,7 @@ class GlrmScorer(NativeScorer):
             res += _multi_loss_row(loss, [_dot(x, col) for col in cols], level)
         for loss, col, value in nums:
             res += _loss_row(loss, _dot(x, col), value)
-        return res + self.gamma * self._regularize_row(x)
+        return res + self.gamma * regularize_row(self.regularizer, x)
 
     def _gradient_row(self, x, plan) -> list[float]:
         grad = [0.0] * self.ncol_x
@@ -370,7 +448,7 @@ class GlrmScorer(NativeScorer):
     # -- batches, all rows at once in NumPy ----------------------------------------------------
     def score(self, raw, offset):
         n = raw.shape[0]
-        if n <= _FEW_ROWS:
+        if n <= _FEW_ROWS or self.regularizer in _PER_ROW:
             return np.array([self.score_row(r, None) for r in raw.tolist()]).reshape(n, self.ncol_x)
         A = raw[:, self.perm].astype(np.float64)  # getRowData; unseen levels are missing
         for j in range(self.ncats):
