@@ -81,6 +81,10 @@ def build_scorer(archive: MojoArchive, info: MojoInfo | None = None) -> NativeSc
         from .isotonic import IsotonicScorer
 
         return IsotonicScorer(info, archive)
+    if algo == "pipeline":
+        from .pipeline import MojoPipelineScorer
+
+        return MojoPipelineScorer(info, archive)
     if algo == "gam":
         from .gam import GamScorer
 

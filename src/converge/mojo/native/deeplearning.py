@@ -55,6 +55,15 @@ def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     return res
 
 
+def cat_hot_row(v: float, lo: int, hi: int, use_all: bool) -> int:
+    """``cat_hot_index`` for one categorical value whose slots are ``lo..hi-1``."""
+    if v != v:
+        return hi - 1
+    c = int(min(max(v, -(2.0**31)), 2.0**31 - 1))
+    h = c + lo if use_all else (c - 1 + lo if c != 0 else -1)
+    return hi - 1 if h >= hi else h
+
+
 def channel_sums(x: np.ndarray, wt: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``NeuralNetwork.formNNInputsMaxOut``: one plain sum per output in column order (no lanes);
     ``wt`` holds one input's weights per row."""
@@ -287,17 +296,8 @@ class DeepLearningScorer(NativeScorer):
 
     def _hot_row(self, row: list[float]) -> list[int]:
         """``cat_hot_index`` for one row."""
-        hot = []
         offsets = self.offsets_list
-        for i in range(self.cats):
-            v, lo, hi = row[i], offsets[i], offsets[i + 1]
-            if v != v:
-                hot.append(hi - 1)
-                continue
-            c = int(min(max(v, -(2.0**31)), 2.0**31 - 1))
-            h = c + lo if self.use_all else (c - 1 + lo if c != 0 else -1)
-            hot.append(hi - 1 if h >= hi else h)
-        return hot
+        return [cat_hot_row(row[i], offsets[i], offsets[i + 1], self.use_all) for i in range(self.cats)]
 
     def _input_row(self, hot, nums: list[float]) -> list[float]:
         """The input layer's whole row: 1 at each hot slot, then the numbers."""

@@ -10,16 +10,16 @@ by level for all rows at once.
 
 from __future__ import annotations
 
+import math
 import struct
 from array import array
 from functools import cached_property
 
 from .._numpy import numpy_when_used
 from ..errors import CorruptMojoError, UnsupportedMojoError
-from . import _compiled
-from . import _scalar
+from . import _compiled, _scalar
 from ._base import NativeScorer
-from .deeplearning import cat_hot_index
+from .deeplearning import cat_hot_index, cat_hot_row
 
 np = numpy_when_used(__name__)
 
@@ -142,14 +142,7 @@ class Booster:
         margin, then ``value * weight`` added feature by feature, missing values skipped."""
         n, G = F.shape[0], self.n_groups
         if n == 1:  # one row: plain float32 arithmetic beats a NumPy call per feature
-            x, w, out1 = F[0].tolist(), self.linear, []
-            for g in range(G):
-                psum = _f32(w[self.num_feature * G + g] + float(base[0]))
-                for fid in range(self.num_feature):
-                    if x[fid] == x[fid]:
-                        psum = _f32(psum + _f32(x[fid] * w[fid * G + g]))
-                out1.append(psum)
-            return np.array([out1], dtype=np.float32)
+            return np.array([self.linear_margins_row(F[0].tolist(), float(base[0]))], dtype=np.float32)
         w = np.frombuffer(self.linear, dtype=np.float32)
         out = np.empty((n, G), dtype=np.float32)
         present = ~np.isnan(F)
@@ -159,6 +152,17 @@ class Booster:
                 term = F[:, fid] * w[fid * G + g]
                 psum = np.where(present[:, fid], psum + term, psum)
             out[:, g] = psum
+        return out
+
+    def linear_margins_row(self, x: list[float], base: float) -> list[float]:
+        """``linear_margins`` for one row of float32 values (NaN: missing), in plain Python."""
+        G, w, out = self.n_groups, self.linear, []
+        for g in range(G):
+            psum = _f32(w[self.num_feature * G + g] + base)
+            for fid in range(self.num_feature):
+                if x[fid] == x[fid]:
+                    psum = _f32(psum + _f32(x[fid] * w[fid * G + g]))
+            out.append(psum)
         return out
 
     def _check(self, parts: list[bytes]) -> int:
@@ -238,6 +242,22 @@ class Booster:
                 return e / s.astype(np.float32)[:, None]
             if obj in ("count:poisson", "reg:gamma", "reg:tweedie"):
                 return np.exp(m.astype(np.float64)).astype(np.float32)
+        return m
+
+    def transform_row(self, m: list[float]) -> list[float]:
+        """``transform`` for one row of float32 margins, in plain Python (float32 rounding)."""
+        obj = self.objective
+        if obj in ("binary:logistic", "reg:logistic"):
+            return [_f32(1.0 / _f32(1.0 + _f32(_scalar.exp(-v)))) for v in m]
+        if obj == "multi:softprob":
+            mx = m[0]
+            for v in m[1:]:
+                mx = _scalar.maximum(v, mx)
+            e = [_f32(_scalar.exp(_f32(v - mx))) for v in m]
+            s = _f32(_scalar.sum_in_order(e))
+            return [_f32(_scalar.div(v, s)) for v in e]
+        if obj in ("count:poisson", "reg:gamma", "reg:tweedie"):
+            return [_f32(_scalar.exp(v)) for v in m]
         return m
 
 
@@ -370,7 +390,7 @@ class XGBoostScorer(NativeScorer):
         return forest(self._linear_features(raw))
 
     def rows_without_numpy(self) -> bool:
-        return _compiled.kernels is not None and self.booster.linear is None
+        return _compiled.kernels is not None or self.booster.linear is not None
 
     @cached_property
     def cat_offsets(self) -> np.ndarray:
@@ -504,17 +524,34 @@ class XGBoostScorer(NativeScorer):
             self.n_features, self.cats, self.use_all, self.sparse, b.old_order, self.objective_code,
             self.n_classes == 2, self.threshold)  # fmt: skip
 
+    def _linear_features_row(self, row: list[float]) -> list[float]:
+        """``_linear_features`` for one row."""
+        not_hot = math.nan if self.sparse else 0.0
+        x = []
+        for c in range(self.cats):
+            lo, hi = self.cat_offsets_list[c], self.cat_offsets_list[c + 1]
+            hot = cat_hot_row(row[c], lo, hi, self.use_all)
+            x += [1.0 if s == hot else not_hot for s in range(lo, hi)]
+        for v in row[self.cats : self.cats + self.nums]:
+            v = _f32(v)
+            x.append(math.nan if self.sparse and v == 0 else v)
+        return x
+
     def score_row(self, row, offset):
         self._check_row_offset(offset)
         b = self.booster
-        out = array("f", bytes(4 * b.n_groups))
-        base = array("f", [offset or 0.0]) if self.has_offset else self.kernel_base
-        self._kernel_outputs(array("d", row), 1, base, out)
+        if b.linear is not None:
+            base = _f32(offset or 0.0) if self.has_offset else self.kernel_base[0]
+            out = b.transform_row(b.linear_margins_row(self._linear_features_row(row), base))
+        else:
+            out = array("f", bytes(4 * b.n_groups))
+            base = array("f", [offset or 0.0]) if self.has_offset else self.kernel_base
+            self._kernel_outputs(array("d", row), 1, base, out)
         K = self.n_classes
         if K > 2:
             from ._labels import multinomial_label_row
 
-            P = out.tolist()
+            P = list(out)
             return [float(multinomial_label_row(P, self.prior, row)), *P]
         if K == 2:
             p1 = out[0]
