@@ -1,6 +1,7 @@
 """The harness of the per-kind MOJO benchmarks (``bench_mojo_unsupervised.py``,
-``bench_mojo_more_kinds.py``, ``bench_mojo_new_kinds.py``): one model of each kind from the conformance corpus, native
-against pure-Java genmodel in the same run, batch of dict records and one record at a time."""
+``bench_mojo_more_kinds.py``, ``bench_mojo_new_kinds.py``): one model of each kind from the
+conformance corpus, native against pure-Java genmodel in the same run, batch of dict records and
+one record at a time."""
 
 from __future__ import annotations
 

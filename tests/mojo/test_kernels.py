@@ -166,3 +166,30 @@ def test_maxout_layers_score_the_same_with_and_without_kernels(name, kernel, mon
     monkeypatch.setattr(_compiled, "kernels", None)
     reference = model.predict_raw(records)
     assert np.array_equal(compiled, reference, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["glrm_quadratic", "glrm_quadratic_regularized",
+                                  "glrm_l1_absolute_ordinal", "glrm_nonnegative_huber",
+                                  "glrm_l2_demeaned"])
+def test_glrm_rows_descend_the_same_with_and_without_kernels(name, kernel, monkeypatch):
+    """GLRM's descent, compiled (rows and batches) and in plain Python or NumPy, bit for bit on
+    the corpus rows (a fresh model each time: a row's start depends on the rows scored before)."""
+    import csv
+
+    from converge.checkout import CONFORMANCE
+
+    case = CONFORMANCE / name
+    with open(case / "input.csv", newline="", encoding="utf-8") as f:
+        records = [{k: v for k, v in r.items() if v} for r in csv.DictReader(f)]
+
+    def one_by_one():
+        model = load_mojo(case / "model.zip", backend="native")
+        return np.array([model.backend.preds_row(r) for r in records])
+
+    def batch():  # more rows than the plain-Python batch takes: NumPy's descent without kernels
+        return load_mojo(case / "model.zip", backend="native").predict_raw(records * 2)
+
+    compiled, compiled_batch = one_by_one(), batch()
+    monkeypatch.setattr(_compiled, "kernels", None)
+    assert np.array_equal(compiled, one_by_one(), equal_nan=True)
+    assert np.array_equal(compiled_batch, batch(), equal_nan=True)

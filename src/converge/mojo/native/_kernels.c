@@ -12,6 +12,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -2152,6 +2153,240 @@ static PyObject *tree_shap(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- GLRM ------------------------------------------------------------------------------------- */
+
+/* One row's factor x by genmodel's proximal gradient descent (GlrmMojoModel.score0 after the
+ * start): the same loop, losses, regularizers and order of sums as glrm.py's one-row path.
+ * Categorical columns: loss 0 Categorical, 1 Ordinal; numeric: 0 Quadratic, 1 Absolute, 2 Huber,
+ * 3 Poisson, 4 Logistic, 5 Hinge; regularizer: 0 None, 1 Quadratic, 2 L2, 3 L1, 4 NonNegative. */
+typedef struct {
+    Py_ssize_t k, n_cats, n_nums;
+    const int32_t *cat_loss, *cat_level, *cat_levels;
+    const double *cat_cols; /* per categorical, per level: the archetype column (k values) */
+    const int32_t *num_loss;
+    const double *num_value, *num_cols;
+    int reg;
+    double gamma;
+} Glrm;
+
+static inline double positive(double t) { return t > 0 || isnan(t) ? t : 0.0; }
+
+static inline double glrm_dot(const double *x, const double *col, Py_ssize_t k) {
+    double p = 0.0;
+    for (Py_ssize_t i = 0; i < k; i++)
+        p += x[i] * col[i];
+    return p;
+}
+
+static double glrm_loss(int loss, double u, double a) {
+    double x;
+    switch (loss) {
+    case 0: return (u - a) * (u - a);
+    case 1: return fabs(u - a);
+    case 2:
+        x = u - a;
+        return x > 1 ? x - 0.5 : x < -1 ? -x - 0.5 : 0.5 * x * x;
+    case 3: return exp(u) + (a == 0 ? 0.0 : -a * u + a * log(a) - a);
+    case 4: return log(1 + exp((1 - 2 * a) * u));
+    default: return positive(1 + (1 - 2 * a) * u);
+    }
+}
+
+static double glrm_grad(int loss, double u, double a) {
+    double d, s = 1 - 2 * a;
+    switch (loss) {
+    case 0: return 2 * (u - a);
+    case 1:
+        d = u - a;
+        return isnan(d) || d == 0 ? d : copysign(1.0, d);
+    case 2:
+        d = u - a;
+        return d > 1 ? 1.0 : d < -1 ? -1.0 : d;
+    case 3: return exp(u) - a;
+    case 4: return s / (1 + exp(-s * u));
+    default: return 1 + s * u > 0 ? s : 0.0;
+    }
+}
+
+static double glrm_regularize(const Glrm *g, const double *x) {
+    if (g->reg == 0)
+        return 0.0;
+    if (g->reg == 4) {
+        for (Py_ssize_t i = 0; i < g->k; i++)
+            if (x[i] < 0)
+                return INFINITY;
+        return 0.0;
+    }
+    double s = 0.0;
+    for (Py_ssize_t i = 0; i < g->k; i++)
+        s += g->reg == 3 ? fabs(x[i]) : x[i] * x[i];
+    return g->reg == 2 ? sqrt(s) : s;
+}
+
+/* rproxgrad of u in place */
+static void glrm_prox(const Glrm *g, double *u, double delta) {
+    if (g->reg == 0 || delta == 0)
+        return;
+    if (g->reg == 1) {
+        const double f = 1 / (1 + 2 * delta);
+        for (Py_ssize_t i = 0; i < g->k; i++)
+            u[i] = u[i] * f;
+    } else if (g->reg == 2) {
+        double norm2 = 0.0;
+        for (Py_ssize_t i = 0; i < g->k; i++)
+            norm2 += u[i] * u[i];
+        const double weight = 1 - delta / sqrt(norm2);
+        for (Py_ssize_t i = 0; i < g->k; i++)
+            u[i] = weight < 0 ? 0.0 : weight * u[i];
+    } else if (g->reg == 3) {
+        for (Py_ssize_t i = 0; i < g->k; i++) {
+            const double lo = u[i] + delta;
+            u[i] = positive(u[i] - delta) + (isnan(lo) ? NAN : (lo <= 0.0 ? lo : 0.0));
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < g->k; i++)
+            u[i] = positive(u[i]);
+    }
+}
+
+/* the objective at x; with grad, also its gradient (products kept in work, k per level) */
+static double glrm_objective(const Glrm *g, const double *x, double *grad, double *work) {
+    const Py_ssize_t k = g->k;
+    double res = 0.0;
+    const double *cols = g->cat_cols;
+    if (grad)
+        for (Py_ssize_t i = 0; i < k; i++)
+            grad[i] = 0.0;
+    for (Py_ssize_t c = 0; c < g->n_cats; c++) {
+        const Py_ssize_t levels = g->cat_levels[c];
+        const int32_t a = g->cat_level[c];
+        for (Py_ssize_t lv = 0; lv < levels; lv++)
+            work[lv] = glrm_dot(x, cols + lv * k, k);
+        double s = 0.0;
+        if (g->cat_loss[c] == 0) {
+            for (Py_ssize_t lv = 0; lv < levels; lv++)
+                s += positive(1 + work[lv]);
+            s = s + (positive(1 - work[a]) - positive(1 + work[a]));
+        } else {
+            for (Py_ssize_t i = 0; i < levels - 1; i++)
+                s += a > i ? positive(1 - work[i]) : 1.0;
+        }
+        res += s;
+        if (grad) {
+            for (Py_ssize_t lv = 0; lv < levels; lv++) { /* the level's gradient, in work */
+                double gv;
+                if (g->cat_loss[c] == 0)
+                    gv = lv == a ? (1 - work[a] > 0 ? -1.0 : 0.0) : (1 + work[lv] > 0 ? 1.0 : 0.0);
+                else
+                    gv = lv < levels - 1 && a > lv && 1 - work[lv] > 0 ? -1.0 : 0.0;
+                work[levels + lv] = gv;
+            }
+            for (Py_ssize_t i = 0; i < k; i++) {
+                double acc = grad[i];
+                for (Py_ssize_t lv = 0; lv < levels; lv++)
+                    acc += work[levels + lv] * cols[lv * k + i];
+                grad[i] = acc;
+            }
+        }
+        cols += levels * k;
+    }
+    for (Py_ssize_t j = 0; j < g->n_nums; j++) {
+        const double *col = g->num_cols + j * k;
+        const double u = glrm_dot(x, col, k);
+        res += glrm_loss(g->num_loss[j], u, g->num_value[j]);
+        if (grad) {
+            const double gl = glrm_grad(g->num_loss[j], u, g->num_value[j]);
+            for (Py_ssize_t i = 0; i < k; i++)
+                grad[i] += gl * col[i];
+        }
+    }
+    return grad ? res : res + g->gamma * glrm_regularize(g, x);
+}
+
+static void glrm_descend(const Glrm *g, double *x, double *buf) {
+    const Py_ssize_t k = g->k;
+    double *grad = buf, *u = buf + k, *best = buf + 2 * k, *work = buf + 3 * k;
+    double old = glrm_objective(g, x, NULL, work);
+    for (int iter = 0; iter < 100; iter++) {
+        if (old == 0)
+            break;
+        glrm_objective(g, x, grad, work);
+        const double scale = old > 10 ? 1.0 / old : 1.0;
+        double lowest = DBL_MAX;
+        for (Py_ssize_t i = 0; i < k; i++)
+            best[i] = 0.0;
+        double alpha0 = 1.0;
+        for (int step = 0; step < 10; step++) {
+            alpha0 *= 0.5;
+            const double alpha = alpha0 * scale;
+            for (Py_ssize_t i = 0; i < k; i++)
+                u[i] = x[i] - alpha * grad[i];
+            glrm_prox(g, u, alpha * g->gamma);
+            const double obj = glrm_objective(g, u, NULL, work);
+            if (lowest > obj) {
+                memcpy(best, u, sizeof(double) * (size_t)k);
+                lowest = obj;
+            }
+            if (obj == 0)
+                break;
+        }
+        if (lowest < old)
+            memcpy(x, best, sizeof(double) * (size_t)k);
+        const double improvement = 1 - lowest / old;
+        old = lowest;
+        if (improvement < 0 || improvement < 1e-10)
+            break;
+    }
+}
+
+/* glrm_row(x, k, cat_loss, cat_level, cat_levels, cat_cols, num_loss, num_value, num_cols, reg,
+ * gamma): x (the projected start) becomes the row's factor. */
+static PyObject *glrm_row(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer x, cl, cv, cn, cc, nl, nv, nc;
+    Glrm g;
+    if (!PyArg_ParseTuple(args, "w*ny*y*y*y*y*y*y*id", &x, &g.k, &cl, &cv, &cn, &cc, &nl, &nv, &nc,
+                          &g.reg, &g.gamma))
+        return NULL;
+    g.n_cats = cl.len / (Py_ssize_t)sizeof(int32_t);
+    g.n_nums = nl.len / (Py_ssize_t)sizeof(int32_t);
+    Py_ssize_t total_levels = 0, most = 1;
+    int ok = g.k > 0 && x.len >= (Py_ssize_t)(g.k * sizeof(double)) && g.reg >= 0 && g.reg <= 4 &&
+             cv.len == cl.len && cn.len == cl.len && nv.len == g.n_nums * (Py_ssize_t)sizeof(double) &&
+             nc.len == g.n_nums * g.k * (Py_ssize_t)sizeof(double);
+    if (ok) {
+        const int32_t *levels = cn.buf, *level = cv.buf;
+        for (Py_ssize_t c = 0; c < g.n_cats && ok; c++) {
+            ok = levels[c] > 0 && level[c] >= 0 && level[c] < levels[c];
+            total_levels += levels[c];
+            most = levels[c] > most ? levels[c] : most;
+        }
+        ok = ok && cc.len == total_levels * g.k * (Py_ssize_t)sizeof(double);
+    }
+    double *buf = ok ? malloc(sizeof(double) * (size_t)(3 * g.k + 2 * most)) : NULL;
+    if (ok && buf) {
+        g.cat_loss = cl.buf;
+        g.cat_level = cv.buf;
+        g.cat_levels = cn.buf;
+        g.cat_cols = cc.buf;
+        g.num_loss = nl.buf;
+        g.num_value = nv.buf;
+        g.num_cols = nc.buf;
+        glrm_descend(&g, x.buf, buf);
+    }
+    free(buf);
+    Py_buffer *all[] = {&x, &cl, &cv, &cn, &cc, &nl, &nv, &nc};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        PyBuffer_Release(all[i]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "glrm_row: array sizes do not match");
+        return NULL;
+    }
+    if (!buf)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"tree_sums", tree_sums, METH_VARARGS, "Per-row, per-class sums of the trees' leaf values."},
     {"tree_shap", tree_shap, METH_VARARGS, "SHAP contributions of tree ensembles, float32."},
@@ -2168,6 +2403,7 @@ static PyMethodDef methods[] = {
     {"glm_eta", glm_eta, METH_VARARGS, "GLM's linear predictor for one row."},
     {"activate", activate, METH_VARARGS, "A hidden layer's activation, in place."},
     {"layer", layer, METH_VARARGS, "One dense layer, summed as NeuralNetwork.formNNInputs."},
+    {"glrm_row", glrm_row, METH_VARARGS, "One GLRM row's factor by genmodel's descent."},
     {"maxout_layer", maxout_layer, METH_VARARGS, "One Maxout layer: channel sums, then each unit's largest."},
     {"first_bad_code", first_bad_code, METH_VARARGS, "The first column with an invalid level code."},
     {"plan_trees", plan_trees, METH_VARARGS, "A one-row plan for a forest."},
