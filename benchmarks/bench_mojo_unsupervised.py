@@ -37,8 +37,8 @@ NOTES = ("Notes: these corpus models are small (a few trees, a few hundred param
          "call. IsolationForest walks its trees in the compiled tree walker; "
          "ExtendedIsolationForest, KMeans and PCA run in NumPy for batches and plain Python "
          "for one row; the autoencoder uses DeepLearning's compiled layers; GLRM runs "
-         "genmodel's per-row gradient descent (up to 100 iterations of 10 step sizes) for "
-         "all rows of a batch at once in NumPy, and in plain Python for one row.")
+         "genmodel's per-row gradient descent (up to 100 iterations of 10 step sizes) in the "
+         "compiled kernel, row by row for batches too.")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """SHAP contributions and leaf assignments of the conformance corpus's tree models against genmodel's own
 ``predictContributions`` (``expected_contributions.csv``, written by GenmodelApi.java): same
 column names (each feature, then ``BiasTerm``), every value bit for bit (genmodel computes them
-in float32; so does converge, in C and in the plain-Python fallback). Also: after a pickle round trip (how a parsed model reaches the
-serving process), and models without contributions refuse clearly."""
+in float32; so does converge, in C and in the plain-Python fallback). Also: after a pickle round
+trip (how a parsed model reaches the serving process), through the genmodel backend (its JVM's
+``EasyPredictModelWrapper``), and models without contributions refuse clearly."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_cases_cover_gbm_drf_xrt_and_xgboost():
 
 
 @pytest.mark.parametrize("name", CASES)
-@pytest.mark.parametrize("walker", ["compiled", "python", "compiled after a pickle"])
+@pytest.mark.parametrize("walker", ["compiled", "python", "compiled after a pickle", "genmodel backend"])
 def test_contributions_equal_genmodel(name, walker, monkeypatch):
     from converge.mojo.native import _compiled
 
@@ -44,7 +45,7 @@ def test_contributions_equal_genmodel(name, walker, monkeypatch):
     via_pickle = walker.endswith("pickle")
     case = CONFORMANCE / name
     header, expected = _read(case / "expected_contributions.csv")
-    model = load_mojo(case / "model.zip", backend="native")
+    model = load_mojo(case / "model.zip", backend="genmodel" if walker == "genmodel backend" else "native")
     if via_pickle:
         model = pickle.loads(pickle.dumps(model))
     assert model.contribution_names == header
@@ -57,11 +58,14 @@ def test_contributions_equal_genmodel(name, walker, monkeypatch):
                 f"{name} row {i} {column}: {answer[column]!r} != genmodel's {value!r}")
 
 
-def test_models_without_contributions_say_so():
-    glm = load_mojo(CONFORMANCE / "glm_binomial_logit" / "model.zip", backend="native")
-    with pytest.raises(UnsupportedMojoError, match="GBM, DRF, XRT and XGBoost"):
+@pytest.mark.parametrize("backend", ["native", "genmodel"])
+def test_models_without_contributions_say_so(backend):
+    glm = load_mojo(CONFORMANCE / "glm_binomial_logit" / "model.zip", backend=backend)
+    with pytest.raises(UnsupportedMojoError, match="GBM, DRF, XRT and XGBoost|DRF, GBM, or XGBoost"):
         glm.contributions([{"x1": 1.0}])
-    multinomial = load_mojo(CORPUS / "multinomial.zip", backend="native")
+    with pytest.raises(UnsupportedMojoError):
+        glm.leaf_assignment([{"x1": 1.0}])
+    multinomial = load_mojo(CORPUS / "multinomial.zip", backend=backend)
     with pytest.raises(UnsupportedMojoError, match="multinomial"):
         multinomial.contributions([{"x1": 1.0}])
 
@@ -74,10 +78,13 @@ def test_leaf_cases_cover_a_multinomial():
 
 
 @pytest.mark.parametrize("name", LEAF_CASES)
-def test_leaf_assignment_equals_predict_csv(name):
+@pytest.mark.parametrize("backend", ["native", "genmodel"])
+def test_leaf_assignment_equals_predict_csv(name, backend):
     case = CONFORMANCE / name
     header, expected = _read(case / "expected_leaves.csv")
-    model = pickle.loads(pickle.dumps(load_mojo(case / "model.zip", backend="native")))
+    model = load_mojo(case / "model.zip", backend=backend)
+    if backend == "native":  # as a parsed model reaches the serving process
+        model = pickle.loads(pickle.dumps(model))
     got = model.leaf_assignment(_records(case))
     assert len(got) == len(expected)
     for i, (answer, want) in enumerate(zip(got, expected)):
@@ -86,10 +93,11 @@ def test_leaf_assignment_equals_predict_csv(name):
 
 
 @pytest.mark.parametrize("name", LEAF_CASES)
-def test_leaf_node_ids_equal_genmodel(name):
+@pytest.mark.parametrize("backend", ["native", "genmodel"])
+def test_leaf_node_ids_equal_genmodel(name, backend):
     case = CONFORMANCE / name
     header, expected = _read(case / "expected_leaf_ids.csv")
-    model = load_mojo(case / "model.zip", backend="native")
+    model = load_mojo(case / "model.zip", backend=backend)
     got = model.leaf_assignment(_records(case), node_ids=True)
     assert [list(answer) for answer in got] == [header] * len(expected)
     assert [[str(v) for v in answer.values()] for answer in got] == expected, name

@@ -88,23 +88,13 @@ class GenmodelBackend(Backend):
         self.schema = schema
         self.info = info
         JString = jpype.JClass("java.lang.String")
-        Factory = jpype.JClass("hex.genmodel.MojoReaderBackendFactory")
-        Reader = jpype.JClass("hex.genmodel.ModelMojoReader")
+        self._source = path_or_bytes
         try:
-            if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-                stream = jpype.JClass("java.io.ByteArrayInputStream")(bytes(path_or_bytes))
-                strategy = jpype.JClass("hex.genmodel.MojoReaderBackendFactory$CachingStrategy").MEMORY
-                backend = Factory.createReaderBackend(stream, strategy)
-            else:
-                backend = Factory.createReaderBackend(JString(os.fspath(path_or_bytes)))
-            self.model = Reader.readFrom(backend)
+            self.model = self._read()
         except jpype.JException as e:
             raise UnsupportedMojoError(f"genmodel cannot load it: {e}", info.source) from e
-        Config = jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper$Config")
-        cfg = (Config().setModel(self.model)
-               .setConvertUnknownCategoricalLevelsToNa(schema.unknown_levels == "na")
-               .setConvertInvalidNumbersToNa(schema.invalid_numbers == "na"))
-        self.wrapper = jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper")(cfg)
+        self.wrapper = self._wrapper(self.model)
+        self._explainers: dict[str, object] = {}
         self._RowData = jpype.JClass("hex.genmodel.easy.RowData")
         self._Double = jpype.JClass("java.lang.Double")
         self._Boolean = jpype.JClass("java.lang.Boolean")
@@ -114,6 +104,62 @@ class GenmodelBackend(Backend):
         cat = str(self.model.getModelCategory().toString())
         self._width = 1 + int(self.model.getNumResponseClasses()) if cat in ("Binomial", "Multinomial", "Ordinal") else 1
         self._preds_size = int(self.model.getPredsSize())
+
+    def _read(self, metadata: bool = False):
+        """genmodel's ``ModelMojoReader.readFrom`` over the MOJO's path or bytes (``metadata``:
+        also the model details DRF's contributions need)."""
+        jpype, source = self._jpype, self._source
+        Factory = jpype.JClass("hex.genmodel.MojoReaderBackendFactory")
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            stream = jpype.JClass("java.io.ByteArrayInputStream")(bytes(source))
+            strategy = jpype.JClass("hex.genmodel.MojoReaderBackendFactory$CachingStrategy").MEMORY
+            backend = Factory.createReaderBackend(stream, strategy)
+        else:
+            backend = Factory.createReaderBackend(jpype.JClass("java.lang.String")(os.fspath(source)))
+        return jpype.JClass("hex.genmodel.ModelMojoReader").readFrom(backend, metadata)
+
+    def _wrapper(self, model, **enable):
+        """An ``EasyPredictModelWrapper`` with this backend's input options (``enable``: its
+        ``setEnable*`` switches, e.g. ``Contributions=True``)."""
+        Config = self._jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper$Config")
+        cfg = (Config().setModel(model)
+               .setConvertUnknownCategoricalLevelsToNa(self.schema.unknown_levels == "na")
+               .setConvertInvalidNumbersToNa(self.schema.invalid_numbers == "na"))
+        for switch, on in enable.items():
+            cfg = getattr(cfg, f"setEnable{switch}")(on)
+        return self._jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper")(cfg)
+
+    def _explainer(self, what: str):
+        """A wrapper with ``Contributions`` or ``LeafAssignment`` on, made on first use;
+        genmodel's refusal for models without them is an UnsupportedMojoError."""
+        wrapper = self._explainers.get(what)
+        if wrapper is None:
+            model = self.model
+            try:
+                if what == "Contributions":  # DRF's contributions read the variable importances
+                    model = self._read(metadata=True)
+                wrapper = self._wrapper(model, **{what: True})
+            except self._jpype.JException as e:
+                raise UnsupportedMojoError(str(e.getMessage()), self.info.source) from e
+            self._explainers[what] = wrapper
+        return wrapper
+
+    def contribution_names(self):
+        return [str(n) for n in self._explainer("Contributions").getContributionNames()]
+
+    def contributions(self, records):
+        wrapper = self._explainer("Contributions")
+        return [[float(v) for v in self._run(wrapper.predictContributions, self._row(rec))]
+                for rec in records]
+
+    def leaf_assignment(self, records, node_ids=False):
+        wrapper = self._explainer("LeafAssignment")
+        names = [str(n) for n in self.model.getDecisionPathNames()]
+        rows = []
+        for rec in records:
+            leaves = self._run(wrapper.leafNodeAssignmentExtended, self._row(rec))
+            rows.append([int(v) for v in leaves._nodeIds] if node_ids else [str(v) for v in leaves._paths])
+        return names, rows
 
     def _row(self, rec: dict):
         """A ``RowData`` of the values as they came: genmodel parses numeric strings, looks up
