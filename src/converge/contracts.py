@@ -139,6 +139,12 @@ class PredictRequest(_Strict):
         description="add each row's leaf in every tree (GBM, DRF, XRT): tree -> path from the root "
         "('LRR'), trees named T<n>.C<class> as genmodel names them",
     )
+    calibrated: bool = Field(
+        default=False,
+        description="add each row's calibrated class probabilities (binomial GBM or DRF trained "
+        "with calibrate_model: Platt or isotonic), as genmodel's calibratedClassProbabilities; "
+        "the label and probabilities stay uncalibrated, as in H2O",
+    )
     leaf_node_ids: bool = Field(
         default=False,
         description="add each row's leaf in every tree as H2O's node id (genmodel's "
@@ -167,6 +173,7 @@ class Prediction(BaseModel):
     contributions: dict[str, float] | None = None
     leaf_assignment: dict[str, str | None] | None = None
     leaf_node_ids: dict[str, int] | None = None
+    calibrated_probabilities: dict[str, float] | None = None
     cached: bool = False
 
 

@@ -348,6 +348,45 @@ async def test_explain_and_leaves_answer_genmodels_values_on_both_apis(client, s
     assert leaf_ids["data"] == [i for row in node_ids for i in row]
 
 
+async def test_calibrated_probabilities_answer_genmodels_on_both_apis(client, settings, pool, rows):
+    """A GBM trained with Platt calibration: ``"calibrated": true`` adds genmodel's
+    ``cal_<class>`` values (PredictCsv --predictCalibrated); the answer stays uncalibrated."""
+    import csv
+
+    case = CONFORMANCE / "gbm_calibrated_platt"
+    with open(case / "input.csv", newline="") as f:
+        records = [{k: v for k, v in r.items() if v != ""} for r in list(csv.DictReader(f))[:10]]
+    with open(case / "expected.csv", newline="") as f:
+        header, *expected = list(csv.reader(f))[:11]
+    at = {h: i for i, h in enumerate(header)}
+    name = f"cal-{uuid.uuid4().hex[:6]}"
+    await register_model(settings, pool, name, (case / "model.zip").read_bytes(), records, promote=True)
+    response = await client.post("/predict", json={
+        "model": name, "calibrated": True, "instances": [{"features": r} for r in records]})
+    assert response.status_code == 200, response.text
+    for p, want in zip(response.json()["predictions"], expected, strict=True):
+        assert p["label"] == want[0]
+        assert p["probabilities"]["yes"] == float.fromhex(want[at["yes"]])
+        assert p["calibrated_probabilities"] == {
+            c: float.fromhex(want[at[f"cal_{c}"]]) for c in ("no", "yes")}
+
+    inputs = [
+        {"name": f, "shape": [len(records)], "datatype": "BYTES" if f.startswith("c") else "FP64",
+         "data": [(r.get(f) if f.startswith("c") else float(r[f]) if f in r else None) for r in records]}
+        for f in ("x1", "x2", "c1", "x3", "c2")
+    ]  # fmt: skip
+    v2 = await client.post(f"/v2/models/{name}/infer", json={
+        "inputs": inputs, "outputs": [{"name": "calibrated_probabilities"}]})
+    assert v2.status_code == 200, v2.text
+    [tensor] = v2.json()["outputs"]
+    assert tensor["shape"] == [len(records), 2] and tensor["parameters"]["columns"] == ["no", "yes"]
+    assert tensor["data"] == [float.fromhex(w[at[f"cal_{c}"]]) for w in expected for c in ("no", "yes")]
+
+    uncalibrated = await client.post("/predict", json={"calibrated": True, "features": rows[0]})
+    assert uncalibrated.status_code == 422, uncalibrated.text
+    assert uncalibrated.json()["error"].startswith("calibrated:")
+
+
 async def test_explain_on_a_model_without_contributions_is_a_422_naming_explain(client, rows):
     response = await client.post("/predict", json={"explain": True, "features": rows[0]})
     assert response.status_code == 422, response.text

@@ -76,6 +76,13 @@ def test_native_scores_as_genmodel(name):
     columns, cells = _read(case / "input.csv")
     # PredictCsv leaves these cells out of the row (missing)
     records = [{c: v for c, v in zip(columns, row) if v not in ("", "NA", "N/A", "-")} for row in cells]
+    if "--predictCalibrated" in RECORDS[name].get("predict_csv_args", []):
+        # cal_<class> columns follow the answer: Model.calibrated_probabilities
+        width = header.index(next(h for h in header if h.startswith("cal_")))
+        calibrated = load_mojo(case / "model.zip", backend="native").calibrated_probabilities(records)
+        _check(name, header[width:], [{f"cal_{k}": v for k, v in row.items()} for row in calibrated],
+               [row[width:] for row in expected])
+        header, expected = header[:width], [row[:width] for row in expected]
 
     batch = load_mojo(case / "model.zip", backend="native")
     assert batch.output_names == header
@@ -95,3 +102,25 @@ def test_what_genmodel_fails_to_score_is_refused_with_the_reason(name):
     """genmodel's ``PredictCsv`` failed on these (``case.json``); native says why when loading."""
     with pytest.raises(UnsupportedMojoError, match="genmodel 3.46.0.11 .*(fails|cannot)"):
         load_mojo(CONFORMANCE / name / "model.zip", backend="native")
+
+
+CALIBRATED = sorted(n for n in CASES if "--predictCalibrated" in RECORDS[n].get("predict_csv_args", []))
+
+
+@pytest.mark.parametrize("name", CALIBRATED)
+def test_calibrated_probabilities_through_the_genmodel_backend(name):
+    """genmodel's own wrapper in the JVM gives the same ``cal_`` columns PredictCsv printed."""
+    case = CONFORMANCE / name
+    header, expected = _read(case / "expected.csv")
+    columns, cells = _read(case / "input.csv")
+    records = [{c: v for c, v in zip(columns, row) if v not in ("", "NA", "N/A", "-")} for row in cells]
+    width = header.index(next(h for h in header if h.startswith("cal_")))
+    got = load_mojo(case / "model.zip", backend="genmodel").calibrated_probabilities(records)
+    _check(name, header[width:], [{f"cal_{k}": v for k, v in row.items()} for row in got],
+           [row[width:] for row in expected])
+
+
+def test_an_uncalibrated_model_says_so():
+    model = load_mojo(CONFORMANCE / "shap_gbm_binomial" / "model.zip", backend="native")
+    with pytest.raises(UnsupportedMojoError, match="calibrate_model"):
+        model.calibrated_probabilities([{"x1": 1.0}])

@@ -183,6 +183,15 @@ class Model:
         names, rows = self.backend.leaf_assignment(records, node_ids=node_ids)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def calibrated_probabilities(self, records) -> list[dict[str, float]]:
+        """Per dict row, the class probabilities of a binomial GBM or DRF trained with
+        ``calibrate_model`` (Platt or isotonic), keyed by class, as genmodel's
+        ``calibratedClassProbabilities``; the answer itself stays uncalibrated, as in genmodel."""
+        if type(records) is not list:
+            records = [records] if isinstance(records, Mapping) else list(records)
+        classes = self.classes or []
+        return [dict(zip(classes, row, strict=True)) for row in self.backend.calibrated_probabilities(records)]
+
     def leaf_node_ids(self, records) -> list[dict[str, int]]:
         """:meth:`leaf_assignment` as H2O's leaf ids (``node_ids=True``)."""
         return self.leaf_assignment(records, node_ids=True)

@@ -86,6 +86,7 @@ async def infer(runtime: Any, name: str, version: str | None, parsed: Parsed) ->
         explain="contributions" in asked,
         leaf_assignment="leaf_assignment" in asked,
         leaf_node_ids="leaf_node_ids" in asked,
+        calibrated="calibrated_probabilities" in asked,
     )
     result = await service.predict_with(loaded, native)
     predictions = result["predictions"]

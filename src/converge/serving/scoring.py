@@ -114,13 +114,13 @@ def predict_rows(loaded: LoadedModel, records: Sequence[Record]) -> list[dict[st
 
 #: what a request may ask for besides the answer: its field -> the model's method
 EXTRAS = {"explain": "contributions", "leaf_assignment": "leaf_assignment",
-          "leaf_node_ids": "leaf_node_ids"}
+          "leaf_node_ids": "leaf_node_ids", "calibrated": "calibrated_probabilities"}
 
 
 def extra_rows(loaded: LoadedModel, records: Sequence[Record], field: str) -> list[dict[str, Any]]:
-    """Per row, SHAP contributions (``explain``) or each tree's leaf path (``leaf_assignment``)
-    or leaf id (``leaf_node_ids``);
-    a model that has none is the request's mistake (422 naming the field), not a fault."""
+    """Per row, SHAP contributions (``explain``), each tree's leaf path (``leaf_assignment``) or
+    leaf id (``leaf_node_ids``), or calibrated probabilities (``calibrated``); a model that has
+    none is the request's mistake (422 naming the field), not a fault."""
     from converge.mojo import UnsupportedMojoError
 
     method = getattr(loaded.model, EXTRAS[field], None)

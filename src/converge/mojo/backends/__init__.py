@@ -55,6 +55,12 @@ class Backend(ABC):
 
         raise UnsupportedMojoError(f"contributions are not computed by the {self.name} backend")
 
+    def calibrated_probabilities(self, records: list) -> list[list[float]]:
+        """Each record's calibrated class probabilities (models trained with ``calibrate_model``)."""
+        from ..errors import UnsupportedMojoError
+
+        raise UnsupportedMojoError(f"calibrated probabilities are not computed by the {self.name} backend")
+
     def leaf_assignment(self, records: list, node_ids: bool = False) -> tuple[list[str], list[list]]:
         """Each tree's decision path (or leaf node id) for each record, and the trees' names."""
         from ..errors import UnsupportedMojoError

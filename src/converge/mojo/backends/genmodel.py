@@ -152,6 +152,16 @@ class GenmodelBackend(Backend):
         return [[float(v) for v in self._run(wrapper.predictContributions, self._row(rec))]
                 for rec in records]
 
+    def calibrated_probabilities(self, records):
+        out = []
+        for rec in records:
+            p = self._run(self.wrapper.predictBinomial, self._row(rec)).calibratedClassProbabilities
+            if p is None:
+                raise UnsupportedMojoError("calibrated probabilities: genmodel has none for this model",
+                                           self.info.source)
+            out.append([float(v) for v in p])
+        return out
+
     def leaf_assignment(self, records, node_ids=False):
         wrapper = self._explainer("LeafAssignment")
         names = [str(n) for n in self.model.getDecisionPathNames()]

@@ -89,6 +89,9 @@ class NativeBackend(Backend):
     def leaf_assignment(self, records, node_ids=False):
         return self._explained("leaf_assignment", "GBM, DRF and XRT", records, node_ids=node_ids)
 
+    def calibrated_probabilities(self, records):
+        return self._explained("calibrated", "binomial GBM and DRF trained with calibrate_model", records)
+
     def _explained(self, what: str, algorithms: str, records, **options):
         """The scorer's ``what`` for the encoded records, where its algorithm has one."""
         method = getattr(self.scorer, what, None)

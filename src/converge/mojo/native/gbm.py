@@ -6,6 +6,7 @@ from .._numpy import numpy_when_used
 from ..errors import UnsupportedMojoError
 from . import _compiled, _labels, _scalar
 from ._base import NativeScorer
+from .calibration import Calibration
 from ._trees import load_forest
 
 np = numpy_when_used(__name__)
@@ -68,9 +69,8 @@ class TreeScorer(NativeScorer):
         enc = str(info.get("_genmodel_encoding", "AUTO"))
         if enc not in ("AUTO", "Enum", "SortByResponse"):
             raise UnsupportedMojoError(f"categorical encoding {enc!r}", info.source)
-        if info.get("calib_method") is not None:
-            # calibration only adds extra outputs; predictions stay as genmodel's classProbabilities
-            pass
+        # calibration adds calibrated probabilities; the answer stays genmodel's classProbabilities
+        self.calibration = Calibration.of(info, archive) if self.n_classes == 2 else None
         self.n_groups = int(info.require("n_trees"))
         K = self.n_classes
         tpc = info.get("n_trees_per_class")
@@ -80,6 +80,13 @@ class TreeScorer(NativeScorer):
         self.tpc = int(tpc)
         self.forest = load_forest(archive, info, self.tpc, self.n_groups)
         self._archive = archive  # aux files are read by the first contributions call
+
+    def calibrated(self, raw) -> list[list[float]]:
+        """``[cal_p0, cal_p1]`` per row (a binomial trained with ``calibrate_model``)."""
+        if self.calibration is None:
+            raise UnsupportedMojoError("calibrated probabilities: the model was not trained with "
+                                       "calibrate_model (binomial GBM and DRF only)", self.info.source)
+        return self.calibration.batch(self.score(raw, None)).tolist()
 
     def __getstate__(self) -> dict:
         """Pickled (a model parsed in the parser process) without the archive, which reads the

@@ -25,9 +25,11 @@ def _doubles(blob: bytes, name: str, source: str) -> list[float]:
     return list(struct.unpack(f">{n}d", blob[4:]))
 
 
-class IsotonicScorer(NativeScorer):
+class IsotonicCurve:
+    """The fitted steps (``calib/thresholds_*``) and the training range: isotonic regression's
+    answer, and isotonic calibration's (``IsotonicCalibrator.calibrateP1``)."""
+
     def __init__(self, info, archive) -> None:
-        super().__init__(info)
         self.min_x = float(info.get("calib_min_x", math.nan))
         self.max_x = float(info.get("calib_max_x", math.nan))
         self.xs = _doubles(archive.read_bytes("calib/thresholds_x"), "calib/thresholds_x", info.source)
@@ -35,14 +37,7 @@ class IsotonicScorer(NativeScorer):
         if len(self.xs) != len(self.ys) or any(a >= b for a, b in zip(self.xs, self.xs[1:])):
             raise CorruptMojoError("isotonic thresholds are not increasing pairs", info.source)
 
-    def rows_without_numpy(self) -> bool:
-        return True
-
-    def score_row(self, row, offset):
-        self._check_row_offset(offset)
-        return [self._at(row[0])]
-
-    def _at(self, x: float) -> float:
+    def at(self, x: float) -> float:
         lo_x, hi_x = self.min_x, self.max_x
         if x != x:
             return math.nan
@@ -57,11 +52,10 @@ class IsotonicScorer(NativeScorer):
         slope = (ys[hi] - ys[lo]) / (xs[hi] - xs[lo])
         return ys[lo] + slope * (x - xs[lo])
 
-    def score(self, raw, offset):
-        """The same arithmetic as :meth:`_at`, for all rows at once."""
-        self._check_offset(offset)
+    def batch(self, x: np.ndarray) -> np.ndarray:
+        """The same arithmetic as :meth:`at`, for all values at once."""
         xs, ys = np.asarray(self.xs), np.asarray(self.ys)
-        x = raw[:, 0].astype(np.float64)
+        x = x.astype(np.float64)
         with np.errstate(invalid="ignore"):
             x = np.where(x < self.min_x, self.min_x, np.minimum(x, self.max_x))
             outside = np.isnan(x) | (x < self.min_x) | (x > self.max_x)
@@ -71,4 +65,21 @@ class IsotonicScorer(NativeScorer):
             lo, hi = np.maximum(pos - 1, 0), at
             slope = (ys[hi] - ys[lo]) / (xs[hi] - xs[lo])
             y = np.where(exact, ys[at], ys[lo] + slope * (x - xs[lo]))
-        return np.where(outside, np.nan, y).reshape(-1, 1)
+        return np.where(outside, np.nan, y)
+
+
+class IsotonicScorer(NativeScorer):
+    def __init__(self, info, archive) -> None:
+        super().__init__(info)
+        self.curve = IsotonicCurve(info, archive)
+
+    def rows_without_numpy(self) -> bool:
+        return True
+
+    def score_row(self, row, offset):
+        self._check_row_offset(offset)
+        return [self.curve.at(row[0])]
+
+    def score(self, raw, offset):
+        self._check_offset(offset)
+        return self.curve.batch(raw[:, 0]).reshape(-1, 1)
