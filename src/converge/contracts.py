@@ -145,6 +145,11 @@ class PredictRequest(_Strict):
         "with calibrate_model: Platt or isotonic), as genmodel's calibratedClassProbabilities; "
         "the label and probabilities stay uncalibrated, as in H2O",
     )
+    reconstruct: bool = Field(
+        default=False,
+        description="add each row's GLRM reconstruction (reconstr_<column>: a categorical's level "
+        "index, numbers in the input's scale), as genmodel's PredictCsv --glrmReconstruct",
+    )
     leaf_node_ids: bool = Field(
         default=False,
         description="add each row's leaf in every tree as H2O's node id (genmodel's "
@@ -174,6 +179,7 @@ class Prediction(BaseModel):
     leaf_assignment: dict[str, str | None] | None = None
     leaf_node_ids: dict[str, int] | None = None
     calibrated_probabilities: dict[str, float] | None = None
+    reconstruction: dict[str, float] | None = None
     cached: bool = False
 
 

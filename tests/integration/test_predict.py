@@ -387,6 +387,38 @@ async def test_calibrated_probabilities_answer_genmodels_on_both_apis(client, se
     assert uncalibrated.json()["error"].startswith("calibrated:")
 
 
+async def test_glrm_reconstruction_is_served_on_both_apis(client, settings, pool, rows):
+    """``"reconstruct": true`` adds a GLRM's reconstruction under PredictCsv --glrmReconstruct's
+    column names. A GLRM's answers depend on the rows the loaded model scored before (genmodel
+    seeds each row from a counter), so the corpus's values are checked in tests/mojo; here, the
+    columns, and that each categorical is rebuilt as one of its levels."""
+    import csv
+
+    case = CONFORMANCE / "glrm_reconstruct_ordinal"
+    with open(case / "input.csv", newline="") as f:
+        records = [{k: v for k, v in r.items() if v != ""} for r in list(csv.DictReader(f))[:8]]
+    with open(case / "expected.csv", newline="") as f:
+        header = next(csv.reader(f))
+    name = f"glrm-{uuid.uuid4().hex[:6]}"
+    await register_model(settings, pool, name, (case / "model.zip").read_bytes(), records, promote=True)
+    response = await client.post("/predict", json={
+        "model": name, "reconstruct": True, "instances": [{"features": r} for r in records]})
+    assert response.status_code == 200, response.text
+    for p in response.json()["predictions"]:
+        assert list(p["reconstruction"]) == header
+        assert p["reconstruction"]["reconstr_c1"] in (0.0, 1.0, 2.0, 3.0)
+    v2 = await client.post(f"/v2/models/{name}/infer", json={
+        "inputs": [{"name": "x1", "shape": [1], "datatype": "FP64", "data": [0.5]}],
+        "outputs": [{"name": "reconstruction"}]})
+    assert v2.status_code == 200, v2.text
+    [tensor] = v2.json()["outputs"]
+    assert tensor["shape"] == [1, len(header)] and tensor["parameters"]["columns"] == header
+
+    not_glrm = await client.post("/predict", json={"reconstruct": True, "features": rows[0]})
+    assert not_glrm.status_code == 422, not_glrm.text
+    assert not_glrm.json()["error"].startswith("reconstruct:")
+
+
 async def test_explain_on_a_model_without_contributions_is_a_422_naming_explain(client, rows):
     response = await client.post("/predict", json={"explain": True, "features": rows[0]})
     assert response.status_code == 422, response.text

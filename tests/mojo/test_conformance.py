@@ -76,6 +76,12 @@ def test_native_scores_as_genmodel(name):
     columns, cells = _read(case / "input.csv")
     # PredictCsv leaves these cells out of the row (missing)
     records = [{c: v for c, v in zip(columns, row) if v not in ("", "NA", "N/A", "-")} for row in cells]
+    if "--glrmReconstruct" in RECORDS[name].get("predict_csv_args", []):  # Model.reconstruction
+        batch = load_mojo(case / "model.zip", backend="native")
+        _check(name, header, batch.reconstruction(records), expected)
+        one_by_one = load_mojo(case / "model.zip", backend="native")
+        _check(name, header, [one_by_one.reconstruction([r])[0] for r in records], expected)
+        return
     if "--predictCalibrated" in RECORDS[name].get("predict_csv_args", []):
         # cal_<class> columns follow the answer: Model.calibrated_probabilities
         width = header.index(next(h for h in header if h.startswith("cal_")))

@@ -183,6 +183,15 @@ class Model:
         names, rows = self.backend.leaf_assignment(records, node_ids=node_ids)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def reconstruction(self, records) -> list[dict[str, float]]:
+        """Per dict row, a GLRM's reconstruction from the row's factor and the archetypes
+        (``reconstr_<column>``: a categorical's level index, numbers in the input's scale), as
+        genmodel's ``PredictCsv --glrmReconstruct``; the row counter advances as when scoring."""
+        if type(records) is not list:
+            records = [records] if isinstance(records, Mapping) else list(records)
+        names, rows = self.backend.reconstruction(records)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     def calibrated_probabilities(self, records) -> list[dict[str, float]]:
         """Per dict row, the class probabilities of a binomial GBM or DRF trained with
         ``calibrate_model`` (Platt or isotonic), keyed by class, as genmodel's

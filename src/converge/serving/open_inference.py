@@ -87,6 +87,7 @@ async def infer(runtime: Any, name: str, version: str | None, parsed: Parsed) ->
         leaf_assignment="leaf_assignment" in asked,
         leaf_node_ids="leaf_node_ids" in asked,
         calibrated="calibrated_probabilities" in asked,
+        reconstruct="reconstruction" in asked,
     )
     result = await service.predict_with(loaded, native)
     predictions = result["predictions"]

@@ -114,12 +114,14 @@ def predict_rows(loaded: LoadedModel, records: Sequence[Record]) -> list[dict[st
 
 #: what a request may ask for besides the answer: its field -> the model's method
 EXTRAS = {"explain": "contributions", "leaf_assignment": "leaf_assignment",
-          "leaf_node_ids": "leaf_node_ids", "calibrated": "calibrated_probabilities"}
+          "leaf_node_ids": "leaf_node_ids", "calibrated": "calibrated_probabilities",
+          "reconstruct": "reconstruction"}
 
 
 def extra_rows(loaded: LoadedModel, records: Sequence[Record], field: str) -> list[dict[str, Any]]:
     """Per row, SHAP contributions (``explain``), each tree's leaf path (``leaf_assignment``) or
-    leaf id (``leaf_node_ids``), or calibrated probabilities (``calibrated``); a model that has
+    leaf id (``leaf_node_ids``), calibrated probabilities (``calibrated``) or a GLRM's
+    reconstruction (``reconstruct``); a model that has
     none is the request's mistake (422 naming the field), not a fault."""
     from converge.mojo import UnsupportedMojoError
 

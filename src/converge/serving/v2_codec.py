@@ -18,11 +18,11 @@ from converge.contracts import MAX_STRING_VALUE
 from converge.errors import MalformedRequest
 
 PROTOCOL_VERSION = "2"
-#: outputs a client may name besides the model's own (GBM, DRF, XRT): each row's SHAP
-#: contributions, each tree's leaf path and leaf id, and calibrated class probabilities, with
-#: their tensors' datatypes
+#: outputs a client may name besides the model's own: each row's SHAP contributions, each tree's
+#: leaf path and leaf id, calibrated class probabilities and a GLRM's reconstruction, with their
+#: tensors' datatypes
 EXTRA_OUTPUTS = {"contributions": "FP64", "leaf_assignment": "BYTES", "leaf_node_ids": "INT64",
-                 "calibrated_probabilities": "FP64"}
+                 "calibrated_probabilities": "FP64", "reconstruction": "FP64"}
 Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
     "FP16", "FP32", "FP64", "BYTES",

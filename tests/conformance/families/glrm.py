@@ -38,4 +38,12 @@ CASES = [
     Case(name="glrm_periodic", estimator=_G,
          params={"k": 2, "loss_by_col": ["Periodic"], "loss_by_col_idx": [1], "period": 6,
                  "max_iterations": 10, "seed": 10}, dataset="mixed", y=None),
+    # PredictCsv --glrmReconstruct: the row rebuilt from its factor (Model.reconstruction)
+    Case(name="glrm_reconstruct_ordinal", estimator=_G,
+         params={"k": 3, "loss": "Huber", "multi_loss": "Ordinal", "transform": "STANDARDIZE",
+                 "max_iterations": 10, "seed": 11}, dataset="mixed", y=None,
+         predict_csv_args=("--glrmReconstruct",)),
+    Case(name="glrm_reconstruct_original_scale", estimator=_G,
+         params={"k": 2, "transform": "NORMALIZE", "impute_original": True, "max_iterations": 10,
+                 "seed": 12}, dataset="mixed", y=None, predict_csv_args=("--glrmReconstruct",)),
 ]

@@ -55,6 +55,12 @@ class Backend(ABC):
 
         raise UnsupportedMojoError(f"contributions are not computed by the {self.name} backend")
 
+    def reconstruction(self, records: list) -> tuple[list[str], list[list[float]]]:
+        """A GLRM's reconstruction of each record, and its columns' names."""
+        from ..errors import UnsupportedMojoError
+
+        raise UnsupportedMojoError(f"reconstructions are not computed by the {self.name} backend")
+
     def calibrated_probabilities(self, records: list) -> list[list[float]]:
         """Each record's calibrated class probabilities (models trained with ``calibrate_model``)."""
         from ..errors import UnsupportedMojoError

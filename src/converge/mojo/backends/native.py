@@ -89,6 +89,10 @@ class NativeBackend(Backend):
     def leaf_assignment(self, records, node_ids=False):
         return self._explained("leaf_assignment", "GBM, DRF and XRT", records, node_ids=node_ids)
 
+    def reconstruction(self, records):
+        rows = self._explained("reconstruct", "GLRM", records)
+        return self.scorer.reconstruction_names(), rows
+
     def calibrated_probabilities(self, records):
         return self._explained("calibrated", "binomial GBM and DRF trained with calibrate_model", records)
 

@@ -181,6 +181,32 @@ def _indicator(reg: str, x: list[float]) -> float:
     return 0.0 if close else math.inf
 
 
+def _impute_number(loss: str, u: float) -> float:
+    """``GlrmLoss.impute``."""
+    if loss == "Poisson":
+        return _scalar.exp(u)
+    if loss in ("Logistic", "Hinge"):
+        return 1.0 if u > 0 else 0.0
+    return u
+
+
+def _impute_level(loss: str, u: list[float]) -> int:
+    """``GlrmLoss.mimpute``: Categorical the first largest, Ordinal the cheapest cut."""
+    if loss == "Categorical":
+        best = 0
+        for i in range(1, len(u)):
+            if u[i] > u[best]:
+                best = i
+        return best
+    total = best_loss = float(len(u) - 1)
+    best = 0
+    for a in range(1, len(u)):
+        total -= min(1.0, u[a - 1]) if u[a - 1] == u[a - 1] else u[a - 1]  # Math.min: NaN wins
+        if total < best_loss:
+            best_loss, best = total, a
+    return best
+
+
 def _multi_loss_row(name: str, u: list[float], a: int) -> float:
     s = 0.0
     if name == "Categorical":
@@ -363,6 +389,31 @@ class GlrmScorer(NativeScorer):
 
     def output_columns(self) -> list[str]:
         return [f"Arch{i + 1}" for i in range(self.ncol_x)]
+
+    # -- the reconstruction (PredictCsv --glrmReconstruct: GlrmMojoModel.impute_data) -----------
+    def reconstruction_names(self) -> list[str]:
+        return [f"reconstr_{name}" for name in self.info.columns[: self.ncol_a]]
+
+    def reconstruct(self, raw) -> list[list[float]]:
+        """Each row's factor (scored as by ``score``, the row counter advancing) times the
+        archetypes, back in the input's columns: a categorical's imputed level index, a number
+        imputed by its loss and, with ``reverse_transform``, unstandardised."""
+        offsets = [int(v) for v in self.info.require("catOffsets")]
+        unscale = bool(self.info.get("reverse_transform", False))
+        out = []
+        for x in self.score(raw, None).tolist():
+            row = [0.0] * self.ncol_a
+            for d in range(self.ncats):
+                block = [_dot(x, self.columns[offsets[d] + level]) for level in range(self.levels[d])]
+                row[self.perm[d]] = float(_impute_level(self.losses[d], block))
+            for d in range(self.ncats, self.ncol_a):
+                ds = d - self.ncats
+                value = _impute_number(self.losses[d], _dot(x, self.columns[offsets[-1] + ds]))
+                if unscale:
+                    value = _scalar.div(value, self.mul[ds]) + self.sub[ds]
+                row[self.perm[d]] = value
+            out.append(row)
+        return out
 
     def _randoms(self, n: int) -> list[JavaRandom]:
         """The Randoms of the next ``n`` rows (``Random(seed + row counter)``)."""
