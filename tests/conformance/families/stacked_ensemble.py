@@ -48,3 +48,44 @@ CASES = [
           metalearner_algorithm="deeplearning",
           metalearner_params={"hidden": [2], "epochs": 2, "reproducible": True, "seed": 1}),
 ]
+
+
+
+def _stack_with(*make_bases):
+    """An ensemble over the given base models (each ``make(estimators, cv) -> (model, x)``)."""
+    def train(h2o, frame):
+        est = h2o.estimators
+        cv = {"nfolds": 3, "keep_cross_validation_predictions": True, "fold_assignment": "Modulo",
+              "seed": 1}
+        base = []
+        for make in make_bases:
+            model, x = make(est, cv)
+            model.train(x=x, y="y_binomial", training_frame=frame)
+            base.append(model)
+        se = est.H2OStackedEnsembleEstimator(base_models=base, seed=1)
+        se.train(x=_FEATURES, y="y_binomial", training_frame=frame)
+        return se
+    return train
+
+
+def _maxout(est, cv):
+    return est.H2ODeepLearningEstimator(hidden=[4], epochs=3, activation="Maxout",
+                                        reproducible=True, **cv), _FEATURES
+
+
+def _gbm(est, cv):
+    return est.H2OGradientBoostingEstimator(ntrees=4, max_depth=3, **cv), _FEATURES
+
+
+def _gam(est, cv):  # its spline columns are built from x2 at scoring time
+    return est.H2OGeneralizedAdditiveEstimator(family="binomial", gam_columns=["x2"], bs=[0],
+                                               num_knots=[5], **cv), ["x1", "c1", "x3", "c2"]
+
+
+CASES += [
+    Case(name="stackedensemble_binomial_maxout", estimator="H2OStackedEnsembleEstimator",
+         dataset="mixed", y="y_binomial", train=_stack_with(_maxout, _gbm)),
+    # genmodel cannot load an ensemble over a GAM: the record of its failure
+    Case(name="stackedensemble_binomial_gam_maxout", estimator="H2OStackedEnsembleEstimator",
+         dataset="mixed", y="y_binomial", train=_stack_with(_gam, _maxout, _gbm)),
+]

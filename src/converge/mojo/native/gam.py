@@ -93,6 +93,10 @@ class GamScorer(NativeScorer):
     def __init__(self, info, archive) -> None:
         super().__init__(info)
         g = info.get
+        if "gam_model_features" not in info.extra:  # read as a StackedEnsemble's or pipeline's part
+            raise UnsupportedMojoError(
+                "a GAM inside another model: genmodel 3.46.0.11 cannot load it either (the outer "
+                "model has no input for the GAM's spline columns)", info.source)
         self.model_features = int(info.extra["gam_model_features"])
         self.family = str(info.require("family"))
         self.link = str(g("link", "")) or _DEFAULT_LINKS.get(self.family, "identity")
