@@ -65,17 +65,32 @@ def _check(name: str, header: list[str], got: list[dict], expected: list[list[st
                 f"{name} row {i} {column}: {answer[column]!r} != genmodel's {cell!r}")
 
 
+def _case(name: str) -> tuple[Path, list[str], list[list[str]], list[str], list[dict]]:
+    """The case's folder, genmodel's header and rows, the input's columns and its records (the
+    cells PredictCsv leaves out of a row, as missing, left out)."""
+    case = CONFORMANCE / name
+    header, expected = _read(case / "expected.csv")
+    columns, cells = _read(case / "input.csv")
+    records = [{c: v for c, v in zip(columns, row) if v not in ("", "NA", "N/A", "-")} for row in cells]
+    return case, header, expected, columns, records
+
+
+def _check_calibrated(name, header, expected, calibrated) -> int:
+    """The ``cal_<class>`` columns (PredictCsv --predictCalibrated) against
+    ``calibrated_probabilities``; returns where they start."""
+    width = header.index(next(h for h in header if h.startswith("cal_")))
+    _check(name, header[width:], [{f"cal_{k}": v for k, v in row.items()} for row in calibrated],
+           [row[width:] for row in expected])
+    return width
+
+
 def test_the_corpus_is_there():
     assert len(CASES) >= 20, f"only {len(CASES)} conformance cases in {CONFORMANCE}"
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_native_scores_as_genmodel(name):
-    case = CONFORMANCE / name
-    header, expected = _read(case / "expected.csv")
-    columns, cells = _read(case / "input.csv")
-    # PredictCsv leaves these cells out of the row (missing)
-    records = [{c: v for c, v in zip(columns, row) if v not in ("", "NA", "N/A", "-")} for row in cells]
+    case, header, expected, columns, records = _case(name)
     if "--glrmReconstruct" in RECORDS[name].get("predict_csv_args", []):  # Model.reconstruction
         batch = load_mojo(case / "model.zip", backend="native")
         _check(name, header, batch.reconstruction(records), expected)
@@ -83,11 +98,8 @@ def test_native_scores_as_genmodel(name):
         _check(name, header, [one_by_one.reconstruction([r])[0] for r in records], expected)
         return
     if "--predictCalibrated" in RECORDS[name].get("predict_csv_args", []):
-        # cal_<class> columns follow the answer: Model.calibrated_probabilities
-        width = header.index(next(h for h in header if h.startswith("cal_")))
         calibrated = load_mojo(case / "model.zip", backend="native").calibrated_probabilities(records)
-        _check(name, header[width:], [{f"cal_{k}": v for k, v in row.items()} for row in calibrated],
-               [row[width:] for row in expected])
+        width = _check_calibrated(name, header, expected, calibrated)
         header, expected = header[:width], [row[:width] for row in expected]
 
     batch = load_mojo(case / "model.zip", backend="native")
@@ -116,14 +128,9 @@ CALIBRATED = sorted(n for n in CASES if "--predictCalibrated" in RECORDS[n].get(
 @pytest.mark.parametrize("name", CALIBRATED)
 def test_calibrated_probabilities_through_the_genmodel_backend(name):
     """genmodel's own wrapper in the JVM gives the same ``cal_`` columns PredictCsv printed."""
-    case = CONFORMANCE / name
-    header, expected = _read(case / "expected.csv")
-    columns, cells = _read(case / "input.csv")
-    records = [{c: v for c, v in zip(columns, row) if v not in ("", "NA", "N/A", "-")} for row in cells]
-    width = header.index(next(h for h in header if h.startswith("cal_")))
+    case, header, expected, _columns, records = _case(name)
     got = load_mojo(case / "model.zip", backend="genmodel").calibrated_probabilities(records)
-    _check(name, header[width:], [{f"cal_{k}": v for k, v in row.items()} for row in got],
-           [row[width:] for row in expected])
+    _check_calibrated(name, header, expected, got)
 
 
 def test_an_uncalibrated_model_says_so():
