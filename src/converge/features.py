@@ -112,6 +112,7 @@ class FeatureStore:
         table: str = "features",
         write_timeout_s: float = 30.0,
         write_timeout_per_row_s: float = 0.0,
+        read_timeout_s: float = 30.0,
     ) -> None:
         # `table` exists for benchmarks that compare index variants side by side; it is code
         # configuration, validated as a plain identifier, never a value from a request.
@@ -121,6 +122,7 @@ class FeatureStore:
         self._table = table
         # An upsert's deadline (see converge.db.bounded_connection): a base plus a share per row.
         self._write_timeout = (write_timeout_s, write_timeout_per_row_s)
+        self._read_timeout = read_timeout_s  # of latest_many, the lookup a request waits for
 
     # -- writes ------------------------------------------------------------------------------
     async def upsert(self, vectors: Sequence[FeatureVector]) -> int:
@@ -211,12 +213,13 @@ class FeatureStore:
         return None if row is None else _vector(row)
 
     async def latest_many(self, entity_ids: Sequence[str]) -> dict[str, FeatureVector]:
-        """The newest vector of each entity that has one (missing entities are absent)."""
+        """The newest vector of each entity that has one (missing entities are absent). Past the
+        read deadline (connection included) it raises DatabaseUnavailable."""
         ids = list(dict.fromkeys(entity_ids))
         if not ids:
             return {}
-        async with translate_errors("feature lookup"):
-            rows = await self._pool.fetch(
+        async with bounded_connection(self._pool, self._read_timeout, "feature lookup") as conn:
+            rows = await conn.fetch(
                 f"""
                 SELECT l.entity_id, l.event_time, l.feature_vector
                 FROM unnest($1::text[]) AS e(id)

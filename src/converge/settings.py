@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # a retryable 503 after this, not after the command timeout. Grows with the batch.
     ingest_timeout_s: float = 0.5
     ingest_timeout_per_row_s: float = 0.001
+    # Deadline of predict's feature lookup by entity id: a hung database is a prompt 503.
+    feature_read_timeout_s: float = 0.5
 
     redis_url: str = "redis://127.0.0.1:56379/0"
     cache_ttl_s: int = 300

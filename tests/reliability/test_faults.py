@@ -308,3 +308,36 @@ async def test_a_write_on_a_pooled_connection_dropped_while_idle_is_retried_once
         ]  # fmt: skip
     finally:
         await pool.close()
+
+
+async def test_predict_by_entity_with_the_database_frozen_is_a_503_not_a_hang(
+    functions, settings, durable, corpus
+):
+    """An entity's features are only in the database (not yet in the online copy) and the
+    database hangs (PgBouncer stopped with SIGSTOP, for longer than the client waits): predict
+    answers a retryable 503 naming the feature store instead of holding the request until the
+    database comes back; once it is back, the same request is served."""
+    _, rows = corpus["binomial"]
+    await migrate(settings)
+    pool = await create_pool(settings, min_size=1, max_size=1)
+    entity = f"frozen-{uuid.uuid4().hex[:8]}"
+    try:
+        await FeatureStore(pool).upsert(
+            [FeatureVector(entity_id=entity, event_time="2025-01-01T00:00:00Z", features=rows[0])])
+    finally:
+        await pool.close()
+    frozen = process_tree(durable["pgbouncer"].pid)
+    async with httpx.AsyncClient(base_url=functions["predict"].url, timeout=10.0) as client:
+        signal_tree(frozen, signal.SIGSTOP)
+        try:
+            hung = await client.post("/predict", json={"entity_id": entity})
+        finally:
+            signal_tree(frozen, signal.SIGCONT)
+        assert hung.status_code == 503, hung.text
+        assert "feature store" in hung.json()["error"]
+        for _ in range(50):  # a breaker opened by the hang lets a trial through shortly
+            served = await client.post("/predict", json={"entity_id": entity})
+            if served.status_code != 503:
+                break
+            await asyncio.sleep(0.2)
+        assert served.status_code == 200, served.text

@@ -199,6 +199,7 @@ class Runtime:
             await self.pool(),
             write_timeout_s=self.settings.ingest_timeout_s,
             write_timeout_per_row_s=self.settings.ingest_timeout_per_row_s,
+            read_timeout_s=self.settings.feature_read_timeout_s,
         )
 
     # -- services -----------------------------------------------------------------------------
