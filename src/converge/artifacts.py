@@ -153,6 +153,8 @@ class ArtifactStore:
             s.s3_access_key.get_secret_value(),
             s.s3_secret_key.get_secret_value(),
             s.s3_region,
+            connect_timeout_s=min(5.0, s.s3_read_timeout_s),
+            read_timeout_s=s.s3_read_timeout_s,
         )
 
     def uri(self, key: str) -> str:

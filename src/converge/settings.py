@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr = SecretStr("converge-secret")
     s3_region: str = "us-east-1"
     s3_bucket: str = "converge-models"
+    # Longest silence of S3 within one MOJO download (each of its three attempts): a frozen store
+    # fails a reload with a 503 after about three times this, not after minutes.
+    s3_read_timeout_s: float = 10.0
 
     h2o_url: str = "http://127.0.0.1:54321"
     h2o_heap: str = "2g"

@@ -75,11 +75,13 @@ def durable(tmp_path_factory, redis_server, s3_server):
 
 @pytest.fixture(scope="module")
 def settings(settings, durable):
-    """The package's settings (credentials, model name) over this module's durable database."""
+    """The package's settings (credentials, model name) over this module's durable database;
+    a frozen S3 is given up after 2 s of silence per attempt."""
     return settings.model_copy(
         update={
             "database_url": SecretStr(durable["pgbouncer"].dsn),
             "database_direct_url": SecretStr(durable["postgres"].dsn),
+            "s3_read_timeout_s": 2.0,
         }
     )
 
@@ -213,10 +215,14 @@ async def test_fault_under_load_loses_no_prediction_and_no_event(
             assert log_problems(fn) == []
 
 
+@pytest.mark.parametrize("outage", ["stop", "freeze"])
 async def test_reload_during_s3_outage_is_retryable_and_keeps_serving(
-    functions, settings, pool, corpus, s3_server
+    outage, functions, settings, pool, corpus, s3_server
 ):
-    """A reload while the store is down answers 503 and changes nothing; retried later, it works."""
+    """A reload while the store is down (stopped, or frozen with SIGSTOP: it accepts connections
+    and never answers) answers 503 and changes nothing; retried later, it works. The frozen store
+    is given up after the reader's timeouts (``s3_read_timeout_s``, 2 s here), well within the
+    client's 30 s."""
     name = settings.default_model
     mojo, rows = corpus["binomial"]
     registry = Registry(pool)
@@ -229,7 +235,8 @@ async def test_reload_during_s3_outage_is_retryable_and_keeps_serving(
             headers={"authorization": f"Bearer {TOKEN}"},
         ) as reload_client,
     ):  # fmt: skip
-        s3_server.stop()
+        frozen = process_tree(s3_server.pid)
+        s3_server.stop() if outage == "stop" else signal_tree(frozen, signal.SIGSTOP)
         try:
             r = await reload_client.post(
                 "/admin/reload-model", json={"name": name, "version": mv.version}
@@ -239,7 +246,7 @@ async def test_reload_during_s3_outage_is_retryable_and_keeps_serving(
             p = await predict_client.post("/predict", json={"features": rows[0]})
             assert p.status_code == 200 and p.json()["version"] == before
         finally:
-            s3_server.start()
+            s3_server.start() if outage == "stop" else signal_tree(frozen, signal.SIGCONT)
         r = await reload_client.post(
             "/admin/reload-model", json={"name": name, "version": mv.version}
         )
