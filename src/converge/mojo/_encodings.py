@@ -248,5 +248,22 @@ class EncodingBackend(Backend):
                 X[:, i] = rows[np.where(np.isnan(codes), len(rows) - 1, codes).astype(np.intp)]
         return self.inner.preds_numpy(self.expand(X), offset)
 
+    # -- explanations of the encoded columns the model scores, as genmodel gives them ----------
+    def contribution_names(self):
+        return self.inner.contribution_names()
+
+    def contributions(self, records):
+        return self._explained("contributions", records)
+
+    def leaf_assignment(self, records, node_ids=False):
+        return self._explained("leaf_assignment", records, node_ids=node_ids)
+
+    def calibrated_probabilities(self, records):
+        return self._explained("calibrated", records)
+
+    def _explained(self, what: str, records, **options):
+        raw, _offset = self.input.encode_records(records)
+        return self.inner.explain(what, self.expand(raw), **options)
+
     def close(self) -> None:
         self.inner.close()

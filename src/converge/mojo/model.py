@@ -349,6 +349,9 @@ def load_mojo(path_or_bytes, backend: str = "auto", *, unknown_levels: str = "na
             native_refusal = e
     from .backends.genmodel import GenmodelBackend
 
+    if encoding_of(info):  # genmodel's wrapper takes the original columns and encodes them itself
+        schema = original_schema(archive, info, unknown_levels=unknown_levels,
+                                 invalid_numbers=invalid_numbers)
     try:
         return Model(info, schema, GenmodelBackend(path_or_bytes, archive, info, schema))
     except BackendUnavailableError as e:

@@ -36,3 +36,11 @@ CASES += [
          params={"ntrees": 5, "max_depth": 3, "booster": "dart", "seed": 1}, y="y_binomial",
          contributions=True),
 ]
+
+# trained on encoded categoricals: genmodel explains the encoded columns it scores
+CASES += [
+    Case(name=f"shap_gbm_{encoding}_binomial", estimator="H2OGradientBoostingEstimator",
+         params={"ntrees": 6, "max_depth": 4, "seed": 1, "categorical_encoding": encoding},
+         y="y_binomial", contributions=True, leaf_assignment=True)
+    for encoding in ("one_hot_explicit", "binary", "eigen")
+]

@@ -12,6 +12,10 @@ from . import Backend
 
 np = numpy_when_used(__name__)
 _UNBUILT = object()
+#: the algorithms that answer each of ``NativeBackend.explain``'s questions
+_EXPLAINED = {"contributions": "GBM, DRF, XRT and XGBoost", "leaf_assignment": "GBM, DRF and XRT",
+              "calibrated": "binomial GBM and DRF trained with calibrate_model",
+              "reconstruct": "GLRM"}
 
 
 class NativeBackend(Backend):
@@ -84,26 +88,29 @@ class NativeBackend(Backend):
         return self.scorer.contribution_names()
 
     def contributions(self, records):
-        return self._explained("contributions", "GBM, DRF, XRT and XGBoost", records)
+        return self._explained("contributions", records)
 
     def leaf_assignment(self, records, node_ids=False):
-        return self._explained("leaf_assignment", "GBM, DRF and XRT", records, node_ids=node_ids)
+        return self._explained("leaf_assignment", records, node_ids=node_ids)
 
     def reconstruction(self, records):
-        rows = self._explained("reconstruct", "GLRM", records)
-        return self.scorer.reconstruction_names(), rows
+        return self.scorer.reconstruction_names(), self._explained("reconstruct", records)
 
     def calibrated_probabilities(self, records):
-        return self._explained("calibrated", "binomial GBM and DRF trained with calibrate_model", records)
+        return self._explained("calibrated", records)
 
-    def _explained(self, what: str, algorithms: str, records, **options):
-        """The scorer's ``what`` for the encoded records, where its algorithm has one."""
+    def _explained(self, what: str, records, **options):
+        raw, _offset = self.schema.encode_records(records)
+        return self.explain(what, raw, **options)
+
+    def explain(self, what: str, raw, **options):
+        """The scorer's ``what`` (``contributions``, ``leaf_assignment``, ``calibrated``,
+        ``reconstruct``) for rows in the model's columns, where its algorithm has one."""
         method = getattr(self.scorer, what, None)
         if method is None:
             raise UnsupportedMojoError(
-                f"{what.replace('_', ' ')}: computed for {algorithms} models only, not {self.scorer.info.algo}",
-                self.scorer.info.source)
-        raw, _offset = self.schema.encode_records(records)
+                f"{what.replace('_', ' ')}: computed for {_EXPLAINED[what]} models only, not "
+                f"{self.scorer.info.algo}", self.scorer.info.source)
         return method(raw, **options)
 
     def preds_columns(self, cols, n, offset):
