@@ -137,3 +137,9 @@ def test_an_uncalibrated_model_says_so():
     model = load_mojo(CONFORMANCE / "shap_gbm_binomial" / "model.zip", backend="native")
     with pytest.raises(UnsupportedMojoError, match="calibrate_model"):
         model.calibrated_probabilities([{"x1": 1.0}])
+
+
+def test_a_model_without_a_reconstruction_says_so():
+    model = load_mojo(CONFORMANCE / "shap_gbm_binomial" / "model.zip", backend="native")
+    with pytest.raises(UnsupportedMojoError, match="GLRM"):
+        model.reconstruction([{"x1": 1.0}])

@@ -94,7 +94,8 @@ class NativeBackend(Backend):
         return self._explained("leaf_assignment", records, node_ids=node_ids)
 
     def reconstruction(self, records):
-        return self.scorer.reconstruction_names(), self._explained("reconstruct", records)
+        rows = self._explained("reconstruct", records)  # refuses a model that is not a GLRM
+        return self.scorer.reconstruction_names(), rows
 
     def calibrated_probabilities(self, records):
         return self._explained("calibrated", records)
