@@ -252,15 +252,6 @@ class EncodingBackend(Backend):
     def contribution_names(self):
         return self.inner.contribution_names()
 
-    def contributions(self, records):
-        return self._explained("contributions", records)
-
-    def leaf_assignment(self, records, node_ids=False):
-        return self._explained("leaf_assignment", records, node_ids=node_ids)
-
-    def calibrated_probabilities(self, records):
-        return self._explained("calibrated", records)
-
     def _explained(self, what: str, records, **options):
         raw, _offset = self.input.encode_records(records)
         return self.inner.explain(what, self.expand(raw), **options)

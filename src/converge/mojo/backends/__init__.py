@@ -51,27 +51,25 @@ class Backend(ABC):
 
     def contributions(self, records: list) -> list[list[float]]:
         """SHAP contributions of each record: one per feature, then the bias term."""
-        from ..errors import UnsupportedMojoError
-
-        raise UnsupportedMojoError(f"contributions are not computed by the {self.name} backend")
+        return self._explained("contributions", records)
 
     def reconstruction(self, records: list) -> tuple[list[str], list[list[float]]]:
         """A GLRM's reconstruction of each record, and its columns' names."""
-        from ..errors import UnsupportedMojoError
-
-        raise UnsupportedMojoError(f"reconstructions are not computed by the {self.name} backend")
+        return self._explained("reconstruct", records)
 
     def calibrated_probabilities(self, records: list) -> list[list[float]]:
         """Each record's calibrated class probabilities (models trained with ``calibrate_model``)."""
-        from ..errors import UnsupportedMojoError
-
-        raise UnsupportedMojoError(f"calibrated probabilities are not computed by the {self.name} backend")
+        return self._explained("calibrated", records)
 
     def leaf_assignment(self, records: list, node_ids: bool = False) -> tuple[list[str], list[list]]:
         """Each tree's decision path (or leaf node id) for each record, and the trees' names."""
+        return self._explained("leaf_assignment", records, node_ids=node_ids)
+
+    def _explained(self, what: str, records: list, **options):
+        """The answer to one of the questions above; a backend that computes none refuses."""
         from ..errors import UnsupportedMojoError
 
-        raise UnsupportedMojoError(f"leaf assignment is not computed by the {self.name} backend")
+        raise UnsupportedMojoError(f"{what.replace('_', ' ')}: not computed by the {self.name} backend")
 
     def close(self) -> None:
         """Release resources (nothing by default)."""

@@ -87,18 +87,9 @@ class NativeBackend(Backend):
     def contribution_names(self):
         return self.scorer.contribution_names()
 
-    def contributions(self, records):
-        return self._explained("contributions", records)
-
-    def leaf_assignment(self, records, node_ids=False):
-        return self._explained("leaf_assignment", records, node_ids=node_ids)
-
     def reconstruction(self, records):
         rows = self._explained("reconstruct", records)  # refuses a model that is not a GLRM
         return self.scorer.reconstruction_names(), rows
-
-    def calibrated_probabilities(self, records):
-        return self._explained("calibrated", records)
 
     def _explained(self, what: str, records, **options):
         raw, _offset = self.schema.encode_records(records)
