@@ -172,7 +172,7 @@ class DeepLearningScorer(NativeScorer):
             k = len(b) // n_out if self.maxout and activated else 1
             if len(w) != n_in * n_out * k or len(b) != n_out * k:
                 raise CorruptMojoError(f"layer {layer} weights do not match neural_network_sizes", info.source)
-            if k != 1 and k != 2 or self.maxout and activated and k != 2:
+            if self.maxout and activated and k != 2:  # k is 1 for every other layer
                 raise UnsupportedMojoError(f"Maxout with {k} channels per unit (H2O uses 2)",
                                            info.source)
             ratio = float(drop[layer]) if layer < len(drop) else 0.0
